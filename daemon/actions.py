@@ -1,0 +1,167 @@
+"""The action space: one table that the validator, the prompt text, the JSON schema and the
+extension all follow.
+
+An action on the wire is a flat JSON object: ``{"action": "fill", "id": 4, "text": "Ada"}``.
+Where it runs is part of its spec: ``page`` actions go to the content script, ``tab`` actions to
+the service worker, ``episode`` actions end the episode (or pause) in the daemon itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .wire import InvalidMessage
+
+Runs = Literal["page", "tab", "episode"]
+
+
+@dataclass(frozen=True)
+class Param:
+    type: Literal["id", "string", "number", "enum"]
+    doc: str
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    doc: str
+    runs: Runs
+    params: dict[str, Param] = field(default_factory=dict)
+
+    @property
+    def ends_episode(self) -> bool:
+        return self.name in ("answer", "done", "give_up")
+
+
+ELEMENT = Param("id", "the [id] of an element in the current observation")
+
+ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
+    ActionSpec("click", "Click an element.", "page", {"id": ELEMENT}),
+    ActionSpec("fill", "Replace the text of an input, textarea or editable element.", "page",
+               {"id": ELEMENT, "text": Param("string", "the new text")}),
+    ActionSpec("select_option", "Choose an option of a select element by its text.", "page",
+               {"id": ELEMENT, "option": Param("string", "the option's text or value")}),
+    ActionSpec("press", "Press a key (Enter, Tab, Escape, ArrowDown...) on the focused element "
+               "or on element id.", "page",
+               {"key": Param("string", "the key name"),
+                "id": Param("id", "the element to press it on", required=False)}),
+    ActionSpec("scroll", "Scroll the page up or down, or bring element id into view.", "page",
+               {"direction": Param("enum", "which way", required=False, choices=("up", "down")),
+                "id": Param("id", "an element to scroll into view", required=False)}),
+    ActionSpec("hover", "Move the pointer over an element.", "page", {"id": ELEMENT}),
+    ActionSpec("goto", "Open a URL in the agent's tab.", "tab",
+               {"url": Param("string", "an http(s) URL")}),
+    ActionSpec("go_back", "Go back to the previous page.", "tab"),
+    ActionSpec("wait", "Wait for the page to change.", "episode",
+               {"seconds": Param("number", "how long", minimum=0, maximum=30)}),
+    ActionSpec("answer", "Finish the task with an answer.", "episode",
+               {"text": Param("string", "the answer")}),
+    ActionSpec("done", "Finish: the task is complete.", "episode"),
+    ActionSpec("give_up", "Finish: the task cannot be done.", "episode",
+               {"reason": Param("string", "why not", required=False)}),
+]}
+
+
+@dataclass(frozen=True)
+class Action:
+    """A validated action: its name and its arguments (already of the right types)."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ActionSpec:
+        return ACTIONS[self.name]
+
+    @property
+    def element_id(self) -> int | None:
+        return self.args.get("id")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.name, **self.args}
+
+    def describe(self) -> str:
+        """One short line for logs and progress, e.g. ``fill [4] "Ada"``."""
+        parts = [self.name]
+        for key, value in self.args.items():
+            parts.append(f"[{value}]" if key == "id" else
+                         f"{value!r}" if isinstance(value, str) else str(value))
+        return " ".join(parts)
+
+    @classmethod
+    def parse(cls, data: Any) -> Action:
+        """Validate a JSON action against ACTIONS; raise InvalidMessage naming the problem."""
+        if not isinstance(data, dict):
+            raise InvalidMessage(f"an action must be a JSON object, got {type(data).__name__}")
+        name = data.get("action")
+        if name not in ACTIONS:
+            raise InvalidMessage(f"unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
+        spec = ACTIONS[name]
+        extra = set(data) - {"action"} - set(spec.params)
+        if extra:
+            raise InvalidMessage(f"{name} takes no argument {', '.join(sorted(extra))}")
+        args = {}
+        for key, param in spec.params.items():
+            if key not in data or data[key] is None:
+                if param.required:
+                    raise InvalidMessage(f"{name} needs the argument {key!r} ({param.doc})")
+                continue
+            args[key] = _check_param(name, key, param, data[key])
+        return cls(name, args)
+
+
+def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
+    where = f"{action}.{key}"
+    if param.type == "id":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidMessage(f"{where} must be an element id (a non-negative integer)")
+        return value
+    if param.type == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidMessage(f"{where} must be a number")
+        if param.minimum is not None and value < param.minimum or \
+                param.maximum is not None and value > param.maximum:
+            raise InvalidMessage(f"{where} must be between {param.minimum} and {param.maximum}")
+        return value
+    if not isinstance(value, str):
+        raise InvalidMessage(f"{where} must be a string")
+    if param.type == "enum" and value not in param.choices:
+        raise InvalidMessage(f"{where} must be one of {', '.join(param.choices)}")
+    return value
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions."""
+    variants = []
+    for spec in ACTIONS.values():
+        props: dict[str, Any] = {"action": {"const": spec.name}}
+        for key, param in spec.params.items():
+            if param.type == "id":
+                props[key] = {"type": "integer", "minimum": 0}
+            elif param.type == "number":
+                props[key] = {"type": "number", "minimum": param.minimum,
+                              "maximum": param.maximum}
+            elif param.type == "enum":
+                props[key] = {"enum": list(param.choices)}
+            else:
+                props[key] = {"type": "string"}
+        required = ["action", *(k for k, p in spec.params.items() if p.required)]
+        variants.append({"type": "object", "properties": props, "required": required,
+                         "additionalProperties": False})
+    return {"oneOf": variants}
+
+
+def describe_actions() -> str:
+    """The action space as prompt/docs text, one line per action."""
+    lines = []
+    for spec in ACTIONS.values():
+        args = ", ".join(f'"{k}": <{p.type}>' + ("" if p.required else " (optional)")
+                         for k, p in spec.params.items())
+        example = '{"action": "%s"%s}' % (spec.name, ", " + args if args else "")
+        lines.append(f"- {example}: {spec.doc}")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""What the agent sees of a page: the observation the content script sends, and its text form.
+
+The content script (extension/content.js) walks the live DOM once, open shadow roots and
+same-origin iframes included, and reports the visible interactive and labelled elements, each
+with an id that stays the same for the same element while the page lives, plus a short excerpt of
+the visible text. It caps both and says how much it left out. Password values never leave the
+page; `Element.from_json` drops any that would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .wire import from_json
+
+MASK = "•••"
+
+
+@dataclass
+class Element:
+    id: int
+    tag: str
+    role: str
+    name: str = ""
+    type: str | None = None             # input type, e.g. "password", "checkbox"
+    value: str | None = None
+    checked: bool | None = None
+    options: list | None = None          # option texts of a select
+    selected: str | None = None          # selected option text of a select
+    editable: bool | None = None         # accepts fill
+    disabled: bool | None = None
+    in_view: bool = True
+    frame: str | None = None             # "iframe" / "shadow" when not in the top document
+
+    @property
+    def is_password(self) -> bool:
+        return self.type == "password"
+
+    def render(self) -> str:
+        parts = [f"[{self.id}] {self.role}"]
+        if self.name:
+            parts.append(f'"{self.name}"')
+        if self.is_password:
+            parts.append("(password)")
+        elif self.value:
+            parts.append(f'value="{self.value}"')
+        if self.options:
+            parts.append("options: " + " | ".join(str(o) for o in self.options))
+        if self.selected:
+            parts.append(f'selected="{self.selected}"')
+        if self.checked is not None:
+            parts.append("checked" if self.checked else "unchecked")
+        if self.disabled:
+            parts.append("disabled")
+        if not self.in_view:
+            parts.append("(scroll to see)")
+        return " ".join(parts)
+
+
+@dataclass
+class Observation:
+    url: str
+    title: str = ""
+    elements: list[Element] = field(default_factory=list)
+    text: str = ""
+    omitted_elements: int = 0           # elements that matched but were cut to fit the cap
+    omitted_text: int = 0               # characters of visible text cut
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Observation:
+        obs = from_json(cls, {**data, "elements": []}, where="observation")
+        for i, raw in enumerate(data.get("elements") or []):
+            element = from_json(Element, raw, where=f"observation.elements[{i}]")
+            if element.is_password:
+                element.value = MASK if element.value else None
+            obs.elements.append(element)
+        return obs
+
+    def element(self, element_id: int) -> Element | None:
+        return next((e for e in self.elements if e.id == element_id), None)
+
+    def render(self) -> str:
+        """Compact text for prompts and terminals; says what was cut."""
+        lines = [f"Page: {self.title or '(untitled)'} ({self.url})", "Elements:"]
+        lines += [e.render() for e in self.elements] or ["(none)"]
+        if self.omitted_elements:
+            lines.append(f"({self.omitted_elements} more elements not shown)")
+        if self.text:
+            lines.append("Text: " + self.text)
+        if self.omitted_text:
+            lines.append(f"({self.omitted_text} more characters of text not shown)")
+        return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""The extension ↔ daemon wire protocol, version 1: message types and per-connection state.
+
+No I/O happens here: `Session.receive(text)` turns one incoming WebSocket text frame into a
+validated message (or raises), `encode(message)` turns a message into a frame. The asyncio server
+only pumps frames through it. `extension/protocol.js` mirrors these types as JSDoc typedefs.
+
+Every frame is a JSON object with a ``type``. A connection starts with the client's ``hello``
+(protocol version, pairing token, client kind); the daemon answers ``welcome`` or closes. Then:
+
+=================  =========================  =============================================
+type               direction                  meaning
+=================  =========================  =============================================
+hello / welcome    client → / ← daemon        pairing handshake
+task               client → daemon            run a task; answered by ``episode``
+stop               client → daemon            stop the running episode
+feedback           client → daemon            thumbs up (+1) or down (-1) on an episode
+status             both                       ask for / report the daemon's state
+observe            daemon → ext, cli → daemon ask for the page observation of a tab
+act                daemon → ext, cli → daemon perform one action in a tab
+observation        ext → daemon → cli         reply to ``observe``
+action_result      ext → daemon → cli         reply to ``act``
+episode            daemon → clients           an episode started, changed status or ended
+step               daemon → clients           one step of the running episode was recorded
+ping / pong        both                       keep-alive
+error              daemon → client            the last message was not understood
+=================  =========================  =============================================
+
+Requests that expect a reply carry a ``request_id`` (a string chosen by the sender) that the
+reply echoes; an ``error`` caused by a request echoes it too.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from .wire import InvalidMessage, Refused, from_json, to_json
+
+PROTOCOL_VERSION = 1
+
+# Limits (the server enforces MAX_FRAME_BYTES at the WebSocket layer).
+MAX_FRAME_BYTES = 4 * 1024 * 1024   # an observation is capped far below this
+MAX_TASK_CHARS = 4000
+
+ClientKind = Literal["extension", "cli"]
+Source = Literal["toolbar", "cli", "eval", "practice", "demonstration", "replay"]
+
+
+@dataclass
+class Message:
+    type: ClassVar[str]
+
+
+@dataclass
+class Hello(Message):
+    type: ClassVar[str] = "hello"
+    protocol: int
+    token: str
+    client: ClientKind
+    agent: str | None = None            # e.g. "nightloop-extension/0.1.0"
+
+
+@dataclass
+class Welcome(Message):
+    type: ClassVar[str] = "welcome"
+    protocol: int
+    daemon: str
+    episode: dict | None = None         # the running episode, if any (as in EpisodeUpdate)
+
+
+@dataclass
+class Task(Message):
+    type: ClassVar[str] = "task"
+    task: str
+    source: Source = "toolbar"
+    url: str | None = None              # open this URL first (in a new tab when tab_id is None)
+    tab_id: int | None = None           # the tab to work in; None: let the extension choose
+    request_id: str | None = None
+
+
+@dataclass
+class Stop(Message):
+    type: ClassVar[str] = "stop"
+    episode_id: int | None = None       # None: whatever episode is running
+    request_id: str | None = None
+
+
+@dataclass
+class Feedback(Message):
+    type: ClassVar[str] = "feedback"
+    episode_id: int
+    value: Literal[1, -1]
+    request_id: str | None = None
+
+
+@dataclass
+class Status(Message):
+    """As a request only ``request_id`` is sent; the daemon fills in the rest."""
+    type: ClassVar[str] = "status"
+    request_id: str | None = None
+    address: str | None = None
+    db: str | None = None
+    browser_connected: bool | None = None
+    episode: dict | None = None
+    counts: dict | None = None
+
+
+@dataclass
+class Observe(Message):
+    type: ClassVar[str] = "observe"
+    request_id: str
+    tab_id: int | None = None
+
+
+@dataclass
+class Act(Message):
+    type: ClassVar[str] = "act"
+    request_id: str
+    action: dict                        # validated with actions.Action.parse
+    tab_id: int | None = None
+
+
+@dataclass
+class Observation(Message):
+    type: ClassVar[str] = "observation"
+    request_id: str
+    tab_id: int | None = None
+    observation: dict | None = None     # see daemon/observation.py
+    error: str | None = None
+
+
+@dataclass
+class ActionResult(Message):
+    type: ClassVar[str] = "action_result"
+    request_id: str
+    ok: bool
+    tab_id: int | None = None
+    error: str | None = None            # precise reason when ok is false
+    detail: dict | None = None          # e.g. {"url": ...} after goto
+
+
+@dataclass
+class EpisodeUpdate(Message):
+    type: ClassVar[str] = "episode"
+    episode: dict                       # store.Episode as JSON
+    request_id: str | None = None       # set on the reply to the `task` that created it
+
+
+@dataclass
+class StepUpdate(Message):
+    type: ClassVar[str] = "step"
+    episode_id: int
+    step: dict                          # store.Step as JSON, without the observation
+
+
+@dataclass
+class Ping(Message):
+    type: ClassVar[str] = "ping"
+
+
+@dataclass
+class Pong(Message):
+    type: ClassVar[str] = "pong"
+
+
+@dataclass
+class Error(Message):
+    type: ClassVar[str] = "error"
+    message: str
+    request_id: str | None = None
+
+
+MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
+    Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
+    EpisodeUpdate, StepUpdate, Ping, Pong, Error,
+]}
+
+# What each kind of client may send once paired.
+ACCEPTS: dict[str, set[type[Message]]] = {
+    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, Ping},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping},
+}
+
+
+def encode(message: Message) -> str:
+    return json.dumps({"type": message.type, **to_json(message)}, separators=(",", ":"))
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse one frame into its message type; raise InvalidMessage naming the problem."""
+    if isinstance(text, bytes):
+        raise InvalidMessage("binary frames are not part of the protocol; send JSON text")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"malformed JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("a message must be a JSON object with a 'type'")
+    kind = data.get("type")
+    if kind not in MESSAGES:
+        raise InvalidMessage(f"unknown message type {kind!r}")
+    return from_json(MESSAGES[kind], data, where=kind)
+
+
+def request_id_of(text: str | bytes) -> str | None:
+    """Best-effort request_id of a frame that failed to parse, so the error can echo it."""
+    try:
+        rid = json.loads(text).get("request_id")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return rid if isinstance(rid, str) else None
+
+
+class State(enum.Enum):
+    AWAITING_HELLO = "awaiting hello"
+    OPEN = "open"
+
+
+@dataclass
+class Session:
+    """Protocol state of one connection, from its first frame to its close.
+
+    `origin` is the HTTP Origin of the WebSocket handshake (None for non-browser clients).
+    Extensions must come from `extension_origin`; CLI clients from no origin at all (browsers
+    always send one, so a page cannot pose as the CLI). Both must present the pairing token.
+    """
+
+    token: str
+    extension_origin: str
+    origin: str | None
+    state: State = State.AWAITING_HELLO
+    client: ClientKind | None = field(default=None)
+
+    def receive(self, text: str | bytes) -> Message:
+        """Validate one incoming frame.
+
+        Raises Refused when the connection must close (before or during pairing), and
+        InvalidMessage when the frame is bad but the connection may go on.
+        """
+        if self.state is State.AWAITING_HELLO:
+            try:
+                message = decode(text)
+            except InvalidMessage as exc:
+                raise Refused(f"expected hello: {exc}") from None
+            if not isinstance(message, Hello):
+                raise Refused(f"expected hello, got {message.type!r}")
+            self._pair(message)
+            return message
+        message = decode(text)
+        if type(message) not in ACCEPTS[self.client]:
+            raise InvalidMessage(f"a {self.client} client may not send {message.type!r}")
+        if isinstance(message, Task):
+            _check_task(message)
+        return message
+
+    def _pair(self, hello: Hello) -> None:
+        if hello.protocol != PROTOCOL_VERSION:
+            raise Refused(f"protocol version {hello.protocol} is not supported; "
+                          f"this daemon speaks version {PROTOCOL_VERSION}")
+        if not hmac.compare_digest(hello.token.encode(), self.token.encode()):
+            raise Refused("pairing token rejected; run `nightloop pair` to pair again")
+        expected = self.extension_origin if hello.client == "extension" else None
+        if self.origin != expected:
+            raise Refused(f"a {hello.client} client may not connect from origin {self.origin!r}")
+        self.client = hello.client
+        self.state = State.OPEN
+
+
+def _check_task(task: Task) -> None:
+    if not task.task.strip():
+        raise InvalidMessage("task.task is empty; say what the agent should do")
+    if len(task.task) > MAX_TASK_CHARS:
+        raise InvalidMessage(f"task.task is longer than {MAX_TASK_CHARS} characters")
+    if task.url is not None and not task.url.startswith(("http://", "https://", "file://")):
+        raise InvalidMessage(f"task.url must be an http(s) or file URL, got {task.url!r}")

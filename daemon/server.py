@@ -1,0 +1,300 @@
+"""The daemon: a WebSocket server on 127.0.0.1 that runs one episode at a time.
+
+It feeds every frame through `protocol.Session` and dispatches the result. The connected
+extension is the agent's browser (`ExtensionBrowser`); CLI clients submit tasks, stop them, ask
+for status, and may relay single observe/act requests to the browser. Nothing a client sends can
+crash the daemon: bad frames get an ``error`` reply, failed pairing closes that one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from importlib.metadata import version
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from . import protocol as p
+from .actions import Action
+from .episode import ActOutcome, BrowserError, Limits, run_episode
+from .observation import Observation
+from .policy import Policy
+from .store import Episode, Reward, Step, Store
+from .wire import InvalidMessage, Refused, to_json
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0        # seconds a new connection has to say hello
+DAEMON_AGENT = f"nightloop/{version('nightloop')}"
+
+
+@dataclass(eq=False)
+class Client:
+    ws: ServerConnection
+    kind: str
+
+    async def send(self, message: p.Message) -> None:
+        try:
+            await self.ws.send(p.encode(message))
+        except ConnectionClosed:
+            pass    # the client left; it will be unregistered by its own handler
+
+
+@dataclass
+class Running:
+    episode: Episode
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+
+
+def episode_json(episode: Episode) -> dict[str, Any]:
+    return to_json(episode)
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """A step as progress messages carry it: everything but the (large) observation."""
+    return {k: v for k, v in to_json(step).items() if k != "observation"}
+
+
+class ExtensionBrowser:
+    """`episode.Browser` over the extension connection: requests with ids, awaited replies."""
+
+    def __init__(self, daemon: Daemon, timeout: float):
+        self._daemon = daemon
+        self._timeout = timeout
+        self._ids = itertools.count(1)
+        self._pending: dict[str, asyncio.Future[p.Message]] = {}
+
+    async def request(self, message: p.Observe | p.Act) -> p.Message:
+        """Send a request to the extension and await its reply; BrowserError if none comes."""
+        client = self._daemon.extension
+        if client is None:
+            raise BrowserError("no browser is connected")
+        future: asyncio.Future[p.Message] = asyncio.get_running_loop().create_future()
+        self._pending[message.request_id] = future
+        try:
+            await client.send(message)
+            return await asyncio.wait_for(future, self._timeout)
+        except asyncio.TimeoutError:
+            raise BrowserError(f"the browser did not answer {message.type!r} "
+                               f"within {self._timeout:g} s") from None
+        finally:
+            self._pending.pop(message.request_id, None)
+
+    def resolve(self, reply: p.Observation | p.ActionResult) -> None:
+        future = self._pending.get(reply.request_id)
+        if future is None or future.done():
+            log.warning("ignoring a reply to unknown request %r", reply.request_id)
+            return
+        future.set_result(reply)
+
+    def fail_all(self, reason: str) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(BrowserError(reason))
+
+    def next_id(self) -> str:
+        return f"d{next(self._ids)}"
+
+    async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
+        reply = await self.request(p.Observe(self.next_id(), tab_id))
+        assert isinstance(reply, p.Observation)
+        if reply.error or reply.observation is None:
+            raise BrowserError(f"the page could not be observed: {reply.error or 'no data'}")
+        try:
+            return reply.tab_id, Observation.from_json(reply.observation)
+        except InvalidMessage as exc:
+            raise BrowserError(f"the extension sent a malformed observation: {exc}") from None
+
+    async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
+        try:
+            reply = await self.request(p.Act(self.next_id(), action.to_json(), tab_id))
+        except BrowserError as exc:
+            return ActOutcome(False, tab_id, str(exc))
+        assert isinstance(reply, p.ActionResult)
+        return ActOutcome(reply.ok, reply.tab_id, reply.error, reply.detail)
+
+
+class Daemon:
+    def __init__(self, store: Store, policy: Policy, *, token: str, extension_origin: str,
+                 host: str = "127.0.0.1", port: int, limits: Limits = Limits(),
+                 max_frame_bytes: int = p.MAX_FRAME_BYTES):
+        self.store = store
+        self.policy = policy
+        self.token = token
+        self.extension_origin = extension_origin
+        self.host, self.port = host, port
+        self.limits = limits
+        self.max_frame_bytes = max_frame_bytes
+        self.clients: set[Client] = set()
+        self.extension: Client | None = None
+        self.browser = ExtensionBrowser(self, limits.step_timeout)
+        self.running: Running | None = None
+        self._server: Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (raises OSError when the port is taken)."""
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._check_origin,
+            max_size=self.max_frame_bytes, ping_interval=20, ping_timeout=20)
+        if self.port == 0:
+            self.port = self._server.sockets[0].getsockname()[1]
+        log.info("listening on ws://%s", self.address)
+
+    async def close(self) -> None:
+        """Stop the running episode (it is recorded as interrupted) and the server."""
+        if self.running and self.running.task:
+            self.running.task.cancel()
+            await asyncio.gather(self.running.task, return_exceptions=True)
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != self.extension_origin:
+            log.warning("refused a connection from origin %r", origin)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        session = p.Session(self.token, self.extension_origin, ws.request.headers.get("Origin"))
+        try:
+            session.receive(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT))
+        except (Refused, asyncio.TimeoutError) as exc:
+            reason = str(exc) or "no hello within %g s" % HELLO_TIMEOUT
+            log.warning("refused a client: %s", reason)
+            await ws.close(1008, reason[:120])
+            return
+        except ConnectionClosed:
+            return
+        client = Client(ws, session.client)
+        self.clients.add(client)
+        if client.kind == "extension":
+            self.extension = client
+            log.info("browser connected")
+        await client.send(p.Welcome(p.PROTOCOL_VERSION, DAEMON_AGENT, self._running_json()))
+        try:
+            async for frame in ws:
+                try:
+                    message = session.receive(frame)
+                except InvalidMessage as exc:
+                    await client.send(p.Error(str(exc), p.request_id_of(frame)))
+                    continue
+                await self._dispatch(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+            if self.extension is client:
+                self.extension = None
+                self.browser.fail_all("the browser disconnected")
+                log.info("browser disconnected")
+
+    async def broadcast(self, message: p.Message, *, skip: Client | None = None) -> None:
+        await asyncio.gather(*(c.send(message) for c in list(self.clients) if c is not skip))
+
+    def _running_json(self) -> dict | None:
+        return episode_json(self.running.episode) if self.running else None
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def _dispatch(self, client: Client, message: p.Message) -> None:
+        rid = getattr(message, "request_id", None)
+        try:
+            await self._on(client, message)
+        except (InvalidMessage, BrowserError) as exc:
+            await client.send(p.Error(str(exc), rid))
+        except Exception:   # a bug must not take the daemon down with it
+            log.exception("error while handling %s", message.type)
+            await client.send(p.Error(f"internal error while handling {message.type!r}; "
+                                      "see the daemon log", rid))
+
+    async def _on(self, client: Client, message: p.Message) -> None:
+        if isinstance(message, p.Task):
+            await self._start_episode(client, message)
+        elif isinstance(message, p.Stop):
+            self._stop(message)
+        elif isinstance(message, p.Feedback):
+            await self._feedback(client, message)
+        elif isinstance(message, p.Status):
+            await client.send(await self.status(message.request_id))
+        elif isinstance(message, (p.Observe, p.Act)):
+            await self._relay(client, message)
+        elif isinstance(message, (p.Observation, p.ActionResult)):
+            self.browser.resolve(message)
+        elif isinstance(message, p.Ping):
+            await client.send(p.Pong())
+        else:
+            raise InvalidMessage(f"the daemon does not handle {message.type!r}")
+
+    async def _start_episode(self, client: Client, task: p.Task) -> None:
+        if self.running:
+            raise InvalidMessage(f"episode {self.running.episode.id} is still running; "
+                                 "stop it first")
+        if self.extension is None:
+            raise InvalidMessage("no browser is connected: start one with `nightloop browser`, "
+                                 "or load the extension and pair it (`nightloop pair`)")
+        episode = await self.store.start_episode(Episode(
+            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name))
+        running = self.running = Running(episode)
+        update = p.EpisodeUpdate(episode_json(episode))
+        await client.send(dataclasses.replace(update, request_id=task.request_id))
+        await self.broadcast(update, skip=client)
+        running.task = asyncio.create_task(self._run(running, task.tab_id))
+
+    async def _run(self, running: Running, tab_id: int | None) -> None:
+        async def on_step(step: Step) -> None:
+            await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
+
+        try:
+            final = await run_episode(running.episode, store=self.store, browser=self.browser,
+                                      policy=self.policy, stop=running.stop, on_step=on_step,
+                                      limits=self.limits, tab_id=tab_id)
+            await self.broadcast(p.EpisodeUpdate(episode_json(final)))
+        except Exception:
+            log.exception("episode %s crashed", running.episode.id)
+        finally:
+            self.running = None
+
+    def _stop(self, stop: p.Stop) -> None:
+        running = self.running
+        if running is None or stop.episode_id not in (None, running.episode.id):
+            raise InvalidMessage("no such episode is running")
+        running.stop.set()
+
+    async def _feedback(self, client: Client, feedback: p.Feedback) -> None:
+        episode = await self.store.episode(feedback.episode_id)
+        if episode is None:
+            raise InvalidMessage(f"there is no episode {feedback.episode_id}")
+        await self.store.add_reward(Reward(episode.id, "user", float(feedback.value),
+                                           {"client": client.kind}))
+        await client.send(p.EpisodeUpdate(episode_json(episode), feedback.request_id))
+
+    async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
+        """Pass one CLI observe/act to the browser and its reply back, under our own id."""
+        if isinstance(message, p.Act) and Action.parse(message.action).spec.runs == "episode":
+            raise InvalidMessage(f"{message.action['action']!r} is not a browser action")
+        ours = dataclasses.replace(message, request_id=self.browser.next_id())
+        reply = await self.browser.request(ours)
+        await client.send(dataclasses.replace(reply, request_id=message.request_id))
+
+    async def status(self, request_id: str | None = None) -> p.Status:
+        return p.Status(request_id=request_id, address=self.address, db=str(self.store.path),
+                        browser_connected=self.extension is not None,
+                        episode=self._running_json(), counts=await self.store.counts())

@@ -1,0 +1,334 @@
+"""The trajectory store: episodes, their steps and their rewards in one SQLite file.
+
+Contract:
+- WAL mode, foreign keys on; every write commits at once, so a crash loses at most the write in
+  flight. `Store.open` applies pending migrations and marks episodes left ``running`` by a dead
+  daemon as ``interrupted``.
+- Migrations are small named functions applied in order and recorded in ``migrations``; the
+  schema version (also PRAGMA user_version) is how many have been applied.
+- One Store object is the one writer of a daemon; CLI commands open their own for reading and
+  for deleting.
+- JSON columns (observation, action, result, details) hold JSON text; rows come back as the
+  dataclasses below with those columns decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import aiosqlite
+
+from .wire import NightloopError
+
+STATUSES = ("running", "done", "gave_up", "step_limit", "stopped", "failed", "interrupted")
+
+
+def now() -> str:
+    """Timestamps are ISO 8601 in UTC with milliseconds, so text order is time order."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Episode:
+    task: str
+    source: str
+    id: int | None = None
+    start_url: str | None = None
+    status: str = "running"
+    final_answer: str | None = None
+    error: str | None = None
+    policy: str | None = None
+    adapter: str | None = None
+    started_at: str = field(default_factory=now)
+    ended_at: str | None = None
+    n_steps: int = 0
+
+
+@dataclass
+class Step:
+    episode_id: int
+    index: int
+    action: dict | None                 # the parsed action as JSON (None: the policy failed)
+    ok: bool
+    url: str | None = None
+    observation: dict | None = None
+    prompt: str | None = None           # what the policy model read, when there is one
+    raw_output: str | None = None       # what it wrote, before parsing
+    error: str | None = None            # why the action failed, shown to the policy next step
+    result: dict | None = None
+    started_at: str = field(default_factory=now)
+    observe_ms: float | None = None
+    policy_ms: float | None = None
+    act_ms: float | None = None
+
+
+@dataclass
+class Reward:
+    episode_id: int
+    kind: str                           # "user", "ground_truth", "judge", ...
+    value: float
+    details: dict | None = None
+    created_at: str = field(default_factory=now)
+    id: int | None = None
+
+
+_JSON_COLUMNS = {"observation", "action", "result", "details"}
+
+
+async def _migration_1_initial(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        CREATE TABLE episodes (
+            id INTEGER PRIMARY KEY,
+            task TEXT NOT NULL,
+            source TEXT NOT NULL,
+            start_url TEXT,
+            status TEXT NOT NULL,
+            final_answer TEXT,
+            error TEXT,
+            policy TEXT,
+            adapter TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT
+        );
+        CREATE INDEX episodes_started ON episodes(started_at);
+        CREATE TABLE steps (
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            "index" INTEGER NOT NULL,
+            url TEXT,
+            observation TEXT,
+            prompt TEXT,
+            raw_output TEXT,
+            action TEXT,
+            ok INTEGER NOT NULL,
+            error TEXT,
+            result TEXT,
+            started_at TEXT NOT NULL,
+            observe_ms REAL,
+            policy_ms REAL,
+            act_ms REAL,
+            PRIMARY KEY (episode_id, "index")
+        );
+        CREATE TABLE rewards (
+            id INTEGER PRIMARY KEY,
+            episode_id INTEGER NOT NULL REFERENCES episodes(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            value REAL NOT NULL,
+            details TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX rewards_episode ON rewards(episode_id);
+    """)
+
+
+async def _script(db: aiosqlite.Connection, script: str) -> None:
+    """Run a multi-statement script inside the caller's transaction (executescript commits)."""
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            await db.execute(current)
+            current = ""
+
+
+MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] = [
+    ("initial", _migration_1_initial),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _encode(row: Any) -> dict[str, Any]:
+    values = dataclasses.asdict(row)
+    for key in _JSON_COLUMNS & values.keys():
+        if values[key] is not None:
+            values[key] = json.dumps(values[key], ensure_ascii=False)
+    return values
+
+
+def _decode(cls: type, row: sqlite3.Row) -> Any:
+    values = {key: row[key] for key in row.keys()}
+    for key in _JSON_COLUMNS & values.keys():
+        if values[key] is not None:
+            values[key] = json.loads(values[key])
+    if "ok" in values:
+        values["ok"] = bool(values["ok"])
+    return cls(**values)
+
+
+class Store:
+    """Async access to one SQLite file. Use `await Store.open(path)`, then `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self._db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path | str, *, recover: bool = True) -> Store:
+        """Open (creating if needed) and migrate the store.
+
+        With `recover`, episodes still marked running are set to interrupted: only the daemon
+        opens with recover=True, and a daemon that starts owns no episode yet.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db = await aiosqlite.connect(path)
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            store = cls(db, path)
+            await store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path} is not a usable nightloop database: {exc}") from exc
+        if recover:
+            await store.mark_interrupted()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        async with self._db.execute("SELECT name FROM migrations") as cur:
+            applied = {row[0] for row in await cur.fetchall()}
+        unknown = applied - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise StoreError(f"{self.path} was written by a newer nightloop "
+                             f"(unknown migrations: {', '.join(sorted(unknown))})")
+        for version, (name, migrate) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            await self._db.execute("BEGIN")
+            try:
+                await self._db.execute(f"PRAGMA user_version={version}")
+                await migrate(self._db)
+                await self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            return (await cur.fetchone())[0]
+
+    # -- writes (each commits) ------------------------------------------------------------
+
+    async def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        cursor = await self._db.execute(sql, params)
+        await self._db.commit()
+        return cursor
+
+    async def start_episode(self, episode: Episode) -> Episode:
+        values = _encode(episode)
+        values.pop("id")
+        values.pop("n_steps")
+        cursor = await self._write(
+            f"INSERT INTO episodes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()))
+        return dataclasses.replace(episode, id=cursor.lastrowid)
+
+    async def add_step(self, step: Step) -> None:
+        values = _encode(step)
+        columns = ", ".join(f'"{k}"' for k in values)
+        await self._write(f"INSERT INTO steps ({columns}) VALUES ({', '.join('?' * len(values))})",
+                          tuple(values.values()))
+
+    async def finish_episode(self, episode_id: int, status: str, *,
+                             final_answer: str | None = None, error: str | None = None) -> None:
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"not a final status: {status!r}")
+        await self._write("UPDATE episodes SET status=?, final_answer=?, error=?, ended_at=? "
+                          "WHERE id=?", (status, final_answer, error, now(), episode_id))
+
+    async def add_reward(self, reward: Reward) -> Reward:
+        values = _encode(reward)
+        values.pop("id")
+        cursor = await self._write(
+            f"INSERT INTO rewards ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()))
+        return dataclasses.replace(reward, id=cursor.lastrowid)
+
+    async def mark_interrupted(self) -> int:
+        cursor = await self._write(
+            "UPDATE episodes SET status='interrupted', ended_at=? WHERE status='running'", (now(),))
+        return cursor.rowcount
+
+    async def redact(self, episode_id: int, secret: str, mask: str) -> None:
+        """Replace `secret` (and its JSON-escaped form) by `mask` in everything the episode
+        stored: its task, answer and every text column of its steps."""
+        forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}
+        for form in forms:
+            await self._db.execute(
+                "UPDATE episodes SET task=replace(task, ?1, ?2), "
+                "final_answer=replace(final_answer, ?1, ?2) WHERE id=?3",
+                (form, mask, episode_id))
+            await self._db.execute(
+                "UPDATE steps SET " + ", ".join(
+                    f"{col}=replace({col}, ?1, ?2)"
+                    for col in ("observation", "prompt", "raw_output", "action", "error", "result")
+                ) + " WHERE episode_id=?3", (form, mask, episode_id))
+        await self._db.commit()
+
+    async def delete_episodes(self, ids: list[int] | None = None, *,
+                              before: str | None = None) -> int:
+        """Delete episodes (with their steps and rewards) by id, or started before `before`."""
+        if ids:
+            cursor = await self._write(
+                f"DELETE FROM episodes WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))
+        elif before:
+            cursor = await self._write("DELETE FROM episodes WHERE started_at < ?", (before,))
+        else:
+            raise ValueError("say which episodes to delete")
+        return cursor.rowcount
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _fetch(self, cls: type, sql: str, params: Any = ()) -> list[Any]:
+        async with self._db.execute(sql, params) as cur:
+            return [_decode(cls, row) for row in await cur.fetchall()]
+
+    _EPISODE_SELECT = ("SELECT e.*, (SELECT count(*) FROM steps s WHERE s.episode_id = e.id) "
+                       "AS n_steps FROM episodes e")
+
+    async def episodes(self, limit: int | None = None) -> list[Episode]:
+        """Newest first."""
+        return await self._fetch(Episode, self._EPISODE_SELECT + " ORDER BY e.id DESC LIMIT ?",
+                                 (-1 if limit is None else limit,))
+
+    async def episode(self, episode_id: int) -> Episode | None:
+        rows = await self._fetch(Episode, self._EPISODE_SELECT + " WHERE e.id = ?", (episode_id,))
+        return rows[0] if rows else None
+
+    async def steps(self, episode_id: int) -> list[Step]:
+        return await self._fetch(Step, 'SELECT * FROM steps WHERE episode_id = ? ORDER BY "index"',
+                                 (episode_id,))
+
+    async def rewards(self, episode_id: int) -> list[Reward]:
+        return await self._fetch(Reward, "SELECT * FROM rewards WHERE episode_id = ? ORDER BY id",
+                                 (episode_id,))
+
+    async def counts(self) -> dict[str, int]:
+        """Number of episodes per status (statuses with none are left out)."""
+        async with self._db.execute(
+                "SELECT status, count(*) FROM episodes GROUP BY status") as cur:
+            return {status: n for status, n in await cur.fetchall()}
+
+
+class StoreError(NightloopError):
+    """The database file cannot be used (corrupt, not SQLite, or from a newer version)."""

@@ -1,0 +1,326 @@
+// nightloop content script: what the agent sees of a page, and the page actions it performs.
+// The service worker asks {type: "observe"} or {type: "act", action}; the answer is
+// {ok: true, observation} / {ok: true, detail} or {ok: false, error} with a precise reason.
+// The observation format is documented in daemon/observation.py.
+
+(() => {
+  if (globalThis.__nightloopContent) return;   // injected twice (manifest + scripting): once is enough
+  globalThis.__nightloopContent = true;
+
+  const MAX_ELEMENTS = 250;   // cap per observation; in-view and interactive elements go first
+  const MAX_TEXT = 1500;      // characters of visible text
+  const MAX_NAME = 80;
+  const MAX_VALUE = 200;
+  const MAX_OPTIONS = 30;
+  const MASK = "•••";         // what a filled password field shows instead of its value
+
+  const INTERACTIVE = [
+    "a[href]", "button", "input:not([type=hidden])", "select", "textarea", "summary",
+    "[contenteditable]:not([contenteditable=false])", "[onclick]", "[tabindex]:not([tabindex='-1'])",
+    ...["button", "link", "checkbox", "radio", "tab", "menuitem", "option", "switch", "textbox",
+      "combobox", "searchbox", "slider", "spinbutton", "treeitem"].map((r) => `[role=${r}]`),
+  ].join(",");
+  const LABELLED = "h1,h2,h3,h4,h5,h6,[aria-label],img[alt]:not([alt=''])";
+  const TEXT_INPUTS = new Set(["text", "search", "email", "url", "tel", "password", "number",
+    "date", "datetime-local", "month", "week", "time", ""]);
+
+  // Ids stay the same for the same element while the page lives.
+  const idOf = new WeakMap();
+  const byId = new Map();
+  let nextId = 1;
+
+  function elementId(el) {
+    let id = idOf.get(el);
+    if (id === undefined) {
+      id = nextId++;
+      idOf.set(el, id);
+      byId.set(id, new WeakRef(el));
+    }
+    return id;
+  }
+
+  const clip = (text, n) => {
+    const t = (text || "").replace(/\s+/g, " ").trim();
+    return t.length > n ? t.slice(0, n - 1) + "…" : t;
+  };
+
+  // -- walking the DOM: documents, open shadow roots, same-origin iframes ---------------------
+
+  function* walk(root, frame, offset) {
+    for (const el of root.querySelectorAll("*")) {
+      yield { el, frame, offset };
+      if (el.shadowRoot) yield* walk(el.shadowRoot, frame || "shadow", offset);
+      if (el.tagName === "IFRAME" || el.tagName === "FRAME") {
+        let doc = null;
+        try {
+          doc = el.contentDocument;   // null for cross-origin frames
+        } catch {
+          doc = null;
+        }
+        if (doc && doc.documentElement) {
+          const r = el.getBoundingClientRect();
+          yield* walk(doc, "iframe", { x: offset.x + r.left, y: offset.y + r.top });
+        }
+      }
+    }
+  }
+
+  function isVisible(el, rect) {
+    if (rect.width === 0 && rect.height === 0) return false;
+    return el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
+  }
+
+  function roleOf(el) {
+    const explicit = el.getAttribute("role");
+    if (explicit) return explicit.split(/\s+/)[0];
+    const tag = el.tagName.toLowerCase();
+    if (tag === "a") return "link";
+    if (tag === "button" || tag === "summary") return "button";
+    if (tag === "select") return el.multiple ? "listbox" : "combobox";
+    if (tag === "textarea") return "textbox";
+    if (/^h[1-6]$/.test(tag)) return "heading";
+    if (tag === "img") return "img";
+    if (tag === "input") {
+      const type = el.type;
+      if (type === "checkbox" || type === "radio") return type;
+      if (["button", "submit", "reset", "image"].includes(type)) return "button";
+      if (type === "range") return "slider";
+      if (type === "search") return "searchbox";
+      if (type === "number") return "spinbutton";
+      return "textbox";
+    }
+    if (el.isContentEditable) return "textbox";
+    return tag;
+  }
+
+  function textById(el, ids) {
+    const root = el.getRootNode();
+    return ids.split(/\s+/)
+      .map((id) => (root.getElementById ? root.getElementById(id) : el.ownerDocument.getElementById(id)))
+      .filter(Boolean).map((n) => n.textContent).join(" ");
+  }
+
+  function nameOf(el) {
+    const candidates = [
+      () => el.getAttribute("aria-label"),
+      () => el.getAttribute("aria-labelledby") && textById(el, el.getAttribute("aria-labelledby")),
+      () => el.labels && el.labels.length && [...el.labels].map((l) => l.innerText || l.textContent).join(" "),
+      () => el.tagName === "IMG" && el.alt,
+      () => el.getAttribute("placeholder"),
+      () => el.tagName === "INPUT" && ["button", "submit", "reset"].includes(el.type) && (el.value || el.type),
+      () => !isTextField(el) && (el.innerText || el.textContent),
+      () => el.getAttribute("title"),
+      () => el.querySelector && el.querySelector("img[alt]") && el.querySelector("img[alt]").alt,
+      () => el.getAttribute("name"),
+    ];
+    for (const candidate of candidates) {
+      const text = clip(candidate(), MAX_NAME);
+      if (text) return text;
+    }
+    return "";
+  }
+
+  function isTextField(el) {
+    if (el.tagName === "TEXTAREA") return true;
+    if (el.tagName === "INPUT") return TEXT_INPUTS.has(el.type);
+    return el.isContentEditable;
+  }
+
+  function describe(el, frame, offset, rect) {
+    const tag = el.tagName.toLowerCase();
+    const d = { id: elementId(el), tag, role: roleOf(el), name: nameOf(el) };
+    const x = rect.left + offset.x;
+    const y = rect.top + offset.y;
+    d.in_view = x < innerWidth && y < innerHeight && x + rect.width > 0 && y + rect.height > 0;
+    if (frame) d.frame = frame;
+    if (tag === "input") d.type = el.type;
+    if (isTextField(el)) {
+      d.editable = !el.disabled && !el.readOnly;
+      if (el.type === "password") d.value = el.value ? MASK : "";
+      else d.value = clip(el.isContentEditable && tag !== "input" ? el.innerText : el.value, MAX_VALUE);
+    }
+    if (tag === "input" && (el.type === "checkbox" || el.type === "radio")) d.checked = el.checked;
+    else if (el.hasAttribute("aria-checked")) d.checked = el.getAttribute("aria-checked") === "true";
+    if (tag === "select") {
+      d.options = [...el.options].slice(0, MAX_OPTIONS).map((o) => clip(o.text, MAX_NAME));
+      const chosen = el.selectedOptions[0];
+      if (chosen) d.selected = clip(chosen.text, MAX_NAME);
+    }
+    if (el.disabled || el.getAttribute("aria-disabled") === "true") d.disabled = true;
+    return d;
+  }
+
+  function observe() {
+    const found = [];
+    let order = 0;
+    for (const { el, frame, offset } of walk(document, null, { x: 0, y: 0 })) {
+      const interactive = el.matches(INTERACTIVE);
+      if (!interactive && !el.matches(LABELLED)) continue;
+      const rect = el.getBoundingClientRect();
+      if (!isVisible(el, rect)) continue;
+      const d = describe(el, frame, offset, rect);
+      // Priority: in view and interactive first, then interactive, then labelled context.
+      found.push({ d, order: order++, rank: (d.in_view ? 0 : 2) + (interactive ? 0 : 1) });
+    }
+    const kept = found.length > MAX_ELEMENTS
+      ? [...found].sort((a, b) => a.rank - b.rank || a.order - b.order).slice(0, MAX_ELEMENTS)
+        .sort((a, b) => a.order - b.order)
+      : found;
+    const text = clip(document.body ? document.body.innerText : "", Infinity);
+    return {
+      url: location.href,
+      title: document.title,
+      elements: kept.map((k) => k.d),
+      text: text.slice(0, MAX_TEXT),
+      omitted_elements: found.length - kept.length,
+      omitted_text: Math.max(0, text.length - MAX_TEXT),
+    };
+  }
+
+  // -- actions --------------------------------------------------------------------------------
+
+  class ActionError extends Error {}
+
+  function target(id) {
+    const el = byId.has(id) ? byId.get(id).deref() : undefined;
+    if (!el || !el.isConnected) {
+      throw new ActionError(`element [${id}] no longer exists on the page; it changed since it was observed`);
+    }
+    return el;
+  }
+
+  function ensureEnabled(el, id) {
+    if (el.disabled || el.getAttribute("aria-disabled") === "true") {
+      throw new ActionError(`element [${id}] is disabled`);
+    }
+  }
+
+  function bringIntoView(el) {
+    const r = el.getBoundingClientRect();
+    if (r.bottom < 0 || r.top > innerHeight || r.right < 0 || r.left > innerWidth) {
+      el.scrollIntoView({ block: "center", inline: "center", behavior: "instant" });
+    }
+  }
+
+  function pointer(el, types) {
+    const r = el.getBoundingClientRect();
+    const init = { bubbles: true, cancelable: true, composed: true, view: el.ownerDocument.defaultView,
+      clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, button: 0 };
+    for (const type of types) {
+      const Ctor = type.startsWith("pointer") ? PointerEvent : MouseEvent;
+      el.dispatchEvent(new Ctor(type, init));
+    }
+  }
+
+  function setNativeValue(el, value) {
+    const proto = Object.getPrototypeOf(el);
+    const setter = Object.getOwnPropertyDescriptor(proto, "value").set;
+    setter.call(el, value);   // the prototype's setter, so frameworks tracking `value` notice
+  }
+
+  const fire = (el, type) => el.dispatchEvent(new Event(type, { bubbles: true, composed: true }));
+
+  const ACTIONS = {
+    click({ id }) {
+      const el = target(id);
+      ensureEnabled(el, id);
+      bringIntoView(el);
+      pointer(el, ["pointerover", "mouseover", "pointerdown", "mousedown"]);
+      if (el.focus) el.focus({ preventScroll: true });
+      pointer(el, ["pointerup", "mouseup"]);
+      el.click();
+    },
+    fill({ id, text }) {
+      const el = target(id);
+      ensureEnabled(el, id);
+      if (!isTextField(el)) {
+        throw new ActionError(`element [${id}] (${roleOf(el)}) cannot be filled; fill works on text inputs, textareas and editable elements`);
+      }
+      if (el.readOnly) throw new ActionError(`element [${id}] is read-only`);
+      bringIntoView(el);
+      el.focus({ preventScroll: true });
+      if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") {
+        setNativeValue(el, text);
+        if (el.value !== text) {
+          throw new ActionError(`element [${id}] (type ${el.type}) did not accept ${JSON.stringify(el.type === "password" ? MASK : text)}`);
+        }
+      } else {
+        el.textContent = text;
+      }
+      el.dispatchEvent(new InputEvent("input", { bubbles: true, composed: true, inputType: "insertText", data: text }));
+      fire(el, "change");
+    },
+    select_option({ id, option }) {
+      const el = target(id);
+      ensureEnabled(el, id);
+      if (el.tagName !== "SELECT") throw new ActionError(`element [${id}] (${roleOf(el)}) is not a select`);
+      const want = option.trim().toLowerCase();
+      const options = [...el.options];
+      const match = options.find((o) => o.text.trim() === option.trim())
+        || options.find((o) => o.text.trim().toLowerCase() === want)
+        || options.find((o) => o.value === option);
+      if (!match) {
+        throw new ActionError(`select [${id}] has no option ${JSON.stringify(option)}; its options are ${options.map((o) => JSON.stringify(o.text.trim())).join(", ")}`);
+      }
+      el.value = match.value;
+      match.selected = true;
+      fire(el, "input");
+      fire(el, "change");
+    },
+    press({ key, id }) {
+      const el = id !== undefined ? target(id) : (document.activeElement || document.body);
+      if (id !== undefined) el.focus({ preventScroll: true });
+      const init = { key, code: key.length === 1 ? `Key${key.toUpperCase()}` : key, bubbles: true, cancelable: true, composed: true };
+      const proceed = el.dispatchEvent(new KeyboardEvent("keydown", init));
+      if (key.length === 1 || key === "Enter") el.dispatchEvent(new KeyboardEvent("keypress", init));
+      el.dispatchEvent(new KeyboardEvent("keyup", init));
+      // Synthetic key events have no default action; do the one that matters most: Enter.
+      if (proceed && key === "Enter") {
+        if (el.form && el.tagName === "INPUT") el.form.requestSubmit();
+        else if (el.tagName === "A" || el.tagName === "BUTTON") el.click();
+      }
+    },
+    scroll({ direction, id }) {
+      if (id !== undefined) {
+        target(id).scrollIntoView({ block: "center", behavior: "instant" });
+      } else {
+        scrollBy({ top: (direction === "up" ? -0.8 : 0.8) * innerHeight, behavior: "instant" });
+      }
+      return { scroll_y: Math.round(scrollY) };
+    },
+    hover({ id }) {
+      const el = target(id);
+      bringIntoView(el);
+      pointer(el, ["pointerover", "pointerenter", "mouseover", "mouseenter", "pointermove", "mousemove"]);
+    },
+  };
+
+  function act(action) {
+    const perform = ACTIONS[action.action];
+    if (!perform) return { ok: false, error: `the page cannot perform ${JSON.stringify(action.action)}` };
+    try {
+      const detail = perform(action);
+      return detail ? { ok: true, detail } : { ok: true };
+    } catch (err) {
+      return { ok: false, error: err instanceof ActionError ? err.message : `${action.action} failed: ${err.message}` };
+    }
+  }
+
+  chrome.runtime.onMessage.addListener((message, _sender, sendResponse) => {
+    switch (message.type) {
+      case "observe":
+        try {
+          sendResponse({ ok: true, observation: observe() });
+        } catch (err) {
+          sendResponse({ ok: false, error: `observation failed: ${err.message}` });
+        }
+        break;
+      case "act":
+        sendResponse(act(message.action));
+        break;
+      default:
+        sendResponse({ ok: false, error: `unknown message type ${message.type}` });
+    }
+    return false;
+  });
+})();

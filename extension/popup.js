@@ -1,0 +1,89 @@
+// nightloop popup: submit a task, stop it, watch its steps, rate the finished episode.
+// It renders the state the service worker keeps in chrome.storage.session and sends commands
+// to the worker; it never talks to the daemon itself.
+
+import { POPUP } from "./protocol.js";
+
+const $ = (id) => document.getElementById(id);
+const LABELS = {
+  connected: "connected", connecting: "connecting…", disconnected: "daemon not running",
+  refused: "pairing refused", unpaired: "not paired",
+};
+
+async function command(message) {
+  const response = await chrome.runtime.sendMessage(message);
+  if (response && !response.ok) showError(response.error);
+}
+
+function showError(text) {
+  $("error").textContent = text || "";
+  $("error").hidden = !text;
+}
+
+function describeAction(action) {
+  if (!action) return "(no action)";
+  const { action: name, ...args } = action;
+  const parts = Object.entries(args).map(([k, v]) => (k === "id" ? `[${v}]` : JSON.stringify(v)));
+  return [name, ...parts].join(" ");
+}
+
+function render(state) {
+  const connection = state.connection || "connecting";
+  $("connection").dataset.state = connection;
+  $("connection").textContent = LABELS[connection] || connection;
+  $("pair-form").hidden = !["unpaired", "refused"].includes(connection);
+  showError(state.lastError);
+
+  const episode = state.episode;
+  const running = episode && episode.status === "running";
+  $("run").disabled = connection !== "connected" || running;
+  $("stop").disabled = !running;
+  $("episode").hidden = !episode;
+  if (!episode) return;
+
+  $("episode-title").textContent = `Episode ${episode.id}: ${episode.task}`;
+  const steps = (state.steps || []).slice().sort((a, b) => a.index - b.index);
+  $("steps").replaceChildren(...steps.map((step) => {
+    const li = document.createElement("li");
+    li.className = step.ok ? "ok" : "failed";
+    const code = document.createElement("code");
+    code.textContent = describeAction(step.action) + (step.ok ? "" : ` — ${step.error}`);
+    li.append(code);
+    return li;
+  }));
+
+  $("finished").hidden = running;
+  const answer = episode.final_answer ? `: ${episode.final_answer}` : "";
+  const why = episode.error ? ` (${episode.error})` : "";
+  $("outcome").textContent = `Finished: ${episode.status}${answer}${why}`;
+  const given = state.feedback && state.feedback.episode_id === episode.id ? state.feedback.value : null;
+  for (const button of [$("thumbs-up"), $("thumbs-down")]) {
+    button.setAttribute("aria-pressed", String(given === Number(button.dataset.value)));
+  }
+  $("feedback-note").textContent = given ? "Thanks, saved." : "";
+}
+
+async function refresh() {
+  render(await chrome.storage.session.get(null));
+}
+
+$("task-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const task = $("task").value.trim();
+  if (!task) return;
+  command({ type: POPUP.RUN, task, url: $("url").value.trim() || undefined });
+});
+$("stop").addEventListener("click", () => command({ type: POPUP.STOP }));
+for (const button of [$("thumbs-up"), $("thumbs-down")]) {
+  button.addEventListener("click", async () => {
+    const { episode } = await chrome.storage.session.get("episode");
+    if (episode) command({ type: POPUP.FEEDBACK, episode_id: episode.id, value: Number(button.dataset.value) });
+  });
+}
+$("pair-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  command({ type: POPUP.PAIR, port: $("pair-port").value, token: $("pair-token").value.trim() });
+});
+
+chrome.storage.session.onChanged.addListener(refresh);
+refresh();

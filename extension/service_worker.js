@@ -1,0 +1,279 @@
+// nightloop service worker: the extension's WebSocket link to the local daemon.
+// It pairs with the daemon, routes the daemon's observe/act requests to the right tab, and
+// keeps the state the popup shows in chrome.storage.session (the worker itself may be stopped
+// and restarted by Chrome at any time, so it keeps nothing important in globals).
+
+import { AGENT, DEFAULT_PORT, POPUP, PROTOCOL_VERSION, isWebUrl, lastWebTab } from "./protocol.js";
+
+const MAX_BACKOFF_MS = 30_000;
+const KEEPALIVE_MS = 20_000;     // a message every 20 s keeps an MV3 worker (and the socket) alive
+const LOAD_TIMEOUT_MS = 15_000;
+const SETTLE_MS = 150;           // after a page action, give a navigation time to start
+
+let socket = null;
+let backoffMs = 500;
+let reconnectTimer = null;
+let keepaliveTimer = null;
+let requestCounter = 0;
+
+// -- state the popup renders --------------------------------------------------------------
+
+async function setState(patch) {
+  await chrome.storage.session.set(patch);
+}
+
+async function onEpisode(episode) {
+  const { episode: current } = await chrome.storage.session.get("episode");
+  const patch = { episode };
+  if (!current || current.id !== episode.id) patch.steps = [];
+  await setState(patch);
+}
+
+async function onStep(episodeId, step) {
+  const { episode, steps = [] } = await chrome.storage.session.get(["episode", "steps"]);
+  if (episode && episode.id !== episodeId) return;
+  await setState({ steps: [...steps.filter((s) => s.index !== step.index), step] });
+}
+
+// -- the connection -----------------------------------------------------------------------
+
+async function pairing() {
+  const stored = await chrome.storage.local.get(["port", "token"]);
+  if (stored.token) return { port: stored.port || DEFAULT_PORT, token: stored.token };
+  try {
+    const response = await fetch(chrome.runtime.getURL("pairing.json"));
+    if (response.ok) return await response.json();
+  } catch {
+    // no pairing.json: the user pairs from the popup
+  }
+  return null;
+}
+
+function send(message) {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  socket.send(JSON.stringify(message));
+  return true;
+}
+
+async function connect() {
+  if (socket && socket.readyState <= WebSocket.OPEN) return;   // CONNECTING or OPEN
+  clearTimeout(reconnectTimer);
+  const pair = await pairing();
+  if (!pair) {
+    await setState({ connection: "unpaired" });
+    return;
+  }
+  await setState({ connection: "connecting", address: `127.0.0.1:${pair.port}` });
+  const ws = new WebSocket(`ws://127.0.0.1:${pair.port}/`);
+  socket = ws;
+  ws.onopen = () => send({
+    type: "hello", protocol: PROTOCOL_VERSION, token: pair.token, client: "extension", agent: AGENT,
+  });
+  ws.onmessage = (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      console.warn("nightloop: daemon sent a frame that is not JSON");
+      return;
+    }
+    onDaemonMessage(message).catch((err) => console.error("nightloop:", err));
+  };
+  ws.onclose = (event) => {
+    if (socket === ws) socket = null;
+    clearInterval(keepaliveTimer);
+    const refused = event.code === 1008;
+    setState({
+      connection: refused ? "refused" : "disconnected",
+      ...(refused ? { lastError: event.reason } : {}),
+    });
+    reconnectTimer = setTimeout(connect, backoffMs);
+    backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+  };
+}
+
+async function onDaemonMessage(message) {
+  switch (message.type) {
+    case "welcome":
+      backoffMs = 500;
+      clearInterval(keepaliveTimer);
+      keepaliveTimer = setInterval(() => send({ type: "ping" }), KEEPALIVE_MS);
+      await setState({ connection: "connected", lastError: null, daemon: message.daemon });
+      if (message.episode) await onEpisode(message.episode);
+      break;
+    case "observe":
+      send(await observe(message));
+      break;
+    case "act":
+      send(await act(message));
+      break;
+    case "episode":
+      await onEpisode(message.episode);
+      break;
+    case "step":
+      await onStep(message.episode_id, message.step);
+      break;
+    case "error":
+      await setState({ lastError: message.message });
+      break;
+    case "pong":
+    case "status":
+      break;
+    default:
+      console.warn("nightloop: unknown message type from the daemon:", message.type);
+  }
+}
+
+// -- tabs ---------------------------------------------------------------------------------
+
+/** Resolve when the tab has finished loading (or after LOAD_TIMEOUT_MS). */
+function waitForLoad(tabId) {
+  return new Promise((resolve) => {
+    let timer;
+    const finish = () => {
+      clearTimeout(timer);
+      chrome.tabs.onUpdated.removeListener(listener);
+      resolve();
+    };
+    const listener = (id, info) => {
+      if (id === tabId && info.status === "complete") finish();
+    };
+    chrome.tabs.onUpdated.addListener(listener);
+    timer = setTimeout(finish, LOAD_TIMEOUT_MS);
+    chrome.tabs.get(tabId).then((tab) => tab.status === "complete" && finish(), finish);
+  });
+}
+
+async function agentTab(tabId) {
+  if (tabId != null) {
+    await chrome.tabs.get(tabId);   // throws "No tab with id" when it was closed
+    return tabId;
+  }
+  const tab = await lastWebTab();
+  if (!tab) throw new Error("no web page is open; give a URL or open a page first");
+  return tab.id;
+}
+
+/** Send a message to the tab's content script, injecting it first where it is missing. */
+async function toContent(tabId, message) {
+  try {
+    return await chrome.tabs.sendMessage(tabId, message, { frameId: 0 });
+  } catch {
+    // Pages loaded before the extension have no content script yet.
+    await chrome.scripting.executeScript({ target: { tabId }, files: ["content.js"] });
+    return await chrome.tabs.sendMessage(tabId, message, { frameId: 0 });
+  }
+}
+
+/** @param {{request_id: string, tab_id?: number}} request */
+async function observe(request) {
+  const reply = { type: "observation", request_id: request.request_id };
+  try {
+    const tabId = await agentTab(request.tab_id);
+    reply.tab_id = tabId;
+    await waitForLoad(tabId);
+    const response = await toContent(tabId, { type: "observe" });
+    if (!response || !response.ok) throw new Error(response ? response.error : "no response");
+    reply.observation = response.observation;
+  } catch (err) {
+    reply.error = err.message || String(err);
+  }
+  return reply;
+}
+
+/** @param {{request_id: string, tab_id?: number, action: object}} request */
+async function act(request) {
+  const { action } = request;
+  const reply = { type: "action_result", request_id: request.request_id, ok: false };
+  try {
+    let tabId;
+    if (action.action === "goto") {
+      if (!/^(https?|file):/.test(action.url)) throw new Error(`cannot open ${action.url}`);
+      if (request.tab_id == null) {
+        tabId = (await chrome.tabs.create({ url: action.url, active: true })).id;
+      } else {
+        tabId = await agentTab(request.tab_id);
+        await chrome.tabs.update(tabId, { url: action.url });
+      }
+      await sleep(SETTLE_MS);
+      await waitForLoad(tabId);
+      reply.ok = true;
+    } else if (action.action === "go_back") {
+      tabId = await agentTab(request.tab_id);
+      await chrome.tabs.goBack(tabId);
+      await sleep(SETTLE_MS);
+      await waitForLoad(tabId);
+      reply.ok = true;
+    } else {
+      tabId = await agentTab(request.tab_id);
+      const response = await toContent(tabId, { type: "act", action });
+      reply.ok = Boolean(response && response.ok);
+      if (!reply.ok) reply.error = response ? response.error : "the page did not answer";
+      if (response && response.detail) reply.detail = response.detail;
+      await sleep(SETTLE_MS);
+      await waitForLoad(tabId);
+    }
+    reply.tab_id = tabId;
+    const tab = await chrome.tabs.get(tabId);
+    reply.detail = { ...(reply.detail || {}), url: tab.url };
+  } catch (err) {
+    reply.ok = false;
+    reply.error = err.message || String(err);
+  }
+  return reply;
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// -- the popup ----------------------------------------------------------------------------
+
+async function fromPopup(message) {
+  const requestId = `x${Date.now()}-${++requestCounter}`;
+  switch (message.type) {
+    case POPUP.RUN: {
+      const tab = await lastWebTab();
+      const task = { type: "task", task: message.task, source: "toolbar", request_id: requestId };
+      if (message.url) task.url = message.url;
+      if (tab && isWebUrl(tab.url)) task.tab_id = tab.id;
+      await setState({ lastError: null });
+      return send(task);
+    }
+    case POPUP.STOP:
+      return send({ type: "stop", request_id: requestId });
+    case POPUP.FEEDBACK: {
+      const sent = send({
+        type: "feedback", episode_id: message.episode_id, value: message.value, request_id: requestId,
+      });
+      if (sent) await setState({ feedback: { episode_id: message.episode_id, value: message.value } });
+      return sent;
+    }
+    case POPUP.PAIR:
+      await chrome.storage.local.set({ port: Number(message.port) || DEFAULT_PORT, token: message.token });
+      if (socket) socket.close();
+      else connect();
+      return true;
+    default:
+      throw new Error(`unknown popup message type ${message.type}`);
+  }
+}
+
+chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  if (sender.tab) return false;   // content scripts talk only when asked
+  fromPopup(message).then(
+    (sent) => sendResponse({ ok: sent !== false, error: sent === false ? "not connected to the daemon" : undefined }),
+    (err) => sendResponse({ ok: false, error: err.message }),
+  );
+  return true;   // the response is sent asynchronously
+});
+
+// -- staying connected --------------------------------------------------------------------
+
+chrome.alarms.create("reconnect", { periodInMinutes: 0.5 });
+chrome.alarms.onAlarm.addListener((alarm) => {
+  if (alarm.name === "reconnect") connect();
+});
+chrome.runtime.onStartup.addListener(connect);
+chrome.runtime.onInstalled.addListener(connect);
+connect();
