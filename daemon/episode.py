@@ -84,6 +84,8 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                                        policy=policy, secrets=secrets, stop=stop)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
             await store.add_step(step)
+            for secret in secrets.take_new():
+                await store.redact(episode.id, secret, MASK)
             await on_step(step)
             history.append(PastStep(action, step.ok, step.error))
             if action is not None and action.spec.ends_episode and step.ok:
@@ -97,9 +99,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
         raise
     finally:
         await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
-                                   error=error)
-        for secret in secrets.secrets:
-            await store.redact(episode.id, secret, MASK)
+                                   error=secrets.scrub(error))
         log.info("episode %d ended: %s%s", episode.id, status, f" ({error})" if error else "")
     final = await store.episode(episode.id)
     assert final is not None

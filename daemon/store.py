@@ -181,6 +181,8 @@ class Store:
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
+            # Deleted and redacted text is overwritten, not left in free pages.
+            await db.execute("PRAGMA secure_delete=ON")
             await db.execute("PRAGMA busy_timeout=5000")
             store = cls(db, path)
             await store._migrate()
@@ -284,6 +286,11 @@ class Store:
                     for col in ("observation", "prompt", "raw_output", "action", "error", "result")
                 ) + " WHERE episode_id=?3", (form, mask, episode_id))
         await self._db.commit()
+        await self._purge_wal()
+
+    async def _purge_wal(self) -> None:
+        """Copy the WAL into the database and empty it, so old versions of rows are gone."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def delete_episodes(self, ids: list[int] | None = None, *,
                               before: str | None = None) -> int:
@@ -295,6 +302,7 @@ class Store:
             cursor = await self._write("DELETE FROM episodes WHERE started_at < ?", (before,))
         else:
             raise ValueError("say which episodes to delete")
+        await self._purge_wal()
         return cursor.rowcount
 
     # -- reads ----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ let backoffMs = 500;
 let reconnectTimer = null;
 let keepaliveTimer = null;
 let requestCounter = 0;
+let opening = null;              // the connect() in progress, so that callers share it
 
 // -- state the popup renders --------------------------------------------------------------
 
@@ -55,7 +56,12 @@ function send(message) {
   return true;
 }
 
-async function connect() {
+function connect() {
+  opening = opening || open().finally(() => { opening = null; });
+  return opening;
+}
+
+async function open() {
   if (socket && socket.readyState <= WebSocket.OPEN) return;   // CONNECTING or OPEN
   clearTimeout(reconnectTimer);
   const pair = await pairing();
@@ -80,7 +86,8 @@ async function connect() {
     onDaemonMessage(message).catch((err) => console.error("nightloop:", err));
   };
   ws.onclose = (event) => {
-    if (socket === ws) socket = null;
+    if (socket !== ws) return;   // a socket we already replaced
+    socket = null;
     clearInterval(keepaliveTimer);
     const refused = event.code === 1008;
     setState({

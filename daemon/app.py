@@ -1,0 +1,70 @@
+"""Running the daemon in the foreground: store, server, optional browser, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import browser
+from .config import config_dir
+from .episode import Limits
+from .pairing import extension_origin, load_or_create_token
+from .policy import Policy
+from .server import Daemon
+from .store import Store
+from .wire import NightloopError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BrowserOptions:
+    profile: Path
+    headless: bool
+
+
+async def run_daemon(*, db: Path, port: int, policy: Policy, limits: Limits,
+                     with_browser: BrowserOptions | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted."""
+    store = await Store.open(db)
+    token = load_or_create_token(config_dir())
+    daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
+                    port=port, limits=limits)
+    chromium: subprocess.Popen | None = None
+    try:
+        try:
+            await daemon.start()
+        except OSError as exc:
+            raise NightloopError(
+                f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is a daemon already "
+                "running (`nightloop status`)? Or choose another port with --port") from None
+        print(f"nightloop daemon listening on {daemon.address} (store: {db})", flush=True)
+        if with_browser:
+            chromium = browser.launch(with_browser.profile, port=daemon.port, token=token,
+                                      headless=with_browser.headless)
+            mode = "headless (no display found)" if with_browser.headless else "with a window"
+            print(f"started Chromium {mode}, profile {with_browser.profile}", flush=True)
+        await _until_signalled()
+    finally:
+        print("nightloop daemon stopping", flush=True)
+        if chromium:
+            chromium.terminate()
+        await daemon.close()
+        await store.close()
+        if chromium:
+            try:
+                chromium.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                chromium.kill()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

@@ -1,0 +1,475 @@
+"""The `nightloop` command: thin click commands over the daemon's library code, and output.
+
+Errors that a user can fix come out as one line and a non-zero exit; every command has --help
+ending with an example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import signal
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from . import browser as chromium
+from . import config
+from . import protocol as p
+from .app import BrowserOptions, run_daemon
+from .client import DaemonUnavailable, connected
+from .episode import Limits
+from .observation import Observation
+from .pairing import EXTENSION_DIR, extension_id, load_or_create_token, write_pairing_file
+from .policy import ScriptedPolicy
+from .store import Episode, Store
+from .wire import NightloopError, to_json
+
+
+class Group(click.Group):
+    """Turns our own errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NightloopError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def port_option(fn: Callable) -> Callable:
+    return click.option("--port", type=click.IntRange(1, 65535), default=None,
+                        help=f"Daemon port on 127.0.0.1 [env NIGHTLOOP_PORT; "
+                             f"default {config.DEFAULT_PORT}].")(fn)
+
+
+def db_option(fn: Callable) -> Callable:
+    return click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        help="SQLite store [env NIGHTLOOP_DB; default in the XDG data dir].")(fn)
+
+
+def json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def _port(port: int | None) -> int:
+    return port or config.default_port()
+
+
+def _db(db: Path | None) -> Path:
+    return db or config.default_db()
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def _with_store(db: Path | None) -> Callable:
+    """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            async with await Store.open(_db(db), recover=False) as store:
+                return await fn(store, *args, **kwargs)
+        return run
+    return wrap
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nightloop")
+def cli() -> None:
+    """nightloop: a local web agent that drives your own browser.
+
+    \b
+    Start it:          nightloop daemon --browser
+    Give it a task:    nightloop run 'fill "Name" with "Ada"; click "Send"' --url URL
+    Review its work:   nightloop episodes list
+    """
+
+
+# -- daemon and browser ---------------------------------------------------------------------
+
+@cli.command()
+@port_option
+@db_option
+@click.option("--browser", "with_browser", is_flag=True,
+              help="Also start Chromium with the extension loaded and paired.")
+@click.option("--headless", is_flag=True, default=None,
+              help="With --browser: no window (the default when there is no display).")
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --browser: the browser profile dir [default in the XDG data dir].")
+@click.option("--max-steps", type=click.IntRange(1, 200), default=config.DEFAULT_MAX_STEPS,
+              show_default=True, help="Steps before an episode ends as step_limit.")
+@click.option("--step-timeout", type=click.FloatRange(1, 600),
+              default=config.DEFAULT_STEP_TIMEOUT, show_default=True,
+              help="Seconds the browser has to answer one observe or act.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every step.")
+def daemon(port: int | None, db: Path | None, with_browser: bool, headless: bool | None,
+           profile: Path | None, max_steps: int, step_timeout: float, verbose: bool) -> None:
+    """Run the daemon in the foreground (Ctrl-C stops it).
+
+    It listens on 127.0.0.1 only, for the paired extension and for the CLI.
+
+    Example: nightloop daemon --browser
+    """
+    import logging
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = None
+    if with_browser:
+        options = BrowserOptions(profile or config.data_dir() / "browser-profile",
+                                 _headless(headless))
+    _run(run_daemon(db=_db(db), port=_port(port), policy=ScriptedPolicy(),
+                    limits=Limits(max_steps, step_timeout), with_browser=options))
+
+
+def _headless(flag: bool | None) -> bool:
+    if flag is None and not chromium.has_display():
+        click.echo("No display found (DISPLAY/WAYLAND_DISPLAY unset): starting the browser "
+                   "headless. Give it tasks with `nightloop run`.")
+        return True
+    return bool(flag)
+
+
+@cli.command()
+@port_option
+@click.option("--headless", is_flag=True, default=None,
+              help="No window (the default when there is no display).")
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Browser profile dir [default in the XDG data dir].")
+@click.option("--url", default="about:blank", help="Page to open first.")
+def browser(port: int | None, headless: bool | None, profile: Path | None, url: str) -> None:
+    """Start Chromium with the nightloop extension loaded and paired.
+
+    Runs until the browser is closed (or Ctrl-C).
+
+    Example: nightloop browser --profile ~/nightloop-profile
+    """
+    token = load_or_create_token(config.config_dir())
+    profile = profile or config.data_dir() / "browser-profile"
+    proc = chromium.launch(profile, port=_port(port), token=token, headless=_headless(headless),
+                           url=url)
+    click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port "
+               f"{_port(port)}.")
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+
+
+@cli.command()
+@port_option
+def pair(port: int | None) -> None:
+    """Show how to pair your own Chrome/Chromium with the daemon.
+
+    Also writes extension/pairing.json, so an extension loaded unpacked from that folder pairs
+    by itself.
+
+    Example: nightloop pair --port 8977
+    """
+    token = load_or_create_token(config.config_dir())
+    path = write_pairing_file(EXTENSION_DIR, _port(port), token)
+    click.echo(f"""Pair the nightloop extension with the daemon on 127.0.0.1:{_port(port)}:
+
+  1. Open chrome://extensions, switch on Developer mode, click "Load unpacked" and choose
+     {EXTENSION_DIR}
+     (its id is {extension_id()}).
+  2. It pairs by itself from {path.name}. If it shows "not paired", open its popup and enter
+     port {_port(port)} and this token:
+
+     {token}
+
+The token is stored in {config.config_dir() / 'token'} (readable only by you).""")
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("task")
+@click.option("--url", default=None, help="Open this URL first (in a new tab).")
+@port_option
+@json_option
+def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
+    """Give the running daemon a TASK and follow its steps until the episode ends.
+
+    Ctrl-C asks the daemon to stop the episode.
+
+    Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
+    """
+    episode = _run(_follow(task, url, _port(port), quiet=as_json))
+    if as_json:
+        _print_json(episode)
+
+
+async def _follow(task: str, url: str | None, port: int, *, quiet: bool) -> dict:
+    token = load_or_create_token(config.config_dir())
+    async with connected(port, token) as client:
+        reply = await client.request(p.Task(task, source="cli", url=url))
+        assert isinstance(reply, p.EpisodeUpdate)
+        episode_id = reply.episode["id"]
+        if not quiet:
+            click.echo(f"episode {episode_id} started")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(
+            client.send(p.Stop(episode_id))))
+        async for message in client.messages():
+            if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
+                if not quiet:
+                    click.echo(_step_line(message.step))
+            elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id \
+                    and message.episode["status"] != "running":
+                if not quiet:
+                    click.echo(_outcome_line(message.episode))
+                return message.episode
+    raise AssertionError("unreachable")
+
+
+def _describe(action: dict | None) -> str:
+    if not action:
+        return "(no action)"
+    args = " ".join(f"[{v}]" if k == "id" else json.dumps(v, ensure_ascii=False)
+                    for k, v in action.items() if k != "action")
+    return f"{action['action']} {args}".strip()
+
+
+def _step_line(step: dict) -> str:
+    outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
+    return f"  {step['index']:>2}. {_describe(step.get('action'))} → {outcome}"
+
+
+def _outcome_line(episode: dict) -> str:
+    line = f"episode {episode['id']} ended: {episode['status']}"
+    if episode.get("final_answer"):
+        line += f" — {episode['final_answer']}"
+    if episode.get("error"):
+        line += f" ({episode['error']})"
+    return line
+
+
+@cli.command()
+@port_option
+def stop(port: int | None) -> None:
+    """Stop the running episode (it ends before its next step).
+
+    Example: nightloop stop
+    """
+    async def go() -> None:
+        async with connected(_port(port), load_or_create_token(config.config_dir())) as client:
+            status = await client.request(p.Status())
+            assert isinstance(status, p.Status)
+            if not status.episode:
+                raise NightloopError("no episode is running")
+            await client.send(p.Stop(status.episode["id"]))
+            click.echo(f"asked episode {status.episode['id']} to stop")
+    _run(go())
+
+
+@cli.command()
+@port_option
+@click.option("--tab", "tab_id", type=int, default=None,
+              help="Tab id [default: the web tab used last].")
+@json_option
+def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
+    """Print what the agent sees in a tab right now.
+
+    Example: nightloop observe --json
+    """
+    async def go() -> p.Observation:
+        async with connected(_port(port), load_or_create_token(config.config_dir())) as client:
+            reply = await client.request(p.Observe("", tab_id))
+            assert isinstance(reply, p.Observation)
+            return reply
+    reply = _run(go())
+    if reply.error or reply.observation is None:
+        raise NightloopError(f"the page could not be observed: {reply.error}")
+    if as_json:
+        _print_json({"tab_id": reply.tab_id, "observation": reply.observation})
+    else:
+        click.echo(Observation.from_json(reply.observation).render())
+
+
+@cli.command()
+@port_option
+@db_option
+@json_option
+def status(port: int | None, db: Path | None, as_json: bool) -> None:
+    """Say whether the daemon is up, where, and what it has stored. Exits 1 when it is down.
+
+    Example: nightloop status --json
+    """
+    async def go() -> dict:
+        try:
+            async with connected(_port(port), load_or_create_token(config.config_dir()),
+                                 timeout=3) as client:
+                reply = await client.request(p.Status())
+                assert isinstance(reply, p.Status)
+                return {"running": True, **to_json(reply)}
+        except DaemonUnavailable as exc:
+            local = _db(db)
+            counts = {}
+            if local.exists():
+                async with await Store.open(local, recover=False) as store:
+                    counts = await store.counts()
+            return {"running": False, "address": f"127.0.0.1:{_port(port)}", "db": str(local),
+                    "counts": counts, "reason": str(exc)}
+    state = _run(go())
+    state.pop("type", None)
+    state.pop("request_id", None)
+    if as_json:
+        _print_json(state)
+    else:
+        if state["running"]:
+            click.echo(f"daemon: running on {state['address']}")
+            click.echo(f"browser: {'connected' if state['browser_connected'] else 'not connected'}")
+            if state.get("episode"):
+                click.echo(f"episode: {state['episode']['id']} running")
+        else:
+            click.echo(f"daemon: not running (nothing at {state['address']})")
+        click.echo(f"store: {state['db']}")
+        counts = state.get("counts") or {}
+        click.echo("episodes: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                   if counts else "none"))
+    if not state["running"]:
+        sys.exit(1)
+
+
+# -- episodes -------------------------------------------------------------------------------
+
+@cli.group()
+def episodes() -> None:
+    """List, show, export and delete stored episodes."""
+
+
+@episodes.command("list")
+@db_option
+@json_option
+@click.option("--limit", type=click.IntRange(1), default=None, help="Newest N only.")
+def list_episodes(db: Path | None, as_json: bool, limit: int | None) -> None:
+    """List episodes, newest first.
+
+    Example: nightloop episodes list --limit 20
+    """
+    @_with_store(db)
+    async def go(store: Store) -> list[Episode]:
+        return await store.episodes(limit)
+    rows = _run(go())
+    if as_json:
+        _print_json([to_json(e) for e in rows])
+        return
+    if not rows:
+        click.echo("no episodes yet")
+    for e in rows:
+        click.echo(f"{e.id:>5}  {e.started_at[:19].replace('T', ' ')}  {e.status:<11} "
+                   f"{e.n_steps:>3} steps  {e.source:<8} {_clip(e.task, 60)}")
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+async def _episode_json(store: Store, episode: Episode) -> dict:
+    return {**to_json(episode),
+            "steps": [to_json(s) for s in await store.steps(episode.id)],
+            "rewards": [to_json(r) for r in await store.rewards(episode.id)]}
+
+
+@episodes.command("show")
+@click.argument("episode_id", type=int)
+@db_option
+@json_option
+def show_episode(episode_id: int, db: Path | None, as_json: bool) -> None:
+    """Show one episode with its steps and rewards.
+
+    Example: nightloop episodes show 3 --json
+    """
+    @_with_store(db)
+    async def go(store: Store) -> dict:
+        episode = await store.episode(episode_id)
+        if episode is None:
+            raise NightloopError(f"there is no episode {episode_id}")
+        return await _episode_json(store, episode)
+    data = _run(go())
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(f"episode {data['id']}: {data['task']}")
+    for key in ("status", "source", "start_url", "final_answer", "error", "policy", "adapter",
+                "started_at", "ended_at"):
+        if data.get(key) is not None:
+            click.echo(f"  {key}: {data[key]}")
+    click.echo(f"  steps ({len(data['steps'])}):")
+    for step in data["steps"]:
+        times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms",
+                                                                "act_ms") if step.get(k) is not None)
+        click.echo(f"  {_step_line(step)}  [{times}]  {step.get('url') or ''}")
+    for reward in data["rewards"]:
+        click.echo(f"  reward {reward['kind']}: {reward['value']:+g}")
+
+
+@episodes.command("export")
+@click.option("--jsonl", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file [default: standard output].")
+@db_option
+def export_episodes(path: Path | None, db: Path | None) -> None:
+    """Export every episode, with steps and rewards, one JSON object per line.
+
+    Example: nightloop episodes export --jsonl episodes.jsonl
+    """
+    @_with_store(db)
+    async def go(store: Store) -> list[str]:
+        return [json.dumps(await _episode_json(store, e), ensure_ascii=False)
+                for e in reversed(await store.episodes())]
+    lines = _run(go())
+    if path is None:
+        for line in lines:
+            click.echo(line)
+        return
+    # Write next to the target and rename, so an interrupted export never leaves half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+    click.echo(f"exported {len(lines)} episodes to {path}", err=True)
+
+
+@episodes.command("delete")
+@click.argument("episode_ids", type=int, nargs=-1)
+@click.option("--before", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Delete every episode started before this date (UTC).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@db_option
+def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: bool,
+                    db: Path | None) -> None:
+    """Delete episodes with all their steps and rewards.
+
+    Example: nightloop episodes delete --before 2026-01-01
+    """
+    if bool(episode_ids) == bool(before):
+        raise click.UsageError("give episode ids or --before DATE (one of the two)")
+    cutoff = before.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z") if before else None
+    what = f"episodes {', '.join(map(str, episode_ids))}" if episode_ids else \
+        f"every episode started before {cutoff}"
+    if not yes:
+        click.confirm(f"Delete {what} with their steps and rewards?", abort=True)
+
+    @_with_store(db)
+    async def go(store: Store) -> int:
+        return await store.delete_episodes(list(episode_ids), before=cutoff)
+    click.echo(f"deleted {_run(go())} episodes")
+
+
+def main() -> None:
+    cli(prog_name="nightloop")
+
