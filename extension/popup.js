@@ -12,7 +12,8 @@ const LABELS = {
 
 async function command(message) {
   const response = await chrome.runtime.sendMessage(message);
-  if (response && !response.ok) showError(response.error);
+  if (!response) showError("the extension's service worker did not answer");
+  else if (!response.ok) showError(response.error);
 }
 
 function showError(text) {

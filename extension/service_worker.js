@@ -267,7 +267,8 @@ async function fromPopup(message) {
 }
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
-  if (sender.tab) return false;   // content scripts talk only when asked
+  // Only our own pages (the popup, also when opened in a tab) send commands.
+  if (!sender.url || !sender.url.startsWith(chrome.runtime.getURL(""))) return false;
   fromPopup(message).then(
     (sent) => sendResponse({ ok: sent !== false, error: sent === false ? "not connected to the daemon" : undefined }),
     (err) => sendResponse({ ok: false, error: err.message }),

@@ -1,0 +1,166 @@
+"""Shared fixtures: isolated XDG dirs, a static page server, a real daemon process, and a real
+headless Chromium with the real extension loaded and paired with that daemon."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PAGES = Path(__file__).resolve().parent / "pages"
+NIGHTLOOP = str(Path(sys.executable).parent / "nightloop")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Private XDG config/data dirs for this test (and the processes it starts)."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("NIGHTLOOP_DB", raising=False)
+    monkeypatch.delenv("NIGHTLOOP_PORT", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def pages_url() -> Iterator[str]:
+    """Base URL of tests/pages served on 127.0.0.1."""
+    handler = functools.partial(_QuietHandler, directory=str(PAGES))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def nightloop(*args: str, check: bool = True, timeout: float = 120,
+              input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `nightloop` console script with the test's environment."""
+    result = subprocess.run([NIGHTLOOP, *args], capture_output=True, text=True,
+                            timeout=timeout, input=input)
+    if check and result.returncode != 0:
+        raise AssertionError(f"nightloop {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class DaemonProcess:
+    """`nightloop daemon` as a child process on its own port and store."""
+
+    port: int
+    db: Path
+    log: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self, *extra: str) -> DaemonProcess:
+        out = open(self.log, "a")
+        self.proc = subprocess.Popen(
+            [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db), "-v", *extra],
+            stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while "listening on" not in self.log.read_text().split("nightloop daemon stopping")[-1]:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"daemon did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean up, like a crash."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def args(self) -> list[str]:
+        return ["--port", str(self.port)]
+
+
+@pytest.fixture
+def daemon_proc(home: Path) -> Iterator[DaemonProcess]:
+    d = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start()
+    yield d
+    d.stop()
+
+
+@dataclass
+class Browser:
+    context: object          # playwright BrowserContext
+    extension_id: str
+
+    def popup(self):
+        page = self.context.new_page()
+        page.goto(f"chrome-extension://{self.extension_id}/popup.html")
+        return page
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
+    """Headless Chromium with the extension loaded and paired with `daemon_proc`; waits until the
+    daemon reports the browser connected."""
+    from daemon.browser import chromium_args, find_chromium, prepare_extension
+    from daemon.config import config_dir
+    from daemon.pairing import extension_id, load_or_create_token
+
+    profile = tmp_path / "profile"
+    extension = prepare_extension(profile, daemon_proc.port, load_or_create_token(config_dir()))
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=find_chromium(), headless=True,
+        args=chromium_args(extension, headless=False))
+    try:
+        wait_until(lambda: '"browser_connected": true' in
+                   nightloop("status", "--json", *daemon_proc.args(), check=False).stdout,
+                   timeout=20, what="the extension to connect to the daemon")
+        yield Browser(context, extension_id())
+    finally:
+        context.close()
+
+
+def wait_until(predicate, *, timeout: float = 10, what: str = "condition", interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")
