@@ -3,6 +3,8 @@ headless Chromium with the real extension loaded and paired with that daemon."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import http.server
 import os
@@ -76,12 +78,13 @@ class DaemonProcess:
     proc: subprocess.Popen | None = None
 
     def start(self, *extra: str) -> DaemonProcess:
+        seen = self.log.stat().st_size if self.log.exists() else 0
         out = open(self.log, "a")
         self.proc = subprocess.Popen(
             [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db), "-v", *extra],
             stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
-        while "listening on" not in self.log.read_text().split("nightloop daemon stopping")[-1]:
+        while "listening on" not in self.log.read_text()[seen:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"daemon did not start:\n{self.log.read_text()}")
             time.sleep(0.05)
@@ -150,6 +153,13 @@ def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[
         yield Browser(context, extension_id())
     finally:
         context.close()
+
+
+def run_async(coro):
+    """Run a coroutine to completion on a fresh loop in another thread: Playwright's sync API
+    keeps an event loop of its own in the test thread, where asyncio.run is not allowed."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def wait_until(predicate, *, timeout: float = 10, what: str = "condition", interval=0.1):

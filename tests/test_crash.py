@@ -1,0 +1,49 @@
+"""Killing the daemon mid-episode loses at most the step in flight."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+import pytest
+
+from conftest import NIGHTLOOP, nightloop, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+def committed_steps(db) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+
+
+def test_killed_daemon_keeps_finished_steps_and_marks_the_episode_interrupted(
+        browser, daemon_proc, pages_url):
+    runner = subprocess.Popen(
+        [NIGHTLOOP, "run", *daemon_proc.args(), "--url", f"{pages_url}/slow.html",
+         'fill "First" with "one"; fill "Second" with "two"; wait 30; fill "First" with "three"'],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: daemon_proc.db.exists() and committed_steps(daemon_proc.db) == 2,
+                   timeout=30, what="two committed steps")
+        daemon_proc.kill()          # SIGKILL during the wait step
+        out, err = runner.communicate(timeout=15)
+    finally:
+        runner.kill()
+    # The CLI follower says what happened in one line, without a traceback.
+    assert runner.returncode == 1
+    assert "the daemon closed the connection" in err and "Traceback" not in err
+
+    with sqlite3.connect(daemon_proc.db) as conn:     # the file is intact as the crash left it
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT status FROM episodes").fetchone() == ("running",)
+
+    daemon_proc.start()             # a restart recovers: the episode is interrupted
+    episode = json.loads(nightloop("episodes", "show", "1", "--json",
+                                   "--db", str(daemon_proc.db)).stdout)
+    assert episode["status"] == "interrupted" and episode["ended_at"]
+    assert [(s["index"], s["action"]["text"], s["ok"]) for s in episode["steps"]] == [
+        (0, "one", True), (1, "two", True)]
+    listed = nightloop("episodes", "list", "--db", str(daemon_proc.db)).stdout
+    assert "interrupted" in listed and "2 steps" in listed

@@ -1,0 +1,131 @@
+"""Bad input against the running daemon: refused, answered or closed, never crashed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from conftest import run_async
+from daemon.config import config_dir
+from daemon.pairing import extension_origin, load_or_create_token
+from daemon.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
+
+
+def hello(token: str, client: str = "cli", protocol: int = PROTOCOL_VERSION) -> str:
+    return json.dumps({"type": "hello", "protocol": protocol, "token": token, "client": client})
+
+
+async def paired(port: int, client: str = "cli", **kwargs):
+    ws = await connect(f"ws://127.0.0.1:{port}/", max_size=None, **kwargs)
+    await ws.send(hello(load_or_create_token(config_dir()), client))
+    welcome = json.loads(await ws.recv())
+    assert welcome["type"] == "welcome" and welcome["protocol"] == PROTOCOL_VERSION
+    return ws
+
+
+async def closed_with(ws) -> tuple[int, str]:
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await asyncio.wait_for(ws.recv(), 5)
+    return info.value.rcvd.code, info.value.rcvd.reason
+
+
+async def still_serves(port: int) -> None:
+    ws = await paired(port)
+    await ws.send(json.dumps({"type": "status", "request_id": "s"}))
+    reply = json.loads(await ws.recv())
+    assert reply["type"] == "status" and reply["request_id"] == "s"
+    assert reply["address"] == f"127.0.0.1:{port}"
+    await ws.close()
+
+
+def test_wrong_origin_is_refused_at_the_handshake(daemon_proc):
+    async def go():
+        with pytest.raises(InvalidStatus) as info:
+            await connect(f"ws://127.0.0.1:{daemon_proc.port}/", origin="http://evil.example")
+        assert info.value.response.status_code == 403
+        # Even with the right token, a web page's origin cannot pose as the CLI or extension.
+        with pytest.raises(InvalidStatus):
+            await connect(f"ws://127.0.0.1:{daemon_proc.port}/",
+                          origin="chrome-extension://abcdefghijklmnopabcdefghijklmnop")
+        await still_serves(daemon_proc.port)
+    run_async(go())
+
+
+def test_wrong_token_and_wrong_client_kind_are_refused(daemon_proc):
+    async def go():
+        ws = await connect(f"ws://127.0.0.1:{daemon_proc.port}/")
+        await ws.send(hello("not-the-token"))
+        code, reason = await closed_with(ws)
+        assert code == 1008 and "token rejected" in reason
+
+        # The right token, but claiming to be the extension without the extension's origin.
+        ws = await connect(f"ws://127.0.0.1:{daemon_proc.port}/")
+        await ws.send(hello(load_or_create_token(config_dir()), client="extension"))
+        code, reason = await closed_with(ws)
+        assert code == 1008 and "may not connect from origin None" in reason
+
+        # A newer protocol version, and a first frame that is not hello.
+        ws = await connect(f"ws://127.0.0.1:{daemon_proc.port}/")
+        await ws.send(hello(load_or_create_token(config_dir()), protocol=99))
+        code, reason = await closed_with(ws)
+        assert code == 1008 and "protocol version 99" in reason
+        ws = await connect(f"ws://127.0.0.1:{daemon_proc.port}/")
+        await ws.send(json.dumps({"type": "status"}))
+        assert (await closed_with(ws))[0] == 1008
+        await still_serves(daemon_proc.port)
+    run_async(go())
+
+
+def test_the_extension_origin_with_the_token_is_accepted(daemon_proc):
+    async def go():
+        ws = await paired(daemon_proc.port, "extension", origin=extension_origin())
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+        await ws.close()
+    run_async(go())
+
+
+def test_oversized_frame_closes_with_a_reason(daemon_proc):
+    async def go():
+        ws = await paired(daemon_proc.port)
+        await ws.send(json.dumps({"type": "task", "task": "x" * (MAX_FRAME_BYTES + 10)}))
+        code, reason = await closed_with(ws)
+        assert code == 1009 and f"exceeds limit of {MAX_FRAME_BYTES} bytes" in reason
+        await still_serves(daemon_proc.port)
+    run_async(go())
+
+
+@pytest.mark.parametrize("frame, expected", [
+    ("{not json", "malformed JSON"),
+    ('["a list"]', "must be a JSON object"),
+    ('{"type": "launch_missiles"}', "unknown message type 'launch_missiles'"),
+    ('{"type": "feedback", "value": 1, "request_id": "r7"}', "missing the field 'episode_id'"),
+    ('{"type": "feedback", "episode_id": "one", "value": 1}', "feedback.episode_id must be int"),
+    ('{"type": "feedback", "episode_id": 1, "value": 5}', "must be one of 1 | -1"),
+    ('{"type": "task", "task": "  "}', "task.task is empty"),
+    ('{"type": "task", "task": "go", "url": "javascript:alert(1)"}', "must be an http(s)"),
+    ('{"type": "observation", "request_id": "x"}', "a cli client may not send 'observation'"),
+    ('{"type": "act", "request_id": "a", "action": {"action": "fly"}}', "unknown action 'fly'"),
+    ('{"type": "feedback", "episode_id": 12345, "value": 1}', "there is no episode 12345"),
+    ('{"type": "stop"}', "no such episode is running"),
+    ('{"type": "task", "task": "click \\"Go\\""}', "no browser is connected"),
+])
+def test_bad_messages_get_an_error_and_the_connection_is_kept(daemon_proc, frame, expected):
+    async def go():
+        ws = await paired(daemon_proc.port)
+        await ws.send(frame)
+        reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert reply["type"] == "error", reply
+        assert expected in reply["message"]
+        if '"request_id": "r7"' in frame:
+            assert reply["request_id"] == "r7"
+        # Same connection, next message: still served.
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+        await ws.close()
+    run_async(go())

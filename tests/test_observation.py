@@ -1,0 +1,105 @@
+"""What the content script sees and does on awkward pages, through the real extension."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import nightloop, run_async, wait_until
+
+pytestmark = pytest.mark.browser
+
+
+def observe(daemon_proc) -> dict:
+    out = nightloop("observe", "--json", *daemon_proc.args()).stdout
+    return json.loads(out)["observation"]
+
+
+def by_name(obs: dict) -> dict[str, dict]:
+    return {e["name"]: e for e in obs["elements"]}
+
+
+def test_observation_covers_frames_shadow_dom_and_form_controls(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/widgets.html")
+    page.frame_locator("#frame").locator("#city").wait_for()
+    obs = observe(daemon_proc)
+    elements = by_name(obs)
+
+    assert obs["title"] == "Widgets" and obs["url"].endswith("/widgets.html")
+    size = elements["Size"]
+    assert size["role"] == "combobox" and size["options"] == ["Small", "Medium", "Large"]
+    assert size["selected"] == "Medium"
+    notes = elements["Notes"]
+    assert notes["role"] == "textbox" and notes["editable"] and notes["value"] == "first draft"
+    assert elements["Shadow button"]["frame"] == "shadow"
+    assert elements["Shadow input"]["editable"]
+    assert elements["City in frame"]["frame"] == "iframe"
+    assert elements["Frame button"]["frame"] == "iframe"
+    assert elements["Far below button"]["in_view"] is False
+    assert elements["Size"]["in_view"] is True
+
+    # Hidden things are not there; the password's value never leaves the page.
+    names = " ".join(elements)
+    for hidden in ("Display none", "Visibility hidden", "Transparent", "Hidden attribute",
+                   "Input inside hidden div", "csrf"):
+        assert hidden not in names
+    assert elements["Secret"]["type"] == "password"
+    assert "topsecret-value" not in json.dumps(obs)
+
+    # Ids are stable for the same element across observations.
+    again = by_name(observe(daemon_proc))
+    assert {n: e["id"] for n, e in again.items()} == {n: e["id"] for n, e in elements.items()}
+
+
+def test_actions_reach_into_frames_and_shadow_roots(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/widgets.html")
+    page.frame_locator("#frame").locator("#city").wait_for()
+    result = nightloop("run", *daemon_proc.args(), "--json",
+                       'fill "City in frame" with "Lisbon"; click "Frame button"; '
+                       'click "Shadow button"; fill "Notes" with "second draft"; '
+                       'select "Large" in "Size"; click "Vanishing button"; '
+                       'click "Vanishing button"')
+    episode = json.loads(result.stdout)
+    # The last instruction names the button the one before removed: the policy gives up.
+    assert episode["status"] == "gave_up"
+    assert episode["final_answer"] == "no element labelled 'Vanishing button' on the page"
+
+    frame = page.frame_locator("#frame")
+    assert frame.locator("#city").input_value() == "Lisbon"
+    assert frame.locator("body").get_attribute("data-clicked") == "yes"
+    assert page.locator("body").get_attribute("data-shadow-clicked") == "yes"
+    assert page.locator("#notes").inner_text() == "second draft"
+    assert page.locator("#size").input_value() == "Large"
+
+    steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
+                                 "--db", str(daemon_proc.db)).stdout)["steps"]
+    assert [s["action"]["action"] for s in steps] == [
+        "fill", "click", "click", "fill", "select_option", "click", "give_up"]
+    assert all(s["ok"] for s in steps)
+
+
+def test_an_element_that_vanished_after_observation_is_an_action_error(browser, daemon_proc,
+                                                                       pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/widgets.html")
+    vanishing = by_name(observe(daemon_proc))["Vanishing button"]["id"]
+    page.evaluate("document.getElementById('remove-me').remove()")
+    reply = _act(daemon_proc, {"action": "click", "id": vanishing})
+    assert reply["ok"] is False
+    assert f"element [{vanishing}] no longer exists on the page" in reply["error"]
+
+
+def _act(daemon_proc, action: dict) -> dict:
+    from daemon import protocol as p
+    from daemon.client import connected
+    from daemon.config import config_dir
+    from daemon.pairing import load_or_create_token
+
+    async def go():
+        async with connected(daemon_proc.port, load_or_create_token(config_dir())) as client:
+            return await client.request(p.Act("", action))
+    reply = run_async(go())
+    return {"ok": reply.ok, "error": reply.error}
