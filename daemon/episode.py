@@ -115,7 +115,7 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     t0 = time.perf_counter()
     tab_id, obs = await browser.observe(tab_id)
     observe_ms, t1 = _ms(t0), time.perf_counter()
-    decision = await policy.decide(StepContext(episode.task, obs, history))
+    decision = await policy.decide(StepContext(episode.task, obs, list(history)))
     policy_ms, t2 = _ms(t1), time.perf_counter()
 
     action, ok, error, result = decision.action, False, decision.error, {"tab_id": tab_id}

@@ -176,18 +176,21 @@ class Store:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        store = cls(db, path)
         try:
-            db = await aiosqlite.connect(path)
             db.row_factory = sqlite3.Row
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA foreign_keys=ON")
             # Deleted and redacted text is overwritten, not left in free pages.
             await db.execute("PRAGMA secure_delete=ON")
             await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db, path)
             await store._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not a usable nightloop database: {exc}") from exc
+        except BaseException as exc:
+            await db.close()    # its thread would otherwise keep the process alive
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{path} is not a usable nightloop database: {exc}") from exc
+            raise
         if recover:
             await store.mark_interrupted()
         return store

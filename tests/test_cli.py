@@ -1,0 +1,128 @@
+"""The `nightloop` command as a user meets it: help, clear one-line errors, offline commands."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import click
+import pytest
+
+from conftest import free_port, nightloop, run_async
+from daemon.cli import cli
+from daemon.store import Episode, Reward, Step, Store
+
+
+def all_commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from all_commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in all_commands(cli)], ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    command = dict(all_commands(cli))[path]
+    assert command.help, f"nightloop {' '.join(path)} has no help text"
+    if not isinstance(command, click.Group):
+        assert "Example: nightloop " + " ".join(path) in command.help
+
+
+def seed(db):
+    async def go():
+        async with await Store.open(db) as store:
+            for task in ("first chore", "second chore"):
+                e = await store.start_episode(Episode(task, "cli", start_url="http://x/"))
+                await store.add_step(Step(e.id, 0, {"action": "done"}, True, url="http://x/"))
+                await store.finish_episode(e.id, "done")
+            await store.add_reward(Reward(1, "user", -1.0))
+    run_async(go())
+
+
+def test_episodes_list_show_export_and_delete(home):
+    db = home / "s.db"
+    seed(db)
+    listed = nightloop("episodes", "list", "--db", str(db)).stdout.splitlines()
+    assert "second chore" in listed[0] and "first chore" in listed[1]   # newest first
+    assert [e["id"] for e in json.loads(
+        nightloop("episodes", "list", "--db", str(db), "--json").stdout)] == [2, 1]
+
+    shown = nightloop("episodes", "show", "1", "--db", str(db)).stdout
+    assert "episode 1: first chore" in shown and "reward user: -1" in shown
+
+    out = home / "export.jsonl"
+    nightloop("episodes", "export", "--jsonl", str(out), "--db", str(db))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(e["id"], len(e["steps"]), len(e["rewards"])) for e in lines] == [(1, 1, 1), (2, 1, 0)]
+
+    deleted = nightloop("episodes", "delete", "1", "--yes", "--db", str(db)).stdout
+    assert "deleted 1 episodes" in deleted
+    refused = nightloop("episodes", "delete", "2", "--db", str(db), input="n\n", check=False)
+    assert refused.returncode == 1 and "Aborted" in refused.stderr
+    nightloop("episodes", "delete", "--before", "2999-01-01", "--yes", "--db", str(db))
+    assert nightloop("episodes", "list", "--db", str(db)).stdout.strip() == "no episodes yet"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["episodes", "show", "99"], "Error: there is no episode 99"),
+    (["episodes", "show", "abc"], "'abc' is not a valid integer"),
+    (["episodes", "delete", "--yes"], "give episode ids or --before DATE"),
+    (["episodes", "delete", "--before", "yesterday"], "'yesterday' does not match the formats"),
+    (["run", "hello", "--port", "PORT"], "'PORT' is not a valid integer"),
+    (["daemon", "--max-steps", "0"], "0 is not in the range"),
+])
+def test_bad_input_is_one_clear_line_without_a_traceback(home, args, message):
+    seed(home / "s.db")
+    if args[0] == "episodes":
+        args = [*args, "--db", str(home / "s.db")]
+    result = nightloop(*args, check=False)
+    assert result.returncode == 2 or result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_corrupt_store_is_named_in_the_error(home):
+    bad = home / "bad.db"
+    bad.write_bytes(b"\x00garbage" * 1000)
+    result = nightloop("episodes", "list", "--db", str(bad), check=False)
+    assert result.returncode == 1
+    assert f"Error: {bad} is not a usable nightloop database" in result.stderr
+
+
+def test_commands_that_need_the_daemon_say_when_it_is_down(home):
+    port = str(free_port())
+    result = nightloop("run", "click \"Go\"", "--port", port, check=False)
+    assert result.returncode == 1
+    assert f"no nightloop daemon at 127.0.0.1:{port}" in result.stderr
+    assert "start one with `nightloop daemon`" in result.stderr
+
+    status = nightloop("status", "--port", port, "--json", check=False)
+    assert status.returncode == 1
+    state = json.loads(status.stdout)
+    assert state["running"] is False and state["address"] == f"127.0.0.1:{port}"
+
+
+def test_status_reports_a_running_daemon(daemon_proc):
+    state = json.loads(nightloop("status", "--json", *daemon_proc.args()).stdout)
+    assert state["running"] is True and state["address"] == f"127.0.0.1:{daemon_proc.port}"
+    assert state["browser_connected"] is False and state["db"] == str(daemon_proc.db)
+    text = nightloop("status", *daemon_proc.args()).stdout
+    assert f"daemon: running on 127.0.0.1:{daemon_proc.port}" in text
+
+
+def test_a_second_daemon_on_the_same_port_explains_itself(daemon_proc):
+    result = nightloop("daemon", *daemon_proc.args(), "--db", str(daemon_proc.db), check=False,
+                       timeout=20)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{daemon_proc.port}" in result.stderr
+
+
+def test_pair_prints_the_token_and_keeps_it_private(home):
+    out = nightloop("pair", "--port", "9123").stdout
+    token_file = home / "config" / "nightloop" / "token"
+    token = token_file.read_text().strip()
+    assert token in out and "Load unpacked" in out and "port 9123" in out
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    # A second call reuses the same token; a loosened file is tightened again.
+    token_file.chmod(0o644)
+    assert token in nightloop("pair").stdout
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600

@@ -1,0 +1,129 @@
+"""The episode loop on its own: a scripted stand-in browser (this file only) and a real store."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import run_async
+from daemon.actions import Action
+from daemon.episode import ActOutcome, BrowserError, Limits, run_episode
+from daemon.observation import Observation
+from daemon.policy import Decision, ScriptedPolicy, StepContext
+from daemon.store import Episode, Store
+
+PAGE = {"url": "http://x/", "title": "Login", "elements": [
+    {"id": 1, "tag": "input", "role": "textbox", "name": "User", "editable": True},
+    {"id": 2, "tag": "input", "role": "textbox", "name": "Password", "type": "password",
+     "editable": True, "value": "should-never-be-stored"},
+    {"id": 3, "tag": "button", "role": "button", "name": "Log in"},
+]}
+
+
+class StandInBrowser:
+    """Answers observe with PAGE; fails the actions whose element ids are in `refuse`."""
+
+    def __init__(self, refuse=(), observe_fails_after=None):
+        self.acted: list[dict] = []
+        self.refuse = set(refuse)
+        self.observe_fails_after = observe_fails_after
+
+    async def observe(self, tab_id):
+        if self.observe_fails_after is not None and len(self.acted) >= self.observe_fails_after:
+            raise BrowserError("the browser disconnected")
+        return 7, Observation.from_json(PAGE)
+
+    async def act(self, tab_id, action: Action) -> ActOutcome:
+        self.acted.append(action.to_json())
+        if action.element_id in self.refuse:
+            return ActOutcome(False, tab_id, f"element [{action.element_id}] no longer exists")
+        return ActOutcome(True, tab_id)
+
+
+class Recorder:
+    """A policy that replays fixed decisions and remembers what it was shown."""
+
+    name = "recorder"
+
+    def __init__(self, *actions):
+        self.actions = list(actions)
+        self.seen: list[StepContext] = []
+
+    async def decide(self, context):
+        self.seen.append(context)
+        return Decision(self.actions.pop(0), prompt=f"step {len(self.seen)}")
+
+
+def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            episode = await store.start_episode(Episode(task, "cli", policy=policy.name))
+            streamed = []
+
+            async def on_step(step):
+                streamed.append(step.index)
+            final = await run_episode(episode, store=store, browser=browser, policy=policy,
+                                      stop=stop or asyncio.Event(), on_step=on_step,
+                                      limits=limits)
+            return final, await store.steps(episode.id), streamed
+    return run_async(go())
+
+
+def test_an_action_error_is_recorded_and_shown_to_the_policy_next_step(tmp_path):
+    policy = Recorder(Action("click", {"id": 3}), Action("click", {"id": 1}), Action("done"))
+    final, steps, streamed = play(tmp_path, "log in", policy, StandInBrowser(refuse={3}))
+    assert final.status == "done" and streamed == [0, 1, 2]
+    assert steps[0].ok is False and "no longer exists" in steps[0].error
+    assert policy.seen[1].last_error == steps[0].error
+    assert policy.seen[2].last_error is None
+    assert steps[0].prompt == "step 1" and steps[0].result == {"tab_id": 7}
+
+
+def test_an_element_missing_from_the_observation_never_reaches_the_browser(tmp_path):
+    browser = StandInBrowser()
+    final, steps, _ = play(tmp_path, "t", Recorder(Action("click", {"id": 99}), Action("done")),
+                           browser)
+    assert browser.acted == []
+    assert steps[0].ok is False
+    assert steps[0].error == "element [99] is not in the observation of this page"
+
+
+def test_the_step_limit_ends_the_episode(tmp_path):
+    policy = Recorder(*[Action("scroll", {"direction": "down"})] * 3)
+    final, steps, _ = play(tmp_path, "t", policy, StandInBrowser(), limits=Limits(max_steps=3))
+    assert final.status == "step_limit" and len(steps) == 3
+
+
+def test_stop_cuts_a_wait_short_and_ends_before_the_next_step(tmp_path):
+    stop = asyncio.Event()
+
+    class StopDuringWait(Recorder):
+        async def decide(self, context):
+            asyncio.get_running_loop().call_later(0.2, stop.set)
+            return await super().decide(context)
+
+    policy = StopDuringWait(Action("wait", {"seconds": 30}), Action("done"))
+    final, steps, _ = play(tmp_path, "t", policy, StandInBrowser(), stop=stop)
+    assert final.status == "stopped" and len(steps) == 1
+    assert steps[0].act_ms < 5000
+
+
+def test_a_browser_that_cannot_be_observed_fails_the_episode(tmp_path):
+    policy = Recorder(Action("click", {"id": 1}), Action("done"))
+    final, steps, _ = play(tmp_path, "t", policy, StandInBrowser(observe_fails_after=1))
+    assert final.status == "failed" and final.error == "the browser disconnected"
+    assert len(steps) == 1
+
+
+def test_text_typed_into_a_password_field_is_masked_everywhere(tmp_path):
+    task = 'fill "User" with "ada"; fill "Password" with "hunter2"; click "Log in"'
+    browser = StandInBrowser()
+    final, steps, _ = play(tmp_path, task, ScriptedPolicy(), browser)
+    assert {"action": "fill", "id": 2, "text": "hunter2"} in browser.acted   # the page got it
+    assert final.task == 'fill "User" with "ada"; fill "Password" with "•••"; click "Log in"'
+    assert steps[1].action == {"action": "fill", "id": 2, "text": "•••"}
+    assert steps[1].raw_output == 'fill "Password" with "•••"'
+    assert all(e["value"] in (None, "•••") for s in steps
+               for e in s.observation["elements"] if e["type"] == "password")
+    for path in tmp_path.glob("s.db*"):
+        assert b"hunter2" not in path.read_bytes()
+        assert b"should-never-be-stored" not in path.read_bytes()

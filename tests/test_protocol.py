@@ -1,0 +1,105 @@
+"""The I/O-free protocol: pairing, validation and encoding, driven directly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from daemon import protocol as p
+from daemon.wire import InvalidMessage, Refused
+
+TOKEN = "s3cret-token"
+EXT = "chrome-extension://amomhdhdickamghompkbjaljdcpkpfof"
+
+
+def session(origin: str | None = None) -> p.Session:
+    return p.Session(TOKEN, EXT, origin)
+
+
+def hello(**overrides) -> str:
+    return json.dumps({"type": "hello", "protocol": p.PROTOCOL_VERSION, "token": TOKEN,
+                       "client": "cli", **overrides})
+
+
+def test_a_cli_pairs_with_the_token_and_no_origin():
+    s = session()
+    assert isinstance(s.receive(hello()), p.Hello)
+    assert s.state is p.State.OPEN and s.client == "cli"
+
+
+def test_the_extension_pairs_only_from_its_own_origin():
+    s = session(EXT)
+    s.receive(hello(client="extension"))
+    assert s.client == "extension"
+    with pytest.raises(Refused, match="may not connect from origin"):
+        session("http://localhost:3000").receive(hello(client="extension"))
+    with pytest.raises(Refused, match="may not connect from origin"):
+        session(EXT).receive(hello(client="cli"))      # a page cannot pose as the CLI either
+
+
+@pytest.mark.parametrize("frame, reason", [
+    (hello(token="wrong"), "pairing token rejected"),
+    (hello(protocol=2), "protocol version 2 is not supported"),
+    (hello(client="robot"), "must be one of 'extension' | 'cli'"),
+    ('{"type": "status"}', "expected hello, got 'status'"),
+    ("not json", "expected hello: malformed JSON"),
+])
+def test_pairing_failures_refuse_the_connection(frame, reason):
+    with pytest.raises(Refused, match=reason):
+        session().receive(frame)
+
+
+def open_session(client="cli") -> p.Session:
+    s = session(EXT if client == "extension" else None)
+    s.receive(hello(client=client))
+    return s
+
+
+@pytest.mark.parametrize("frame, reason", [
+    ("{", "malformed JSON"),
+    (b'{"type": "ping"}', "binary frames"),
+    ('"ping"', "must be a JSON object"),
+    ('{"type": "nope"}', "unknown message type 'nope'"),
+    ('{"type": "task"}', "task is missing the field 'task'"),
+    ('{"type": "task", "task": 5}', "task.task must be str, got int"),
+    ('{"type": "task", "task": "x", "source": "spaceship"}', "task.source must be one of"),
+    ('{"type": "feedback", "episode_id": true, "value": 1}', "must be an integer"),
+    ('{"type": "task", "task": ""}', "task.task is empty"),
+    ('{"type": "task", "task": "%s"}' % ("x" * (p.MAX_TASK_CHARS + 1)), "longer than"),
+    ('{"type": "observation", "request_id": "1"}', "a cli client may not send 'observation'"),
+])
+def test_bad_frames_after_pairing_are_errors_not_refusals(frame, reason):
+    s = open_session()
+    with pytest.raises(InvalidMessage, match=reason) as info:
+        s.receive(frame)
+    assert not isinstance(info.value, Refused)
+    assert s.state is p.State.OPEN
+
+
+def test_the_extension_may_not_relay_requests():
+    with pytest.raises(InvalidMessage, match="may not send 'observe'"):
+        open_session("extension").receive('{"type": "observe", "request_id": "1"}')
+
+
+def test_every_message_type_round_trips():
+    samples = [
+        p.Hello(1, "t", "cli", agent="x"), p.Welcome(1, "nightloop/0", {"id": 1}),
+        p.Task("do it", "cli", "http://a/", 3, "r"), p.Stop(2, "r"), p.Feedback(1, -1, "r"),
+        p.Status("r", "127.0.0.1:1", "/db", True, None, {"done": 1}), p.Observe("r", 4),
+        p.Act("r", {"action": "click", "id": 1}, 4), p.Observation("r", 4, {"url": "u"}),
+        p.ActionResult("r", False, 4, "gone", {"url": "u"}), p.EpisodeUpdate({"id": 1}, "r"),
+        p.StepUpdate(1, {"index": 0}), p.Ping(), p.Pong(), p.Error("bad", "r"),
+    ]
+    assert {type(m) for m in samples} == set(p.MESSAGES.values())
+    for message in samples:
+        assert p.decode(p.encode(message)) == message
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility():
+    assert p.decode('{"type": "ping", "sent_at": 5}') == p.Ping()
+
+
+def test_request_id_of_a_broken_frame_is_echoed_when_readable():
+    assert p.request_id_of('{"type": "x", "request_id": "r9"}') == "r9"
+    assert p.request_id_of("{broken") is None

@@ -1,0 +1,137 @@
+"""The store on a real SQLite file: migrations, commits, recovery, deletion, redaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from conftest import run_async
+from daemon.store import SCHEMA_VERSION, Episode, Reward, Step, Store, StoreError
+
+
+def step(episode_id: int, index: int, **kw) -> Step:
+    return Step(episode_id, index, {"action": "click", "id": index}, True, url="http://x/", **kw)
+
+
+def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "deep" / "dir" / "s.db") as store:
+            assert await store.schema_version() == SCHEMA_VERSION
+    run_async(go())
+    conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["initial"]
+
+
+def test_rows_round_trip_and_each_write_is_committed_at_once(tmp_path):
+    db = tmp_path / "s.db"
+
+    async def go():
+        store = await Store.open(db)
+        episode = await store.start_episode(Episode("buy milk", "cli", start_url="http://x/"))
+        await store.add_step(step(episode.id, 0, observation={"url": "http://x/", "elements": []},
+                                  observe_ms=1.5))
+        # Another connection sees the step before anything else happens: it is committed.
+        other = sqlite3.connect(db)
+        assert other.execute("SELECT count(*) FROM steps").fetchone() == (1,)
+        other.close()
+        await store.add_reward(Reward(episode.id, "user", 1.0, {"client": "cli"}))
+        await store.finish_episode(episode.id, "done", final_answer="ok")
+        got = await store.episode(episode.id)
+        steps = await store.steps(episode.id)
+        rewards = await store.rewards(episode.id)
+        counts = await store.counts()
+        await store.close()
+        return got, steps, rewards, counts
+
+    got, steps, rewards, counts = run_async(go())
+    assert (got.task, got.status, got.final_answer, got.n_steps) == ("buy milk", "done", "ok", 1)
+    assert got.ended_at >= got.started_at
+    assert steps[0].observation == {"url": "http://x/", "elements": []}
+    assert steps[0].action == {"action": "click", "id": 0} and steps[0].ok is True
+    assert rewards[0].details == {"client": "cli"} and rewards[0].value == 1.0
+    assert counts == {"done": 1}
+
+
+def test_reopening_marks_running_episodes_interrupted_only_when_recovering(tmp_path):
+    db = tmp_path / "s.db"
+
+    async def go():
+        store = await Store.open(db)
+        running = await store.start_episode(Episode("a", "cli"))
+        finished = await store.start_episode(Episode("b", "cli"))
+        await store.finish_episode(finished.id, "done")
+        await store.close()        # as if the daemon died: `running` never finished
+        async with await Store.open(db, recover=False) as reader:
+            before = (await reader.episode(running.id)).status
+        async with await Store.open(db) as daemon_store:
+            after = [(e.id, e.status) for e in await daemon_store.episodes()]
+        return running.id, finished.id, before, after
+
+    running, finished, before, after = run_async(go())
+    assert before == "running"
+    assert after == [(finished, "done"), (running, "interrupted")]
+
+
+def test_delete_by_id_and_by_date_takes_steps_and_rewards_along(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            ids = []
+            for started in ("2026-01-01T00:00:00.000Z", "2026-06-01T00:00:00.000Z",
+                            "2026-09-01T00:00:00.000Z"):
+                e = await store.start_episode(Episode("t", "cli", started_at=started))
+                await store.add_step(step(e.id, 0))
+                await store.add_reward(Reward(e.id, "user", -1.0))
+                ids.append(e.id)
+            n_by_id = await store.delete_episodes([ids[2]])
+            n_by_date = await store.delete_episodes(before="2026-03-01T00:00:00.000Z")
+            left = [e.id for e in await store.episodes()]
+            orphans = [await store.steps(i) for i in ids] + [await store.rewards(i) for i in ids]
+            with pytest.raises(ValueError):
+                await store.delete_episodes()
+            return ids, n_by_id, n_by_date, left, orphans
+
+    ids, n_by_id, n_by_date, left, orphans = run_async(go())
+    assert (n_by_id, n_by_date, left) == (1, 1, [ids[1]])
+    assert sum(map(len, orphans)) == 2      # only the kept episode's step and reward
+
+
+def test_redaction_leaves_no_trace_of_the_secret_in_any_file(tmp_path):
+    db = tmp_path / "s.db"
+
+    async def go():
+        async with await Store.open(db) as store:
+            e = await store.start_episode(Episode('log in with "pa\\"ss"', "cli"))
+            await store.add_step(step(e.id, 0, prompt='type pa"ss now', raw_output='{"text": "pa\\"ss"}'))
+            await store.redact(e.id, 'pa"ss', "•••")
+            return (await store.episode(e.id)).task, (await store.steps(e.id))[0]
+
+    task, s = run_async(go())
+    assert task == 'log in with "•••"'
+    assert s.prompt == "type ••• now" and s.raw_output == '{"text": "•••"}'
+    for path in tmp_path.glob("s.db*"):
+        data = path.read_bytes()
+        assert b'pa"ss' not in data and b'pa\\"ss' not in data, path
+
+
+def test_a_file_that_is_not_a_store_gives_a_clear_error(tmp_path):
+    bad = tmp_path / "notes.db"
+    bad.write_text("these are my notes, not a database" * 100)
+    with pytest.raises(StoreError, match="is not a usable nightloop database"):
+        run_async(Store.open(bad))
+
+
+def test_a_store_from_a_newer_version_is_not_touched(tmp_path):
+    db = tmp_path / "s.db"
+    run_async(_open_close(db))
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO migrations VALUES ('from_the_future', '2030-01-01')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer nightloop"):
+        run_async(Store.open(db))
+
+
+async def _open_close(db):
+    await (await Store.open(db)).close()
