@@ -8,7 +8,8 @@ import { AGENT, DEFAULT_PORT, POPUP, PROTOCOL_VERSION, isWebUrl, lastWebTab } fr
 const MAX_BACKOFF_MS = 30_000;
 const KEEPALIVE_MS = 20_000;     // a message every 20 s keeps an MV3 worker (and the socket) alive
 const LOAD_TIMEOUT_MS = 15_000;
-const SETTLE_MS = 150;           // after a page action, give a navigation time to start
+const NAV_GRACE_MS = 40;         // a navigation caused by an action has started by then
+const BACK_TIMEOUT_MS = 2_000;   // history.back() with no history does nothing: stop waiting
 
 let socket = null;
 let backoffMs = 500;
@@ -133,22 +134,43 @@ async function onDaemonMessage(message) {
 
 // -- tabs ---------------------------------------------------------------------------------
 
-/** Resolve when the tab has finished loading (or after LOAD_TIMEOUT_MS). */
-function waitForLoad(tabId) {
-  return new Promise((resolve) => {
-    let timer;
-    const finish = () => {
-      clearTimeout(timer);
-      chrome.tabs.onUpdated.removeListener(listener);
-      resolve();
-    };
-    const listener = (id, info) => {
-      if (id === tabId && info.status === "complete") finish();
-    };
-    chrome.tabs.onUpdated.addListener(listener);
-    timer = setTimeout(finish, LOAD_TIMEOUT_MS);
-    chrome.tabs.get(tabId).then((tab) => tab.status === "complete" && finish(), finish);
+// Main-frame navigations per tab, so that an action that navigates is only answered once the
+// new page has loaded, and one that does not is answered at once.
+const navigations = new Map();   // tabId → {started: ms, done: boolean}
+chrome.webNavigation.onBeforeNavigate.addListener(({ tabId, frameId }) => {
+  if (frameId === 0) navigations.set(tabId, { started: Date.now(), done: false });
+});
+for (const event of [chrome.webNavigation.onCompleted, chrome.webNavigation.onErrorOccurred]) {
+  event.addListener(({ tabId, frameId }) => {
+    const nav = navigations.get(tabId);
+    if (frameId === 0 && nav) nav.done = true;
   });
+}
+
+/** Poll until `predicate()` holds or `timeoutMs` passes. */
+async function until(predicate, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate() && Date.now() < deadline) await sleep(20);
+}
+
+/** After an action begun at `since`: if it started a navigation, wait for that page to load.
+ * `expectMs`: how long to wait for a navigation that must come (goto, go_back) to start.
+ * Resolves to whether a navigation happened. */
+async function settle(tabId, since, expectMs = 0) {
+  await sleep(NAV_GRACE_MS);
+  const started = () => (navigations.get(tabId)?.started ?? 0) >= since;
+  if (expectMs) await until(started, expectMs);
+  if (!started()) return false;
+  await until(() => navigations.get(tabId).done, LOAD_TIMEOUT_MS);
+  return true;
+}
+
+/** Resolve when the tab's current document has finished loading (or after LOAD_TIMEOUT_MS). */
+async function waitForLoad(tabId) {
+  const deadline = Date.now() + LOAD_TIMEOUT_MS;
+  while (Date.now() < deadline && (await chrome.tabs.get(tabId)).status !== "complete") {
+    await sleep(30);
+  }
 }
 
 async function agentTab(tabId) {
@@ -192,33 +214,33 @@ async function observe(request) {
 async function act(request) {
   const { action } = request;
   const reply = { type: "action_result", request_id: request.request_id, ok: false };
+  const since = Date.now();
   try {
     let tabId;
     if (action.action === "goto") {
-      if (!/^(https?|file):/.test(action.url)) throw new Error(`cannot open ${action.url}`);
+      if (!isWebUrl(action.url)) throw new Error(`cannot open ${action.url}: not an http(s) or file URL`);
       if (request.tab_id == null) {
         tabId = (await chrome.tabs.create({ url: action.url, active: true })).id;
       } else {
         tabId = await agentTab(request.tab_id);
         await chrome.tabs.update(tabId, { url: action.url });
       }
-      await sleep(SETTLE_MS);
-      await waitForLoad(tabId);
+      await settle(tabId, since, LOAD_TIMEOUT_MS);
       reply.ok = true;
     } else if (action.action === "go_back") {
+      // The page's own history.back(): chrome.tabs.goBack skips entries made without a user
+      // gesture, which is every entry the agent makes.
       tabId = await agentTab(request.tab_id);
-      await chrome.tabs.goBack(tabId);
-      await sleep(SETTLE_MS);
-      await waitForLoad(tabId);
-      reply.ok = true;
+      await chrome.scripting.executeScript({ target: { tabId }, func: () => history.back() });
+      reply.ok = await settle(tabId, since, BACK_TIMEOUT_MS);
+      if (!reply.ok) reply.error = "there is no previous page in this tab's history";
     } else {
       tabId = await agentTab(request.tab_id);
       const response = await toContent(tabId, { type: "act", action });
       reply.ok = Boolean(response && response.ok);
       if (!reply.ok) reply.error = response ? response.error : "the page did not answer";
       if (response && response.detail) reply.detail = response.detail;
-      await sleep(SETTLE_MS);
-      await waitForLoad(tabId);
+      await settle(tabId, since);
     }
     reply.tab_id = tabId;
     const tab = await chrome.tabs.get(tabId);
