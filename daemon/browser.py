@@ -70,3 +70,16 @@ def launch(profile: Path, *, port: int, token: str, headless: bool,
         [find_chromium(), f"--user-data-dir={profile}",
          *chromium_args(extension, headless=headless), url],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def launch_with_playwright(chromium_type, profile: Path, *, port: int, token: str,
+                           headless: bool = True):
+    """The same browser through Playwright (tests, benchmarks, evaluation runs).
+
+    `chromium_type` is `playwright.chromium` from the sync or the async API; this returns what
+    its `launch_persistent_context` returns (a context, or an awaitable of one).
+    """
+    extension = prepare_extension(profile, port, token)
+    return chromium_type.launch_persistent_context(
+        str(profile), executable_path=find_chromium(), headless=headless,
+        args=chromium_args(extension, headless=False))   # Playwright adds its own --headless

@@ -137,15 +137,13 @@ def playwright():
 def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
     """Headless Chromium with the extension loaded and paired with `daemon_proc`; waits until the
     daemon reports the browser connected."""
-    from daemon.browser import chromium_args, find_chromium, prepare_extension
+    from daemon.browser import launch_with_playwright
     from daemon.config import config_dir
     from daemon.pairing import extension_id, load_or_create_token
 
-    profile = tmp_path / "profile"
-    extension = prepare_extension(profile, daemon_proc.port, load_or_create_token(config_dir()))
-    context = playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=find_chromium(), headless=True,
-        args=chromium_args(extension, headless=False))
+    context = launch_with_playwright(playwright.chromium, tmp_path / "profile",
+                                     port=daemon_proc.port,
+                                     token=load_or_create_token(config_dir()))
     try:
         wait_until(lambda: '"browser_connected": true' in
                    nightloop("status", "--json", *daemon_proc.args(), check=False).stdout,
