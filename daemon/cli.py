@@ -160,11 +160,10 @@ def browser(port: int | None, headless: bool | None, profile: Path | None, url: 
                            url=url)
     click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port "
                f"{_port(port)}.")
-    try:
-        proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait()
+    # Ctrl-C or SIGTERM closes the browser too, rather than leaving it orphaned.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: proc.terminate())
+    proc.wait()
 
 
 @cli.command()
@@ -410,8 +409,8 @@ def show_episode(episode_id: int, db: Path | None, as_json: bool) -> None:
             click.echo(f"  {key}: {data[key]}")
     click.echo(f"  steps ({len(data['steps'])}):")
     for step in data["steps"]:
-        times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms",
-                                                                "act_ms") if step.get(k) is not None)
+        times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms", "act_ms")
+                         if step.get(k) is not None)
         click.echo(f"  {_step_line(step)}  [{times}]  {step.get('url') or ''}")
     for reward in data["rewards"]:
         click.echo(f"  reward {reward['kind']}: {reward['value']:+g}")

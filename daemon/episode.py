@@ -48,7 +48,7 @@ class Browser(Protocol):
         """Perform a page or tab action; failures come back as ActOutcome(ok=False)."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     max_steps: int = DEFAULT_MAX_STEPS
     step_timeout: float = DEFAULT_STEP_TIMEOUT

@@ -35,7 +35,7 @@ import enum
 import hmac
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from .wire import InvalidMessage, Refused, from_json, to_json
 

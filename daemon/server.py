@@ -54,10 +54,6 @@ class Running:
     task: asyncio.Task | None = None
 
 
-def episode_json(episode: Episode) -> dict[str, Any]:
-    return to_json(episode)
-
-
 def step_json(step: Step) -> dict[str, Any]:
     """A step as progress messages carry it: everything but the (large) observation."""
     return {k: v for k, v in to_json(step).items() if k != "observation"}
@@ -210,7 +206,7 @@ class Daemon:
         await asyncio.gather(*(c.send(message) for c in list(self.clients) if c is not skip))
 
     def _running_json(self) -> dict | None:
-        return episode_json(self.running.episode) if self.running else None
+        return to_json(self.running.episode) if self.running else None
 
     # -- messages -------------------------------------------------------------------------
 
@@ -253,7 +249,7 @@ class Daemon:
         episode = await self.store.start_episode(Episode(
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name))
         running = self.running = Running(episode)
-        update = p.EpisodeUpdate(episode_json(episode))
+        update = p.EpisodeUpdate(to_json(episode))
         await client.send(dataclasses.replace(update, request_id=task.request_id))
         await self.broadcast(update, skip=client)
         running.task = asyncio.create_task(self._run(running, task.tab_id))
@@ -266,7 +262,7 @@ class Daemon:
             final = await run_episode(running.episode, store=self.store, browser=self.browser,
                                       policy=self.policy, stop=running.stop, on_step=on_step,
                                       limits=self.limits, tab_id=tab_id)
-            await self.broadcast(p.EpisodeUpdate(episode_json(final)))
+            await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
         finally:
@@ -284,7 +280,7 @@ class Daemon:
             raise InvalidMessage(f"there is no episode {feedback.episode_id}")
         await self.store.add_reward(Reward(episode.id, "user", float(feedback.value),
                                            {"client": client.kind}))
-        await client.send(p.EpisodeUpdate(episode_json(episode), feedback.request_id))
+        await client.send(p.EpisodeUpdate(to_json(episode), feedback.request_id))
 
     async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
         """Pass one CLI observe/act to the browser and its reply back, under our own id."""

@@ -7,7 +7,6 @@ import asyncio
 import concurrent.futures
 import functools
 import http.server
-import os
 import signal
 import socket
 import subprocess
@@ -19,6 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from daemon.browser import launch_with_playwright
+from daemon.config import config_dir
+from daemon.pairing import extension_id, load_or_create_token
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = Path(__file__).resolve().parent / "pages"
@@ -137,10 +140,6 @@ def playwright():
 def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
     """Headless Chromium with the extension loaded and paired with `daemon_proc`; waits until the
     daemon reports the browser connected."""
-    from daemon.browser import launch_with_playwright
-    from daemon.config import config_dir
-    from daemon.pairing import extension_id, load_or_create_token
-
     context = launch_with_playwright(playwright.chromium, tmp_path / "profile",
                                      port=daemon_proc.port,
                                      token=load_or_create_token(config_dir()))
@@ -170,5 +169,3 @@ def wait_until(predicate, *, timeout: float = 10, what: str = "condition", inter
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
 
-
-os.environ.setdefault("PYTHONUNBUFFERED", "1")

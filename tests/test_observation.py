@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import nightloop, run_async, wait_until
+from conftest import nightloop, run_async
 
 pytestmark = pytest.mark.browser
 

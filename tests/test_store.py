@@ -103,7 +103,8 @@ def test_redaction_leaves_no_trace_of_the_secret_in_any_file(tmp_path):
     async def go():
         async with await Store.open(db) as store:
             e = await store.start_episode(Episode('log in with "pa\\"ss"', "cli"))
-            await store.add_step(step(e.id, 0, prompt='type pa"ss now', raw_output='{"text": "pa\\"ss"}'))
+            await store.add_step(step(e.id, 0, prompt='type pa"ss now',
+                                      raw_output='{"text": "pa\\"ss"}'))
             await store.redact(e.id, 'pa"ss', "•••")
             return (await store.episode(e.id)).task, (await store.steps(e.id))[0]
 

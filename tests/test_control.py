@@ -1,0 +1,111 @@
+"""Starting, pairing and stopping: the launchers pair by themselves, Stop ends an episode, and an
+unresponsive browser fails an episode cleanly instead of hanging it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+
+from conftest import NIGHTLOOP, DaemonProcess, free_port, nightloop, run_async, wait_until
+from daemon.config import config_dir
+from daemon.pairing import extension_origin, load_or_create_token
+from daemon.protocol import PROTOCOL_VERSION
+
+
+def browser_connected(port: int) -> bool:
+    out = nightloop("status", "--json", "--port", str(port), check=False).stdout
+    return bool(out) and json.loads(out).get("browser_connected") is True
+
+
+@pytest.mark.browser
+def test_daemon_with_browser_starts_a_paired_headless_chromium(home):
+    proc = DaemonProcess(free_port(), home / "s.db", home / "d.log")
+    proc.start("--browser", "--profile", str(home / "profile"))
+    try:
+        wait_until(lambda: browser_connected(proc.port), timeout=30, what="the browser")
+        log = proc.log.read_text()
+        assert "starting the browser headless" in log or "No display found" in log
+        assert (home / "profile" / "nightloop-extension" / "pairing.json").exists()
+    finally:
+        proc.stop()
+    assert "nightloop daemon stopping" in proc.log.read_text()
+
+
+@pytest.mark.browser
+def test_the_browser_command_pairs_with_a_running_daemon(daemon_proc, home):
+    chromium = subprocess.Popen([NIGHTLOOP, "browser", "--headless", "--profile",
+                                 str(home / "own-profile"), *daemon_proc.args()],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: browser_connected(daemon_proc.port), timeout=30, what="the browser")
+    finally:
+        chromium.terminate()
+        chromium.wait(15)
+    wait_until(lambda: not browser_connected(daemon_proc.port), timeout=15,
+               what="the daemon to notice the browser left")
+
+
+@pytest.mark.browser
+def test_stop_from_the_cli_and_from_the_popup(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/slow.html")
+    runner = subprocess.Popen([NIGHTLOOP, "run", *daemon_proc.args(), "--json",
+                               'fill "First" with "x"; wait 30; fill "Second" with "y"'],
+                              stdout=subprocess.PIPE, text=True)
+    wait_until(lambda: '"episode"' in nightloop("status", "--json", *daemon_proc.args()).stdout,
+               what="the episode to start")
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert "asked episode 1 to stop" in nightloop("stop", *daemon_proc.args()).stdout
+    episode = json.loads(runner.communicate(timeout=15)[0])
+    assert episode["status"] == "stopped" and time.monotonic() - started < 5
+    assert page.locator("#b").input_value() == ""      # the step after the wait never ran
+
+    popup = browser.popup()
+    wait_until(lambda: popup.text_content("#connection") == "connected", what="popup")
+    popup.fill("#task", "wait 30; done")
+    popup.click("#run")
+    popup.wait_for_selector("#stop:not([disabled])")
+    popup.click("#stop")
+    popup.wait_for_selector("#finished:not([hidden])", timeout=10_000)
+    assert popup.text_content("#outcome") == "Finished: stopped"
+
+
+def test_an_unresponsive_browser_fails_the_episode_after_the_step_timeout(home):
+    proc = DaemonProcess(free_port(), home / "s.db", home / "d.log").start("--step-timeout", "1")
+    token = load_or_create_token(config_dir())
+
+    async def silent_extension(ready: asyncio.Event, stop: asyncio.Event):
+        """Pairs as the extension, then never answers a request."""
+        async with connect(f"ws://127.0.0.1:{proc.port}/", origin=extension_origin()) as ws:
+            await ws.send(json.dumps({"type": "hello", "protocol": PROTOCOL_VERSION,
+                                      "token": token, "client": "extension"}))
+            await ws.recv()
+            ready.set()
+            await stop.wait()
+
+    async def go():
+        ready, stop = asyncio.Event(), asyncio.Event()
+        ext = asyncio.create_task(silent_extension(ready, stop))
+        await ready.wait()
+        run = await asyncio.create_subprocess_exec(
+            NIGHTLOOP, "run", "--port", str(proc.port), "--json", "done",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(run.communicate(), 20)
+        stop.set()
+        await ext
+        return json.loads(out), err
+
+    try:
+        episode, _ = run_async(go())
+        assert episode["status"] == "failed"
+        assert episode["error"] == "the browser did not answer 'observe' within 1 s"
+        assert json.loads(nightloop("status", "--json", "--port", str(proc.port)).stdout)[
+            "running"] is True
+    finally:
+        proc.stop()
