@@ -97,6 +97,9 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
     except asyncio.CancelledError:
         status, error = "interrupted", "the daemon shut down during the episode"
         raise
+    except Exception as exc:    # a bug: record the episode as failed, then let it be logged
+        status, error = "failed", f"internal error: {exc!r}"
+        raise
     finally:
         await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
                                    error=secrets.scrub(error))

@@ -69,7 +69,8 @@ class ExtensionBrowser:
         self._pending: dict[str, asyncio.Future[p.Message]] = {}
 
     async def request(self, message: p.Observe | p.Act) -> p.Message:
-        """Send a request to the extension and await its reply; BrowserError if none comes."""
+        """Send a request to the extension and await its reply (an Observation or an
+        ActionResult); BrowserError if none, or one of the wrong type, comes."""
         client = self._daemon.extension
         if client is None:
             raise BrowserError("no browser is connected")
@@ -77,12 +78,16 @@ class ExtensionBrowser:
         self._pending[message.request_id] = future
         try:
             await client.send(message)
-            return await asyncio.wait_for(future, self._timeout)
+            reply = await asyncio.wait_for(future, self._timeout)
         except asyncio.TimeoutError:
             raise BrowserError(f"the browser did not answer {message.type!r} "
                                f"within {self._timeout:g} s") from None
         finally:
             self._pending.pop(message.request_id, None)
+        expected = p.Observation if isinstance(message, p.Observe) else p.ActionResult
+        if not isinstance(reply, expected):
+            raise BrowserError(f"the browser answered {message.type!r} with {reply.type!r}")
+        return reply
 
     def resolve(self, reply: p.Observation | p.ActionResult) -> None:
         future = self._pending.get(reply.request_id)
@@ -101,7 +106,6 @@ class ExtensionBrowser:
 
     async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
         reply = await self.request(p.Observe(self.next_id(), tab_id))
-        assert isinstance(reply, p.Observation)
         if reply.error or reply.observation is None:
             raise BrowserError(f"the page could not be observed: {reply.error or 'no data'}")
         try:
@@ -114,7 +118,6 @@ class ExtensionBrowser:
             reply = await self.request(p.Act(self.next_id(), action.to_json(), tab_id))
         except BrowserError as exc:
             return ActOutcome(False, tab_id, str(exc))
-        assert isinstance(reply, p.ActionResult)
         return ActOutcome(reply.ok, reply.tab_id, reply.error, reply.detail)
 
 

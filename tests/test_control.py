@@ -1,5 +1,5 @@
 """Starting, pairing and stopping: the launchers pair by themselves, Stop ends an episode, and an
-unresponsive browser fails an episode cleanly instead of hanging it."""
+misbehaving browser (silent, wrong replies, malformed observations) fails an episode cleanly."""
 
 from __future__ import annotations
 
@@ -76,35 +76,60 @@ def test_stop_from_the_cli_and_from_the_popup(browser, daemon_proc, pages_url):
     assert popup.text_content("#outcome") == "Finished: stopped"
 
 
-def test_an_unresponsive_browser_fails_the_episode_after_the_step_timeout(home):
+def _silent(request):
+    return None
+
+
+def _wrong_type(request):
+    return {"type": "action_result", "request_id": request["request_id"], "ok": True}
+
+
+def _malformed(request):
+    return {"type": "observation", "request_id": request["request_id"],
+            "observation": {"url": "http://x/", "elements": [{"id": "seven"}]}}
+
+
+@pytest.mark.parametrize("answer, error", [
+    (_silent, "the browser did not answer 'observe' within 1 s"),
+    (_wrong_type, "the browser answered 'observe' with 'action_result'"),
+    (_malformed, "the extension sent a malformed observation: "
+                 "observation.elements[0].id must be int, got str"),
+], ids=["silent", "wrong-type", "malformed"])
+def test_a_misbehaving_browser_fails_the_episode_cleanly(home, answer, error):
     proc = DaemonProcess(free_port(), home / "s.db", home / "d.log").start("--step-timeout", "1")
     token = load_or_create_token(config_dir())
 
-    async def silent_extension(ready: asyncio.Event, stop: asyncio.Event):
-        """Pairs as the extension, then never answers a request."""
+    async def fake_extension(ready: asyncio.Event, stop: asyncio.Event):
+        """Pairs as the extension, then answers requests with `answer` (None: silence)."""
         async with connect(f"ws://127.0.0.1:{proc.port}/", origin=extension_origin()) as ws:
             await ws.send(json.dumps({"type": "hello", "protocol": PROTOCOL_VERSION,
                                       "token": token, "client": "extension"}))
             await ws.recv()
             ready.set()
-            await stop.wait()
+            while not stop.is_set():
+                try:
+                    request = json.loads(await asyncio.wait_for(ws.recv(), 0.2))
+                except asyncio.TimeoutError:
+                    continue
+                reply = answer(request) if request["type"] == "observe" else None
+                if reply:
+                    await ws.send(json.dumps(reply))
 
     async def go():
         ready, stop = asyncio.Event(), asyncio.Event()
-        ext = asyncio.create_task(silent_extension(ready, stop))
+        ext = asyncio.create_task(fake_extension(ready, stop))
         await ready.wait()
         run = await asyncio.create_subprocess_exec(
             NIGHTLOOP, "run", "--port", str(proc.port), "--json", "done",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(run.communicate(), 20)
+        out, _ = await asyncio.wait_for(run.communicate(), 20)
         stop.set()
         await ext
-        return json.loads(out), err
+        return json.loads(out)
 
     try:
-        episode, _ = run_async(go())
-        assert episode["status"] == "failed"
-        assert episode["error"] == "the browser did not answer 'observe' within 1 s"
+        episode = run_async(go())
+        assert episode["status"] == "failed" and episode["error"] == error
         assert json.loads(nightloop("status", "--json", "--port", str(proc.port)).stdout)[
             "running"] is True
     finally:

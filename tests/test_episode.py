@@ -127,3 +127,23 @@ def test_text_typed_into_a_password_field_is_masked_everywhere(tmp_path):
     for path in tmp_path.glob("s.db*"):
         assert b"hunter2" not in path.read_bytes()
         assert b"should-never-be-stored" not in path.read_bytes()
+
+
+def test_an_unexpected_error_fails_the_episode_instead_of_leaving_it_running(tmp_path):
+    class Broken(Recorder):
+        async def decide(self, context):
+            raise RuntimeError("policy bug")
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            episode = await store.start_episode(Episode("t", "cli"))
+            try:
+                await run_episode(episode, store=store, browser=StandInBrowser(),
+                                  policy=Broken(), stop=asyncio.Event(),
+                                  on_step=lambda s: asyncio.sleep(0))
+            except RuntimeError:
+                pass
+            return await store.episode(episode.id)
+
+    final = run_async(go())
+    assert final.status == "failed" and final.error == "internal error: RuntimeError('policy bug')"
