@@ -1,4 +1,4 @@
-"""Starting, pairing and stopping: the launchers pair by themselves, Stop ends an episode, and an
+"""Starting, pairing and stopping: the launchers pair by themselves, Stop ends an episode, and a
 misbehaving browser (silent, wrong replies, malformed observations) fails an episode cleanly."""
 
 from __future__ import annotations
