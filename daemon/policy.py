@@ -12,7 +12,7 @@ in the observation::
 
 Instructions: ``click|check|uncheck "LABEL"``, ``fill "LABEL" with "TEXT"``,
 ``type "TEXT" into "LABEL"``, ``select "OPTION" in|from "LABEL"``, ``press KEY [on "LABEL"]``,
-``hover "LABEL"``, ``scroll up|down``, ``goto URL``, ``go back``, ``wait SECONDS``,
+``hover "LABEL"``, ``scroll up|down``, ``scroll to "LABEL"``, ``goto URL``, ``go back``, ``wait SECONDS``,
 ``answer TEXT``, ``done``. After the last instruction it answers ``done``.
 """
 
@@ -68,6 +68,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), kind) for 
     (rf"^press\s+(\w+)(?:\s+(?:on|in)\s+{_QUOTED})?$", "press"),
     (rf"^hover\s+(?:over\s+)?{_QUOTED}$", "hover"),
     (r"^scroll\s+(up|down)$", "scroll"),
+    (rf"^scroll\s+to\s+{_QUOTED}$", "scroll_to"),
     (r"^(?:goto|go to|open)\s+(\S+)$", "goto"),
     (r"^go\s+back$", "go_back"),
     (r"^wait\s+(\d+(?:\.\d+)?)(?:\s*s(?:econds?)?)?$", "wait"),
@@ -127,6 +128,8 @@ def _build(kind: str, groups: tuple[str | None, ...], obs: Observation) -> Actio
         return Action("press", args)
     if kind == "scroll":
         return Action("scroll", {"direction": groups[0].lower()})
+    if kind == "scroll_to":
+        return Action("scroll", {"id": find_element(obs, groups[0]).id})
     if kind == "goto":
         return Action("goto", {"url": groups[0]})
     if kind == "go_back":

@@ -103,3 +103,16 @@ def _act(daemon_proc, action: dict) -> dict:
             return await client.request(p.Act("", action))
     reply = run_async(go())
     return {"ok": reply.ok, "error": reply.error}
+
+
+def test_scroll_and_hover_change_what_the_page_shows(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/widgets.html")
+    assert by_name(observe(daemon_proc))["Far below button"]["in_view"] is False
+    episode = json.loads(nightloop("run", *daemon_proc.args(), "--json",
+                                   'hover "Hover me"; scroll down').stdout)
+    assert episode["status"] == "done"
+    assert page.locator("body").get_attribute("data-hovered") == "yes"
+    assert page.evaluate("scrollY") > 0
+    nightloop("run", *daemon_proc.args(), 'scroll to "Far below button"')
+    assert by_name(observe(daemon_proc))["Far below button"]["in_view"] is True

@@ -35,6 +35,7 @@ def test_instructions_split_on_semicolons_newlines_and_then():
     ('click "Send"', {"action": "click", "id": 5}),
     ('press Enter on "Full name"', {"action": "press", "key": "Enter", "id": 1}),
     ("scroll down", {"action": "scroll", "direction": "down"}),
+    ('scroll to "Send"', {"action": "scroll", "id": 5}),
     ("goto https://example.com/", {"action": "goto", "url": "https://example.com/"}),
     ("go back", {"action": "go_back"}),
     ("wait 2", {"action": "wait", "seconds": 2.0}),
