@@ -14,6 +14,7 @@ from typing import Any, Literal
 from .wire import InvalidMessage
 
 Runs = Literal["page", "tab", "episode"]
+MAX_STRING = 300        # characters in any string argument (text, url, answer...)
 
 
 @dataclass(frozen=True)
@@ -130,18 +131,32 @@ def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
         return value
     if not isinstance(value, str):
         raise InvalidMessage(f"{where} must be a string")
+    if len(value) > MAX_STRING:
+        raise InvalidMessage(f"{where} is longer than {MAX_STRING} characters")
     if param.type == "enum" and value not in param.choices:
         raise InvalidMessage(f"{where} must be one of {', '.join(param.choices)}")
     return value
 
 
-def json_schema() -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions."""
+def json_schema(element_ids: list[int] | None = None) -> dict[str, Any]:
+    """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions.
+
+    With `element_ids`, ids are further restricted to those elements (the policy's grammar uses
+    this so that it cannot name an element that is not on the page), and actions that need an
+    element are left out when there is none.
+    """
     variants = []
     for spec in ACTIONS.values():
+        needs_element = any(p.type == "id" and p.required for p in spec.params.values())
+        if element_ids is not None and not element_ids and needs_element:
+            continue
         props: dict[str, Any] = {"action": {"const": spec.name}}
         for key, param in spec.params.items():
-            if param.type == "id":
+            if param.type == "id" and element_ids is not None and element_ids:
+                props[key] = {"enum": sorted(set(element_ids))}
+            elif param.type == "id" and element_ids is not None:
+                continue    # an optional id with no elements to name: leave it out
+            elif param.type == "id":
                 props[key] = {"type": "integer", "minimum": 0}
             elif param.type == "number":
                 props[key] = {"type": "number", "minimum": param.minimum,
@@ -149,7 +164,7 @@ def json_schema() -> dict[str, Any]:
             elif param.type == "enum":
                 props[key] = {"enum": list(param.choices)}
             else:
-                props[key] = {"type": "string"}
+                props[key] = {"type": "string", "maxLength": MAX_STRING}
         required = ["action", *(k for k, p in spec.params.items() if p.required)]
         variants.append({"type": "object", "properties": props, "required": required,
                          "additionalProperties": False})

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import browser
-from .config import config_dir
+from .config import Settings, config_dir
 from .episode import Limits
 from .pairing import extension_origin, load_or_create_token
-from .policy import Policy
+from .policy import Policy, ScriptedPolicy
 from .server import Daemon
 from .store import Store
 from .wire import NightloopError
@@ -27,13 +27,23 @@ class BrowserOptions:
     headless: bool
 
 
-async def run_daemon(*, db: Path, port: int, policy: Policy, limits: Limits,
-                     with_browser: BrowserOptions | None = None) -> None:
+def make_policy(settings: Settings) -> Policy:
+    if settings.policy == "scripted":
+        return ScriptedPolicy()
+    if settings.policy == "llm":
+        from .llama_policy import LlamaPolicy   # loads llama.cpp only when it is needed
+        return LlamaPolicy(settings)
+    raise ValueError(f"unknown policy {settings.policy!r}")
+
+
+async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted."""
+    policy = make_policy(settings)
+    db, port = settings.db_path, settings.port
     store = await Store.open(db)
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
-                    port=port, limits=limits)
+                    port=port, limits=Limits(settings.max_steps, settings.step_timeout))
     chromium: subprocess.Popen | None = None
     try:
         try:
@@ -42,7 +52,8 @@ async def run_daemon(*, db: Path, port: int, policy: Policy, limits: Limits,
             raise NightloopError(
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is a daemon already "
                 "running (`nightloop status`)? Or choose another port with --port") from None
-        print(f"nightloop daemon listening on {daemon.address} (store: {db})", flush=True)
+        print(f"nightloop daemon listening on {daemon.address} (store: {db}, "
+              f"policy: {policy.name})", flush=True)
         if with_browser:
             chromium = browser.launch(with_browser.profile, port=daemon.port, token=token,
                                       headless=with_browser.headless)

@@ -20,14 +20,14 @@ from typing import Any, Callable
 import click
 
 from . import browser as chromium
-from . import config
+from . import models
 from . import protocol as p
 from .app import BrowserOptions, run_daemon
 from .client import DaemonUnavailable, connected
-from .episode import Limits
+from .config import DEFAULTS, FIELDS, Settings, config_dir, config_file, data_dir, env_name, \
+    load_settings
 from .observation import Observation
 from .pairing import EXTENSION_DIR, extension_id, load_or_create_token, write_pairing_file
-from .policy import ScriptedPolicy
 from .store import Episode, Store
 from .wire import NightloopError, to_json
 
@@ -42,27 +42,31 @@ class Group(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-def port_option(fn: Callable) -> Callable:
-    return click.option("--port", type=click.IntRange(1, 65535), default=None,
-                        help=f"Daemon port on 127.0.0.1 [env NIGHTLOOP_PORT; "
-                             f"default {config.DEFAULT_PORT}].")(fn)
-
-
-def db_option(fn: Callable) -> Callable:
-    return click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                        help="SQLite store [env NIGHTLOOP_DB; default in the XDG data dir].")(fn)
+def setting_options(*names: str) -> Callable:
+    """Decorator: a --flag for each named setting (see daemon/config.py), default None so that
+    only flags actually given override the config file and the environment."""
+    def decorate(fn: Callable) -> Callable:
+        for name in reversed(names):
+            meta, default = FIELDS[name].metadata, getattr(DEFAULTS, name)
+            kind = click.Choice(meta["choices"]) if meta["choices"] else type(default)
+            shown = repr(default) if default != "" else "empty"
+            fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
+                              help=f"{meta['help'][0].upper()}{meta['help'][1:]} "
+                                   f"[env {env_name(name)}; default {shown}].")(fn)
+        return fn
+    return decorate
 
 
 def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
-def _port(port: int | None) -> int:
-    return port or config.default_port()
+def _settings(**flags: Any) -> Settings:
+    return load_settings(flags).settings
 
 
-def _db(db: Path | None) -> Path:
-    return db or config.default_db()
+def _token() -> str:
+    return load_or_create_token(config_dir())
 
 
 def _print_json(data: Any) -> None:
@@ -73,12 +77,12 @@ def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def _with_store(db: Path | None) -> Callable:
+def _with_store(db: str | None) -> Callable:
     """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         async def run(*args: Any, **kwargs: Any) -> Any:
-            async with await Store.open(_db(db), recover=False) as store:
+            async with await Store.open(_settings(db=db).db_path, recover=False) as store:
                 return await fn(store, *args, **kwargs)
         return run
     return wrap
@@ -99,37 +103,31 @@ def cli() -> None:
 # -- daemon and browser ---------------------------------------------------------------------
 
 @cli.command()
-@port_option
-@db_option
+@setting_options(*FIELDS)
 @click.option("--browser", "with_browser", is_flag=True,
               help="Also start Chromium with the extension loaded and paired.")
 @click.option("--headless", is_flag=True, default=None,
               help="With --browser: no window (the default when there is no display).")
 @click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --browser: the browser profile dir [default in the XDG data dir].")
-@click.option("--max-steps", type=click.IntRange(1, 200), default=config.DEFAULT_MAX_STEPS,
-              show_default=True, help="Steps before an episode ends as step_limit.")
-@click.option("--step-timeout", type=click.FloatRange(1, 600),
-              default=config.DEFAULT_STEP_TIMEOUT, show_default=True,
-              help="Seconds the browser has to answer one observe or act.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step.")
-def daemon(port: int | None, db: Path | None, with_browser: bool, headless: bool | None,
-           profile: Path | None, max_steps: int, step_timeout: float, verbose: bool) -> None:
+def daemon(with_browser: bool, headless: bool | None, profile: Path | None, verbose: bool,
+           **flags: Any) -> None:
     """Run the daemon in the foreground (Ctrl-C stops it).
 
-    It listens on 127.0.0.1 only, for the paired extension and for the CLI.
+    It listens on 127.0.0.1 only, for the paired extension and for the CLI. Every setting can
+    also come from config.toml or the environment (see `nightloop config show`).
 
-    Example: nightloop daemon --browser
+    Example: nightloop daemon --browser --temperature 0.25 --seed 7
     """
     import logging
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(**flags)
     options = None
     if with_browser:
-        options = BrowserOptions(profile or config.data_dir() / "browser-profile",
-                                 _headless(headless))
-    _run(run_daemon(db=_db(db), port=_port(port), policy=ScriptedPolicy(),
-                    limits=Limits(max_steps, step_timeout), with_browser=options))
+        options = BrowserOptions(profile or data_dir() / "browser-profile", _headless(headless))
+    _run(run_daemon(settings, options))
 
 
 def _headless(flag: bool | None) -> bool:
@@ -141,7 +139,7 @@ def _headless(flag: bool | None) -> bool:
 
 
 @cli.command()
-@port_option
+@setting_options("port")
 @click.option("--headless", is_flag=True, default=None,
               help="No window (the default when there is no display).")
 @click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -154,12 +152,11 @@ def browser(port: int | None, headless: bool | None, profile: Path | None, url: 
 
     Example: nightloop browser --profile ~/nightloop-profile
     """
-    token = load_or_create_token(config.config_dir())
-    profile = profile or config.data_dir() / "browser-profile"
-    proc = chromium.launch(profile, port=_port(port), token=token, headless=_headless(headless),
+    port = _settings(port=port).port
+    profile = profile or data_dir() / "browser-profile"
+    proc = chromium.launch(profile, port=port, token=_token(), headless=_headless(headless),
                            url=url)
-    click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port "
-               f"{_port(port)}.")
+    click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port {port}.")
     # Ctrl-C or SIGTERM closes the browser too, rather than leaving it orphaned.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: proc.terminate())
@@ -167,7 +164,7 @@ def browser(port: int | None, headless: bool | None, profile: Path | None, url: 
 
 
 @cli.command()
-@port_option
+@setting_options("port")
 def pair(port: int | None) -> None:
     """Show how to pair your own Chrome/Chromium with the daemon.
 
@@ -176,19 +173,19 @@ def pair(port: int | None) -> None:
 
     Example: nightloop pair --port 8977
     """
-    token = load_or_create_token(config.config_dir())
-    path = write_pairing_file(EXTENSION_DIR, _port(port), token)
-    click.echo(f"""Pair the nightloop extension with the daemon on 127.0.0.1:{_port(port)}:
+    token, port = _token(), _settings(port=port).port
+    path = write_pairing_file(EXTENSION_DIR, port, token)
+    click.echo(f"""Pair the nightloop extension with the daemon on 127.0.0.1:{port}:
 
   1. Open chrome://extensions, switch on Developer mode, click "Load unpacked" and choose
      {EXTENSION_DIR}
      (its id is {extension_id()}).
   2. It pairs by itself from {path.name}. If it shows "not paired", open its popup and enter
-     port {_port(port)} and this token:
+     port {port} and this token:
 
      {token}
 
-The token is stored in {config.config_dir() / 'token'} (readable only by you).""")
+The token is stored in {config_dir() / 'token'} (readable only by you).""")
 
 
 # -- tasks ----------------------------------------------------------------------------------
@@ -196,7 +193,7 @@ The token is stored in {config.config_dir() / 'token'} (readable only by you).""
 @cli.command()
 @click.argument("task")
 @click.option("--url", default=None, help="Open this URL first (in a new tab).")
-@port_option
+@setting_options("port")
 @json_option
 def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
@@ -205,14 +202,13 @@ def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
 
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = _run(_follow(task, url, _port(port), quiet=as_json))
+    episode = _run(_follow(task, url, _settings(port=port).port, quiet=as_json))
     if as_json:
         _print_json(episode)
 
 
 async def _follow(task: str, url: str | None, port: int, *, quiet: bool) -> dict:
-    token = load_or_create_token(config.config_dir())
-    async with connected(port, token) as client:
+    async with connected(port, _token()) as client:
         reply = await client.request(p.Task(task, source="cli", url=url))
         assert isinstance(reply, p.EpisodeUpdate)
         episode_id = reply.episode["id"]
@@ -256,14 +252,14 @@ def _outcome_line(episode: dict) -> str:
 
 
 @cli.command()
-@port_option
+@setting_options("port")
 def stop(port: int | None) -> None:
     """Stop the running episode (it ends before its next step).
 
     Example: nightloop stop
     """
     async def go() -> None:
-        async with connected(_port(port), load_or_create_token(config.config_dir())) as client:
+        async with connected(_settings(port=port).port, _token()) as client:
             status = await client.request(p.Status())
             assert isinstance(status, p.Status)
             if not status.episode:
@@ -274,7 +270,7 @@ def stop(port: int | None) -> None:
 
 
 @cli.command()
-@port_option
+@setting_options("port")
 @click.option("--tab", "tab_id", type=int, default=None,
               help="Tab id [default: the web tab used last].")
 @json_option
@@ -284,7 +280,7 @@ def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
     Example: nightloop observe --json
     """
     async def go() -> p.Observation:
-        async with connected(_port(port), load_or_create_token(config.config_dir())) as client:
+        async with connected(_settings(port=port).port, _token()) as client:
             reply = await client.request(p.Observe("", tab_id))
             assert isinstance(reply, p.Observation)
             return reply
@@ -298,28 +294,28 @@ def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
 
 
 @cli.command()
-@port_option
-@db_option
+@setting_options("port", "db")
 @json_option
-def status(port: int | None, db: Path | None, as_json: bool) -> None:
+def status(port: int | None, db: str | None, as_json: bool) -> None:
     """Say whether the daemon is up, where, and what it has stored. Exits 1 when it is down.
 
     Example: nightloop status --json
     """
+    settings = _settings(port=port, db=db)
+
     async def go() -> dict:
         try:
-            async with connected(_port(port), load_or_create_token(config.config_dir()),
-                                 timeout=3) as client:
+            async with connected(settings.port, _token(), timeout=3) as client:
                 reply = await client.request(p.Status())
                 assert isinstance(reply, p.Status)
                 return {"running": True, **to_json(reply)}
         except DaemonUnavailable as exc:
-            local = _db(db)
+            local = settings.db_path
             counts = {}
             if local.exists():
                 async with await Store.open(local, recover=False) as store:
                     counts = await store.counts()
-            return {"running": False, "address": f"127.0.0.1:{_port(port)}", "db": str(local),
+            return {"running": False, "address": f"127.0.0.1:{settings.port}", "db": str(local),
                     "counts": counts, "reason": str(exc)}
     state = _run(go())
     state.pop("type", None)
@@ -350,10 +346,10 @@ def episodes() -> None:
 
 
 @episodes.command("list")
-@db_option
+@setting_options("db")
 @json_option
 @click.option("--limit", type=click.IntRange(1), default=None, help="Newest N only.")
-def list_episodes(db: Path | None, as_json: bool, limit: int | None) -> None:
+def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
     """List episodes, newest first.
 
     Example: nightloop episodes list --limit 20
@@ -385,9 +381,9 @@ async def _episode_json(store: Store, episode: Episode) -> dict:
 
 @episodes.command("show")
 @click.argument("episode_id", type=int)
-@db_option
+@setting_options("db")
 @json_option
-def show_episode(episode_id: int, db: Path | None, as_json: bool) -> None:
+def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
     """Show one episode with its steps and rewards.
 
     Example: nightloop episodes show 3 --json
@@ -419,8 +415,8 @@ def show_episode(episode_id: int, db: Path | None, as_json: bool) -> None:
 @episodes.command("export")
 @click.option("--jsonl", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file [default: standard output].")
-@db_option
-def export_episodes(path: Path | None, db: Path | None) -> None:
+@setting_options("db")
+def export_episodes(path: Path | None, db: str | None) -> None:
     """Export every episode, with steps and rewards, one JSON object per line.
 
     Example: nightloop episodes export --jsonl episodes.jsonl
@@ -447,9 +443,9 @@ def export_episodes(path: Path | None, db: Path | None) -> None:
 @click.option("--before", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Delete every episode started before this date (UTC).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@db_option
+@setting_options("db")
 def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: bool,
-                    db: Path | None) -> None:
+                    db: str | None) -> None:
     """Delete episodes with all their steps and rewards.
 
     Example: nightloop episodes delete --before 2026-01-01
@@ -467,6 +463,111 @@ def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: 
     async def go(store: Store) -> int:
         return await store.delete_episodes(list(episode_ids), before=cutoff)
     click.echo(f"deleted {_run(go())} episodes")
+
+
+# -- settings and models --------------------------------------------------------------------
+
+@cli.group("config")
+def config_group() -> None:
+    """Show the effective settings and where each comes from."""
+
+
+@config_group.command("show")
+@setting_options(*FIELDS)
+@json_option
+def config_show(as_json: bool, **flags: Any) -> None:
+    """Print every setting, its effective value and its source.
+
+    Sources, lowest first: default, config.toml, NIGHTLOOP_* environment variables, flags.
+
+    Example: nightloop config show --temperature 0.5
+    """
+    resolved = load_settings(flags)
+    rows = {name: {"value": getattr(resolved.settings, name), "source": resolved.sources[name],
+                   "help": FIELDS[name].metadata["help"]} for name in FIELDS}
+    if as_json:
+        _print_json({"config_file": str(config_file()), "settings": rows})
+        return
+    exists = "" if config_file().exists() else " (not created; defaults apply)"
+    click.echo(f"config file: {config_file()}{exists}")
+    width = max(map(len, FIELDS))
+    for name, row in rows.items():
+        value = json.dumps(row["value"]) if isinstance(row["value"], str) else row["value"]
+        click.echo(f"{name:<{width}} = {value!s:<12}  # {row['source']}")
+
+
+@cli.group("models")
+def models_group() -> None:
+    """List the models nightloop can use, and add your own GGUF files."""
+
+
+def _model_rows(settings: Settings) -> list[dict]:
+    rows, seen = [], set()
+
+    def add(source: str, path: Path | str, check: Callable) -> None:
+        try:
+            info = check(path)
+        except (FileNotFoundError, NightloopError) as exc:
+            rows.append({"source": source, "path": str(path), "error": str(exc)})
+            return
+        if (source, info.path) in seen:
+            return
+        seen.add((source, info.path))
+        rows.append({"source": source, "path": str(info.path), "kind": info.kind,
+                     "name": info.name, "architecture": info.architecture,
+                     "quantization": info.quantization, "size_bytes": info.size_bytes,
+                     "chat_template": info.chat_template,
+                     "context_length": info.context_length})
+
+    for package, relative in models.SHIPPED:
+        try:
+            add("shipped", models.shipped_model(package, relative), models.check_model)
+        except FileNotFoundError as exc:
+            rows.append({"source": "shipped", "path": relative, "error": str(exc)})
+    if settings.model:
+        add("config: model", settings.model, models.check_model)
+    if settings.adapter:
+        add("config: adapter", settings.adapter, models.check_adapter)
+    for path in models.registered():
+        add("added", path, models.check_model)
+    return rows
+
+
+@models_group.command("list")
+@json_option
+def models_list(as_json: bool) -> None:
+    """List shipped, configured and added models with what they are.
+
+    Example: nightloop models list --json
+    """
+    rows = _model_rows(_settings())
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        if "error" in row:
+            click.echo(f"{row['source']:<16} {row['path']}\n{'':<16} unusable: {row['error']}")
+            continue
+        template = "chat template" if row["chat_template"] else "no chat template"
+        click.echo(f"{row['source']:<16} {row['name']}: {row['architecture']}, "
+                   f"{row['quantization']}, {row['size_bytes'] / 1e6:.0f} MB, {template}\n"
+                   f"{'':<16} {row['path']}")
+
+
+@models_group.command("add")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def models_add(path: Path) -> None:
+    """Check a GGUF model file and add it to the list.
+
+    To make it the policy's model, set `model` in config.toml or pass --model to the daemon.
+
+    Example: nightloop models add ~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf
+    """
+    info = models.register(path)
+    click.echo(f"added {info.describe()}\n  {info.path}")
+    if not info.chat_template:
+        click.echo("note: it has no chat template, so prompts use a plain layout; "
+                   "instruction-tuned models with a template follow them better")
 
 
 def main() -> None:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 from .actions import Action
-from .config import DEFAULT_MAX_STEPS, DEFAULT_STEP_TIMEOUT
+from .config import DEFAULTS
 from .observation import MASK, Observation
-from .policy import PastStep, Policy, StepContext
+from .policy import Decision, PastStep, Policy, StepContext
 from .privacy import EpisodeSecrets
 from .store import Episode, Step, Store, now
 from .wire import NightloopError
@@ -50,8 +50,8 @@ class Browser(Protocol):
 
 @dataclass(frozen=True)
 class Limits:
-    max_steps: int = DEFAULT_MAX_STEPS
-    step_timeout: float = DEFAULT_STEP_TIMEOUT
+    max_steps: int = DEFAULTS.max_steps
+    step_timeout: float = DEFAULTS.step_timeout
 
 
 OnStep = Callable[[Step], Awaitable[None]]
@@ -121,11 +121,11 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     decision = await policy.decide(StepContext(episode.task, obs, list(history)))
     policy_ms, t2 = _ms(t1), time.perf_counter()
 
-    action, ok, error, result = decision.action, False, decision.error, {"tab_id": tab_id}
-    if action is None:
-        error = error or "the policy produced no action"
-    elif action.element_id is not None and obs.element(action.element_id) is None:
-        error = f"element [{action.element_id}] is not in the observation of this page"
+    action, result = decision.action, {"tab_id": tab_id}
+    error = _rejection(decision, obs)
+    invalid, ok = error is not None, False
+    if invalid:
+        pass    # nothing reaches the browser; the error goes to the policy next step
     elif action.spec.runs == "episode":
         ok = True
         if action.name == "wait":
@@ -148,6 +148,17 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         observation=dataclasses.asdict(obs),
         action=recorded.to_json() if recorded else None, ok=ok, error=secrets.scrub(error),
         prompt=secrets.scrub(decision.prompt), raw_output=secrets.scrub(decision.raw_output),
-        result=result, started_at=started,
-        observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms)
+        result=result, started_at=started, invalid=invalid,
+        observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
+        **(dataclasses.asdict(decision.usage) if decision.usage else {}))
     return step, recorded
+
+
+def _rejection(decision: Decision, obs: Observation) -> str | None:
+    """Why the decision cannot be carried out on this page, or None when it can."""
+    action = decision.action
+    if action is None:
+        return decision.error or "the policy produced no action"
+    if action.element_id is not None and obs.element(action.element_id) is None:
+        return f"element [{action.element_id}] is not in the observation of this page"
+    return None

@@ -45,16 +45,30 @@ class StepContext:
 
 
 @dataclass
+class Usage:
+    """What a model-backed decision cost; stored with its step."""
+
+    prompt_tokens: int
+    cached_tokens: int                  # prompt tokens reused from the previous step's cache
+    completion_tokens: int
+    prompt_ms: float                    # building and tokenizing the prompt
+    prefill_ms: float                   # evaluating the uncached prompt, to the first token
+    decode_ms: float                    # the remaining tokens
+    seed: int | None = None             # the sampling seed, to replay the step
+
+
+@dataclass
 class Decision:
     action: Action | None               # None: the policy produced no valid action
     error: str | None = None            # why there is no action
     prompt: str | None = None
     raw_output: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
 
 
 class Policy(Protocol):
-    name: str
+    name: str                           # recorded with each episode, e.g. "llm:SmolLM2-135M"
+    adapter: str | None                 # the LoRA adapter in use, if any
 
     async def decide(self, context: StepContext) -> Decision: ...
 
@@ -86,6 +100,7 @@ class ScriptedPolicy:
     """Follows the instructions written in the task, one per step (see the module docstring)."""
 
     name = "scripted"
+    adapter = None
 
     async def decide(self, context: StepContext) -> Decision:
         instructions = split_instructions(context.task)

@@ -250,7 +250,8 @@ class Daemon:
             raise InvalidMessage("no browser is connected: start one with `nightloop browser`, "
                                  "or load the extension and pair it (`nightloop pair`)")
         episode = await self.store.start_episode(Episode(
-            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name))
+            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
+            adapter=self.policy.adapter))
         running = self.running = Running(episode)
         update = p.EpisodeUpdate(to_json(episode))
         await client.send(dataclasses.replace(update, request_id=task.request_id))

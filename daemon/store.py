@@ -66,6 +66,15 @@ class Step:
     observe_ms: float | None = None
     policy_ms: float | None = None
     act_ms: float | None = None
+    invalid: bool = False               # the policy's output was rejected before the browser
+    # What a model-backed policy spent (see policy.Usage); None for other policies.
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_ms: float | None = None
+    prefill_ms: float | None = None
+    decode_ms: float | None = None
+    seed: int | None = None
 
 
 @dataclass
@@ -126,6 +135,19 @@ async def _migration_1_initial(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_2_model_usage(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        ALTER TABLE steps ADD COLUMN invalid INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE steps ADD COLUMN prompt_tokens INTEGER;
+        ALTER TABLE steps ADD COLUMN cached_tokens INTEGER;
+        ALTER TABLE steps ADD COLUMN completion_tokens INTEGER;
+        ALTER TABLE steps ADD COLUMN prompt_ms REAL;
+        ALTER TABLE steps ADD COLUMN prefill_ms REAL;
+        ALTER TABLE steps ADD COLUMN decode_ms REAL;
+        ALTER TABLE steps ADD COLUMN seed INTEGER;
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -138,6 +160,7 @@ async def _script(db: aiosqlite.Connection, script: str) -> None:
 
 MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] = [
     ("initial", _migration_1_initial),
+    ("model_usage", _migration_2_model_usage),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -155,8 +178,9 @@ def _decode(cls: type, row: sqlite3.Row) -> Any:
     for key in _JSON_COLUMNS & values.keys():
         if values[key] is not None:
             values[key] = json.loads(values[key])
-    if "ok" in values:
-        values["ok"] = bool(values["ok"])
+    for key in ("ok", "invalid"):
+        if key in values:
+            values[key] = bool(values[key])
     return cls(**values)
 
 

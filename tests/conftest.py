@@ -80,11 +80,12 @@ class DaemonProcess:
     log: Path
     proc: subprocess.Popen | None = None
 
-    def start(self, *extra: str) -> DaemonProcess:
+    def start(self, *extra: str, policy: str = "scripted") -> DaemonProcess:
         seen = self.log.stat().st_size if self.log.exists() else 0
         out = open(self.log, "a")
         self.proc = subprocess.Popen(
-            [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db), "-v", *extra],
+            [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db),
+             "--policy", policy, "-v", *extra],
             stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while "listening on" not in self.log.read_text()[seen:]:

@@ -69,7 +69,8 @@ def test_episodes_list_show_export_and_delete(home):
     (["episodes", "delete", "--yes"], "give episode ids or --before DATE"),
     (["episodes", "delete", "--before", "yesterday"], "'yesterday' does not match the formats"),
     (["run", "hello", "--port", "PORT"], "'PORT' is not a valid integer"),
-    (["daemon", "--max-steps", "0"], "0 is not in the range"),
+    (["daemon", "--max-steps", "0"], "--max-steps: max_steps must be from 1 to 200, got 0"),
+    (["daemon", "--policy", "oracle"], "'oracle' is not one of 'llm', 'scripted'"),
 ])
 def test_bad_input_is_one_clear_line_without_a_traceback(home, args, message):
     seed(home / "s.db")

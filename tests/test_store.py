@@ -21,7 +21,30 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     run_async(go())
     conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == ["initial"]
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == [
+        "initial", "model_usage"]
+
+
+def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
+    import daemon.store as store_module
+    db = tmp_path / "s.db"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    conn = sqlite3.connect(db)      # a version-1 store with one episode and one step in it
+    run_async(_open_close(db))
+    conn.execute("INSERT INTO episodes (task, source, status, started_at) "
+                 "VALUES ('old', 'cli', 'done', '2026-01-01')")
+    conn.execute('INSERT INTO steps (episode_id, "index", ok, started_at) '
+                 "VALUES (1, 0, 1, '2026-01-01')")
+    conn.commit()
+    assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    monkeypatch.undo()
+
+    async def go():
+        async with await Store.open(db) as store:
+            return await store.schema_version(), await store.steps(1)
+    version, steps = run_async(go())
+    assert version == SCHEMA_VERSION == 2
+    assert steps[0].invalid is False and steps[0].prompt_tokens is None
 
 
 def test_rows_round_trip_and_each_write_is_committed_at_once(tmp_path):
