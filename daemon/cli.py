@@ -408,6 +408,10 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
         times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms", "act_ms")
                          if step.get(k) is not None)
         click.echo(f"  {_step_line(step)}  [{times}]  {step.get('url') or ''}")
+        if step.get("prompt_tokens") is not None:
+            click.echo(f"      tokens {step['prompt_tokens']} in ({step['cached_tokens']} cached), "
+                       f"{step['completion_tokens']} out; prefill {step['prefill_ms']:.0f}ms, "
+                       f"decode {step['decode_ms']:.0f}ms; seed {step['seed']}")
     for reward in data["rewards"]:
         click.echo(f"  reward {reward['kind']}: {reward['value']:+g}")
 

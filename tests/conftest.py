@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import http.server
 import signal
@@ -137,8 +138,8 @@ def playwright():
         yield pw
 
 
-@pytest.fixture
-def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
+@contextlib.contextmanager
+def launch_browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
     """Headless Chromium with the extension loaded and paired with `daemon_proc`; waits until the
     daemon reports the browser connected."""
     context = launch_with_playwright(playwright.chromium, tmp_path / "profile",
@@ -151,6 +152,12 @@ def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[
         yield Browser(context, extension_id())
     finally:
         context.close()
+
+
+@pytest.fixture
+def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[Browser]:
+    with launch_browser(playwright, daemon_proc, tmp_path) as b:
+        yield b
 
 
 def run_async(coro):

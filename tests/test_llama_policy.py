@@ -1,0 +1,126 @@
+"""The on-device policy with the real shipped model: always a valid action, by construction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import jsonschema
+import pytest
+
+from conftest import nightloop, run_async
+from daemon.actions import Action, json_schema
+from daemon.config import Settings
+from daemon.llama_policy import LlamaPolicy
+from daemon.observation import Observation
+from daemon.policy import PastStep, StepContext
+from synthetic import TASKS, observations
+
+PAGES = ["form.html", "widgets.html", "links.html", "next.html", "slow.html"]
+
+
+@pytest.fixture(scope="module")
+def policy() -> LlamaPolicy:
+    # A smaller page budget than the default keeps 200 decisions to a few minutes on 2 cores.
+    return LlamaPolicy(Settings(seed=11, obs_tokens=600))
+
+
+def real_observations(daemon_proc, browser, pages_url) -> list[dict]:
+    page = browser.context.new_page()
+    found = []
+    for name in PAGES:
+        page.goto(f"{pages_url}/{name}")
+        out = nightloop("observe", "--json", *daemon_proc.args()).stdout
+        found.append(json.loads(out)["observation"])
+    page.close()
+    return found
+
+
+@pytest.mark.browser
+def test_200_varied_observations_all_yield_a_valid_action_on_the_page(
+        policy, daemon_proc, browser, pages_url):
+    pages = real_observations(daemon_proc, browser, pages_url) + observations(15, seed=3)
+    schema = json_schema()
+    results = []
+    for raw in pages:
+        obs = Observation.from_json(raw)
+        ids = {e.id for e in obs.elements}
+        for i, task in enumerate(TASKS):
+            history = [PastStep(Action("scroll", {"direction": "down"}), i % 2 == 0,
+                                None if i % 2 == 0 else "the page did not scroll")] * (i % 3)
+            decision = policy.decide_now(StepContext(task, obs, history))
+            parsed = json.loads(decision.raw_output)         # parses as JSON
+            jsonschema.validate(parsed, schema)               # and is a schema-valid action
+            assert decision.action == Action.parse(parsed), decision.raw_output
+            if decision.action.element_id is not None:
+                assert decision.action.element_id in ids      # naming an element on the page
+            usage = decision.usage
+            assert usage.prompt_tokens > usage.cached_tokens >= 0
+            assert usage.completion_tokens > 0 and usage.prefill_ms > 0
+            results.append(decision.action.name)
+    assert len(results) == 200
+    # Not one action: the model really chose among them (no degenerate constant output).
+    assert len(set(results)) >= 2
+
+
+def test_the_prompt_fits_the_budget_and_says_what_was_cut(policy):
+    big = Observation.from_json(observations(1, seed=9)[0] | {
+        "elements": observations(3, seed=9)[2]["elements"]})          # 400 elements
+    decision = policy.decide_now(StepContext("Click Submit", big, []))
+    assert "more elements not shown" in decision.prompt
+    frame = decision.usage.prompt_tokens - policy.settings.obs_tokens
+    assert frame <= 700         # the system part, task and question; the page is within budget
+    assert decision.action is not None
+
+
+def test_the_prefix_cache_is_reused_across_steps_and_tasks_on_the_same_page(policy):
+    obs = Observation.from_json(observations(4, seed=5)[3])
+    first = policy.decide_now(StepContext("Click the first link", obs, []))
+    second = policy.decide_now(StepContext("Click the first link", obs,
+                                           [PastStep(first.action, True)]))
+    other_task = policy.decide_now(StepContext("Search for hotels", obs, []))
+    assert second.usage.cached_tokens > 0.8 * second.usage.prompt_tokens
+    # Everything up to the task (system part and page) is shared by another task.
+    shared = second.prompt.index("Task:")
+    assert other_task.usage.cached_tokens >= policy.count_tokens(second.prompt[:shared]) - 2
+
+
+def test_a_seed_makes_a_run_reproducible():
+    pages = [Observation.from_json(o) for o in observations(4, seed=2)[1:]]
+
+    def run(seed: int) -> list[tuple[str, int]]:
+        fresh = LlamaPolicy(Settings(seed=seed, temperature=1.5, obs_tokens=300))
+        history, outputs = [], []
+        for obs in pages:
+            decision = fresh.decide_now(StepContext("Type 'Lisbon' into the city", obs, history))
+            history.append(PastStep(decision.action, True))
+            outputs.append((decision.raw_output, decision.usage.seed))
+        return outputs
+
+    first = run(5)
+    assert run(5) == first                              # same seed: the same run
+    assert {seed for _, seed in first} == {5}
+    assert len({seed for _, seed in run(-1)}) == 3      # -1: a fresh seed each step, recorded
+
+
+def test_inference_runs_off_the_event_loop(policy):
+    obs = Observation.from_json(observations(1, seed=21)[0] | {
+        "elements": observations(3, seed=21)[2]["elements"]})
+
+    async def go():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+        task = asyncio.create_task(ticker())
+        decision = await policy.decide(StepContext("Open the settings page", obs, []))
+        task.cancel()
+        return ticks, decision
+
+    ticks, decision = run_async(go())
+    seconds = (decision.usage.prefill_ms + decision.usage.decode_ms) / 1000
+    assert seconds > 0.5
+    assert ticks >= seconds * 20    # the loop kept ticking (every 10 ms) while the model ran

@@ -1,0 +1,43 @@
+"""End to end with the real model: `nightloop run` in real headless Chromium, model-driven."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from conftest import DaemonProcess, free_port, launch_browser, nightloop
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_model_drives_an_episode_and_every_step_is_recorded(playwright, home, pages_url,
+                                                                tmp_path):
+    daemon_proc = DaemonProcess(free_port(), home / "s.db", home / "d.log")
+    daemon_proc.start("--max-steps", "4", "--seed", "1", policy="llm")
+    try:
+        with launch_browser(playwright, daemon_proc, tmp_path):
+            result = nightloop("run", *daemon_proc.args(), "--json", "--url",
+                               f"{pages_url}/form.html", "Type Ada into the Name field")
+    finally:
+        daemon_proc.stop()
+    episode = json.loads(result.stdout)
+    assert episode["status"] in ("done", "gave_up", "step_limit")     # success not required
+    assert episode["policy"] == "llm:SmolLM2-135M-Instruct.Q4_1"
+
+    conn = sqlite3.connect(daemon_proc.db)
+    conn.row_factory = sqlite3.Row
+    steps = conn.execute('SELECT * FROM steps WHERE episode_id=? ORDER BY "index"',
+                         (episode["id"],)).fetchall()
+    assert 1 <= len(steps) <= 4
+    for step in steps:
+        assert step["prompt"].startswith("<|im_start|>system\nYou are nightloop")
+        assert "Task: Type Ada into the Name field" in step["prompt"]
+        assert step["raw_output"] and json.loads(step["action"]) == json.loads(step["raw_output"])
+        assert step["invalid"] == 0
+        assert step["prompt_tokens"] > 0 and step["completion_tokens"] > 0
+        assert step["prefill_ms"] > 0 and step["decode_ms"] >= 0 and step["prompt_ms"] > 0
+        assert step["observe_ms"] > 0 and step["policy_ms"] > 0 and step["seed"] == 1
+    shown = nightloop("episodes", "show", str(episode["id"]), "--db", str(daemon_proc.db)).stdout
+    assert "tokens" in shown and "prefill" in shown
