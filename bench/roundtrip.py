@@ -16,107 +16,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
-import http.server
 import json
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-GEN_PAGES = REPO.parent / "shared" / "bench-pages" / "gen_pages.py"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve(directory: Path) -> str:
-    handler = functools.partial(QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def timed(coro) -> tuple[float, object]:
-    t0 = time.perf_counter()
-    result = await coro
-    return (time.perf_counter() - t0) * 1000, result
+from harness import bench_setup, header, pct, timed
 
 
 async def main(rounds: int, repeats: int) -> None:
-    work = Path(tempfile.mkdtemp(prefix="nightloop-bench-"))
-    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
-    os.environ["XDG_DATA_HOME"] = str(work / "data")
-    from playwright.async_api import async_playwright
+    from llama_cpp import Llama
 
     from daemon import protocol as p
-    from daemon.browser import launch_with_playwright
     from daemon.client import connected
-    from daemon.config import config_dir
     from daemon.models import shipped_model
     from daemon.observation import Observation
-    from daemon.pairing import load_or_create_token
 
-    pages = work / "pages"
-    subprocess.run([sys.executable, str(GEN_PAGES), str(pages)], check=True,
-                   stdout=subprocess.DEVNULL)
-    shutil.copy(REPO / "tests" / "pages" / "form.html", pages)
-    base = serve(pages)
-    port = free_port()
-    token = load_or_create_token(config_dir())
-    daemon = subprocess.Popen([str(Path(sys.executable).parent / "nightloop"), "daemon",
-                               "--port", str(port), "--db", str(work / "bench.db")],
-                              stdout=subprocess.PIPE, text=True)
-    assert "listening" in daemon.stdout.readline()
-
-    from llama_cpp import Llama
     tokenizer = Llama(model_path=str(shipped_model()), vocab_only=True, verbose=False)
 
     def n_tokens(text: str) -> int:
         return len(tokenizer.tokenize(text.encode(), add_bos=False))
 
-    try:
-        async with async_playwright() as pw:
-            context = await launch_with_playwright(pw.chromium, work / "profile", port=port,
-                                                   token=token)
-            page = await context.new_page()
-            await page.goto(f"{base}/form.html")
-            async with connected(port, token) as client:
-                for _ in range(100):
-                    status = await client.request(p.Status())
-                    if status.browser_connected:
-                        break
-                    await asyncio.sleep(0.1)
-                print(f"# nightloop bench: {time.strftime('%Y-%m-%d %H:%M')}, "
-                      f"{os.cpu_count()} cores, Chromium via extension, daemon on 127.0.0.1\n")
-                await roundtrips(client, p, rounds)
-                await observations(client, p, context, page, base, repeats, n_tokens,
-                                   Observation)
-            await context.close()
-    finally:
-        daemon.terminate()
-        daemon.wait()
-        shutil.rmtree(work, ignore_errors=True)
+    async with bench_setup("--policy", "scripted") as bench:
+        page = await bench.context.new_page()
+        await page.goto(f"{bench.base_url}/form.html")
+        async with connected(bench.port, bench.token) as client:
+            header("nightloop round-trip bench")
+            await roundtrips(client, p, rounds)
+            await observations(client, p, bench.context, page, bench.base_url, repeats,
+                               n_tokens, Observation)
 
 
 async def roundtrips(client, p, rounds: int) -> None:

@@ -1,0 +1,113 @@
+"""What every benchmark needs: a private set-up with served pages, a real daemon process, and a
+real headless Chromium with the extension paired to it. Figures only; nothing here asserts."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import http.server
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GEN_PAGES = REPO.parent / "shared" / "bench-pages" / "gen_pages.py"
+NIGHTLOOP = str(Path(sys.executable).parent / "nightloop")
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (nearest rank) of `values`."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(directory: Path) -> str:
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def timed(coro) -> tuple[float, object]:
+    """(milliseconds, result) of awaiting `coro`."""
+    t0 = time.perf_counter()
+    result = await coro
+    return (time.perf_counter() - t0) * 1000, result
+
+
+@dataclass
+class Bench:
+    work: Path
+    base_url: str           # the served pages: the test pages and synth_{100,1000,10000}.html
+    port: int
+    token: str
+    daemon: subprocess.Popen
+    context: object         # the Playwright BrowserContext
+    db: Path
+
+
+@asynccontextmanager
+async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
+    """Start everything in a temporary home; tear it all down afterwards."""
+    work = Path(tempfile.mkdtemp(prefix="nightloop-bench-"))
+    os.environ["XDG_CONFIG_HOME"] = str(work / "config")
+    os.environ["XDG_DATA_HOME"] = str(work / "data")
+    from playwright.async_api import async_playwright
+
+    from daemon import protocol as p
+    from daemon.browser import launch_with_playwright
+    from daemon.client import connected
+    from daemon.config import config_dir
+    from daemon.pairing import load_or_create_token
+
+    pages = work / "pages"
+    subprocess.run([sys.executable, str(GEN_PAGES), str(pages)], check=True,
+                   stdout=subprocess.DEVNULL)
+    for page in (REPO / "tests" / "pages").glob("*.html"):
+        shutil.copy(page, pages)
+    port, token, db = free_port(), load_or_create_token(config_dir()), work / "bench.db"
+    daemon = subprocess.Popen([NIGHTLOOP, "daemon", "--port", str(port), "--db", str(db),
+                               *daemon_args], stdout=subprocess.PIPE, text=True)
+    try:
+        line = daemon.stdout.readline()
+        if "listening" not in line:
+            raise RuntimeError(f"the daemon did not start: {line}")
+        async with async_playwright() as pw:
+            context = await launch_with_playwright(pw.chromium, work / "profile", port=port,
+                                                   token=token)
+            async with connected(port, token) as client:
+                for _ in range(200):
+                    if (await client.request(p.Status())).browser_connected:
+                        break
+                    await asyncio.sleep(0.1)
+            yield Bench(work, serve(pages), port, token, daemon, context, db)
+            await context.close()
+    finally:
+        daemon.terminate()
+        daemon.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def header(title: str) -> None:
+    print(f"# {title}: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
+          "headless Chromium with the extension, daemon on 127.0.0.1\n")
