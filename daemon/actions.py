@@ -175,8 +175,14 @@ def describe_actions() -> str:
     """The action space as prompt/docs text, one line per action."""
     lines = []
     for spec in ACTIONS.values():
-        args = ", ".join(f'"{k}": <{p.type}>' + ("" if p.required else " (optional)")
+        args = ", ".join(f'"{k}": {_placeholder(p)}' + ("" if p.required else " (optional)")
                          for k, p in spec.params.items())
         example = '{"action": "%s"%s}' % (spec.name, ", " + args if args else "")
         lines.append(f"- {example}: {spec.doc}")
     return "\n".join(lines)
+
+
+def _placeholder(param: Param) -> str:
+    if param.type == "enum":
+        return "|".join(f'"{c}"' for c in param.choices)
+    return f"<{param.type}>"

@@ -95,3 +95,10 @@ def test_models_add_validates_and_lists_the_file(home):
     write_config(home, f'model = "{home / "gone.gguf"}"\n')
     text = nightloop("models", "list").stdout
     assert "config: model" in text and "unusable: model file" in text
+
+
+def test_a_model_given_as_the_adapter_is_refused(home):
+    result = nightloop("daemon", "--port", "1", "--adapter", str(shipped_model()), check=False,
+                       timeout=30)
+    assert result.returncode == 1
+    assert "is a model, not a LoRA adapter" in result.stderr
