@@ -4,15 +4,12 @@ real headless Chromium with the extension paired to it. Figures only; nothing he
 from __future__ import annotations
 
 import asyncio
-import functools
-import http.server
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,18 +25,6 @@ def pct(values: list[float], q: float) -> float:
     """The q-quantile (nearest rank) of `values`."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve(directory: Path) -> str:
-    handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def free_port() -> int:
@@ -85,6 +70,8 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
                    stdout=subprocess.DEVNULL)
     for page in (REPO / "tests" / "pages").glob("*.html"):
         shutil.copy(page, pages)
+    from daemon.static import serve_directory
+
     port, token, db = free_port(), load_or_create_token(config_dir()), work / "bench.db"
     daemon = subprocess.Popen([NIGHTLOOP, "daemon", "--port", str(port), "--db", str(db),
                                *daemon_args], stdout=subprocess.PIPE, text=True)
@@ -92,16 +79,17 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
         line = daemon.stdout.readline()
         if "listening" not in line:
             raise RuntimeError(f"the daemon did not start: {line}")
-        async with async_playwright() as pw:
-            context = await launch_with_playwright(pw.chromium, work / "profile", port=port,
-                                                   token=token)
-            async with connected(port, token) as client:
-                for _ in range(200):
-                    if (await client.request(p.Status())).browser_connected:
-                        break
-                    await asyncio.sleep(0.1)
-            yield Bench(work, serve(pages), port, token, daemon, context, db)
-            await context.close()
+        with serve_directory(pages) as base_url:
+            async with async_playwright() as pw:
+                context = await launch_with_playwright(pw.chromium, work / "profile",
+                                                       port=port, token=token)
+                async with connected(port, token) as client:
+                    for _ in range(200):
+                        if (await client.request(p.Status())).browser_connected:
+                            break
+                        await asyncio.sleep(0.1)
+                yield Bench(work, base_url, port, token, daemon, context, db)
+                await context.close()
     finally:
         daemon.terminate()
         daemon.wait()

@@ -19,6 +19,8 @@ observe            daemon → ext, cli → daemon ask for the page observation o
 act                daemon → ext, cli → daemon perform one action in a tab
 observation        ext → daemon → cli         reply to ``observe``
 action_result      ext → daemon → cli         reply to ``act``
+probe              daemon → ext               run a named probe (extension/probes.js) in a tab
+probe_result       ext → daemon               reply to ``probe``
 episode            daemon → clients           an episode started, changed status or ended
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
@@ -143,6 +145,27 @@ class ActionResult(Message):
 
 
 @dataclass
+class Probe(Message):
+    """A harness asks the extension to run one of its fixed, named probes in a tab (e.g.
+    "miniwob.start"): the daemon never sends code, only a name and JSON arguments."""
+    type: ClassVar[str] = "probe"
+    request_id: str
+    tab_id: int
+    probe: str
+    args: dict | None = None
+
+
+@dataclass
+class ProbeResult(Message):
+    type: ClassVar[str] = "probe_result"
+    request_id: str
+    ok: bool
+    tab_id: int | None = None
+    result: dict | None = None
+    error: str | None = None
+
+
+@dataclass
 class EpisodeUpdate(Message):
     type: ClassVar[str] = "episode"
     episode: dict                       # store.Episode as JSON
@@ -175,12 +198,12 @@ class Error(Message):
 
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
-    EpisodeUpdate, StepUpdate, Ping, Pong, Error,
+    Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
-    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, Ping},
+    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping},
     "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping},
 }
 

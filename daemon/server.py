@@ -68,7 +68,7 @@ class ExtensionBrowser:
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[p.Message]] = {}
 
-    async def request(self, message: p.Observe | p.Act) -> p.Message:
+    async def request(self, message: p.Observe | p.Act | p.Probe) -> p.Message:
         """Send a request to the extension and await its reply (an Observation or an
         ActionResult); BrowserError if none, or one of the wrong type, comes."""
         client = self._daemon.extension
@@ -84,12 +84,13 @@ class ExtensionBrowser:
                                f"within {self._timeout:g} s") from None
         finally:
             self._pending.pop(message.request_id, None)
-        expected = p.Observation if isinstance(message, p.Observe) else p.ActionResult
+        expected = {p.Observe: p.Observation, p.Act: p.ActionResult,
+                    p.Probe: p.ProbeResult}[type(message)]
         if not isinstance(reply, expected):
             raise BrowserError(f"the browser answered {message.type!r} with {reply.type!r}")
         return reply
 
-    def resolve(self, reply: p.Observation | p.ActionResult) -> None:
+    def resolve(self, reply: p.Observation | p.ActionResult | p.ProbeResult) -> None:
         future = self._pending.get(reply.request_id)
         if future is None or future.done():
             log.warning("ignoring a reply to unknown request %r", reply.request_id)
@@ -119,6 +120,13 @@ class ExtensionBrowser:
         except BrowserError as exc:
             return ActOutcome(False, tab_id, str(exc))
         return ActOutcome(reply.ok, reply.tab_id, reply.error, reply.detail)
+
+    async def probe(self, tab_id: int, name: str, **args: object) -> dict:
+        """Run a named probe of the extension in a tab; BrowserError when it fails."""
+        reply = await self.request(p.Probe(self.next_id(), tab_id, name, dict(args)))
+        if not reply.ok:
+            raise BrowserError(f"probe {name} failed: {reply.error}")
+        return reply.result or {}
 
 
 class Daemon:
@@ -235,7 +243,7 @@ class Daemon:
             await client.send(await self.status(message.request_id))
         elif isinstance(message, (p.Observe, p.Act)):
             await self._relay(client, message)
-        elif isinstance(message, (p.Observation, p.ActionResult)):
+        elif isinstance(message, (p.Observation, p.ActionResult, p.ProbeResult)):
             self.browser.resolve(message)
         elif isinstance(message, p.Ping):
             await client.send(p.Pong())

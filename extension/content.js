@@ -65,6 +65,16 @@
     }
   }
 
+  /** A script-driven control without semantics (a span with a click handler, say) usually
+   * shows a pointer cursor: count the outermost element that starts one. */
+  function looksClickable(el) {
+    if (el.childElementCount > 3) return false;   // a container, not a control
+    const view = el.ownerDocument.defaultView;
+    if (view.getComputedStyle(el).cursor !== "pointer") return false;
+    const parent = el.parentElement;
+    return !parent || view.getComputedStyle(parent).cursor !== "pointer";
+  }
+
   function isVisible(el, rect) {
     if (rect.width === 0 && rect.height === 0) return false;
     return el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
@@ -90,6 +100,7 @@
       return "textbox";
     }
     if (el.isContentEditable) return "textbox";
+    if (looksClickable(el)) return "clickable";
     return tag;
   }
 
@@ -154,7 +165,7 @@
     const found = [];
     let order = 0;
     for (const { el, frame, offset } of walk(document, null, { x: 0, y: 0 })) {
-      const interactive = el.matches(INTERACTIVE);
+      const interactive = el.matches(INTERACTIVE) || looksClickable(el);
       if (!interactive && !el.matches(LABELLED)) continue;
       const rect = el.getBoundingClientRect();
       if (!isVisible(el, rect)) continue;

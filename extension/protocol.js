@@ -16,12 +16,15 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** @typedef {{type: "status", request_id?: string}} StatusRequest */
 /** @typedef {{type: "observation", request_id: string, tab_id?: number, observation?: Observation, error?: string}} ObservationReply */
 /** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */
+/** @typedef {{type: "probe_result", request_id: string, ok: boolean, tab_id?: number, result?: object, error?: string}} ProbeResult */
 /** @typedef {{type: "ping"}} Ping */
 
 // -- daemon → extension -------------------------------------------------------------------
 /** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
 /** @typedef {{type: "observe", request_id: string, tab_id?: number}} Observe */
 /** @typedef {{type: "act", request_id: string, action: Action, tab_id?: number}} Act */
+/** Run a named probe of probes.js (or "tab.close"); used by benchmark harnesses.
+ * @typedef {{type: "probe", request_id: string, tab_id: number, probe: string, args?: object}} Probe */
 /** @typedef {{type: "episode", episode: Episode, request_id?: string}} EpisodeUpdate */
 /** @typedef {{type: "step", episode_id: number, step: Step}} StepUpdate */
 /** @typedef {{type: "status", request_id?: string, address: string, db: string, browser_connected: boolean, episode?: Episode, counts: object}} Status */

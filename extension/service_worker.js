@@ -3,6 +3,7 @@
 // keeps the state the popup shows in chrome.storage.session (the worker itself may be stopped
 // and restarted by Chrome at any time, so it keeps nothing important in globals).
 
+import { MAIN_WORLD_PROBES } from "./probes.js";
 import { AGENT, DEFAULT_PORT, POPUP, PROTOCOL_VERSION, isWebUrl, lastWebTab } from "./protocol.js";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -114,6 +115,9 @@ async function onDaemonMessage(message) {
       break;
     case "act":
       send(await act(message));
+      break;
+    case "probe":
+      send(await probe(message));
       break;
     case "episode":
       await onEpisode(message.episode);
@@ -247,6 +251,31 @@ async function act(request) {
     reply.detail = { ...(reply.detail || {}), url: tab.url };
   } catch (err) {
     reply.ok = false;
+    reply.error = err.message || String(err);
+  }
+  return reply;
+}
+
+/** Run a named probe: a main-world function from probes.js, or closing the tab.
+ * @param {{request_id: string, tab_id: number, probe: string, args?: object}} request */
+async function probe(request) {
+  const reply = { type: "probe_result", request_id: request.request_id, tab_id: request.tab_id, ok: false };
+  try {
+    const tabId = await agentTab(request.tab_id);
+    if (request.probe === "tab.close") {
+      await chrome.tabs.remove(tabId);
+      reply.result = {};
+    } else if (Object.hasOwn(MAIN_WORLD_PROBES, request.probe)) {
+      const [frame] = await chrome.scripting.executeScript({
+        target: { tabId }, world: "MAIN", func: MAIN_WORLD_PROBES[request.probe], args: [request.args || {}],
+      });
+      reply.result = frame.result;
+    } else {
+      throw new Error(`unknown probe ${JSON.stringify(request.probe)}`);
+    }
+    reply.ok = !(reply.result && reply.result.error);
+    if (!reply.ok) reply.error = reply.result.error;
+  } catch (err) {
     reply.error = err.message || String(err);
   }
   return reply;

@@ -89,6 +89,7 @@ def test_every_message_type_round_trips():
         p.Status("r", "127.0.0.1:1", "/db", True, None, {"done": 1}), p.Observe("r", 4),
         p.Act("r", {"action": "click", "id": 1}, 4), p.Observation("r", 4, {"url": "u"}),
         p.ActionResult("r", False, 4, "gone", {"url": "u"}), p.EpisodeUpdate({"id": 1}, "r"),
+        p.Probe("r", 4, "miniwob.state", {"seed": 1}), p.ProbeResult("r", True, 4, {"done": 1}),
         p.StepUpdate(1, {"index": 0}), p.Ping(), p.Pong(), p.Error("bad", "r"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
