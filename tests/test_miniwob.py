@@ -1,0 +1,125 @@
+"""MiniWoB++ through the real extension: the oracle solves, a wrong policy fails, seeds split."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+
+import pytest
+
+from conftest import nightloop, run_async
+from daemon import miniwob
+from daemon.actions import Action
+from daemon.evaluation import EvalPlan, evaluate
+from daemon.oracle import SOLVERS, OraclePolicy
+from daemon.policy import Decision
+
+ORACLE_TASKS = sorted(SOLVERS)
+
+
+def test_the_seed_split_is_disjoint_and_stable():
+    assert miniwob.seeds("test", 5) == [0, 5, 10, 15, 20]
+    assert miniwob.seeds("train", 6) == [1, 2, 3, 4, 6, 7]
+    test, train = set(miniwob.seeds("test", 200)), set(miniwob.seeds("train", 800))
+    assert not test & train and test | train == set(range(1000))
+    assert all(miniwob.split_of(s) == "test" for s in test)
+    with pytest.raises(ValueError, match="unknown split"):
+        miniwob.seeds("dev", 1)
+
+
+def test_suites_name_tasks_the_package_ships():
+    assert len(miniwob.suite("smoke")) == 5
+    assert 28 <= len(miniwob.suite("core")) <= 35
+    every = miniwob.suite("all")
+    assert set(miniwob.suite("core")) <= set(every)
+    assert not set(every) & miniwob.UNSUPPORTED and len(every) > 80
+    miniwob.check_tasks(miniwob.suite("core"))
+    with pytest.raises(ValueError, match="unknown MiniWoB\\+\\+ task 'click-everything'"):
+        miniwob.check_tasks(["click-button", "click-everything"])
+
+
+class WrongPolicy:
+    """Deliberately wrong: clicks a button or link that is not the one asked for, types the
+    wrong text, submits without choosing."""
+
+    name = "wrong"
+    adapter = None
+
+    async def decide(self, context):
+        if context.history:
+            return Decision(Action("done"))
+        target = re.search(r'"(.*?)"', context.task)
+        target = target.group(1) if target else None
+        obs = context.observation
+        editable = [e for e in obs.elements if e.editable]
+        if editable and "Enter" in context.task:
+            return Decision(Action("fill", {"id": editable[0].id, "text": "wrong text"}))
+        for element in obs.elements:
+            if element.role in ("button", "link", "clickable") and element.name != target \
+                    and element.name != "Submit":
+                return Decision(Action("click", {"id": element.id}))
+        return Decision(Action("give_up", {"reason": "nothing wrong to do"}))
+
+
+@pytest.mark.browser
+def test_the_oracle_solves_its_tasks_and_a_wrong_policy_fails_them(home):
+    db = home / "eval.db"
+    seeds = miniwob.seeds("test", 3)
+    oracle = run_async(evaluate(EvalPlan(ORACLE_TASKS, seeds, parallel=2),
+                                policy=OraclePolicy(), db=db))
+    assert len(oracle) == len(ORACLE_TASKS) * 3
+    assert [(r.task, r.seed) for r in oracle] == [(t, s) for t in ORACLE_TASKS for s in seeds]
+    assert all(r.success and r.done and r.raw_reward > 0 and r.error is None for r in oracle), \
+        [(r.task, r.seed, r.status, r.error) for r in oracle if not r.success]
+
+    wrong_tasks = ["click-button", "click-link", "enter-text"]
+    wrong = run_async(evaluate(EvalPlan(wrong_tasks, seeds), policy=WrongPolicy(), db=db))
+    assert [r.success for r in wrong] == [False] * 9
+    assert all(r.raw_reward <= 0 for r in wrong)
+
+    # The ground truth is in the store, beside ordinary eval episodes.
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT e.source, e.task, e.policy, r.kind, r.value, r.details "
+                        "FROM episodes e JOIN rewards r ON r.episode_id = e.id "
+                        "ORDER BY e.id").fetchall()
+    assert len(rows) == len(oracle) + len(wrong)
+    for (source, task, policy, kind, value, details), result in zip(rows, oracle + wrong):
+        details = json.loads(details)
+        assert (source, kind, task) == ("eval", "ground_truth", result.utterance)
+        assert value == result.raw_reward and policy == ("oracle" if result.success else "wrong")
+        assert (details["task"], details["seed"], details["split"]) == (
+            result.task, result.seed, "test")
+
+
+@pytest.mark.browser
+def test_a_broken_task_page_is_a_failure_with_its_reason_and_the_run_goes_on(home, monkeypatch):
+    real_url = miniwob.task_url
+    monkeypatch.setattr(miniwob, "task_url", lambda base, task: real_url(base, task).replace(
+        "focus-text", "no-such-task"))
+    results = run_async(evaluate(EvalPlan(["click-button", "focus-text", "click-link"], [0]),
+                                 policy=OraclePolicy(), db=home / "eval.db"))
+    assert [r.success for r in results] == [True, False, True]
+    assert results[1].error == "probe miniwob.start failed: this page is not a MiniWoB++ task"
+
+
+@pytest.mark.browser
+def test_the_eval_command_writes_a_report_and_compares_runs(home):
+    runs = []
+    for name in ("a", "b"):
+        out = home / name
+        result = nightloop("eval", "miniwob", "--policy", "oracle", "--tasks",
+                           "click-button,focus-text", "--seeds", "2", "--out", str(out),
+                           "--db", str(home / "eval.db"), "--json")
+        data = json.loads(result.stdout)
+        assert [e["success"] for e in data["episodes"]] == [True] * 4
+        assert data["meta"]["policy"] == "oracle" and data["meta"]["seeds"] == [0, 5]
+        assert (out / "success.png").stat().st_size > 1000
+        report = (out / "report.md").read_text()
+        assert "| click-button | 2 | 1.00 | 0.34–1.00 |" in report
+        runs.append(out)
+    compared = nightloop("eval", "compare", str(runs[0]), str(runs[1])).stdout
+    assert re.search(r"click-button\s+1.00\s+1.00\s+\+0.00", compared)
+    assert (runs[1] / "compare.png").exists()
+    bad = nightloop("eval", "miniwob", "--seed-list", "1,5", check=False)
+    assert bad.returncode == 2 and "seeds [1] are not test seeds" in bad.stderr
