@@ -83,9 +83,9 @@ def report_steps(db, limit: int) -> None:
         print(f"| {label} | {pct(values, .5):.1f} | {pct(values, .95):.1f} |")
     later = [r for r in rows if r["index"] > 0]
     reused = sum(r["cached_tokens"] for r in later) / sum(r["prompt_tokens"] for r in later)
+    mean_prompt = statistics.mean(r["prompt_tokens"] for r in later)
     print(f"\nPrefix-cache reuse on steps 2..n: {reused:.1%} of prompt tokens not recomputed "
-          f"({len(later)} steps; mean prompt {statistics.mean(r['prompt_tokens'] for r in later):.0f}"
-          " tokens)\n")
+          f"({len(later)} steps; mean prompt {mean_prompt:.0f} tokens)\n")
     invalid = sum(r["invalid"] for r in rows)
     print(f"Invalid actions: {invalid} of {len(rows)} steps\n")
 

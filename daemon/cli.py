@@ -7,14 +7,12 @@ ending with an example.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import json
 import os
 import signal
 import sys
 import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -22,71 +20,28 @@ from typing import Any, Callable
 import click
 
 from . import browser as chromium
-from . import models
 from . import protocol as p
 from .app import BrowserOptions, run_daemon
+from .cli_common import Group, json_option, pairing_token, print_json, run_coro, \
+    setting_options, settings_from
+from .cli_eval import eval_group
+from .cli_settings import config_group, models_group
 from .client import DaemonUnavailable, connected
-from .config import DEFAULTS, FIELDS, Settings, config_dir, config_file, data_dir, env_name, \
-    load_settings
+from .config import FIELDS, config_dir, data_dir
 from .observation import Observation
-from .pairing import EXTENSION_DIR, extension_id, load_or_create_token, write_pairing_file
+from .pairing import EXTENSION_DIR, extension_id, write_pairing_file
 from .store import Episode, Store
 from .wire import NightloopError, to_json
-
-
-class Group(click.Group):
-    """Turns our own errors into one clear line instead of a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (NightloopError, FileNotFoundError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-def setting_options(*names: str) -> Callable:
-    """Decorator: a --flag for each named setting (see daemon/config.py), default None so that
-    only flags actually given override the config file and the environment."""
-    def decorate(fn: Callable) -> Callable:
-        for name in reversed(names):
-            meta, default = FIELDS[name].metadata, getattr(DEFAULTS, name)
-            kind = click.Choice(meta["choices"]) if meta["choices"] else type(default)
-            shown = repr(default) if default != "" else "empty"
-            fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
-                              help=f"{meta['help'][0].upper()}{meta['help'][1:]} "
-                                   f"[env {env_name(name)}; default {shown}].")(fn)
-        return fn
-    return decorate
-
-
-def json_option(fn: Callable) -> Callable:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
-
-
-def _settings(**flags: Any) -> Settings:
-    return load_settings(flags).settings
-
-
-def _token() -> str:
-    return load_or_create_token(config_dir())
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)
 
 
 def _with_store(db: str | None) -> Callable:
     """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        async def run(*args: Any, **kwargs: Any) -> Any:
-            async with await Store.open(_settings(db=db).db_path, recover=False) as store:
+        async def with_store(*args: Any, **kwargs: Any) -> Any:
+            async with await Store.open(settings_from(db=db).db_path, recover=False) as store:
                 return await fn(store, *args, **kwargs)
-        return run
+        return with_store
     return wrap
 
 
@@ -125,11 +80,11 @@ def daemon(with_browser: bool, headless: bool | None, profile: Path | None, verb
     import logging
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(**flags)
+    settings = settings_from(**flags)
     options = None
     if with_browser:
         options = BrowserOptions(profile or data_dir() / "browser-profile", _headless(headless))
-    _run(run_daemon(settings, options))
+    run_coro(run_daemon(settings, options))
 
 
 def _headless(flag: bool | None) -> bool:
@@ -154,9 +109,9 @@ def browser(port: int | None, headless: bool | None, profile: Path | None, url: 
 
     Example: nightloop browser --profile ~/nightloop-profile
     """
-    port = _settings(port=port).port
+    port = settings_from(port=port).port
     profile = profile or data_dir() / "browser-profile"
-    proc = chromium.launch(profile, port=port, token=_token(), headless=_headless(headless),
+    proc = chromium.launch(profile, port=port, token=pairing_token(), headless=_headless(headless),
                            url=url)
     click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port {port}.")
     # Ctrl-C or SIGTERM closes the browser too, rather than leaving it orphaned.
@@ -175,7 +130,7 @@ def pair(port: int | None) -> None:
 
     Example: nightloop pair --port 8977
     """
-    token, port = _token(), _settings(port=port).port
+    token, port = pairing_token(), settings_from(port=port).port
     path = write_pairing_file(EXTENSION_DIR, port, token)
     click.echo(f"""Pair the nightloop extension with the daemon on 127.0.0.1:{port}:
 
@@ -204,13 +159,13 @@ def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
 
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = _run(_follow(task, url, _settings(port=port).port, quiet=as_json))
+    episode = run_coro(_follow(task, url, settings_from(port=port).port, quiet=as_json))
     if as_json:
-        _print_json(episode)
+        print_json(episode)
 
 
 async def _follow(task: str, url: str | None, port: int, *, quiet: bool) -> dict:
-    async with connected(port, _token()) as client:
+    async with connected(port, pairing_token()) as client:
         reply = await client.request(p.Task(task, source="cli", url=url))
         assert isinstance(reply, p.EpisodeUpdate)
         episode_id = reply.episode["id"]
@@ -261,14 +216,14 @@ def stop(port: int | None) -> None:
     Example: nightloop stop
     """
     async def go() -> None:
-        async with connected(_settings(port=port).port, _token()) as client:
+        async with connected(settings_from(port=port).port, pairing_token()) as client:
             status = await client.request(p.Status())
             assert isinstance(status, p.Status)
             if not status.episode:
                 raise NightloopError("no episode is running")
             await client.send(p.Stop(status.episode["id"]))
             click.echo(f"asked episode {status.episode['id']} to stop")
-    _run(go())
+    run_coro(go())
 
 
 @cli.command()
@@ -282,15 +237,15 @@ def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
     Example: nightloop observe --json
     """
     async def go() -> p.Observation:
-        async with connected(_settings(port=port).port, _token()) as client:
+        async with connected(settings_from(port=port).port, pairing_token()) as client:
             reply = await client.request(p.Observe("", tab_id))
             assert isinstance(reply, p.Observation)
             return reply
-    reply = _run(go())
+    reply = run_coro(go())
     if reply.error or reply.observation is None:
         raise NightloopError(f"the page could not be observed: {reply.error}")
     if as_json:
-        _print_json({"tab_id": reply.tab_id, "observation": reply.observation})
+        print_json({"tab_id": reply.tab_id, "observation": reply.observation})
     else:
         click.echo(Observation.from_json(reply.observation).render())
 
@@ -303,11 +258,11 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
 
     Example: nightloop status --json
     """
-    settings = _settings(port=port, db=db)
+    settings = settings_from(port=port, db=db)
 
     async def go() -> dict:
         try:
-            async with connected(settings.port, _token(), timeout=3) as client:
+            async with connected(settings.port, pairing_token(), timeout=3) as client:
                 reply = await client.request(p.Status())
                 assert isinstance(reply, p.Status)
                 return {"running": True, **to_json(reply)}
@@ -319,11 +274,11 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
                     counts = await store.counts()
             return {"running": False, "address": f"127.0.0.1:{settings.port}", "db": str(local),
                     "counts": counts, "reason": str(exc)}
-    state = _run(go())
+    state = run_coro(go())
     state.pop("type", None)
     state.pop("request_id", None)
     if as_json:
-        _print_json(state)
+        print_json(state)
     else:
         if state["running"]:
             click.echo(f"daemon: running on {state['address']}")
@@ -359,9 +314,9 @@ def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
     @_with_store(db)
     async def go(store: Store) -> list[Episode]:
         return await store.episodes(limit)
-    rows = _run(go())
+    rows = run_coro(go())
     if as_json:
-        _print_json([to_json(e) for e in rows])
+        print_json([to_json(e) for e in rows])
         return
     if not rows:
         click.echo("no episodes yet")
@@ -396,9 +351,9 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
         if episode is None:
             raise NightloopError(f"there is no episode {episode_id}")
         return await _episode_json(store, episode)
-    data = _run(go())
+    data = run_coro(go())
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     click.echo(f"episode {data['id']}: {data['task']}")
     for key in ("status", "source", "start_url", "final_answer", "error", "policy", "adapter",
@@ -431,7 +386,7 @@ def export_episodes(path: Path | None, db: str | None) -> None:
     async def go(store: Store) -> list[str]:
         return [json.dumps(await _episode_json(store, e), ensure_ascii=False)
                 for e in reversed(await store.episodes())]
-    lines = _run(go())
+    lines = run_coro(go())
     if path is None:
         for line in lines:
             click.echo(line)
@@ -468,245 +423,11 @@ def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: 
     @_with_store(db)
     async def go(store: Store) -> int:
         return await store.delete_episodes(list(episode_ids), before=cutoff)
-    click.echo(f"deleted {_run(go())} episodes")
+    click.echo(f"deleted {run_coro(go())} episodes")
 
 
-# -- settings and models --------------------------------------------------------------------
-
-@cli.group("config")
-def config_group() -> None:
-    """Show the effective settings and where each comes from."""
-
-
-@config_group.command("show")
-@setting_options(*FIELDS)
-@json_option
-def config_show(as_json: bool, **flags: Any) -> None:
-    """Print every setting, its effective value and its source.
-
-    Sources, lowest first: default, config.toml, NIGHTLOOP_* environment variables, flags.
-
-    Example: nightloop config show --temperature 0.5
-    """
-    resolved = load_settings(flags)
-    rows = {name: {"value": getattr(resolved.settings, name), "source": resolved.sources[name],
-                   "help": FIELDS[name].metadata["help"]} for name in FIELDS}
-    if as_json:
-        _print_json({"config_file": str(config_file()), "settings": rows})
-        return
-    exists = "" if config_file().exists() else " (not created; defaults apply)"
-    click.echo(f"config file: {config_file()}{exists}")
-    width = max(map(len, FIELDS))
-    for name, row in rows.items():
-        value = json.dumps(row["value"]) if isinstance(row["value"], str) else row["value"]
-        click.echo(f"{name:<{width}} = {value!s:<12}  # {row['source']}")
-
-
-@cli.group("models")
-def models_group() -> None:
-    """List the models nightloop can use, and add your own GGUF files."""
-
-
-def _model_rows(settings: Settings) -> list[dict]:
-    rows, seen = [], set()
-
-    def add(source: str, path: Path | str, check: Callable) -> None:
-        try:
-            info = check(path)
-        except (FileNotFoundError, NightloopError) as exc:
-            rows.append({"source": source, "path": str(path), "error": str(exc)})
-            return
-        if (source, info.path) in seen:
-            return
-        seen.add((source, info.path))
-        rows.append({"source": source, "path": str(info.path), "kind": info.kind,
-                     "name": info.name, "architecture": info.architecture,
-                     "quantization": info.quantization, "size_bytes": info.size_bytes,
-                     "chat_template": info.chat_template,
-                     "context_length": info.context_length})
-
-    for package, relative in models.SHIPPED:
-        try:
-            add("shipped", models.shipped_model(package, relative), models.check_model)
-        except FileNotFoundError as exc:
-            rows.append({"source": "shipped", "path": relative, "error": str(exc)})
-    if settings.model:
-        add("config: model", settings.model, models.check_model)
-    if settings.adapter:
-        add("config: adapter", settings.adapter, models.check_adapter)
-    for path in models.registered():
-        add("added", path, models.check_model)
-    return rows
-
-
-@models_group.command("list")
-@json_option
-def models_list(as_json: bool) -> None:
-    """List shipped, configured and added models with what they are.
-
-    Example: nightloop models list --json
-    """
-    rows = _model_rows(_settings())
-    if as_json:
-        _print_json(rows)
-        return
-    for row in rows:
-        if "error" in row:
-            click.echo(f"{row['source']:<16} {row['path']}\n{'':<16} unusable: {row['error']}")
-            continue
-        template = "chat template" if row["chat_template"] else "no chat template"
-        click.echo(f"{row['source']:<16} {row['name']}: {row['architecture']}, "
-                   f"{row['quantization']}, {row['size_bytes'] / 1e6:.0f} MB, {template}\n"
-                   f"{'':<16} {row['path']}")
-
-
-@models_group.command("add")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-def models_add(path: Path) -> None:
-    """Check a GGUF model file and add it to the list.
-
-    To make it the policy's model, set `model` in config.toml or pass --model to the daemon.
-
-    Example: nightloop models add ~/models/qwen2.5-0.5b-instruct-q4_k_m.gguf
-    """
-    info = models.register(path)
-    click.echo(f"added {info.describe()}\n  {info.path}")
-    if not info.chat_template:
-        click.echo("note: it has no chat template, so prompts use a plain layout; "
-                   "instruction-tuned models with a template follow them better")
-
-
-# -- evaluation -----------------------------------------------------------------------------
-
-@cli.group("eval")
-def eval_group() -> None:
-    """Measure the agent on MiniWoB++ through the real extension, and compare runs."""
-
-
-@eval_group.command("miniwob")
-@click.option("--suite", type=click.Choice(["smoke", "core", "all"]), default=None,
-              help="A named task list [default: smoke].")
-@click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
-@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="Seeds per task, the first N of the split.")
-@click.option("--seed-list", default=None, help="Comma-separated seeds instead of --seeds.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test",
-              show_default=True, help="Which seeds: test seeds are 0, 5, 10, ...; train the rest.")
-@click.option("--max-steps", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Steps per episode.")
-@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Episodes at once, each in its own tab.")
-@click.option("--policy", "policy_name", type=click.Choice(["llm", "oracle"]), default="llm",
-              show_default=True, help="The local model, or the scripted teacher (a few tasks).")
-@click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
-              show_default=True, help="How the episodes are labelled in the store.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder [default: eval/<time>-<policy> in the XDG data dir].")
-@json_option
-@setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed", "obs_tokens",
-                 "history", "step_timeout", "db")
-def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: str | None,
-                 split: str, max_steps: int, parallel: int, policy_name: str, source: str,
-                 out: Path | None, as_json: bool, **flags: Any) -> None:
-    """Run MiniWoB++ tasks through the daemon, the extension and a headless Chromium.
-
-    Each episode's ground truth (the page's own reward) is stored as a `ground_truth` reward;
-    success means a raw reward above 0. Ctrl-C stops and keeps what finished.
-
-    Example: nightloop eval miniwob --suite core --seeds 5 --split test --parallel 2
-    """
-    from . import eval_report, miniwob
-    from .app import make_policy
-    from .evaluation import EvalPlan, evaluate
-    from .oracle import OraclePolicy
-
-    if suite and tasks:
-        raise click.UsageError("give --suite or --tasks, not both")
-    names = miniwob.check_tasks([t.strip() for t in tasks.split(",") if t.strip()]) if tasks \
-        else miniwob.suite(suite or "smoke")
-    seeds = _seed_list(seed_list, split) if seed_list else miniwob.seeds(split, n_seeds)
-    settings = _settings(**flags)
-    policy = OraclePolicy() if policy_name == "oracle" else \
-        make_policy(dataclasses.replace(settings, policy="llm"))
-    plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
-                    step_timeout=settings.step_timeout, source=source)
-    out = out or data_dir() / "eval" / f"{datetime.now():%Y%m%d-%H%M%S}-{policy_name}"
-    meta = {"policy": policy.name, "adapter": policy.adapter, "split": split,
-            "seeds": seeds, "max_steps": max_steps, "parallel": parallel,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    results: list = []
-    total = len(names) * len(seeds)
-
-    def progress(result) -> None:
-        results.append(result)
-        if not as_json:
-            outcome = "success" if result.success else f"fail ({result.error or result.status})"
-            click.echo(f"[{len(results)}/{total}] {result.task} seed {result.seed}: {outcome}, "
-                       f"{result.steps} steps, {result.seconds:.1f} s", err=True)
-
-    started = time.perf_counter()
-    try:
-        _run(evaluate(plan, policy=policy, db=settings.db_path, on_result=progress))
-    except KeyboardInterrupt:
-        meta["interrupted"] = True
-        click.echo("interrupted: the report covers the episodes that finished", err=True)
-    finally:
-        results.sort(key=lambda r: (names.index(r.task), seeds.index(r.seed)))
-        meta["seconds"] = round(time.perf_counter() - started, 1)
-        meta["episodes_per_minute"] = round(len(results) / meta["seconds"] * 60, 1) \
-            if meta["seconds"] else None
-        eval_report.write_run(out, results, meta)
-    if as_json:
-        _print_json(json.loads((out / eval_report.RESULTS).read_text()))
-    else:
-        click.echo(eval_report.markdown(eval_report.summarize(results), meta))
-        click.echo(f"report: {out / 'report.md'}, chart: {out / 'success.png'}")
-
-
-def _seed_list(text: str, split: str) -> list[int]:
-    from . import miniwob
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers",
-                                 param_hint="--seed-list") from None
-    wrong = [s for s in seeds if s < 0 or miniwob.split_of(s) != split]
-    if wrong:
-        raise click.BadParameter(f"seeds {wrong} are not {split} seeds (test seeds are the "
-                                 "multiples of 5, train seeds the rest)", param_hint="--seed-list")
-    return seeds
-
-
-@eval_group.command("compare")
-@click.argument("run_a", type=click.Path(file_okay=False, path_type=Path))
-@click.argument("run_b", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Chart of the differences [default: RUN_B/compare.png].")
-@json_option
-def eval_compare(run_a: Path, run_b: Path, plot_path: Path | None, as_json: bool) -> None:
-    """Per-task success of two evaluation runs and their difference (B minus A).
-
-    Example: nightloop eval compare runs/base runs/adapter-3
-    """
-    from . import eval_report
-    meta_a, a = eval_report.load_run(run_a)
-    meta_b, b = eval_report.load_run(run_b)
-    diffs = eval_report.compare(a, b)
-    plot_path = plot_path or run_b / "compare.png"
-    eval_report.plot_compare(diffs, plot_path, run_a.name, run_b.name)
-    if as_json:
-        _print_json([{"task": d.task, "a": d.rate_a, "b": d.rate_b, "diff": d.diff}
-                     for d in diffs])
-        return
-
-    def fmt(x: float | None) -> str:
-        return "—" if x is None else f"{x:.2f}"
-    click.echo(f"A: {run_a} ({meta_a.get('policy')})\nB: {run_b} ({meta_b.get('policy')})")
-    click.echo(f"{'task':<28} {'A':>5} {'B':>5} {'B-A':>6}")
-    for d in diffs:
-        diff = "—" if d.diff is None else f"{d.diff:+.2f}"
-        click.echo(f"{d.task:<28} {fmt(d.rate_a):>5} {fmt(d.rate_b):>5} {diff:>6}")
-    click.echo(f"chart: {plot_path}")
+for group in (config_group, models_group, eval_group):
+    cli.add_command(group)
 
 
 def main() -> None:

@@ -150,9 +150,9 @@ class _Runner:
             result.episode_id = episode.id
             # The harness opened and started the page itself: the loop must not reload it.
             final = await asyncio.wait_for(
-                run_episode(dataclasses.replace(episode, start_url=None), store=self.store, browser=browser, policy=self.policy,
-                            stop=asyncio.Event(), on_step=_ignore, limits=self.limits,
-                            tab_id=tab_id),
+                run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
+                            browser=browser, policy=self.policy, stop=asyncio.Event(),
+                            on_step=_ignore, limits=self.limits, tab_id=tab_id),
                 self.plan.episode_timeout)
             result.status = final.status
             truth = await browser.probe(tab_id, "miniwob.state")

@@ -12,8 +12,8 @@ in the observation::
 
 Instructions: ``click|check|uncheck "LABEL"``, ``fill "LABEL" with "TEXT"``,
 ``type "TEXT" into "LABEL"``, ``select "OPTION" in|from "LABEL"``, ``press KEY [on "LABEL"]``,
-``hover "LABEL"``, ``scroll up|down``, ``scroll to "LABEL"``, ``goto URL``, ``go back``, ``wait SECONDS``,
-``answer TEXT``, ``done``. After the last instruction it answers ``done``.
+``hover "LABEL"``, ``scroll up|down``, ``scroll to "LABEL"``, ``goto URL``, ``go back``,
+``wait SECONDS``, ``answer TEXT``, ``done``. After the last instruction it answers ``done``.
 """
 
 from __future__ import annotations
