@@ -80,12 +80,12 @@ def test_the_oracle_solves_its_tasks_and_a_wrong_policy_fails_them(home):
 
     # The ground truth is in the store, beside ordinary eval episodes.
     conn = sqlite3.connect(db)
-    rows = conn.execute("SELECT e.source, e.task, e.policy, r.kind, r.value, r.details "
-                        "FROM episodes e JOIN rewards r ON r.episode_id = e.id "
-                        "ORDER BY e.id").fetchall()
+    rows = conn.execute("SELECT e.id, e.source, e.task, e.policy, r.kind, r.value, r.details "
+                        "FROM episodes e JOIN rewards r ON r.episode_id = e.id").fetchall()
     assert len(rows) == len(oracle) + len(wrong)
-    for (source, task, policy, kind, value, details), result in zip(rows, oracle + wrong):
-        details = json.loads(details)
+    by_episode = {r.episode_id: r for r in oracle + wrong}
+    for episode_id, source, task, policy, kind, value, details in rows:
+        result, details = by_episode[episode_id], json.loads(details)
         assert (source, kind, task) == ("eval", "ground_truth", result.utterance)
         assert value == result.raw_reward and policy == ("oracle" if result.success else "wrong")
         assert (details["task"], details["seed"], details["split"]) == (
@@ -123,3 +123,28 @@ def test_the_eval_command_writes_a_report_and_compares_runs(home):
     assert (runs[1] / "compare.png").exists()
     bad = nightloop("eval", "miniwob", "--seed-list", "1,5", check=False)
     assert bad.returncode == 2 and "seeds [1] are not test seeds" in bad.stderr
+
+
+@pytest.mark.browser
+def test_ctrl_c_stops_the_run_and_keeps_what_finished(home):
+    import signal
+    import subprocess
+
+    from conftest import NIGHTLOOP, wait_until
+
+    out = home / "run"
+    proc = subprocess.Popen([NIGHTLOOP, "eval", "miniwob", "--policy", "oracle", "--suite",
+                             "smoke", "--seeds", "20", "--out", str(out),
+                             "--db", str(home / "eval.db")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    wait_until(lambda: lines.append(proc.stderr.readline()) or "[3/100]" in lines[-1],
+               timeout=60, what="three finished episodes")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert "interrupted: the report covers the episodes that finished" in stderr
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["interrupted"] is True
+    assert 3 <= len(data["episodes"]) < 100
+    assert all(e["success"] for e in data["episodes"])
+    assert "Traceback" not in stderr
