@@ -47,8 +47,11 @@ test: setup
 test-all: setup
 	$(VENV)/bin/pytest -m ''
 
+# Figures for the README (each prints a table; none asserts anything).
 bench: setup
 	$(PY) bench/roundtrip.py
+	$(PY) bench/policy.py
+	$(PY) bench/miniwob.py
 
 clean:
 	rm -rf $(VENV)
