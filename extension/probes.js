@@ -17,6 +17,10 @@ async function miniwobStart({ seed, max_time_ms }) {
   Math.seedrandom(String(seed));
   core.EPISODE_MAX_TIME = max_time_ms;
   core.startEpisodeReal();
+  // The score board shows rewards: neither the agent nor a judge may read the ground truth
+  // off the page (BrowserGym's observations leave it out too).
+  const board = document.getElementById("reward-display");
+  if (board) board.style.display = "none";
   return { ready: WOB_TASK_READY, utterance: core.getUtterance() };
 }
 

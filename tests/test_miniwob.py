@@ -84,6 +84,9 @@ def test_the_oracle_solves_its_tasks_and_a_wrong_policy_fails_them(home):
                         "FROM episodes e JOIN rewards r ON r.episode_id = e.id").fetchall()
     assert len(rows) == len(oracle) + len(wrong)
     by_episode = {r.episode_id: r for r in oracle + wrong}
+    # The score board (it shows rewards) is hidden: the agent and the judge never see it.
+    texts = [t for (t,) in conn.execute("SELECT observation FROM steps")]
+    assert texts and not any("Last reward" in t for t in texts)
     for episode_id, source, task, policy, kind, value, details in rows:
         result, details = by_episode[episode_id], json.loads(details)
         assert (source, kind, task) == ("eval", "ground_truth", result.utterance)

@@ -1,0 +1,69 @@
+"""Rule-based progress rewards: step-level credit from what the store recorded, no model.
+
+Every rule and its weight is in RULES, the one place to change them. A step earns the sum of the
+weights of the rules it meets; the episode's progress is the mean step score plus its ending
+bonus, clipped to [-1, 1]. `score` returns the total and every part, so the reward row can keep
+them and be recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from daemon.store import Episode, Step
+
+# name → weight. Step rules first, then the ending rules (applied once per episode).
+RULES: dict[str, float] = {
+    "executed": 0.3,            # the action ran without error
+    "page_changed": 0.3,        # the observation after it differs from the one before
+    "repeated": -0.5,           # the same action on the same page state as an earlier step
+    "invalid": -0.5,            # rejected before the browser (no action / unknown element)
+    "ended_by_agent": 0.4,      # the agent ended the episode (done / answer)
+    "gave_up": -0.2,            # the agent gave up
+    "step_limit": -0.4,         # the episode ran out of steps
+}
+ENDINGS = {"done": "ended_by_agent", "gave_up": "gave_up", "step_limit": "step_limit"}
+
+
+@dataclass(frozen=True)
+class Progress:
+    value: float                        # in [-1, 1]
+    counts: dict[str, int]              # how often each rule fired
+    weights: dict[str, float]           # RULES as used
+
+    def details(self) -> dict:
+        return {"counts": self.counts, "weights": self.weights}
+
+
+def _state(step: Step) -> str:
+    """A page state's identity: URL, elements with their values, and visible text."""
+    obs = step.observation or {}
+    return json.dumps([obs.get("url"), obs.get("elements"), obs.get("text")], sort_keys=True)
+
+
+def score(episode: Episode, steps: list[Step]) -> Progress:
+    counts = dict.fromkeys(RULES, 0)
+    step_total = 0.0
+    seen: set[tuple[str, str]] = set()
+    for i, step in enumerate(steps):
+        fired = []
+        if step.invalid:
+            fired.append("invalid")
+        elif step.ok:
+            fired.append("executed")
+        if i + 1 < len(steps) and _state(steps[i + 1]) != _state(step):
+            fired.append("page_changed")
+        key = (_state(step), json.dumps(step.action, sort_keys=True))
+        if key in seen:
+            fired.append("repeated")
+        seen.add(key)
+        for rule in fired:
+            counts[rule] += 1
+        step_total += sum(RULES[r] for r in fired)
+    value = step_total / len(steps) if steps else 0.0
+    ending = ENDINGS.get(episode.status)
+    if ending:
+        counts[ending] += 1
+        value += RULES[ending]
+    return Progress(max(-1.0, min(1.0, round(value, 4))), counts, dict(RULES))
