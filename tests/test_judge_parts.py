@@ -87,3 +87,19 @@ def test_on_the_recorded_baseline_nothing_leaks_the_ground_truth():
         episode = Episode(**{k: v for k, v in row.items() if k not in ("steps", "rewards")})
         text = render(episode, [Step(**s) for s in row["steps"]])
         assert "Last reward" not in text and episode.task not in text
+
+
+@pytest.fixture(scope="module")
+def likelihood():
+    from judge.flip import LikelihoodJudge
+    return LikelihoodJudge(n_ctx=512)
+
+
+def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(likelihood):
+    instruction = "Type Ada into the Name field and click Send"
+    matching = render(*clean())
+    unrelated = ("Pages visited:\n- Settings (http://x/settings.html)\nActions:\n"
+                 '1. click "Delete account"\n2. click "Confirm"')
+    logprobs = likelihood.token_logprobs("Hello", " world, how are you")
+    assert len(logprobs) == 5 and (logprobs <= 0).all()
+    assert likelihood.score(matching, instruction) > likelihood.score(unrelated, instruction)

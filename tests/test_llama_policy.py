@@ -37,6 +37,7 @@ def real_observations(daemon_proc, browser, pages_url) -> list[dict]:
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(900)      # about 3.5 minutes alone on 2 cores; more on a busy machine
 def test_200_varied_observations_all_yield_a_valid_action_on_the_page(
         policy, daemon_proc, browser, pages_url):
     pages = real_observations(daemon_proc, browser, pages_url) + observations(15, seed=3)
