@@ -205,9 +205,19 @@ async function observe(request) {
     const tabId = await agentTab(request.tab_id);
     reply.tab_id = tabId;
     await waitForLoad(tabId);
-    const response = await toContent(tabId, { type: "observe" });
-    if (!response || !response.ok) throw new Error(response ? response.error : "no response");
-    reply.observation = response.observation;
+    try {
+      const response = await toContent(tabId, { type: "observe" });
+      if (!response || !response.ok) throw new Error(response ? response.error : "no response");
+      reply.observation = response.observation;
+    } catch (err) {
+      // No script runs on the browser's own error page: describe it, so the agent can go on.
+      if (!/error page/.test(err.message)) throw err;
+      const tab = await chrome.tabs.get(tabId);
+      reply.observation = {
+        url: tab.url, title: tab.title || "Error", elements: [], omitted_elements: 0, omitted_text: 0,
+        text: "This page could not be loaded: the browser shows its error page. Use go_back or goto.",
+      };
+    }
   } catch (err) {
     reply.error = err.message || String(err);
   }
@@ -235,7 +245,11 @@ async function act(request) {
       // The page's own history.back(): chrome.tabs.goBack skips entries made without a user
       // gesture, which is every entry the agent makes.
       tabId = await agentTab(request.tab_id);
-      await chrome.scripting.executeScript({ target: { tabId }, func: () => history.back() });
+      try {
+        await chrome.scripting.executeScript({ target: { tabId }, func: () => history.back() });
+      } catch {
+        await chrome.tabs.goBack(tabId);   // an error page runs no script
+      }
       reply.ok = await settle(tabId, since, BACK_TIMEOUT_MS);
       if (!reply.ok) reply.error = "there is no previous page in this tab's history";
     } else {

@@ -43,3 +43,19 @@ def test_a_failed_navigation_is_a_clear_error_not_a_hang(browser, daemon_proc, p
     assert steps[0]["ok"] is False
     assert steps[0]["error"] == "there is no previous page in this tab's history"
     assert episode["status"] == "done"
+
+
+def test_a_dead_link_leads_to_an_error_page_the_agent_can_leave(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/links.html")
+    page.evaluate("document.querySelector('a').href = 'http://127.0.0.1:9/nowhere'")
+    result = nightloop("run", *daemon_proc.args(), "--json",
+                       f'click "Go to the next page"; goto {pages_url}/next.html; done')
+    episode = json.loads(result.stdout)
+    steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
+                                 "--db", str(daemon_proc.db)).stdout)["steps"]
+    assert episode["status"] == "done", episode
+    error_page = steps[1]["observation"]
+    assert error_page["url"] == "http://127.0.0.1:9/nowhere" and error_page["elements"] == []
+    assert "browser shows its error page" in error_page["text"]
+    assert steps[2]["url"].endswith("/next.html")
