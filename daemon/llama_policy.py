@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import llama_cpp
 from llama_cpp import Llama, LlamaGrammar
@@ -47,24 +48,9 @@ class LlamaPolicy:
                              lora_path=self.adapter, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
-        self._format = self._formatter()
+        self._format = prompt_formatter(self.llm)
         self._grammars: dict[tuple[int, ...], LlamaGrammar] = {}
         self._lock = threading.Lock()
-
-    def _formatter(self):
-        """Messages → prompt text, with the model's own chat template when it has one."""
-        meta = self.llm.metadata
-        template = meta.get("tokenizer.chat_template")
-        if not template:
-            return _plain_prompt
-
-        def token_text(key: str) -> str:
-            token_id = meta.get(key)
-            return self.llm.detokenize([int(token_id)], special=True).decode() \
-                if token_id is not None else ""
-        jinja = Jinja2ChatFormatter(template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
-                                    bos_token=token_text("tokenizer.ggml.bos_token_id"))
-        return lambda messages: jinja(messages=messages).prompt
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
@@ -135,6 +121,23 @@ class LlamaPolicy:
                            completion_tokens=len(out), prompt_ms=0.0,
                            prefill_ms=round((t_first - t0) * 1000, 2),
                            decode_ms=round((t_end - t_first) * 1000, 2), seed=seed)
+
+
+def prompt_formatter(llm: Llama) -> Callable[[list[dict[str, str]]], str]:
+    """Messages → prompt text ending where the model answers: the model's own chat template
+    when its GGUF has one, else a plain layout of sections (base models)."""
+    meta = llm.metadata
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        return _plain_prompt
+
+    def token_text(key: str) -> str:
+        token_id = meta.get(key)
+        return llm.detokenize([int(token_id)], special=True).decode() \
+            if token_id is not None else ""
+    jinja = Jinja2ChatFormatter(template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
+                                bos_token=token_text("tokenizer.ggml.bos_token_id"))
+    return lambda messages: jinja(messages=messages).prompt
 
 
 def _plain_prompt(messages: list[dict[str, str]]) -> str:

@@ -1,1 +1,1 @@
-"""The judge: scores episodes that have no ground truth (FLIP backward inference + progress rules)."""
+"""The judge: scores episodes without ground truth (FLIP backward inference + progress rules)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from llama_cpp import Llama
 
+from daemon.llama_policy import prompt_formatter
 from daemon.models import check_model, shipped_model
 
 SYSTEM = ("You read what a web agent did in a browser and work out the one instruction it was "
@@ -29,14 +30,11 @@ class LikelihoodJudge:
         # logits for every position: the instruction's tokens are scored in one pass
         self.llm = Llama(model_path=str(info.path), n_ctx=n_ctx, n_threads=threads,
                          n_threads_batch=threads, logits_all=True, verbose=False)
-        template = self.llm.metadata.get("tokenizer.chat_template")
-        self._chat = template is not None
+        self._format = prompt_formatter(self.llm)     # the policy's, so formats never drift
 
     def _context(self, rendered: str) -> str:
-        if self._chat:      # ChatML-style, as the shipped instruct model uses
-            return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{rendered}"
-                    f"<|im_end|>\n<|im_start|>assistant\n{ANSWER_PREFIX}")
-        return f"{SYSTEM}\n\n{rendered}\n\n{ANSWER_PREFIX}"
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": rendered}]
+        return self._format(messages) + ANSWER_PREFIX
 
     def token_logprobs(self, context: str, continuation: str) -> np.ndarray:
         """log p(each token of `continuation` | `context` and the tokens before it)."""
