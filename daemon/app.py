@@ -12,6 +12,7 @@ from pathlib import Path
 from . import browser
 from .config import Settings, config_dir
 from .episode import Limits
+from .judging import JudgeQueue
 from .pairing import extension_origin, load_or_create_token
 from .policy import Policy, ScriptedPolicy
 from .server import Daemon
@@ -44,6 +45,11 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
                     port=port, limits=Limits(settings.max_steps, settings.step_timeout))
+    judging: JudgeQueue | None = None
+    if settings.judge == "on":
+        from judge.judge import judge_from_settings
+        judging = JudgeQueue(store, lambda: judge_from_settings(settings), daemon.idle)
+        daemon.finished.append(judging.submit)
     chromium: subprocess.Popen | None = None
     try:
         try:
@@ -53,7 +59,9 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is a daemon already "
                 "running (`nightloop status`)? Or choose another port with --port") from None
         print(f"nightloop daemon listening on {daemon.address} (store: {db}, "
-              f"policy: {policy.name})", flush=True)
+              f"policy: {policy.name}, judge: {settings.judge})", flush=True)
+        if judging:
+            await judging.start()
         if with_browser:
             chromium = browser.launch(with_browser.profile, port=daemon.port, token=token,
                                       headless=with_browser.headless)
@@ -64,6 +72,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
         print("nightloop daemon stopping", flush=True)
         if chromium:
             chromium.terminate()
+        if judging:
+            await judging.close()
         await daemon.close()
         await store.close()
         if chromium:

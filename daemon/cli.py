@@ -22,9 +22,10 @@ import click
 from . import browser as chromium
 from . import protocol as p
 from .app import BrowserOptions, run_daemon
-from .cli_common import Group, json_option, pairing_token, print_json, run_coro, \
+from .cli_common import Group, json_option, pairing_token, print_json, run_coro, with_store, \
     setting_options, settings_from
 from .cli_eval import eval_group
+from .cli_judge import judge_group
 from .cli_settings import config_group, models_group
 from .client import DaemonUnavailable, connected
 from .config import FIELDS, config_dir, data_dir
@@ -32,17 +33,6 @@ from .observation import Observation
 from .pairing import EXTENSION_DIR, extension_id, write_pairing_file
 from .store import Episode, Store
 from .wire import NightloopError, to_json
-
-
-def _with_store(db: str | None) -> Callable:
-    """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
-    def wrap(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        async def with_store(*args: Any, **kwargs: Any) -> Any:
-            async with await Store.open(settings_from(db=db).db_path, recover=False) as store:
-                return await fn(store, *args, **kwargs)
-        return with_store
-    return wrap
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -311,7 +301,7 @@ def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
 
     Example: nightloop episodes list --limit 20
     """
-    @_with_store(db)
+    @with_store(db)
     async def go(store: Store) -> list[Episode]:
         return await store.episodes(limit)
     rows = run_coro(go())
@@ -345,7 +335,7 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
 
     Example: nightloop episodes show 3 --json
     """
-    @_with_store(db)
+    @with_store(db)
     async def go(store: Store) -> dict:
         episode = await store.episode(episode_id)
         if episode is None:
@@ -370,7 +360,22 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
                        f"{step['completion_tokens']} out; prefill {step['prefill_ms']:.0f}ms, "
                        f"decode {step['decode_ms']:.0f}ms; seed {step['seed']}")
     for reward in data["rewards"]:
-        click.echo(f"  reward {reward['kind']}: {reward['value']:+g}")
+        click.echo(f"  reward {reward['kind']}: {reward['value']:+g}{_reward_parts(reward)}")
+
+
+def _reward_parts(reward: dict) -> str:
+    """` = 0.7 × flip 0.81 (…) + 0.3 × progress 0.2` for a judge reward; '' for others."""
+    details = reward.get("details") or {}
+    if reward["kind"] != "judge" or "components" not in details:
+        return ""
+    weights, parts = details["weights"], details["components"]
+    flip = details.get("flip", {})
+    how = f"{flip.get('form')}, {flip.get('model')}"
+    if "inferred" in flip:
+        how += f", inferred {flip['inferred'][0]!r}"
+    return (f"  = {weights['flip']:g} × (2·flip {parts['flip']:.2f} − 1) "
+            f"+ {weights['progress']:g} × progress {parts['progress']:+.2f}   ({how}; "
+            f"{details.get('seconds', 0):.1f} s)")
 
 
 @episodes.command("export")
@@ -382,7 +387,7 @@ def export_episodes(path: Path | None, db: str | None) -> None:
 
     Example: nightloop episodes export --jsonl episodes.jsonl
     """
-    @_with_store(db)
+    @with_store(db)
     async def go(store: Store) -> list[str]:
         return [json.dumps(await _episode_json(store, e), ensure_ascii=False)
                 for e in reversed(await store.episodes())]
@@ -420,13 +425,13 @@ def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: 
     if not yes:
         click.confirm(f"Delete {what} with their steps and rewards?", abort=True)
 
-    @_with_store(db)
+    @with_store(db)
     async def go(store: Store) -> int:
         return await store.delete_episodes(list(episode_ids), before=cutoff)
     click.echo(f"deleted {run_coro(go())} episodes")
 
 
-for group in (config_group, models_group, eval_group):
+for group in (config_group, models_group, eval_group, judge_group):
     cli.add_command(group)
 
 

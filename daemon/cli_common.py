@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any, Callable
 
@@ -10,6 +11,7 @@ import click
 
 from .config import DEFAULTS, FIELDS, Settings, config_dir, env_name, load_settings
 from .pairing import load_or_create_token
+from .store import Store
 from .wire import NightloopError
 
 
@@ -44,6 +46,17 @@ def json_option(fn: Callable) -> Callable:
 
 def settings_from(**flags: Any) -> Settings:
     return load_settings(flags).settings
+
+
+def with_store(db: str | None) -> Callable:
+    """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            async with await Store.open(settings_from(db=db).db_path, recover=False) as store:
+                return await fn(store, *args, **kwargs)
+        return run
+    return wrap
 
 
 def pairing_token() -> str:

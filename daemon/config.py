@@ -65,6 +65,18 @@ class Settings:
                                low=100, high=100_000)
     history: int = _setting(5, "previous actions (with results) shown to the model",
                             low=0, high=50)
+    # -- the judge (issue 5; the defaults are the measured choice, see the README) -----------
+    judge: str = _setting("on", "score each finished episode in the background: on or off",
+                          choices=("on", "off"))
+    judge_model: str = _setting("", "judge model: smollm2, gemma3 (the shipped candidates) or "
+                                "a GGUF path; empty: smollm2")
+    judge_form: str = _setting("likelihood", "FLIP's form: likelihood (calibrated against "
+                               "other instructions of the same task) or generate",
+                               choices=("likelihood", "generate"))
+    judge_samples: int = _setting(1, "generate form: inferred instructions averaged per "
+                                  "episode", low=1, high=16)
+    judge_temperature: float = _setting(0.7, "generate form: sampling temperature when "
+                                        "judge_samples > 1", low=0, high=2)
     # -- episodes and the daemon --------------------------------------------------------------
     max_steps: int = _setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = _setting(30.0, "seconds the browser has to answer one observe or act",

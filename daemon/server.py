@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -144,6 +144,9 @@ class Daemon:
         self.extension: Client | None = None
         self.browser = ExtensionBrowser(self, limits.step_timeout)
         self.running: Running | None = None
+        self.idle = asyncio.Event()             # set while no episode runs
+        self.idle.set()
+        self.finished: list[Callable[[int], None]] = []   # called with each ended episode's id
         self._server: Server | None = None
 
     @property
@@ -261,6 +264,7 @@ class Daemon:
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
             adapter=self.policy.adapter))
         running = self.running = Running(episode)
+        self.idle.clear()
         update = p.EpisodeUpdate(to_json(episode))
         await client.send(dataclasses.replace(update, request_id=task.request_id))
         await self.broadcast(update, skip=client)
@@ -279,6 +283,9 @@ class Daemon:
             log.exception("episode %s crashed", running.episode.id)
         finally:
             self.running = None
+            self.idle.set()
+            for listener in self.finished:
+                listener(running.episode.id)
 
     def _stop(self, stop: p.Stop) -> None:
         running = self.running

@@ -358,6 +358,22 @@ class Store:
         return await self._fetch(Reward, "SELECT * FROM rewards WHERE episode_id = ? ORDER BY id",
                                  (episode_id,))
 
+    async def unjudged(self) -> list[int]:
+        """Ids of finished episodes without a ``judge`` reward, oldest first."""
+        async with self._db.execute(
+                "SELECT id FROM episodes e WHERE status != 'running' AND NOT EXISTS "
+                "(SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind = 'judge') "
+                "ORDER BY id") as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def tasks(self, exclude: int | None = None,
+                    limit: int = 5000) -> list[tuple[str, str | None]]:
+        """(task, start_url) of the newest episodes, newest first, `exclude` left out."""
+        async with self._db.execute(
+                "SELECT task, start_url FROM episodes WHERE id IS NOT ? ORDER BY id DESC LIMIT ?",
+                (exclude, limit)) as cur:
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
     async def counts(self) -> dict[str, int]:
         """Number of episodes per status (statuses with none are left out)."""
         async with self._db.execute(

@@ -1,54 +1,77 @@
-"""FLIP by likelihood: how probable does the judge model find the real instruction, given only
-what the agent did? (../shared/reference.md §6, §6a.)
+"""FLIP, backward inference (../shared/reference.md §6, §6a): how well does what the agent did
+explain the instruction it was given? Two forms, both measured by `nightloop judge eval`:
 
-The score of an episode is the mean log-probability per token of the instruction, read after the
-rendered episode in the judge model's own prompt format. It needs no generation: one forward pass
-over the rendering and the instruction. Higher means the episode looks more like what was asked.
-Scores of different task templates sit on different scales; calibrating them is the caller's
-job (see issue 5).
+- `generate`: the judge model writes `{reasoning, inferred_instruction}` (JSON grammar); the
+  score is the token F1 between inferred and real instruction, averaged over k samples (F1 on
+  the raw text if the JSON does not parse).
+- `likelihood`: the mean log-probability per token of the real instruction after the rendering.
+  No generation. Its scale differs between task templates (short, predictable instructions score
+  high whatever happened), so `contrastive` calibrates it: the real instruction's mean
+  log-probability minus the mean of the same for other instructions of the same template (the
+  distractors), all under the same rendering. An episode that did what was asked explains its
+  own instruction better than its neighbours'.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import math
 
-import numpy as np
-from llama_cpp import Llama
+from .model import JudgeModel
+from .prompts import FLIP_ANSWER, FLIP_JSON_QUESTION, FLIP_QUESTION, FLIP_SCHEMA, messages
+from .text import normalize, token_f1
 
-from daemon.llama_policy import prompt_formatter
-from daemon.models import check_model, shipped_model
-
-SYSTEM = ("You read what a web agent did in a browser and work out the one instruction it was "
-          "given.")
-ANSWER_PREFIX = "The instruction was: "
+# Without distractors the raw log-probability is squashed around this centre (nats per token,
+# the median over the labelled MiniWoB set); with them, the contrastive margin around 0.
+LIKELIHOOD_CENTRE = -2.5
+LIKELIHOOD_SCALE = 0.5
 
 
-class LikelihoodJudge:
-    def __init__(self, model: Path | str | None = None, *, n_ctx: int = 1024, threads: int = 2):
-        info = check_model(model or shipped_model())
-        self.name = f"flip_likelihood:{info.path.stem}"
-        # logits for every position: the instruction's tokens are scored in one pass
-        self.llm = Llama(model_path=str(info.path), n_ctx=n_ctx, n_threads=threads,
-                         n_threads_batch=threads, logits_all=True, verbose=False)
-        self._format = prompt_formatter(self.llm)     # the policy's, so formats never drift
+def likelihood(model: JudgeModel, rendered: str, instruction: str) -> float:
+    """Mean log-probability per token of `instruction` after the rendered episode."""
+    context = model.format(messages(rendered, FLIP_QUESTION)) + FLIP_ANSWER
+    return float(model.continuation_logprobs(context, instruction).mean())
 
-    def _context(self, rendered: str) -> str:
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": rendered}]
-        return self._format(messages) + ANSWER_PREFIX
 
-    def token_logprobs(self, context: str, continuation: str) -> np.ndarray:
-        """log p(each token of `continuation` | `context` and the tokens before it)."""
-        head = self.llm.tokenize(context.encode(), add_bos=False, special=True)
-        tail = self.llm.tokenize(continuation.encode(), add_bos=False, special=False)
-        room = self.llm.n_ctx() - len(tail)
-        head = head[-room:]                 # keep the end of an over-long rendering
-        self.llm.reset()
-        self.llm.eval(head + tail)
-        logits = self.llm.scores[len(head) - 1: len(head) + len(tail) - 1].astype(np.float64)
-        top = logits.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-        return logits[np.arange(len(tail)), tail] - log_norm
+def distractors(instruction: str, peers: list[str], limit: int) -> list[str]:
+    """Up to `limit` peer instructions that differ from `instruction` (and each other) once
+    normalised, in the order given."""
+    seen = {tuple(normalize(instruction))}
+    out = []
+    for peer in peers:
+        key = tuple(normalize(peer))
+        if key not in seen and len(out) < limit:
+            seen.add(key)
+            out.append(peer)
+    return out
 
-    def score(self, rendered: str, instruction: str) -> float:
-        """Mean log-probability per token of `instruction` after the rendered episode."""
-        return float(self.token_logprobs(self._context(rendered), instruction).mean())
+
+def contrastive(model: JudgeModel, rendered: str, instruction: str,
+                others: list[str]) -> tuple[float, float]:
+    """(raw likelihood of `instruction`, its margin over the mean of `others`'); the margin is
+    NaN without others."""
+    raw = likelihood(model, rendered, instruction)
+    if not others:
+        return raw, math.nan
+    return raw, raw - sum(likelihood(model, rendered, o) for o in others) / len(others)
+
+
+def to_unit(raw: float, margin: float) -> float:
+    """The likelihood form as a score in [0, 1]: the margin when there is one, else the raw
+    log-probability against the fixed centre."""
+    x = margin if not math.isnan(margin) else raw - LIKELIHOOD_CENTRE
+    return 1 / (1 + math.exp(-x / LIKELIHOOD_SCALE))
+
+
+def generate(model: JudgeModel, rendered: str, instruction: str, *, samples: int = 1,
+             temperature: float = 0.0, seed: int = 0) -> tuple[float, list[str]]:
+    """(mean token F1 over `samples` inferred instructions, the inferred instructions)."""
+    context = model.format(messages(rendered, FLIP_JSON_QUESTION))
+    inferred = []
+    for k in range(samples):
+        text = model.generate_json(context, FLIP_SCHEMA, temperature=temperature, seed=seed + k)
+        try:
+            inferred.append(str(json.loads(text)["inferred_instruction"]))
+        except (ValueError, KeyError, TypeError):
+            inferred.append(text)
+    return sum(token_f1(i, instruction) for i in inferred) / samples, inferred

@@ -70,12 +70,12 @@ class DaemonProcess:
     log: Path
     proc: subprocess.Popen | None = None
 
-    def start(self, *extra: str, policy: str = "scripted") -> DaemonProcess:
+    def start(self, *extra: str, policy: str = "scripted", judge: str = "off") -> DaemonProcess:
         seen = self.log.stat().st_size if self.log.exists() else 0
         out = open(self.log, "a")
         self.proc = subprocess.Popen(
             [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db),
-             "--policy", policy, "-v", *extra],
+             "--policy", policy, "--judge", judge, "-v", *extra],
             stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while "listening on" not in self.log.read_text()[seen:]:

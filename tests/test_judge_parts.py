@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from daemon.store import Episode, Step
-from judge import lexical, rules
+from daemon.store import Episode, Reward, Step
+from judge import lexical, metrics, rules
+from judge.flip import distractors, to_unit
+from judge.judge import JudgeOptions, template
+from judge.reward import WEIGHTS, combine, outcome
 from judge.render import render
 from judge.text import normalize, token_f1
 
-BASELINE = Path(__file__).parent / "data" / "miniwob-core-baseline.jsonl.gz"
+LABELLED = Path(__file__).parent / "data" / "miniwob-core-labelled.jsonl.gz"
 
 
 def test_normalisation_and_token_f1_follow_flip():
@@ -80,26 +83,58 @@ def test_the_lexical_baseline_prefers_actions_that_echo_the_task():
     assert lexical.score(episode, steps) > lexical.score(*looping())
 
 
-def test_on_the_recorded_baseline_nothing_leaks_the_ground_truth():
-    rows = [json.loads(line) for line in gzip.open(BASELINE, "rt")]
-    assert len(rows) == 160
-    for row in rows[:40]:
+def test_on_the_labelled_set_nothing_leaks_the_ground_truth():
+    rows = [json.loads(line) for line in gzip.open(LABELLED, "rt")]
+    assert len(rows) == 224
+    for row in rows[::5]:
         episode = Episode(**{k: v for k, v in row.items() if k not in ("steps", "rewards")})
         text = render(episode, [Step(**s) for s in row["steps"]])
         assert "Last reward" not in text and episode.task not in text
 
 
-@pytest.fixture(scope="module")
-def likelihood():
-    from judge.flip import LikelihoodJudge
-    return LikelihoodJudge(n_ctx=512)
+def test_metrics_on_hand_checked_cases():
+    assert metrics.auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert metrics.auc([0.1, 0.2, 0.9], [True, False, False]) == 0.0
+    assert metrics.auc([0.5, 0.5], [True, False]) == 0.5            # a tie counts half
+    assert metrics.auc([0.5, 0.6], [True, True]) is None            # one class only
+    # best threshold: 0.3 < t < 0.7 gets 3 of 4 right (the 0.8 failure is always wrong)
+    assert metrics.best_accuracy([0.1, 0.3, 0.7, 0.8], [False, False, True, False]) == 0.75
+    assert metrics.best_accuracy([0.1, 0.2], [True, True]) == 1.0
+    assert metrics.ranks([3, 1, 3, 2]) == [3.5, 1, 3.5, 2]
+    assert metrics.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert metrics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert metrics.spearman([1, 1, 1], [1, 2, 3]) is None
+    assert metrics.per_group_auc([0.9, 0.1, 0.2, 0.8, 0.5], [True, False, True, False, True],
+                                 ["a", "a", "b", "b", "c"]) == 0.5      # (1 + 0) / 2, c skipped
 
 
-def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(likelihood):
-    instruction = "Type Ada into the Name field and click Send"
-    matching = render(*clean())
-    unrelated = ("Pages visited:\n- Settings (http://x/settings.html)\nActions:\n"
-                 '1. click "Delete account"\n2. click "Confirm"')
-    logprobs = likelihood.token_logprobs("Hello", " world, how are you")
-    assert len(logprobs) == 5 and (logprobs <= 0).all()
-    assert likelihood.score(matching, instruction) > likelihood.score(unrelated, instruction)
+def test_the_combination_is_clipped_and_recomputable():
+    assert combine(1.0, 1.0) == 1.0 and combine(0.0, -1.0) == -1.0
+    assert combine(0.5, 0.0) == 0.0
+    assert combine(0.8, 0.5) == pytest.approx(WEIGHTS["flip"] * 0.6 + WEIGHTS["progress"] * 0.5)
+    assert combine(1.0, 1.0, {"flip": 2.0, "progress": 2.0}) == 1.0
+
+
+def test_the_users_thumbs_override_the_judge_and_ground_truth_never_counts():
+    judge, user = Reward(1, "judge", 0.4), Reward(1, "user", -1.0)
+    truth = Reward(1, "ground_truth", 1.0)
+    assert outcome([judge, user, truth]) is user
+    assert outcome([truth, judge]) is judge
+    assert outcome([truth]) is None
+    assert outcome([Reward(1, "judge", 0.1), judge]) is judge        # the latest judgement
+
+
+def test_calibration_helpers():
+    # distractors: other instructions of the template, never the real one, no duplicates
+    peers = ["Click the OK button", "click the ok button.", "Click the No button",
+             "Click the No button", "Click the Yes button"]
+    assert distractors("Click the OK button!", peers, 5) == ["Click the No button",
+                                                             "Click the Yes button"]
+    assert distractors("x", peers, 1) == ["Click the OK button"]
+    assert to_unit(-9.0, 0.0) == 0.5                    # a margin, when there is one, decides
+    assert to_unit(-1.0, float("nan")) > 0.5 > to_unit(-4.0, float("nan"))
+    assert template("http://127.0.0.1:4242/miniwob/click-button.html?x=1") == \
+        template("http://127.0.0.1:5151/miniwob/click-button.html") == \
+        "127.0.0.1/miniwob/click-button.html"
+    with pytest.raises(ValueError, match="unknown FLIP form"):
+        JudgeOptions(form="guess")

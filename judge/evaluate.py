@@ -1,0 +1,227 @@
+"""`nightloop judge eval`: every scorer on episodes with ground truth, side by side.
+
+Scorers (keys of the JSON summary):
+- ``flip``: what the product uses (`JudgeOptions`: calibrated likelihood by default).
+- ``flip_generate``: FLIP's generative form, token F1 of the inferred instruction.
+- ``flip_likelihood``: the raw mean log-probability of the instruction (no calibration).
+- ``flip_likelihood_z``: the raw form z-scored against the other episodes of its template
+  (leave-one-out) — the other calibration we tried.
+- ``direct``: the same model asked "did the agent complete the task?", p(yes).
+- ``lexical``: token F1 between the task and the actions, no model.
+- ``rules``: the progress rules alone.
+- ``hybrid``: the reward the product stores, `reward.combine(flip, rules)`.
+
+Each gets ROC-AUC (pooled, and the mean over templates that hold both classes), accuracy at the
+best threshold, Spearman with the ground-truth reward, n, and seconds per episode. Peers for
+the calibrations are the other episodes of the evaluated set, as the store would give them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from daemon.store import Episode, Reward, Step, Store
+
+from . import direct, flip, lexical, metrics, rules
+from .judge import RENDER_CHARS, JudgeOptions, template
+from .model import JudgeModel
+from .render import render
+from .reward import combine
+
+MODEL_SCORERS = ("flip", "flip_generate", "flip_likelihood", "flip_likelihood_z", "direct",
+                 "hybrid")
+SCORERS = (*MODEL_SCORERS, "lexical", "rules")
+
+
+@dataclass
+class Labelled:
+    episode: Episode
+    steps: list[Step]
+    truth: float                    # the benchmark's raw reward; success means > 0
+
+    @property
+    def success(self) -> bool:
+        return self.truth > 0
+
+    @property
+    def template(self) -> str:
+        return template(self.episode.start_url)
+
+
+def _labelled(episode: Episode, steps: list[Step], rewards: list[Reward]) -> Labelled | None:
+    """The episode with its ground truth; None without one, or without steps (the harness
+    failed before the agent acted: nothing to judge)."""
+    truth = [r.value for r in rewards if r.kind == "ground_truth"]
+    return Labelled(episode, steps, truth[-1]) if truth and steps else None
+
+
+def load_jsonl(path: Path) -> list[Labelled]:
+    """Episodes exported by `nightloop episodes export` (optionally .gz) that have ground
+    truth."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    out = []
+    with opener(path, "rt") as f:
+        for line in f:
+            row = json.loads(line)
+            episode = Episode(**{k: v for k, v in row.items() if k not in ("steps", "rewards")})
+            item = _labelled(episode, [Step(**s) for s in row["steps"]],
+                             [Reward(**r) for r in row["rewards"]])
+            if item:
+                out.append(item)
+    return out
+
+
+async def load_store(store: Store, ids: list[int] | None = None) -> list[Labelled]:
+    """Episodes of the store (all, or `ids`) that have ground truth, oldest first."""
+    episodes = [await store.episode(i) for i in ids] if ids else \
+        list(reversed(await store.episodes()))
+    out = []
+    for episode in episodes:
+        if episode is None or episode.status == "running":
+            continue
+        item = _labelled(episode, await store.steps(episode.id), await store.rewards(episode.id))
+        if item:
+            out.append(item)
+    return out
+
+
+def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOptions,
+              scorers: tuple[str, ...] = SCORERS,
+              progress: Callable[[int, int], None] = lambda done, total: None) -> list[dict]:
+    """Per episode: {scorer: score} plus {"seconds": {scorer: s}}. Model scorers need `model`."""
+    if model is None and set(scorers) & set(MODEL_SCORERS):
+        raise ValueError("the model scorers need a judge model")
+    peers: dict[str, list[str]] = {}
+    for item in items:
+        peers.setdefault(item.template, []).append(item.episode.task)
+    rows = []
+    for n, item in enumerate(items, 1):
+        rows.append(_score_one(item, peers[item.template], model, options, scorers))
+        progress(n, len(items))
+    if "flip_likelihood_z" in scorers:
+        raw = [row["flip_likelihood"] for row in rows]
+        for row, z in zip(rows, _leave_one_out_z(raw, [i.template for i in items])):
+            row["flip_likelihood_z"] = z
+    return rows
+
+
+def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
+               options: JudgeOptions, scorers: tuple[str, ...]) -> dict:
+    episode, steps = item.episode, item.steps
+    row: dict = {"episode": episode.id, "template": item.template, "truth": item.truth,
+                 "seconds": {}}
+
+    def timed(name: str, fn: Callable[[], float]) -> None:
+        t0 = time.perf_counter()
+        row[name] = fn()
+        row["seconds"][name] = time.perf_counter() - t0
+
+    rendered = render(episode, steps, RENDER_CHARS)
+    if {"flip", "hybrid", "flip_likelihood", "flip_likelihood_z"} & set(scorers) and \
+            options.form == "likelihood":
+        others = flip.distractors(episode.task, peers, options.distractors)
+        timed("flip", lambda: flip.to_unit(*flip.contrastive(model, rendered, episode.task,
+                                                             others)))
+        # the raw form is the first term of the contrastive one: its own time, measured alone
+        timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
+    elif {"flip_likelihood", "flip_likelihood_z"} & set(scorers):
+        timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
+    if "direct" in scorers:
+        timed("direct", lambda: direct.p_yes(model, rendered, episode.task))
+    if "flip_generate" in scorers or ({"flip", "hybrid"} & set(scorers) and
+                                      options.form == "generate"):
+        temperature = options.temperature if options.samples > 1 else 0.0
+        timed("flip_generate", lambda: flip.generate(model, rendered, episode.task,
+                                                     samples=options.samples,
+                                                     temperature=temperature)[0])
+        if options.form == "generate":
+            row["flip"], row["seconds"]["flip"] = row["flip_generate"], \
+                row["seconds"]["flip_generate"]
+    timed("rules", lambda: rules.score(episode, steps).value)
+    timed("lexical", lambda: lexical.score(episode, steps))
+    if "hybrid" in scorers:
+        row["hybrid"] = combine(row["flip"], row["rules"])
+        row["seconds"]["hybrid"] = row["seconds"]["flip"] + row["seconds"]["rules"]
+    return {k: v for k, v in row.items() if k not in SCORERS or k in scorers}
+
+
+def _leave_one_out_z(raw: list[float], groups: list[str]) -> list[float]:
+    """Each value against the mean and spread of the others in its group (0 with < 3 others)."""
+    out = []
+    for i, (value, group) in enumerate(zip(raw, groups)):
+        others = [r for j, (r, g) in enumerate(zip(raw, groups)) if g == group and j != i]
+        if len(others) < 3:
+            out.append(0.0)
+            continue
+        out.append((value - statistics.mean(others)) / (statistics.pstdev(others) or 1.0))
+    return out
+
+
+def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str, dict]:
+    labels = [row["truth"] > 0 for row in rows]
+    truth = [row["truth"] for row in rows]
+    groups = [row["template"] for row in rows]
+    out = {}
+    for name in scorers:
+        scores = [row[name] for row in rows]
+        seconds = [row["seconds"].get(name, 0.0) for row in rows]
+        out[name] = {"auc": _round(metrics.auc(scores, labels)),
+                     "auc_per_task": _round(metrics.per_group_auc(scores, labels, groups)),
+                     "accuracy": _round(metrics.best_accuracy(scores, labels)),
+                     "spearman": _round(metrics.spearman(scores, truth)),
+                     "n": len(rows),
+                     "seconds_per_episode": round(statistics.mean(seconds), 3) if rows else None}
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> None:
+    """results.json (summary, per-episode scores, what was run), report.md, scores.png."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(
+        {"about": about, "summary": summary, "episodes": rows}, indent=1, default=float))
+    (out / "report.md").write_text(markdown(summary, about))
+    _plot(out / "scores.png", summary, rows)
+
+
+def markdown(summary: dict, about: dict) -> str:
+    n = next(iter(summary.values()))["n"] if summary else 0
+    lines = [f"# Judge evaluation: {about.get('model', 'no model')}", "",
+             f"{n} episodes with ground truth ({about.get('successes', '?')} successes). "
+             "AUC per task: mean over templates with both classes.", "",
+             "| scorer | AUC | AUC per task | accuracy | Spearman | s/episode |",
+             "|---|---|---|---|---|---|"]
+    for name, m in summary.items():
+        cells = [m["auc"], m["auc_per_task"], m["accuracy"], m["spearman"],
+                 m["seconds_per_episode"]]
+        lines.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:g}" for c in cells)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(path: Path, summary: dict, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(summary)
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        wins = [row[name] for row in rows if row["truth"] > 0]
+        losses = [row[name] for row in rows if row["truth"] <= 0]
+        ax.hist([losses, wins], bins=15, label=["failure", "success"], stacked=False,
+                density=True, color=["#c0504d", "#4f81bd"], alpha=0.8)
+        ax.set_title(f"{name}\nAUC {summary[name]['auc']}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,82 @@
+"""The product's judge: FLIP plus the progress rules → one `judge` reward row per episode.
+
+`Judge.score` is synchronous and CPU-bound (run it in a worker thread); it needs the episode,
+its steps, and the instructions of other episodes of the same task template (the peers that
+calibrate FLIP's likelihood form; see flip.py).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from urllib.parse import urlsplit
+
+from daemon.config import Settings
+from daemon.store import Episode, Reward, Step
+
+from . import flip, rules
+from .model import JudgeModel
+from .render import render
+from .reward import RANGE, WEIGHTS, combine
+
+RENDER_CHARS = 1200
+
+
+@dataclass(frozen=True)
+class JudgeOptions:
+    form: str = "likelihood"        # FLIP's form: likelihood (calibrated) or generate
+    samples: int = 1                # generate: inferred instructions averaged
+    temperature: float = 0.7        # generate: sampling temperature when samples > 1
+    distractors: int = 4            # likelihood: peer instructions to calibrate against
+
+    def __post_init__(self) -> None:
+        if self.form not in ("likelihood", "generate"):
+            raise ValueError(f"unknown FLIP form {self.form!r}: likelihood or generate")
+
+
+def template(url: str | None) -> str:
+    """A task template's identity: host and path of the start URL (ports and queries vary
+    between runs of the same task)."""
+    parts = urlsplit(url or "")
+    return f"{parts.hostname or ''}{parts.path}"
+
+
+class Judge:
+    def __init__(self, model: JudgeModel, options: JudgeOptions = JudgeOptions()):
+        self.model = model
+        self.options = options
+
+    def flip(self, rendered: str, instruction: str, peers: list[str]) -> tuple[float, dict]:
+        """FLIP's score in [0, 1] and what it was made of."""
+        o = self.options
+        if o.form == "generate":
+            temperature = o.temperature if o.samples > 1 else 0.0
+            score, inferred = flip.generate(self.model, rendered, instruction,
+                                            samples=o.samples, temperature=temperature)
+            return score, {"inferred": inferred}
+        others = flip.distractors(instruction, peers, o.distractors)
+        raw, margin = flip.contrastive(self.model, rendered, instruction, others)
+        return flip.to_unit(raw, margin), {
+            "logprob": round(raw, 4), "distractors": len(others),
+            "margin": None if math.isnan(margin) else round(margin, 4)}
+
+    def score(self, episode: Episode, steps: list[Step], peers: list[str]) -> Reward:
+        t0 = time.perf_counter()
+        with self.model.lock:
+            flip_score, flip_parts = self.flip(render(episode, steps, RENDER_CHARS),
+                                               episode.task, peers)
+        progress = rules.score(episode, steps)
+        return Reward(episode.id, "judge", combine(flip_score, progress.value), {
+            "components": {"flip": round(flip_score, 4), "progress": progress.value},
+            "weights": dict(WEIGHTS), "range": list(RANGE),
+            "flip": {"model": self.model.name, **asdict(self.options), **flip_parts},
+            "rules": progress.details(),
+            "seconds": round(time.perf_counter() - t0, 2)})
+
+
+def judge_from_settings(settings: Settings) -> Judge:
+    """The judge the settings describe (loads the model: ~0.2-1 s)."""
+    return Judge(JudgeModel(settings.judge_model, threads=settings.threads),
+                 JudgeOptions(settings.judge_form, settings.judge_samples,
+                              settings.judge_temperature))

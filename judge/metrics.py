@@ -1,0 +1,60 @@
+"""How well a score separates successes from failures: ROC-AUC, accuracy at the best threshold,
+Spearman correlation with the ground-truth reward. Plain Python, no dependencies; ties count
+half (AUC) or share their average rank (Spearman)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+
+def auc(scores: list[float], labels: list[bool]) -> float | None:
+    """P(a random success scores above a random failure); None without both classes."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def best_accuracy(scores: list[float], labels: list[bool]) -> float:
+    """Accuracy of `score > t` (or `>=`) at the best threshold t, including all-one-class."""
+    pairs = sorted(zip(scores, labels))
+    best = correct = sum(1 for _, y in pairs if y)      # threshold below everything: all "yes"
+    for i, (score, y) in enumerate(pairs):
+        correct += -1 if y else 1                       # this one now predicted "no"
+        if i + 1 == len(pairs) or pairs[i + 1][0] != score:
+            best = max(best, correct)
+    return best / len(pairs) if pairs else math.nan
+
+
+def ranks(values: list[float]) -> list[float]:
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    if len(a) < 3:
+        return None
+    ra, rb = ranks(a), ranks(b)
+    if statistics.pstdev(ra) == 0 or statistics.pstdev(rb) == 0:
+        return None
+    return statistics.correlation(ra, rb)
+
+
+def per_group_auc(scores: list[float], labels: list[bool], groups: list[str]) -> float | None:
+    """Mean AUC over the groups (task templates) that hold both classes."""
+    values = [auc([s for s, g in zip(scores, groups) if g == key],
+                  [y for y, g in zip(labels, groups) if g == key]) for key in sorted(set(groups))]
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None

@@ -1,0 +1,150 @@
+"""The judge against the real thing: the shipped GGUF through llama.cpp, real stores, the daemon
+as a process judging in the background, and FLIP's AUC on the shipped labelled MiniWoB set."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import nightloop, run_async, wait_until
+from daemon.store import Episode, Step, Store
+from judge import direct, flip
+from judge.judge import Judge, JudgeOptions
+from judge.model import JudgeModel
+from judge.render import render
+from judge.reward import combine
+from test_judge_parts import LABELLED, clean
+
+INSTRUCTION = "Type Ada into the Name field and click Send"
+UNRELATED = ('Pages visited:\n- Settings (http://x/settings.html)\nActions:\n'
+             '1. click "Delete account"\n2. click "Confirm"')
+
+
+@pytest.fixture(scope="module")
+def model() -> JudgeModel:
+    return JudgeModel()           # the shipped SmolLM2-135M-Instruct
+
+
+def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(model):
+    matching = render(*clean())
+    logprobs = model.continuation_logprobs("Hello", " world, how are you")
+    assert len(logprobs) == 5 and (logprobs <= 0).all()
+    assert flip.likelihood(model, matching, INSTRUCTION) > \
+        flip.likelihood(model, UNRELATED, INSTRUCTION)
+    # calibrated: the episode explains its own instruction better than a neighbour's
+    raw, margin = flip.contrastive(model, matching, INSTRUCTION, ["Delete the account"])
+    assert margin > 0 and raw == pytest.approx(flip.likelihood(model, matching, INSTRUCTION))
+    assert flip.to_unit(raw, margin) > 0.5
+
+
+def test_flip_generate_writes_instructions_and_scores_them_by_token_f1(model):
+    score, inferred = flip.generate(model, render(*clean()), INSTRUCTION, samples=2,
+                                    temperature=0.7)
+    assert len(inferred) == 2 and all(i.strip() and not i.startswith("{") for i in inferred)
+    assert 0 <= score <= 1
+
+
+def test_the_direct_judge_gives_a_probability(model):
+    p = direct.p_yes(model, render(*clean()), INSTRUCTION)
+    assert 0 < p < 1
+
+
+def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
+    episode, steps = clean()
+    reward = Judge(model).score(episode, steps, peers=["Delete the account", episode.task])
+    details = reward.details
+    assert reward.kind == "judge" and details["flip"]["distractors"] == 1
+    assert reward.value == combine(details["components"]["flip"],
+                                   details["components"]["progress"], details["weights"])
+    assert details["rules"]["counts"]["ended_by_agent"] == 1 and details["seconds"] > 0
+    generated = Judge(model, JudgeOptions(form="generate")).score(episode, steps, peers=[])
+    assert generated.details["flip"]["inferred"]
+
+
+# -- the AUC floor on real episodes ---------------------------------------------------------
+
+# Templates of the labelled set that hold both successes and failures (the model's own natural
+# failures), enough for a stable AUC in ~2 minutes.
+FLOOR_TEMPLATES = ("click-button", "click-link", "click-tab", "click-test-2", "click-widget",
+                   "focus-text", "focus-text-2", "click-dialog-2", "enter-password")
+# Measured on this subset: flip 0.87, lexical 0.73 (see the README); the floor leaves room for
+# llama.cpp's thread-order noise but fails a judge that no longer reads the episode.
+FLIP_AUC_FLOOR = 0.75
+
+
+@pytest.mark.timeout(900)
+def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):
+    subset = tmp_path / "subset.jsonl"
+    with gzip.open(LABELLED, "rt") as src, open(subset, "w") as dst:
+        for line in src:
+            if json.loads(line)["start_url"].rsplit("/", 1)[-1][:-5] in FLOOR_TEMPLATES:
+                dst.write(line)
+    out = tmp_path / "report"
+    summary = json.loads(nightloop("judge", "eval", "--jsonl", str(subset), "--scorers",
+                                   "flip,lexical,rules,hybrid", "--json", "--out", str(out),
+                                   timeout=800).stdout)
+    assert summary["flip"]["n"] == summary["lexical"]["n"] >= 50
+    assert summary["flip"]["auc"] >= FLIP_AUC_FLOOR, summary
+    assert summary["flip"]["auc"] > summary["lexical"]["auc"], summary
+    assert {"auc", "accuracy", "spearman", "n", "auc_per_task"} <= set(summary["hybrid"])
+    assert "| flip |" in (out / "report.md").read_text()
+    assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    episodes = json.loads((out / "results.json").read_text())["episodes"]
+    assert len(episodes) == summary["flip"]["n"] and "flip" in episodes[0]
+
+
+# -- judging episodes in the store: on demand, and by the daemon ------------------------------
+
+def seed_finished(db: Path, n: int, url: str = "http://x/form.html") -> None:
+    async def go():
+        async with await Store.open(db) as store:
+            episode, steps = clean()
+            for _ in range(n):
+                e = await store.start_episode(Episode(episode.task, "cli",
+                                                      start_url=url))
+                for s in steps:
+                    await store.add_step(Step(e.id, s.index, s.action, s.ok, url=s.url,
+                                              observation=s.observation))
+                await store.finish_episode(e.id, "done")
+    run_async(go())
+
+
+def judge_rewards(db: Path, episode_id: int) -> list[dict]:
+    shown = json.loads(nightloop("episodes", "show", str(episode_id), "--json",
+                                 "--db", str(db)).stdout)
+    return [r for r in shown["rewards"] if r["kind"] == "judge"]
+
+
+def test_judge_pending_and_by_id_from_the_cli(home):
+    db = home / "s.db"
+    seed_finished(db, 2)
+    out = nightloop("judge", "--pending", "--db", str(db)).stdout
+    assert "[1/2] episode 1:" in out and "[2/2] episode 2:" in out
+    assert nightloop("judge", "--pending", "--db", str(db)).stdout.strip() == "nothing to judge"
+    again = json.loads(nightloop("judge", "2", "--json", "--db", str(db)).stdout)
+    assert again[0]["episode"] == 2 and len(judge_rewards(db, 2)) == 2   # a new row each time
+    shown = nightloop("episodes", "show", "1", "--db", str(db)).stdout
+    assert "reward judge:" in shown and "flip" in shown and "progress" in shown
+    missing = nightloop("judge", "7", "--db", str(db), check=False)
+    assert missing.returncode == 1 and "there is no episode 7" in missing.stderr
+
+
+def test_the_daemon_judges_in_the_background_and_after_a_restart(browser, daemon_proc,
+                                                                   pages_url):
+    seed_finished(daemon_proc.db, 1, f"{pages_url}/form.html")   # finished, judge off
+    daemon_proc.stop()
+    daemon_proc.start(judge="on")                   # the queue picks it up at start
+    wait_until(lambda: judge_rewards(daemon_proc.db, 1), timeout=60,
+               what="the pending episode to be judged")
+    wait_until(lambda: '"browser_connected": true' in nightloop(
+        "status", "--json", *daemon_proc.args(), check=False).stdout, timeout=20,
+        what="the extension to reconnect")
+    nightloop("run", *daemon_proc.args(), "--url", f"{pages_url}/form.html",
+              'fill "Name" with "Ada"; click "Send"; done')
+    reward = wait_until(lambda: judge_rewards(daemon_proc.db, 2), timeout=60,
+                        what="the new episode to be judged")[0]
+    assert reward["details"]["components"]["progress"] > 0
+    assert reward["details"]["flip"]["distractors"] == 1    # episode 1's instruction differs
