@@ -29,6 +29,7 @@ from .cli_judge import judge_group
 from .cli_settings import config_group, models_group
 from .client import DaemonUnavailable, connected
 from .config import FIELDS, config_dir, data_dir
+from .descriptors import label
 from .observation import Observation
 from .pairing import EXTENSION_DIR, extension_id, write_pairing_file
 from .store import Episode, Store
@@ -149,14 +150,41 @@ def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
 
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = run_coro(_follow(task, url, settings_from(port=port).port, quiet=as_json))
+    episode = run_coro(_follow(p.Task(task, source="cli", url=url), settings_from(port=port).port,
+                               quiet=as_json))
     if as_json:
         print_json(episode)
 
 
-async def _follow(task: str, url: str | None, port: int, *, quiet: bool) -> dict:
+@cli.command()
+@click.argument("episode_id", type=int)
+@click.option("--fallback", type=click.Choice(["model", "none"]), default="model",
+              show_default=True, help="Where a recorded target is not found: let the model "
+                                      "decide that step, or stop with a report.")
+@click.option("--url", default=None, help="Start here instead of the recorded start URL.")
+@setting_options("port")
+@json_option
+def replay(episode_id: int, fallback: str, url: str | None, port: int | None,
+           as_json: bool) -> None:
+    """Run a finished episode (a demonstration, say) again by its recorded actions, without
+    the model; each step is found again by its element descriptor.
+
+    A step whose element is gone uses the model (--fallback model) or ends the replay with a
+    report of where and why (--fallback none). A password step pauses until you type it in
+    the page and press Continue in the toolbar popup.
+
+    Example: nightloop replay 12 --fallback none
+    """
+    episode = run_coro(_follow(p.Replay(episode_id, fallback, url=url),
+                               settings_from(port=port).port, quiet=as_json))
+    if as_json:
+        print_json(episode)
+
+
+async def _follow(request: p.Task | p.Replay, port: int, *, quiet: bool) -> dict:
+    """Send a request that starts an episode, print its steps until it ends, return it."""
     async with connected(port, pairing_token()) as client:
-        reply = await client.request(p.Task(task, source="cli", url=url))
+        reply = await client.request(request)
         assert isinstance(reply, p.EpisodeUpdate)
         episode_id = reply.episode["id"]
         if not quiet:
@@ -168,11 +196,13 @@ async def _follow(task: str, url: str | None, port: int, *, quiet: bool) -> dict
             if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
                 if not quiet:
                     click.echo(_step_line(message.step))
-            elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id \
-                    and message.episode["status"] != "running":
-                if not quiet:
-                    click.echo(_outcome_line(message.episode))
-                return message.episode
+            elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id:
+                if message.notice and not quiet:
+                    click.echo(f"  waiting for you: {message.notice}")
+                if message.episode["status"] != "running":
+                    if not quiet:
+                        click.echo(_outcome_line(message.episode))
+                    return message.episode
     raise AssertionError("unreachable")
 
 
@@ -186,7 +216,8 @@ def _describe(action: dict | None) -> str:
 
 def _step_line(step: dict) -> str:
     outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
-    return f"  {step['index']:>2}. {_describe(step.get('action'))} → {outcome}"
+    mode = f"[{step['mode']}] " if step.get("mode") else ""
+    return f"  {step['index']:>2}. {mode}{_describe(step.get('action'))} → {outcome}"
 
 
 def _outcome_line(episode: dict) -> str:
@@ -312,7 +343,7 @@ def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
         click.echo("no episodes yet")
     for e in rows:
         click.echo(f"{e.id:>5}  {e.started_at[:19].replace('T', ' ')}  {e.status:<11} "
-                   f"{e.n_steps:>3} steps  {e.source:<8} {_clip(e.task, 60)}")
+                   f"{e.n_steps:>3} steps  {e.source:<13} {_clip(e.task, 60)}")
 
 
 def _clip(text: str, n: int) -> str:
@@ -346,8 +377,8 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
         print_json(data)
         return
     click.echo(f"episode {data['id']}: {data['task']}")
-    for key in ("status", "source", "start_url", "final_answer", "error", "policy", "adapter",
-                "started_at", "ended_at"):
+    for key in ("status", "source", "replay_of", "start_url", "final_answer", "error", "policy",
+                "adapter", "started_at", "ended_at"):
         if data.get(key) is not None:
             click.echo(f"  {key}: {data[key]}")
     click.echo(f"  steps ({len(data['steps'])}):")
@@ -355,6 +386,12 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
         times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms", "act_ms")
                          if step.get(k) is not None)
         click.echo(f"  {_step_line(step)}  [{times}]  {step.get('url') or ''}")
+        if step.get("target"):
+            target = step["target"]
+            extra = ", ".join(f"{k} {target[k]!r}" for k in ("text", "label", "path")
+                              if target.get(k))
+            click.echo(f"      target: {label(target)} #{target.get('nth', 0)}"
+                       + (f" ({extra})" if extra else ""))
         if step.get("prompt_tokens") is not None:
             click.echo(f"      tokens {step['prompt_tokens']} in ({step['cached_tokens']} cached), "
                        f"{step['completion_tokens']} out; prefill {step['prefill_ms']:.0f}ms, "

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Protocol
 
 from .actions import Action
 from .config import DEFAULTS
+from .descriptors import describe
 from .observation import MASK, Observation
 from .policy import Decision, PastStep, Policy, StepContext
 from .privacy import EpisodeSecrets
@@ -121,7 +122,7 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     decision = await policy.decide(StepContext(episode.task, obs, list(history)))
     policy_ms, t2 = _ms(t1), time.perf_counter()
 
-    action, result = decision.action, {"tab_id": tab_id}
+    action, result, target = decision.action, {"tab_id": tab_id}, None
     error = _rejection(decision, obs)
     invalid, ok = error is not None, False
     if invalid:
@@ -136,8 +137,11 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     else:
         outcome = await browser.act(tab_id, action)
         ok, error = outcome.ok, outcome.error
-        result = {"tab_id": outcome.tab_id if outcome.tab_id is not None else tab_id,
-                  **(outcome.detail or {})}
+        detail = dict(outcome.detail or {})
+        extra = detail.pop("target", None)          # the content script's part of it
+        if action.element_id is not None:
+            target = describe(obs, action.element_id, extra)
+        result = {"tab_id": outcome.tab_id if outcome.tab_id is not None else tab_id, **detail}
     act_ms = _ms(t2)
 
     recorded = secrets.mask(action, obs) if action else None
@@ -148,7 +152,7 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         observation=dataclasses.asdict(obs),
         action=recorded.to_json() if recorded else None, ok=ok, error=secrets.scrub(error),
         prompt=secrets.scrub(decision.prompt), raw_output=secrets.scrub(decision.raw_output),
-        result=result, started_at=started, invalid=invalid,
+        result=result, started_at=started, invalid=invalid, mode=decision.mode, target=target,
         observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))
     return step, recorded

@@ -77,14 +77,15 @@ class LlamaPolicy:
 
     def _prompt(self, context: StepContext) -> tuple[str, list[int]]:
         history = context.history[-self.settings.history:] if self.settings.history else []
-        frame = self._format(prompt.messages(context.task, "", history))
+        task = f"{context.task}\n{context.plan}" if context.plan else context.task
+        frame = self._format(prompt.messages(task, "", history))
         room = self.settings.n_ctx - MAX_NEW_TOKENS - self.count_tokens(frame)
         budget = min(self.settings.obs_tokens, room)
         if budget < 50:
             raise InvalidMessage(f"the task and history leave no room for the page in a "
                                  f"{self.settings.n_ctx}-token context; raise n_ctx")
         observation = prompt.fit_observation(context.observation, budget, self.count_tokens)
-        text = self._format(prompt.messages(context.task, observation, history))
+        text = self._format(prompt.messages(task, observation, history))
         return text, self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
     def _grammar(self, ids: tuple[int, ...]) -> LlamaGrammar:

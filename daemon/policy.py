@@ -38,6 +38,7 @@ class StepContext:
     task: str
     observation: Observation
     history: list[PastStep] = field(default_factory=list)
+    plan: str | None = None             # a replay's recorded plan, when the policy stands in
 
     @property
     def last_error(self) -> str | None:
@@ -64,6 +65,7 @@ class Decision:
     prompt: str | None = None
     raw_output: str | None = None
     usage: Usage | None = None
+    mode: str | None = None             # store.Step.mode: how the action was chosen
 
 
 class Policy(Protocol):

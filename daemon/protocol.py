@@ -22,6 +22,11 @@ action_result      ext → daemon → cli         reply to ``act``
 probe              daemon → ext               run a named probe (extension/probes.js) in a tab
 probe_result       ext → daemon               reply to ``probe``
 episode            daemon → clients           an episode started, changed status or ended
+record_start       ext → daemon               the user starts recording a demonstration
+record_step        ext → daemon               one recorded user action, with its observation
+record_stop        ext → daemon               the user ends the recording: it worked or not
+replay             client → daemon            re-run a finished episode's actions, no model
+resume             client → daemon            the user did what a paused replay asked
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
 error              daemon → client            the last message was not understood
@@ -170,6 +175,52 @@ class EpisodeUpdate(Message):
     type: ClassVar[str] = "episode"
     episode: dict                       # store.Episode as JSON
     request_id: str | None = None       # set on the reply to the `task` that created it
+    notice: str | None = None           # what a paused episode waits for the user to do
+
+
+@dataclass
+class RecordStart(Message):
+    """Answered by ``episode`` (source demonstration, running) for the tab to record."""
+    type: ClassVar[str] = "record_start"
+    task: str
+    url: str | None = None              # the page the demonstration starts on
+    tab_id: int | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class RecordStep(Message):
+    type: ClassVar[str] = "record_step"
+    episode_id: int
+    action: dict                        # validated with actions.Action.parse
+    observation: dict | None = None     # the page just before the action (None: browser UI)
+    target: dict | None = None          # the content script's part of the descriptor
+
+
+@dataclass
+class RecordStop(Message):
+    type: ClassVar[str] = "record_stop"
+    episode_id: int
+    success: bool                       # the user's word: becomes a user reward of ±1
+    request_id: str | None = None
+
+
+@dataclass
+class Replay(Message):
+    """Re-run episode ``episode_id`` by its recorded actions; answered by ``episode``."""
+    type: ClassVar[str] = "replay"
+    episode_id: int
+    fallback: Literal["model", "none"] = "model"
+    url: str | None = None              # start here instead of the recorded start URL
+    tab_id: int | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class Resume(Message):
+    type: ClassVar[str] = "resume"
+    episode_id: int
+    request_id: str | None = None
 
 
 @dataclass
@@ -198,13 +249,15 @@ class Error(Message):
 
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
-    Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error,
+    Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
+    RecordStop, Replay, Resume,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
-    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping},
-    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping},
+    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
+                  RecordStart, RecordStep, RecordStop, Replay, Resume},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume},
 }
 
 
@@ -275,7 +328,7 @@ class Session:
         message = decode(text)
         if type(message) not in ACCEPTS[self.client]:
             raise InvalidMessage(f"a {self.client} client may not send {message.type!r}")
-        if isinstance(message, Task):
+        if isinstance(message, (Task, RecordStart)):
             _check_task(message)
         return message
 
@@ -292,10 +345,10 @@ class Session:
         self.state = State.OPEN
 
 
-def _check_task(task: Task) -> None:
+def _check_task(task: Task | RecordStart) -> None:
     if not task.task.strip():
-        raise InvalidMessage("task.task is empty; say what the agent should do")
+        raise InvalidMessage(f"{task.type}.task is empty; say what the agent should do")
     if len(task.task) > MAX_TASK_CHARS:
-        raise InvalidMessage(f"task.task is longer than {MAX_TASK_CHARS} characters")
+        raise InvalidMessage(f"{task.type}.task is longer than {MAX_TASK_CHARS} characters")
     if task.url is not None and not task.url.startswith(("http://", "https://", "file://")):
-        raise InvalidMessage(f"task.url must be an http(s) or file URL, got {task.url!r}")
+        raise InvalidMessage(f"{task.type}.url must be an http(s) or file URL, got {task.url!r}")

@@ -23,9 +23,11 @@ from websockets.http11 import Request, Response
 
 from . import protocol as p
 from .actions import Action
+from .descriptors import describe
 from .episode import ActOutcome, BrowserError, Limits, run_episode
 from .observation import Observation
 from .policy import Policy
+from .replay import ReplayPolicy
 from .store import Episode, Reward, Step, Store
 from .wire import InvalidMessage, Refused, to_json
 
@@ -51,7 +53,9 @@ class Client:
 class Running:
     episode: Episode
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task | None = None
+    task: asyncio.Task | None = None        # None while the user records a demonstration
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    recorded: int = 0                       # demonstration steps received so far
 
 
 def step_json(step: Step) -> dict[str, Any]:
@@ -238,6 +242,16 @@ class Daemon:
     async def _on(self, client: Client, message: p.Message) -> None:
         if isinstance(message, p.Task):
             await self._start_episode(client, message)
+        elif isinstance(message, p.Replay):
+            await self._start_replay(client, message)
+        elif isinstance(message, p.RecordStart):
+            await self._start_recording(client, message)
+        elif isinstance(message, p.RecordStep):
+            await self._record_step(message)
+        elif isinstance(message, p.RecordStop):
+            await self._stop_recording(client, message)
+        elif isinstance(message, p.Resume):
+            self._running(message.episode_id).resume.set()
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
@@ -253,44 +267,126 @@ class Daemon:
         else:
             raise InvalidMessage(f"the daemon does not handle {message.type!r}")
 
-    async def _start_episode(self, client: Client, task: p.Task) -> None:
+    async def _begin(self, client: Client, episode: Episode,
+                     request_id: str | None) -> Running:
+        """Store a new episode as the running one and tell every client."""
         if self.running:
             raise InvalidMessage(f"episode {self.running.episode.id} is still running; "
                                  "stop it first")
         if self.extension is None:
             raise InvalidMessage("no browser is connected: start one with `nightloop browser`, "
                                  "or load the extension and pair it (`nightloop pair`)")
-        episode = await self.store.start_episode(Episode(
-            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
-            adapter=self.policy.adapter))
-        running = self.running = Running(episode)
+        running = self.running = Running(await self.store.start_episode(episode))
         self.idle.clear()
-        update = p.EpisodeUpdate(to_json(episode))
-        await client.send(dataclasses.replace(update, request_id=task.request_id))
+        update = p.EpisodeUpdate(to_json(running.episode))
+        await client.send(dataclasses.replace(update, request_id=request_id))
         await self.broadcast(update, skip=client)
-        running.task = asyncio.create_task(self._run(running, task.tab_id))
+        return running
 
-    async def _run(self, running: Running, tab_id: int | None) -> None:
+    async def _start_episode(self, client: Client, task: p.Task) -> None:
+        running = await self._begin(client, Episode(
+            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
+            adapter=self.policy.adapter), task.request_id)
+        running.task = asyncio.create_task(self._run(running, task.tab_id, self.policy,
+                                                     self.limits))
+
+    async def _start_replay(self, client: Client, replay: p.Replay) -> None:
+        source = await self.store.episode(replay.episode_id)
+        if source is None or source.status == "running":
+            raise InvalidMessage(f"there is no finished episode {replay.episode_id} to replay")
+        recorded = await self.store.steps(source.id)
+        if not any(s.action and s.ok for s in recorded):
+            raise InvalidMessage(f"episode {source.id} has no successful actions to replay")
+        running: Running | None = None
+
+        async def ask_user(notice: str) -> None:
+            running.resume.clear()
+            await self.broadcast(p.EpisodeUpdate(to_json(running.episode), notice=notice))
+            waits = [asyncio.ensure_future(e.wait()) for e in (running.resume, running.stop)]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            await self.broadcast(p.EpisodeUpdate(to_json(running.episode)))
+
+        policy = ReplayPolicy(recorded, fallback=self.policy if replay.fallback == "model"
+                              else None, ask_user=ask_user)
+        running = await self._begin(client, Episode(
+            task=source.task, source="replay", start_url=replay.url or source.start_url,
+            policy=policy.name, adapter=policy.adapter, replay_of=source.id), replay.request_id)
+        limits = dataclasses.replace(self.limits, max_steps=2 * len(policy.plan) + 5)
+        running.task = asyncio.create_task(self._run(running, replay.tab_id, policy, limits))
+
+    async def _run(self, running: Running, tab_id: int | None, policy: Policy,
+                   limits: Limits) -> None:
         async def on_step(step: Step) -> None:
             await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
 
         try:
             final = await run_episode(running.episode, store=self.store, browser=self.browser,
-                                      policy=self.policy, stop=running.stop, on_step=on_step,
-                                      limits=self.limits, tab_id=tab_id)
+                                      policy=policy, stop=running.stop, on_step=on_step,
+                                      limits=limits, tab_id=tab_id)
             await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
+            crashed = await self.store.episode(running.episode.id)   # recorded as failed
+            await self.broadcast(p.EpisodeUpdate(to_json(crashed)))
         finally:
-            self.running = None
-            self.idle.set()
-            for listener in self.finished:
-                listener(running.episode.id)
+            self._ended(running)
+
+    def _ended(self, running: Running) -> None:
+        self.running = None
+        self.idle.set()
+        for listener in self.finished:
+            listener(running.episode.id)
+
+    def _running(self, episode_id: int | None) -> Running:
+        running = self.running
+        if running is None or episode_id not in (None, running.episode.id):
+            raise InvalidMessage("no such episode is running")
+        return running
+
+    # -- demonstrations -------------------------------------------------------------------
+
+    async def _start_recording(self, client: Client, start: p.RecordStart) -> None:
+        await self._begin(client, Episode(task=start.task, source="demonstration",
+                                          start_url=start.url, policy="user"), start.request_id)
+
+    def _recording(self, episode_id: int) -> Running:
+        running = self._running(episode_id)
+        if running.episode.source != "demonstration":
+            raise InvalidMessage(f"episode {episode_id} is not a recording")
+        return running
+
+    async def _record_step(self, message: p.RecordStep) -> None:
+        running = self._recording(message.episode_id)
+        action = Action.parse(message.action)
+        obs = Observation.from_json(message.observation) if message.observation else None
+        target = describe(obs, action.element_id, message.target) \
+            if obs and action.element_id is not None else message.target
+        step = Step(running.episode.id, running.recorded, action.to_json(), True,
+                    url=obs.url if obs else message.action.get("url"),
+                    observation=message.observation, mode="demonstration", target=target)
+        running.recorded += 1
+        await self.store.add_step(step)
+        await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
+
+    async def _stop_recording(self, client: Client, message: p.RecordStop) -> None:
+        running = self._recording(message.episode_id)
+        episode_id = running.episode.id
+        await self.store.finish_episode(episode_id, "done" if message.success else "stopped")
+        await self.store.add_reward(Reward(episode_id, "user", 1.0 if message.success else -1.0,
+                                           {"client": client.kind, "demonstration": True}))
+        self._ended(running)
+        final = await self.store.episode(episode_id)
+        update = p.EpisodeUpdate(to_json(final))
+        await client.send(dataclasses.replace(update, request_id=message.request_id))
+        await self.broadcast(update, skip=client)
 
     def _stop(self, stop: p.Stop) -> None:
-        running = self.running
-        if running is None or stop.episode_id not in (None, running.episode.id):
-            raise InvalidMessage("no such episode is running")
+        running = self._running(stop.episode_id)
+        if running.task is None:
+            raise InvalidMessage("a recording is stopped from the toolbar popup (it asks "
+                                 "whether the task worked)")
         running.stop.set()
 
     async def _feedback(self, client: Client, feedback: p.Feedback) -> None:

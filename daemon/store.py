@@ -47,6 +47,7 @@ class Episode:
     adapter: str | None = None
     started_at: str = field(default_factory=now)
     ended_at: str | None = None
+    replay_of: int | None = None        # the episode a replay re-runs
     n_steps: int = 0
 
 
@@ -75,6 +76,11 @@ class Step:
     prefill_ms: float | None = None
     decode_ms: float | None = None
     seed: int | None = None
+    # How the action was chosen: None (the policy), "demonstration" (the user did it),
+    # "replayed" (from a recording, no model), "fallback" (the policy, during a replay),
+    # "user" (a replay paused for the user, e.g. to type a password).
+    mode: str | None = None
+    target: dict | None = None          # the acted-on element's descriptor (see descriptors.py)
 
 
 @dataclass
@@ -87,7 +93,7 @@ class Reward:
     id: int | None = None
 
 
-_JSON_COLUMNS = {"observation", "action", "result", "details"}
+_JSON_COLUMNS = {"observation", "action", "result", "details", "target"}
 
 
 async def _migration_1_initial(db: aiosqlite.Connection) -> None:
@@ -148,6 +154,15 @@ async def _migration_2_model_usage(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_3_demonstrations(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        ALTER TABLE episodes ADD COLUMN replay_of INTEGER REFERENCES episodes(id)
+            ON DELETE SET NULL;
+        ALTER TABLE steps ADD COLUMN target TEXT;
+        ALTER TABLE steps ADD COLUMN mode TEXT;
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -161,6 +176,7 @@ async def _script(db: aiosqlite.Connection, script: str) -> None:
 MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] = [
     ("initial", _migration_1_initial),
     ("model_usage", _migration_2_model_usage),
+    ("demonstrations", _migration_3_demonstrations),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -306,19 +306,145 @@
     },
   };
 
+  /** What a person (and `nightloop episodes show`) reads of an action's target, beside the
+   * observation's role and name: its text, a short structural path and a nearby label. */
+  function targetDetails(el) {
+    const path = [];
+    for (let n = el; n && n.nodeType === 1 && path.length < 4; n = n.parentElement) {
+      const siblings = n.parentElement ? [...n.parentElement.children].filter((c) => c.tagName === n.tagName) : [n];
+      path.unshift(siblings.length > 1 ? `${n.tagName.toLowerCase()}[${siblings.indexOf(n) + 1}]` : n.tagName.toLowerCase());
+    }
+    const near = el.labels && el.labels.length ? el.labels[0]
+      : el.closest("label") || el.previousElementSibling;
+    return {
+      text: isTextField(el) ? "" : clip(el.innerText || el.textContent, MAX_NAME),
+      path: path.join(" > "),
+      label: near ? clip(near.innerText || near.textContent, MAX_NAME) : "",
+    };
+  }
+
   function act(action) {
     const perform = ACTIONS[action.action];
     if (!perform) return { ok: false, error: `the page cannot perform ${JSON.stringify(action.action)}` };
     try {
-      const detail = perform(action);
-      return detail ? { ok: true, detail } : { ok: true };
+      const details = action.id !== undefined ? targetDetails(target(action.id)) : null;
+      const detail = { ...(perform(action) || {}), ...(details ? { target: details } : {}) };
+      return Object.keys(detail).length ? { ok: true, detail } : { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof ActionError ? err.message : `${action.action} failed: ${err.message}` };
     }
   }
 
+  // -- recording the user's own actions (demonstrations) -------------------------------------
+  // While the service worker says this tab records, every trusted user action becomes one
+  // {type: "recorded", action, observation, target} message, in the agent's action schema and
+  // with the observation taken just before it: typing is one `fill` with the final value
+  // (a password's value is never sent: it is recorded as MASK), a select is `select_option`,
+  // Enter/Escape are `press`, a wheel scroll is `scroll`. Links the user follows are clicks.
+
+  let recording = false;
+  let typing = null;      // {el, observation, initial}: a text field focused, value not final
+  let choosing = null;    // {el, observation}: a select focused
+  let pressed = null;     // {el, observation}: pointerdown seen, waiting for its click
+  let scrolling = null;   // {observation, y, timer}
+
+  function clickTarget(node) {
+    for (let el = node instanceof Element ? node : node.parentElement; el; el = el.parentElement) {
+      if (el.matches(INTERACTIVE) || looksClickable(el)) return el;
+      if (el.tagName === "LABEL" && el.control) return el.control;
+    }
+    return null;
+  }
+
+  function valueOf(el) {
+    return el.isContentEditable && el.tagName !== "INPUT" ? el.innerText : el.value;
+  }
+
+  function emit(action, observation, el) {
+    const message = { type: "recorded", action, observation, target: el ? targetDetails(el) : null };
+    if (recording) chrome.runtime.sendMessage(message).catch(() => {});
+    return message;
+  }
+
+  /** Record the pending `fill` if the focused field's value changed; returns its message. */
+  function flushTyping() {
+    const t = typing;
+    typing = null;
+    if (!t || valueOf(t.el) === t.initial) return null;
+    const text = t.el.type === "password" ? MASK : valueOf(t.el);
+    return emit({ action: "fill", id: elementId(t.el), text }, t.observation, t.el);
+  }
+
+  const RECORDERS = {
+    focusin(event) {
+      const el = event.target;
+      if (typing && typing.el !== el) flushTyping();    // typing ends where focus moves on
+      if (isTextField(el)) {
+        typing = { el, observation: observe(), initial: valueOf(el) };
+      } else if (el.tagName === "SELECT") {
+        choosing = { el, observation: observe() };
+      }
+    },
+    pointerdown(event) {
+      const el = clickTarget(event.target);
+      if (!el || (el !== (typing && typing.el) && !isTextField(el))) flushTyping();
+      pressed = el && !isTextField(el) && el.tagName !== "SELECT" ? { el, observation: observe() } : null;
+    },
+    click(event) {
+      const p = pressed;
+      pressed = null;
+      if (p && p.el === clickTarget(event.target)) emit({ action: "click", id: elementId(p.el) }, p.observation, p.el);
+    },
+    change(event) {
+      const el = event.target;
+      if (el.tagName !== "SELECT") return;
+      const before = choosing && choosing.el === el ? choosing.observation : observe();
+      emit({ action: "select_option", id: elementId(el), option: el.selectedOptions[0]?.text.trim() || "" }, before, el);
+      choosing = { el, observation: observe() };
+    },
+    keydown(event) {
+      if (event.key !== "Enter" && event.key !== "Escape") return;
+      const el = event.target instanceof Element ? event.target : null;
+      flushTyping();
+      const observation = observe();
+      const onPage = el && el !== document.body && observation.elements.some((e) => e.id === idOf.get(el));
+      emit({ action: "press", key: event.key, ...(onPage ? { id: elementId(el) } : {}) }, observation, onPage ? el : null);
+      if (el && isTextField(el)) typing = { el, observation: observe(), initial: valueOf(el) };
+    },
+    wheel() {
+      if (!scrolling) scrolling = { observation: observe(), y: scrollY };
+      clearTimeout(scrolling.timer);
+      scrolling.timer = setTimeout(() => {
+        const s = scrolling;
+        scrolling = null;
+        if (Math.abs(scrollY - s.y) > 10) emit({ action: "scroll", direction: scrollY > s.y ? "down" : "up" }, s.observation, null);
+      }, 400);
+    },
+  };
+  for (const [type, handler] of Object.entries(RECORDERS)) {
+    addEventListener(type, (event) => {
+      if (recording && event.isTrusted) handler(event);
+    }, { capture: true, passive: true });
+  }
+
+  function setRecording(on) {
+    if (on === recording) return null;
+    recording = on;
+    const last = on ? null : flushTyping();   // typing in progress ends the recording: returned
+    typing = choosing = pressed = scrolling = null;
+    if (on && document.activeElement && isTextField(document.activeElement)) {
+      RECORDERS.focusin({ target: document.activeElement });
+    }
+    return last;
+  }
+  // A page loaded while recording (after a link or a form) records from the start.
+  chrome.runtime.sendMessage({ type: "recording?" }).then((r) => setRecording(Boolean(r && r.recording)), () => {});
+
   chrome.runtime.onMessage.addListener((message, _sender, sendResponse) => {
     switch (message.type) {
+      case "record":
+        sendResponse({ ok: true, last: setRecording(message.on) });
+        break;
       case "observe":
         try {
           sendResponse({ ok: true, observation: observe() });

@@ -1,4 +1,5 @@
-// nightloop popup: submit a task, stop it, watch its steps, rate the finished episode.
+// nightloop popup: submit a task, stop it, watch its steps, rate the finished episode; record a
+// demonstration, run a finished episode again without the model.
 // It renders the state the service worker keeps in chrome.storage.session and sends commands
 // to the worker; it never talks to the daemon itself.
 
@@ -37,8 +38,13 @@ function render(state) {
 
   const episode = state.episode;
   const running = episode && episode.status === "running";
+  const recording = Boolean(state.recording);
   $("run").disabled = connection !== "connected" || running;
-  $("stop").disabled = !running;
+  $("record").disabled = connection !== "connected" || running;
+  $("stop").disabled = !running || recording;
+  $("recording").hidden = !recording;
+  $("notice").hidden = !(running && state.notice);
+  $("notice-text").textContent = state.notice || "";
   $("episode").hidden = !episode;
   if (!episode) return;
 
@@ -48,7 +54,7 @@ function render(state) {
     const li = document.createElement("li");
     li.className = step.ok ? "ok" : "failed";
     const code = document.createElement("code");
-    code.textContent = describeAction(step.action) + (step.ok ? "" : ` — ${step.error}`);
+    code.textContent = (step.mode ? `[${step.mode}] ` : "") + describeAction(step.action) + (step.ok ? "" : ` — ${step.error}`);
     li.append(code);
     return li;
   }));
@@ -75,6 +81,19 @@ $("task-form").addEventListener("submit", (event) => {
   command({ type: POPUP.RUN, task, url: $("url").value.trim() || undefined });
 });
 $("stop").addEventListener("click", () => command({ type: POPUP.STOP }));
+$("record").addEventListener("click", () => {
+  const task = $("task").value.trim();
+  if (!task) showError("name the task first: what are you about to do?");
+  else command({ type: POPUP.RECORD, task });
+});
+$("record-ok").addEventListener("click", () => command({ type: POPUP.RECORD_STOP, success: true }));
+$("record-failed").addEventListener("click", () => command({ type: POPUP.RECORD_STOP, success: false }));
+for (const [id, type] of [["replay", POPUP.REPLAY], ["resume", POPUP.RESUME]]) {
+  $(id).addEventListener("click", async () => {
+    const { episode } = await chrome.storage.session.get("episode");
+    if (episode) command({ type, episode_id: episode.id });
+  });
+}
 for (const button of [$("thumbs-up"), $("thumbs-down")]) {
   button.addEventListener("click", async () => {
     const { episode } = await chrome.storage.session.get("episode");

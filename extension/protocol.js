@@ -58,6 +58,10 @@ export const POPUP = Object.freeze({
   STOP: "stop",
   FEEDBACK: "feedback",  // {episode_id, value}
   PAIR: "pair",          // {port, token}
+  RECORD: "record",      // {task}: record the user doing it in the current tab
+  RECORD_STOP: "record_stop",  // {success}: save the demonstration
+  REPLAY: "replay",      // {episode_id}: run a finished episode again without the model
+  RESUME: "resume",      // {episode_id}: the user did what a paused replay asked
 });
 
 /** True for pages the agent can work in (not the browser's or an extension's own pages). */

@@ -25,10 +25,18 @@ async function setState(patch) {
   await chrome.storage.session.set(patch);
 }
 
-async function onEpisode(episode) {
-  const { episode: current } = await chrome.storage.session.get("episode");
-  const patch = { episode };
+async function onEpisode(episode, notice = null) {
+  const { episode: current, recordTab } = await chrome.storage.session.get(["episode", "recordTab"]);
+  const patch = { episode, notice };
   if (!current || current.id !== episode.id) patch.steps = [];
+  if (episode.source === "demonstration" && episode.status === "running" && recordTab != null) {
+    // the daemon opened the demonstration we asked for: the tab records from now on
+    patch.recording = { episode_id: episode.id, tab_id: recordTab };
+    patch.recordTab = null;
+    await setState(patch);
+    await toContent(recordTab, { type: "record", on: true });
+    return;
+  }
   await setState(patch);
 }
 
@@ -120,7 +128,7 @@ async function onDaemonMessage(message) {
       send(await probe(message));
       break;
     case "episode":
-      await onEpisode(message.episode);
+      await onEpisode(message.episode, message.notice || null);
       break;
     case "step":
       await onStep(message.episode_id, message.step);
@@ -299,6 +307,66 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+// -- recording demonstrations ---------------------------------------------------------------
+
+// Recorded steps go to the daemon one after another, in the order the page sent them.
+let recordChain = Promise.resolve();
+function forwardRecorded(episodeId, step) {
+  recordChain = recordChain.then(() => send({
+    type: "record_step", episode_id: episodeId, action: step.action,
+    observation: step.observation || null, target: step.target || null,
+  }));
+  return recordChain;
+}
+
+async function recordingIn(tabId) {
+  const { recording } = await chrome.storage.session.get("recording");
+  return recording && recording.tab_id === tabId ? recording : null;
+}
+
+async function fromContent(message, sender) {
+  const recording = await recordingIn(sender.tab.id);
+  if (message.type === "recording?") return { recording: Boolean(recording) && sender.frameId === 0 };
+  if (message.type === "recorded" && recording && sender.frameId === 0) {
+    await forwardRecorded(recording.episode_id, message);
+    return { ok: true };
+  }
+  return { ok: false };
+}
+
+// Navigations the user makes from the browser itself (typed URL, back/forward) are steps too;
+// link clicks and form submissions are already recorded as the clicks that caused them.
+chrome.webNavigation.onCommitted.addListener(async ({ tabId, frameId, url, transitionType, transitionQualifiers }) => {
+  const recording = frameId === 0 ? await recordingIn(tabId) : null;
+  if (!recording) return;
+  if (transitionQualifiers.includes("forward_back")) {
+    await forwardRecorded(recording.episode_id, { action: { action: "go_back" } });
+  } else if (["typed", "generated", "auto_bookmark"].includes(transitionType)) {
+    await forwardRecorded(recording.episode_id, { action: { action: "goto", url } });
+  }
+});
+
+async function startRecording(task, requestId) {
+  const tab = await lastWebTab();
+  if (!tab) throw new Error("open the page where the task starts, then press Record");
+  await setState({ recordTab: tab.id, lastError: null });
+  return send({ type: "record_start", task, url: tab.url, tab_id: tab.id, request_id: requestId });
+}
+
+async function stopRecording(success, requestId) {
+  const { recording } = await chrome.storage.session.get("recording");
+  if (!recording) throw new Error("nothing is being recorded");
+  try {
+    const reply = await toContent(recording.tab_id, { type: "record", on: false });
+    if (reply && reply.last) await forwardRecorded(recording.episode_id, reply.last);
+  } catch {
+    // the tab is gone: what was recorded so far is kept
+  }
+  await recordChain;
+  await setState({ recording: null });
+  return send({ type: "record_stop", episode_id: recording.episode_id, success, request_id: requestId });
+}
+
 // -- the popup ----------------------------------------------------------------------------
 
 async function fromPopup(message) {
@@ -321,6 +389,20 @@ async function fromPopup(message) {
       if (sent) await setState({ feedback: { episode_id: message.episode_id, value: message.value } });
       return sent;
     }
+    case POPUP.RECORD:
+      return startRecording(message.task, requestId);
+    case POPUP.RECORD_STOP:
+      return stopRecording(Boolean(message.success), requestId);
+    case POPUP.REPLAY: {
+      const tab = await lastWebTab();
+      await setState({ lastError: null });
+      return send({
+        type: "replay", episode_id: message.episode_id, fallback: "model", request_id: requestId,
+        ...(tab ? { tab_id: tab.id } : {}),
+      });
+    }
+    case POPUP.RESUME:
+      return send({ type: "resume", episode_id: message.episode_id, request_id: requestId });
     case POPUP.PAIR:
       await chrome.storage.local.set({ port: Number(message.port) || DEFAULT_PORT, token: message.token });
       if (socket) socket.close();
@@ -332,6 +414,10 @@ async function fromPopup(message) {
 }
 
 chrome.runtime.onMessage.addListener((message, sender, sendResponse) => {
+  if (sender.tab && sender.id === chrome.runtime.id && !sender.url.startsWith(chrome.runtime.getURL(""))) {
+    fromContent(message, sender).then(sendResponse, (err) => sendResponse({ ok: false, error: err.message }));
+    return true;   // our content script in a page: recording
+  }
   // Only our own pages (the popup, also when opened in a tab) send commands.
   if (!sender.url || !sender.url.startsWith(chrome.runtime.getURL(""))) return false;
   fromPopup(message).then(
