@@ -98,12 +98,7 @@ class LlamaPolicy:
 
     def _generate(self, tokens: list[int], grammar: LlamaGrammar, seed: int) -> tuple[str, Usage]:
         llm = self.llm
-        cached = 0
-        for a, b in zip(llm.input_ids[:llm.n_tokens], tokens):
-            if a != b:
-                break
-            cached += 1
-        cached = min(cached, len(tokens) - 1)   # llama.cpp re-evaluates at least one token
+        cached = cached_prefix(llm, tokens)
         llm.set_seed(seed)
         out: list[int] = []
         t0 = time.perf_counter()
@@ -122,6 +117,17 @@ class LlamaPolicy:
                            completion_tokens=len(out), prompt_ms=0.0,
                            prefill_ms=round((t_first - t0) * 1000, 2),
                            decode_ms=round((t_end - t_first) * 1000, 2), seed=seed)
+
+
+def cached_prefix(llm: Llama, tokens: list[int]) -> int:
+    """How many leading `tokens` llama.cpp's KV cache already holds and will reuse (at most
+    len(tokens) - 1: the last token is always evaluated, for its logits)."""
+    cached = 0
+    for a, b in zip(llm.input_ids[:llm.n_tokens], tokens):
+        if a != b:
+            break
+        cached += 1
+    return min(cached, len(tokens) - 1)
 
 
 def prompt_formatter(llm: Llama, answer: str = "Action") -> Callable[[list[dict[str, str]]], str]:

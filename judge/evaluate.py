@@ -97,12 +97,12 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
     """Per episode: {scorer: score} plus {"seconds": {scorer: s}}. Model scorers need `model`."""
     if model is None and set(scorers) & set(MODEL_SCORERS):
         raise ValueError("the model scorers need a judge model")
-    peers: dict[str, list[str]] = {}
-    for item in items:
-        peers.setdefault(item.template, []).append(item.episode.task)
+    newest_first = [(i.episode.task, i.template) for i in reversed(items)]
     rows = []
     for n, item in enumerate(items, 1):
-        rows.append(_score_one(item, peers[item.template], model, options, scorers))
+        peers = [task for task, key in newest_first if key == item.template] + \
+            [task for task, key in newest_first if key != item.template]   # as the store gives
+        rows.append(_score_one(item, peers, model, options, scorers))
         progress(n, len(items))
     if "flip_likelihood_z" in scorers:
         raw = [row["flip_likelihood"] for row in rows]

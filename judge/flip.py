@@ -7,9 +7,11 @@ explain the instruction it was given? Two forms, both measured by `nightloop jud
 - `likelihood`: the mean log-probability per token of the real instruction after the rendering.
   No generation. Its scale differs between task templates (short, predictable instructions score
   high whatever happened), so `contrastive` calibrates it: the real instruction's mean
-  log-probability minus the mean of the same for other instructions of the same template (the
-  distractors), all under the same rendering. An episode that did what was asked explains its
-  own instruction better than its neighbours'.
+  log-probability minus the mean of the same for other instructions (the distractors), all under
+  the same rendering. An episode that did what was asked explains its own instruction better
+  than its neighbours'. Distractors come from the same template first (the hard contrast: same
+  task, other values), then from other tasks where a template has too few distinct
+  instructions (MiniWoB's click-test always asks the same thing), so every score is a margin.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def likelihood(model: JudgeModel, rendered: str, instruction: str) -> float:
 
 def distractors(instruction: str, peers: list[str], limit: int) -> list[str]:
     """Up to `limit` peer instructions that differ from `instruction` (and each other) once
-    normalised, in the order given."""
+    normalised, in the order given (the same template's first, see the module docstring)."""
     seen = {tuple(normalize(instruction))}
     out = []
     for peer in peers:

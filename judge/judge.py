@@ -1,8 +1,8 @@
 """The product's judge: FLIP plus the progress rules → one `judge` reward row per episode.
 
 `Judge.score` is synchronous and CPU-bound (run it in a worker thread); it needs the episode,
-its steps, and the instructions of other episodes of the same task template (the peers that
-calibrate FLIP's likelihood form; see flip.py).
+its steps, and the instructions of other episodes, those of the same task template first (the
+peers that calibrate FLIP's likelihood form; see flip.py).
 """
 
 from __future__ import annotations

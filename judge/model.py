@@ -21,7 +21,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 
-from daemon.llama_policy import prompt_formatter
+from daemon.llama_policy import cached_prefix, prompt_formatter
 from daemon.models import ModelInfo, check_model, gemma3_model, shipped_model
 
 MAX_NEW_TOKENS = 160    # > the longest JSON the generation grammar allows
@@ -58,12 +58,7 @@ class JudgeModel:
             raise ValueError(f"judge prompt of {len(tokens)} tokens exceeds the "
                              f"{self.llm.n_ctx()}-token context; shorten the rendering")
         llm = self.llm
-        common = 0
-        for a, b in zip(llm.input_ids[:llm.n_tokens], tokens):
-            if a != b:
-                break
-            common += 1
-        llm.n_tokens = min(common, len(tokens) - 1)     # the last token is always evaluated
+        llm.n_tokens = cached_prefix(llm, tokens)
         llm.eval(tokens[llm.n_tokens:])
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1),
                                        shape=(self._n_vocab,)).astype(np.float64)

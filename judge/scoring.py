@@ -20,6 +20,8 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
         raise ValueError(f"episode {episode_id} is still running")
     steps = await store.steps(episode_id)
     key = template(episode.start_url)
-    peers = [task for task, url in await store.tasks(exclude=episode_id) if template(url) == key]
+    tasks = await store.tasks(exclude=episode_id)
+    peers = [task for task, url in tasks if template(url) == key] + \
+        [task for task, url in tasks if template(url) != key]     # same template first
     reward = await asyncio.to_thread(judge.score, episode, steps, peers)
     return await store.add_reward(reward)

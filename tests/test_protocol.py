@@ -68,6 +68,8 @@ def open_session(client="cli") -> p.Session:
     ('{"type": "task", "task": ""}', "task.task is empty"),
     ('{"type": "task", "task": "%s"}' % ("x" * (p.MAX_TASK_CHARS + 1)), "longer than"),
     ('{"type": "observation", "request_id": "1"}', "a cli client may not send 'observation'"),
+    ('{"type": "record_step", "episode_id": 1, "action": {}}', "may not send 'record_step'"),
+    ('{"type": "replay", "episode_id": 1, "fallback": "maybe"}', "replay.fallback must be one of"),
 ])
 def test_bad_frames_after_pairing_are_errors_not_refusals(frame, reason):
     s = open_session()
@@ -91,6 +93,10 @@ def test_every_message_type_round_trips():
         p.ActionResult("r", False, 4, "gone", {"url": "u"}), p.EpisodeUpdate({"id": 1}, "r"),
         p.Probe("r", 4, "miniwob.state", {"seed": 1}), p.ProbeResult("r", True, 4, {"done": 1}),
         p.StepUpdate(1, {"index": 0}), p.Ping(), p.Pong(), p.Error("bad", "r"),
+        p.RecordStart("book a trip", "http://a/", 4, "r"),
+        p.RecordStep(1, {"action": "click", "id": 2}, {"url": "u"}, {"path": "form > button"}),
+        p.RecordStop(1, True, "r"), p.Replay(1, "none", "http://a/", 4, "r"), p.Resume(1, "r"),
+        p.EpisodeUpdate({"id": 1}, notice="type your password"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
     for message in samples:

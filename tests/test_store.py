@@ -21,8 +21,8 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     run_async(go())
     conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert [r[0] for r in conn.execute("SELECT name FROM migrations")] == [
-        "initial", "model_usage"]
+    assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")] == [
+        "initial", "model_usage", "demonstrations"]
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
@@ -43,8 +43,9 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkey
         async with await Store.open(db) as store:
             return await store.schema_version(), await store.steps(1)
     version, steps = run_async(go())
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     assert steps[0].invalid is False and steps[0].prompt_tokens is None
+    assert steps[0].mode is None and steps[0].target is None
 
 
 def test_rows_round_trip_and_each_write_is_committed_at_once(tmp_path):

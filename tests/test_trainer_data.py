@@ -1,0 +1,65 @@
+"""Training data from the store: samples, groups, advantages, zero-variance filtering."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_async
+from daemon.store import Episode, Reward, Step, Store
+from trainer.config import TrainConfig
+from trainer.data import Sample, advantages, grpo_samples, load_samples, sft_samples
+
+CONFIG = TrainConfig()
+
+
+def sample(episode_id, reward, group, index=0):
+    return Sample(episode_id, index, "prompt", '{"action":"done"}', reward, group)
+
+
+def test_advantages_are_group_normalised():
+    values = advantages([1.0, 0.0, 0.0, 1.0], eps=0.0)
+    assert values == [1.0, -1.0, -1.0, 1.0]
+    assert advantages([0.5, 0.5, 0.5], eps=1e-4) is None            # no variance, no signal
+    assert advantages([1.0], eps=1e-4) is None
+    assert sum(advantages([0.2, 0.9, -1.0], eps=1e-4)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_grpo_shares_a_trajectorys_advantage_and_drops_flat_or_lonely_groups():
+    samples = [
+        sample(1, 1.0, "a", 0), sample(1, 1.0, "a", 1), sample(2, -1.0, "a"),   # informative
+        sample(3, 0.5, "b"), sample(4, 0.5, "b"),                               # flat
+        sample(5, 1.0, "c"),                                                    # alone
+    ]
+    kept = grpo_samples(samples, CONFIG)
+    assert [(s.episode_id, s.index) for s in kept] == [(1, 0), (1, 1), (2, 0)]
+    assert kept[0].advantage == kept[1].advantage > 0 > kept[2].advantage
+    assert kept[0].advantage == pytest.approx(1.0, abs=1e-3)
+
+
+def test_sft_keeps_only_good_episodes():
+    samples = [sample(1, 1.0, "a"), sample(2, 0.2, "a"), sample(3, 0.5, "b")]
+    assert [s.episode_id for s in sft_samples(samples, CONFIG)] == [1, 3]
+
+
+def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            for seed, (truth, judged) in enumerate([(1.0, 0.3), (-1.0, 0.6)]):
+                e = await store.start_episode(Episode("Click OK", "practice",
+                                                      start_url="http://h:1/miniwob/x.html"))
+                await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
+                                          prompt="P", raw_output='{"action":"click","id":1}'))
+                await store.add_step(Step(e.id, 1, {"action": "click", "id": 9}, False,
+                                          prompt="P", raw_output="x", invalid=True))
+                await store.add_step(Step(e.id, 2, {"action": "done"}, True, mode="replayed"))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", truth, {
+                    "benchmark": "miniwob", "task": "x", "seed": 7}))
+                await store.add_reward(Reward(e.id, "judge", judged))
+            await store.add_reward(Reward(2, "user", 1.0))       # the user's word wins
+            return (await load_samples(store, CONFIG),
+                    await load_samples(store, TrainConfig(reward="ground_truth")))
+    outcome, truth = run_async(go())
+    assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 0.3), (2, 0, 1.0)]
+    assert [s.reward for s in truth] == [1.0, -1.0]
+    assert {s.group for s in outcome} == {"miniwob:x:7"}

@@ -1,0 +1,99 @@
+"""Training samples from the store: one per policy step, carrying its episode's reward.
+
+Contract:
+- A sample is the exact prompt the policy saw and the action text it emitted (the loss covers
+  only the action tokens). Steps the model did not decide (recorded by the user, replayed,
+  scripted, or rejected as invalid) carry no prompt and give no sample here.
+- Groups are attempts of the same task: the same instruction and start page (host and path),
+  or for MiniWoB the same task and seed (from the ground-truth row).
+- Advantage = (r - group mean) / (group std + eps), shared by every step of a trajectory;
+  groups whose rewards are all equal carry no signal and are dropped.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+
+from daemon.store import Episode, Reward, Step, Store
+from judge.judge import template
+from judge.reward import outcome
+
+from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Sample:
+    episode_id: int
+    index: int
+    prompt: str
+    completion: str
+    reward: float
+    group: str
+    advantage: float = 0.0
+
+
+def group_key(episode: Episode, rewards: list[Reward]) -> str:
+    truth = next((r for r in rewards if r.kind == "ground_truth" and r.details), None)
+    if truth and truth.details.get("benchmark") == "miniwob":
+        return f"miniwob:{truth.details['task']}:{truth.details['seed']}"
+    return f"{template(episode.start_url)}\n{episode.task}"
+
+
+def episode_reward(rewards: list[Reward], config: TrainConfig) -> float | None:
+    if config.reward == "ground_truth":
+        truth = [r.value for r in rewards if r.kind == "ground_truth"]
+        return truth[-1] if truth else None
+    chosen = outcome(rewards)
+    return chosen.value if chosen else None
+
+
+def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
+    return [Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group)
+            for s in steps if s.prompt and s.raw_output and s.action and not s.invalid]
+
+
+async def load_samples(store: Store, config: TrainConfig,
+                       sources: tuple[str, ...] | None = None) -> list[Sample]:
+    """Samples of every finished, rewarded episode (of `sources`, if given), oldest first."""
+    out: list[Sample] = []
+    for episode in reversed(await store.episodes()):
+        if episode.status == "running" or (sources and episode.source not in sources):
+            continue
+        rewards = await store.rewards(episode.id)
+        reward = episode_reward(rewards, config)
+        if reward is None:
+            continue
+        out += step_samples(episode, await store.steps(episode.id), reward,
+                            group_key(episode, rewards))
+    return out
+
+
+def advantages(rewards: list[float], eps: float) -> list[float] | None:
+    """Group-normalised advantages, or None when the group has no variance."""
+    if len(rewards) < 2 or max(rewards) == min(rewards):
+        return None
+    mean, std = statistics.fmean(rewards), statistics.pstdev(rewards)
+    return [(r - mean) / (std + eps) for r in rewards]
+
+
+def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
+    """Samples with their trajectory's advantage; groups with fewer than `group_min`
+    trajectories or zero variance are dropped."""
+    trajectories: dict[str, dict[int, float]] = {}
+    for s in samples:
+        trajectories.setdefault(s.group, {})[s.episode_id] = s.reward
+    advantage: dict[int, float] = {}
+    for episodes in trajectories.values():
+        if len(episodes) < config.group_min:
+            continue
+        values = advantages(list(episodes.values()), config.adv_eps)
+        if values is not None:
+            advantage.update(zip(episodes, values))
+    return [replace(s, advantage=advantage[s.episode_id]) for s in samples
+            if s.episode_id in advantage]
+
+
+def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
+    """The good episodes' steps: outcome reward at or above `sft_threshold`."""
+    return [s for s in samples if s.reward >= config.sft_threshold]
