@@ -1,0 +1,46 @@
+"""The model the trainer updates: the base loaded from the very GGUF the daemon serves
+(transformers' `gguf_file`, dequantized to fp32 on CPU), with LoRA adapters from peft on the
+attention and MLP projections. bitsandbytes 4-bit QLoRA is used only when CUDA is present."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import TrainConfig
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the GGUF export needs to know of the base model."""
+    name: str                   # GGUF general.architecture: "llama", "gemma3", ...
+    n_head: int
+    n_head_kv: int
+
+
+def load_base(gguf: Path) -> tuple[torch.nn.Module, object, Architecture]:
+    """(model, tokenizer, architecture) from a GGUF file; the model in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    gguf = Path(gguf)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                 dtype=torch.float32)
+    model.eval()
+    config = model.config
+    arch = Architecture({"llama": "llama", "gemma3_text": "gemma3"}.get(
+        config.model_type, config.model_type), config.num_attention_heads,
+        getattr(config, "num_key_value_heads", config.num_attention_heads))
+    return model, tokenizer, arch
+
+
+def add_lora(model: torch.nn.Module, config: TrainConfig, *, init: bool | str = True):
+    """Wrap `model` with fresh LoRA adapters as the config describes (peft's default init:
+    B = 0, so the wrapped model starts out identical to the base)."""
+    from peft import LoraConfig, get_peft_model
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout,
+                      target_modules=list(config.target_modules), init_lora_weights=init,
+                      bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
