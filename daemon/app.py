@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import subprocess
@@ -39,12 +40,24 @@ def make_policy(settings: Settings) -> Policy:
 
 async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted."""
-    policy = make_policy(settings)
     db, port = settings.db_path, settings.port
     store = await Store.open(db)
+
+    async def promoted_policy() -> Policy:
+        """The configured policy with the promoted adapter, unless one was set explicitly."""
+        promoted = None if settings.adapter else await store.promoted_adapter()
+        chosen = dataclasses.replace(settings, adapter=promoted.path) if promoted else settings
+        return await asyncio.to_thread(make_policy, chosen)
+
+    try:
+        policy = await promoted_policy()
+    except BaseException:
+        await store.close()
+        raise
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
-                    port=port, limits=Limits(settings.max_steps, settings.step_timeout))
+                    port=port, limits=Limits(settings.max_steps, settings.step_timeout),
+                    reload_policy=promoted_policy if settings.policy == "llm" else None)
     judging: JudgeQueue | None = None
     if settings.judge == "on":
         from judge.judge import judge_from_settings
@@ -59,7 +72,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
                 f"cannot listen on 127.0.0.1:{port} ({exc.strerror}); is a daemon already "
                 "running (`nightloop status`)? Or choose another port with --port") from None
         print(f"nightloop daemon listening on {daemon.address} (store: {db}, "
-              f"policy: {policy.name}, judge: {settings.judge})", flush=True)
+              f"policy: {policy.name}, adapter: {policy.adapter or 'none'}, "
+              f"judge: {settings.judge})", flush=True)
         if judging:
             await judging.start()
         if with_browser:

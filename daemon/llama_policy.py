@@ -75,6 +75,10 @@ class LlamaPolicy:
                             prompt=text, raw_output=output, usage=usage)
         return Decision(action, prompt=text, raw_output=output, usage=usage)
 
+    def render(self, context: StepContext) -> str:
+        """The prompt this policy would read in `context` (teacher samples for training)."""
+        return self._prompt(context)[0]
+
     def _prompt(self, context: StepContext) -> tuple[str, list[int]]:
         history = context.history[-self.settings.history:] if self.settings.history else []
         task = f"{context.task}\n{context.plan}" if context.plan else context.task

@@ -27,6 +27,7 @@ record_step        ext → daemon               one recorded user action, with i
 record_stop        ext → daemon               the user ends the recording: it worked or not
 replay             client → daemon            re-run a finished episode's actions, no model
 resume             client → daemon            the user did what a paused replay asked
+reload             cli → daemon               switch to the promoted adapter; answered by status
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
 error              daemon → client            the last message was not understood
@@ -113,6 +114,8 @@ class Status(Message):
     browser_connected: bool | None = None
     episode: dict | None = None
     counts: dict | None = None
+    policy: str | None = None
+    adapter: str | None = None
 
 
 @dataclass
@@ -217,6 +220,13 @@ class Replay(Message):
 
 
 @dataclass
+class Reload(Message):
+    """Serve the adapter the store says is promoted, from the next episode on."""
+    type: ClassVar[str] = "reload"
+    request_id: str | None = None
+
+
+@dataclass
 class Resume(Message):
     type: ClassVar[str] = "resume"
     episode_id: int
@@ -250,14 +260,14 @@ class Error(Message):
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
-    RecordStop, Replay, Resume,
+    RecordStop, Replay, Resume, Reload,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
                   RecordStart, RecordStep, RecordStop, Replay, Resume},
-    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload},
 }
 
 

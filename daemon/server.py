@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.metadata import version
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -136,9 +136,11 @@ class ExtensionBrowser:
 class Daemon:
     def __init__(self, store: Store, policy: Policy, *, token: str, extension_origin: str,
                  host: str = "127.0.0.1", port: int, limits: Limits = Limits(),
-                 max_frame_bytes: int = p.MAX_FRAME_BYTES):
+                 max_frame_bytes: int = p.MAX_FRAME_BYTES,
+                 reload_policy: Callable[[], Awaitable[Policy]] | None = None):
         self.store = store
         self.policy = policy
+        self.reload_policy = reload_policy      # builds the policy with the promoted adapter
         self.token = token
         self.extension_origin = extension_origin
         self.host, self.port = host, port
@@ -252,6 +254,9 @@ class Daemon:
             await self._stop_recording(client, message)
         elif isinstance(message, p.Resume):
             self._running(message.episode_id).resume.set()
+        elif isinstance(message, p.Reload):
+            await self._reload()
+            await client.send(await self.status(message.request_id))
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
@@ -408,4 +413,13 @@ class Daemon:
     async def status(self, request_id: str | None = None) -> p.Status:
         return p.Status(request_id=request_id, address=self.address, db=str(self.store.path),
                         browser_connected=self.extension is not None,
-                        episode=self._running_json(), counts=await self.store.counts())
+                        episode=self._running_json(), counts=await self.store.counts(),
+                        policy=self.policy.name, adapter=self.policy.adapter)
+
+    async def _reload(self) -> None:
+        """Hot swap: the next episode runs on the newly built policy; one already running
+        finishes on the policy it started with (it holds its own reference)."""
+        if self.reload_policy is None:
+            raise InvalidMessage("this daemon's policy has no adapters to switch")
+        self.policy = await self.reload_policy()
+        log.info("now serving %s with adapter %s", self.policy.name, self.policy.adapter)

@@ -93,7 +93,25 @@ class Reward:
     id: int | None = None
 
 
-_JSON_COLUMNS = {"observation", "action", "result", "details", "target"}
+@dataclass
+class Adapter:
+    """A LoRA adapter the trainer produced, and what became of it."""
+    path: str
+    sha256: str
+    base_model: str                     # the GGUF it was trained on (file name)
+    status: str = "candidate"           # candidate | promoted | rejected | retired
+    parent: int | None = None           # the adapter serving when it was trained
+    config: dict | None = None          # trainer.config.TrainConfig as used
+    metrics: dict | None = None         # losses, gate results, …
+    data_window: dict | None = None     # which episodes it learned from
+    created_at: str = field(default_factory=now)
+    promoted_at: str | None = None
+    id: int | None = None
+
+
+ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
+_JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
+                 "data_window"}
 
 
 async def _migration_1_initial(db: aiosqlite.Connection) -> None:
@@ -163,6 +181,24 @@ async def _migration_3_demonstrations(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_4_adapters(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        CREATE TABLE adapters (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            base_model TEXT NOT NULL,
+            status TEXT NOT NULL,
+            parent INTEGER REFERENCES adapters(id),
+            config TEXT,
+            metrics TEXT,
+            data_window TEXT,
+            created_at TEXT NOT NULL,
+            promoted_at TEXT
+        );
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -177,6 +213,7 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("initial", _migration_1_initial),
     ("model_usage", _migration_2_model_usage),
     ("demonstrations", _migration_3_demonstrations),
+    ("adapters", _migration_4_adapters),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -389,6 +426,49 @@ class Store:
                 "SELECT task, start_url FROM episodes WHERE id IS NOT ? ORDER BY id DESC LIMIT ?",
                 (exclude, limit)) as cur:
             return [(row[0], row[1]) for row in await cur.fetchall()]
+
+    # -- adapters -------------------------------------------------------------------------
+
+    async def add_adapter(self, adapter: Adapter) -> Adapter:
+        values = _encode(adapter)
+        values.pop("id")
+        cursor = await self._write(
+            f"INSERT INTO adapters ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()))
+        return dataclasses.replace(adapter, id=cursor.lastrowid)
+
+    async def adapters(self) -> list[Adapter]:
+        """Newest first."""
+        return await self._fetch(Adapter, "SELECT * FROM adapters ORDER BY id DESC")
+
+    async def adapter(self, adapter_id: int) -> Adapter | None:
+        rows = await self._fetch(Adapter, "SELECT * FROM adapters WHERE id = ?", (adapter_id,))
+        return rows[0] if rows else None
+
+    async def promoted_adapter(self) -> Adapter | None:
+        rows = await self._fetch(Adapter, "SELECT * FROM adapters WHERE status = 'promoted' "
+                                          "ORDER BY promoted_at DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    async def set_adapter_status(self, adapter_id: int, status: str, *,
+                                 metrics: dict | None = None) -> None:
+        """Record a decision; promoting one adapter retires the one serving before."""
+        if status not in ADAPTER_STATUSES:
+            raise ValueError(f"not an adapter status: {status!r}")
+        await self._db.execute("BEGIN")
+        try:
+            if status == "promoted":
+                await self._db.execute("UPDATE adapters SET status = 'retired' "
+                                       "WHERE status = 'promoted' AND id != ?", (adapter_id,))
+            await self._db.execute(
+                "UPDATE adapters SET status = ?, promoted_at = CASE WHEN ? = 'promoted' THEN ? "
+                "ELSE promoted_at END, metrics = coalesce(?, metrics) WHERE id = ?",
+                (status, status, now(), json.dumps(metrics) if metrics is not None else None,
+                 adapter_id))
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
 
     async def counts(self) -> dict[str, int]:
         """Number of episodes per status (statuses with none are left out)."""

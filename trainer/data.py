@@ -2,8 +2,9 @@
 
 Contract:
 - A sample is the exact prompt the policy saw and the action text it emitted (the loss covers
-  only the action tokens). Steps the model did not decide (recorded by the user, replayed,
-  scripted, or rejected as invalid) carry no prompt and give no sample here.
+  only the action tokens). Episodes no model decided (the user's demonstrations, the oracle
+  teacher) give teacher samples: the prompt the policy would have seen, rendered by the
+  policy's own prompt builder, and the action as the policy writes it. Invalid steps give none.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for MiniWoB the same task and seed (from the ground-truth row).
 - Advantage = (r - group mean) / (group std + eps), shared by every step of a trajectory;
@@ -12,14 +13,22 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, replace
+from typing import Callable
 
+from daemon.actions import Action
+from daemon.observation import MASK, Observation
+from daemon.policy import PastStep, StepContext
 from daemon.store import Episode, Reward, Step, Store
 from judge.judge import template
 from judge.reward import outcome
 
 from .config import TrainConfig
+
+
+RenderPrompt = Callable[[StepContext], str]     # e.g. LlamaPolicy.render
 
 
 @dataclass(frozen=True)
@@ -53,9 +62,27 @@ def step_samples(episode: Episode, steps: list[Step], reward: float, group: str)
             for s in steps if s.prompt and s.raw_output and s.action and not s.invalid]
 
 
-async def load_samples(store: Store, config: TrainConfig,
-                       sources: tuple[str, ...] | None = None) -> list[Sample]:
-    """Samples of every finished, rewarded episode (of `sources`, if given), oldest first."""
+def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: str,
+                    render_prompt: RenderPrompt) -> list[Sample]:
+    """Samples from an episode no model decided (a user's demonstration, the oracle): the
+    prompt the policy would have seen at each step, and the action as the policy writes it.
+    Password steps (recorded as the mask) are left out."""
+    out, history = [], []
+    for s in steps:
+        action = Action.parse(s.action) if s.action else None
+        if action and s.ok and s.observation and action.args.get("text") != MASK:
+            context = StepContext(episode.task, Observation.from_json(s.observation),
+                                  list(history))
+            out.append(Sample(episode.id, s.index, render_prompt(context),
+                              json.dumps(s.action, ensure_ascii=False), reward, group))
+        history.append(PastStep(action, s.ok, s.error))
+    return out
+
+
+async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
+                       render_prompt: RenderPrompt | None = None) -> list[Sample]:
+    """Samples of every finished, rewarded episode (of `sources`, if given), oldest first;
+    with `render_prompt`, model-free episodes give teacher samples too."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.status == "running" or (sources and episode.source not in sources):
@@ -64,8 +91,11 @@ async def load_samples(store: Store, config: TrainConfig,
         reward = episode_reward(rewards, config)
         if reward is None:
             continue
-        out += step_samples(episode, await store.steps(episode.id), reward,
-                            group_key(episode, rewards))
+        steps, group = await store.steps(episode.id), group_key(episode, rewards)
+        if any(s.prompt for s in steps):
+            out += step_samples(episode, steps, reward, group)
+        elif render_prompt:
+            out += teacher_samples(episode, steps, reward, group, render_prompt)
     return out
 
 

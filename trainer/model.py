@@ -44,3 +44,9 @@ def add_lora(model: torch.nn.Module, config: TrainConfig, *, init: bool | str = 
                       target_modules=list(config.target_modules), init_lora_weights=init,
                       bias="none", task_type="CAUSAL_LM")
     return get_peft_model(model, lora)
+
+
+def load_lora(model: torch.nn.Module, folder: Path):
+    """`model` with the trainable LoRA adapter saved (peft's save_pretrained) in `folder`."""
+    from peft import PeftModel
+    return PeftModel.from_pretrained(model, str(folder), is_trainable=True)

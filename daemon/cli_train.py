@@ -1,0 +1,146 @@
+"""`nightloop train` and `nightloop adapters`: learning cycles and the adapters they produce."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import protocol as p
+from .cli_common import json_option, pairing_token, print_json, run_coro, setting_options, \
+    settings_from, with_store
+from .client import DaemonError, DaemonUnavailable, connected
+from .store import Store
+
+
+@click.command("train")
+@click.option("--now", is_flag=True, required=True,
+              help="Run one full cycle now: practice, judge, SFT/GRPO, export, gate, promote.")
+@click.option("--budget", type=click.FloatRange(1, 24 * 60), default=60.0, show_default=True,
+              help="Minutes the whole cycle may take; each phase stops cleanly at its share.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path), default=None,
+              help="TOML file overriding training settings (see trainer/config.py).")
+@click.option("--tasks", default=None,
+              help="Comma-separated MiniWoB++ tasks to practice [default: the oracle's six].")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Train seeds per task (practice) and test seeds per task (gate).")
+@json_option
+@setting_options("model", "threads", "temperature", "judge_model", "db", "port")
+def train_command(now: bool, budget: float, config_file: Path | None, tasks: str | None,
+                  n_seeds: int, as_json: bool, **flags: Any) -> None:
+    """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
+
+    The cycle never touches the serving adapter unless the candidate is at least as good on
+    the MiniWoB++ test seeds (within the config's gate_margin); a running daemon switches to a
+    promoted adapter at once, between episodes.
+
+    Example: nightloop train --now --budget 30
+    """
+    from trainer.config import TrainConfig
+    from trainer.cycle import CyclePlan, run_cycle
+    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    plan = CyclePlan(practice_seeds=n_seeds, gate_seeds=n_seeds)
+    if tasks:
+        plan = dataclasses.replace(plan, tasks=tuple(t.strip() for t in tasks.split(",")))
+    settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(f"[{time.monotonic() - started:6.0f} s] {line}", err=True)
+    result = run_coro(run_cycle(settings, config, plan, budget=budget * 60, say=say))
+    if result.promoted:
+        _tell_daemon(settings_from(port=flags["port"]).port, say)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+    else:
+        click.echo(f"adapter {result.adapter_id}: "
+                   f"{'promoted' if result.promoted else 'not promoted'}; gate {result.gate}; "
+                   f"{result.practice_episodes} practice episodes; {result.seconds}")
+    if result.error:
+        raise click.ClickException(result.error)
+
+
+def _tell_daemon(port: int, say) -> None:
+    """Ask a running daemon to serve the promoted adapter; fine if none runs."""
+    async def go() -> p.Status:
+        async with connected(port, pairing_token()) as client:
+            return await client.request(p.Reload())
+    try:
+        status = run_coro(go())
+        say(f"the daemon now serves {status.policy} with {status.adapter}")
+    except DaemonUnavailable:
+        say("no daemon is running: it will serve the promoted adapter when it starts")
+    except DaemonError as exc:
+        say(f"the running daemon did not switch: {exc}")
+
+
+@click.group("adapters")
+def adapters_group() -> None:
+    """The LoRA adapters learning cycles produced: list them, promote one, roll back."""
+
+
+@adapters_group.command("list")
+@setting_options("db")
+@json_option
+def adapters_list(db: str | None, as_json: bool) -> None:
+    """List adapters, newest first, with their status, parent and gate results.
+
+    Example: nightloop adapters list --json
+    """
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return await store.adapters()
+    rows = run_coro(go())
+    if as_json:
+        print_json([dataclasses.asdict(a) for a in rows])
+        return
+    if not rows:
+        click.echo("no adapters yet: run `nightloop train --now`")
+    for a in rows:
+        gate = (a.metrics or {}).get("gate", {})
+        click.echo(f"{a.id:>4}  {a.created_at[:19].replace('T', ' ')}  {a.status:<9} "
+                   f"parent {a.parent or '-':<4} gate {gate}  {a.path}")
+
+
+@adapters_group.command("promote")
+@click.argument("adapter_id", type=int)
+@setting_options("db", "port")
+def adapters_promote(adapter_id: int, db: str | None, port: int | None) -> None:
+    """Serve this adapter from now on (a running daemon switches between episodes).
+
+    Example: nightloop adapters promote 3
+    """
+    @with_store(db)
+    async def go(store: Store) -> None:
+        if await store.adapter(adapter_id) is None:
+            raise click.ClickException(f"there is no adapter {adapter_id}")
+        await store.set_adapter_status(adapter_id, "promoted")
+    run_coro(go())
+    click.echo(f"adapter {adapter_id} promoted")
+    _tell_daemon(settings_from(port=port).port, click.echo)
+
+
+@adapters_group.command("rollback")
+@setting_options("db", "port")
+def adapters_rollback(db: str | None, port: int | None) -> None:
+    """Go back to the adapter the serving one was trained from (or to none).
+
+    Example: nightloop adapters rollback
+    """
+    @with_store(db)
+    async def go(store: Store) -> str:
+        serving = await store.promoted_adapter()
+        if serving is None:
+            raise click.ClickException("no adapter is promoted: the base model serves")
+        await store.set_adapter_status(serving.id, "retired")
+        if serving.parent:
+            await store.set_adapter_status(serving.parent, "promoted")
+            return f"adapter {serving.id} retired; adapter {serving.parent} serves again"
+        return f"adapter {serving.id} retired; the base model serves again"
+    click.echo(run_coro(go()))
+    _tell_daemon(settings_from(port=port).port, click.echo)

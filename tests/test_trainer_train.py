@@ -1,0 +1,67 @@
+"""Real peft training steps on the shipped SmolLM2 (dequantized from its GGUF): SFT lowers the
+loss of what it trains on, GRPO moves probability toward the better attempt, and the result
+exports to a GGUF adapter that llama.cpp loads and that changes its output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from llama_cpp import Llama
+
+from daemon.models import shipped_model
+from trainer.config import TrainConfig
+from trainer.data import Sample
+from trainer.export import export_adapter
+from trainer.model import add_lora, load_base
+from trainer.train import _logprobs, encode, train
+
+PROMPT = ("<|im_start|>system\nYou control a web page. Answer with one JSON action.<|im_end|>\n"
+          "<|im_start|>user\nPage: [1] button \"OK\" [2] button \"Cancel\"\n"
+          "Task: Click on the \"Cancel\" button.<|im_end|>\n<|im_start|>assistant\n")
+GOOD, BAD = '{"action": "click", "id": 2}', '{"action": "click", "id": 1}'
+CONFIG = TrainConfig(lora_r=8, lora_alpha=16, batch_size=2, sft_epochs=3, grpo_epochs=3,
+                     sft_lr=1e-3, grpo_lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model, tokenizer, arch = load_base(shipped_model())
+    peft_model = add_lora(model, CONFIG)
+    return peft_model, tokenizer, arch, tmp_path_factory.mktemp("adapter")
+
+
+def logp(model, tokenizer, completion: str) -> float:
+    with torch.no_grad():
+        return _logprobs(model, encode(tokenizer, Sample(0, 0, PROMPT, completion, 0, "g"),
+                                       CONFIG.max_tokens))[0].sum().item()
+
+
+@pytest.mark.timeout(600)
+def test_sft_then_grpo_train_the_adapter_and_it_exports(trained):
+    model, tokenizer, arch, out = trained
+    before_good, before_bad = logp(model, tokenizer, GOOD), logp(model, tokenizer, BAD)
+
+    sft = train(model, tokenizer, [Sample(1, 0, PROMPT, GOOD, 1.0, "g")], CONFIG, "sft")
+    assert sft.steps == 3 and all(np.isfinite(sft.losses))
+    assert sft.losses[-1] < sft.losses[0]
+    after_sft = logp(model, tokenizer, GOOD)
+    assert after_sft > before_good
+
+    attempts = [Sample(1, 0, PROMPT, BAD, 1.0, "g", advantage=1.0),      # GRPO follows the
+                Sample(2, 0, PROMPT, GOOD, -1.0, "g", advantage=-1.0)]   # advantage's sign
+    grpo = train(model, tokenizer, attempts, CONFIG, "grpo")
+    assert grpo.steps == 3 and all(np.isfinite(grpo.losses))
+    assert logp(model, tokenizer, BAD) - before_bad > logp(model, tokenizer, GOOD) - after_sft
+
+    stopped = train(model, tokenizer, attempts, CONFIG, "grpo", deadline=0)
+    assert stopped.stopped_early and stopped.steps == 0
+
+    path = export_adapter(model, out / "adapter.gguf", arch)
+    def last_logits(lora: str | None) -> np.ndarray:
+        llm = Llama(model_path=str(shipped_model()), n_ctx=256, verbose=False, n_threads=2,
+                    logits_all=True, lora_path=lora)
+        ids = llm.tokenize(PROMPT.encode(), add_bos=False, special=True)
+        llm.eval(ids)
+        return np.array(llm.scores[len(ids) - 1])
+    assert np.abs(last_logits(str(path)) - last_logits(None)).max() > 0.01

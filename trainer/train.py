@@ -1,0 +1,128 @@
+"""SFT warm-up and GRPO on LoRA: losses over the action tokens only, one optimiser loop.
+
+- SFT: mean negative log-likelihood of the action tokens of good episodes' steps.
+- GRPO: clipped policy gradient with the trajectory's group-normalised advantage shared by its
+  action tokens, asymmetric clip (clip_low / clip_high), an optional k3 KL term to the base
+  (the adapter switched off) and an entropy bonus. Samples are fresh, so the "old" policy is
+  the model at the start of each update (ratio 1 on the first epoch; the clip acts on later
+  epochs).
+- CPU: fp32 (bf16 autocast re-compiles per sequence length here: ../shared/reference.md §9).
+- `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .data import Sample
+
+
+@dataclass
+class Encoded:
+    ids: torch.Tensor           # (1, n) prompt + action tokens
+    action: torch.Tensor        # (n - 1,) bool: which next-token targets are action tokens
+    sample: Sample
+
+
+@dataclass
+class Report:
+    phase: str
+    steps: int = 0
+    samples: int = 0
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.losses[-1] if self.losses else None
+
+
+def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
+    """Prompt and action as token ids, cut from the left to `max_tokens` (the action stays)."""
+    prompt = tokenizer(sample.prompt, add_special_tokens=False)["input_ids"]
+    action = tokenizer(sample.completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        action = action + [tokenizer.eos_token_id]      # the policy stops there
+    ids = (prompt + action)[-max_tokens:]
+    is_action = ([False] * len(prompt) + [True] * len(action))[-max_tokens:]
+    return Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample)
+
+
+def _logprobs(model, item: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of each action token, entropy at each action position)."""
+    logits = model(item.ids).logits[0, :-1][item.action]
+    targets = item.ids[0, 1:][item.action]
+    logp = F.log_softmax(logits.float(), dim=-1)
+    entropy = -(logp.exp() * logp).sum(-1)
+    return logp.gather(-1, targets[:, None])[:, 0], entropy
+
+
+def sft_loss(model, item: Encoded) -> torch.Tensor:
+    return -_logprobs(model, item)[0].mean()
+
+
+def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    logp, entropy = _logprobs(model, item)
+    ratio = (logp - old).exp()
+    advantage = item.sample.advantage
+    clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
+    loss = -torch.minimum(ratio * advantage, clipped * advantage).mean()
+    if config.kl_coef:
+        with torch.no_grad(), model.disable_adapter():
+            ref = _logprobs(model, item)[0]
+        loss = loss + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1).mean()
+    return loss - config.entropy_coef * entropy.mean()
+
+
+def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
+          deadline: float = math.inf, progress=lambda report: None) -> Report:
+    """Run `phase` ("sft" or "grpo") over `samples`; stop at `deadline` (time.monotonic)."""
+    report = Report(phase)
+    if not samples:
+        return report
+    lr, epochs = (config.sft_lr, config.sft_epochs) if phase == "sft" else \
+        (config.grpo_lr, config.grpo_epochs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=lr)
+    items = [encode(tokenizer, s, config.max_tokens) for s in samples]
+    items = [i for i in items if i.action.any()]
+    order = random.Random(config.seed)
+    t0 = time.monotonic()
+    model.train()
+    old: dict[int, torch.Tensor] = {}
+    if phase == "grpo":
+        with torch.no_grad():
+            old = {id(i): _logprobs(model, i)[0] for i in items}
+    for _ in range(epochs):
+        order.shuffle(items)
+        for start in range(0, len(items), config.batch_size):
+            if time.monotonic() >= deadline:
+                report.stopped_early = True
+                break
+            batch = items[start:start + config.batch_size]
+            optimiser.zero_grad()
+            total = 0.0
+            for item in batch:
+                loss = sft_loss(model, item) if phase == "sft" else \
+                    grpo_loss(model, item, old[id(item)], config)
+                (loss / len(batch)).backward()
+                total += loss.item() / len(batch)
+            if not math.isfinite(total):
+                raise FloatingPointError(f"{phase} loss became {total} at step {report.steps}")
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimiser.step()
+            report.steps += 1
+            report.samples += len(batch)
+            report.losses.append(round(total, 5))
+            progress(report)
+    model.eval()
+    report.seconds = round(time.monotonic() - t0, 2)
+    return report
