@@ -21,7 +21,7 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\ngate_margin = 1.0\n"
                           "lora_r = 4\nlora_alpha = 8\n")
         run = nightloop("train", "--now", "--tasks", "click-button,focus-text", "--seeds", "1",
-                        "--config", str(config), "--budget", "12", "--json",
+                        "--config", str(config), "--budget", "14", "--json",
                         "--db", str(db), *daemon.args(), timeout=840)
         result = json.loads(run.stdout)
         assert result["error"] is None, result
