@@ -114,7 +114,7 @@ async def record(bench, task: Task, url: str) -> int:
     await task.act(page)
     await asyncio.sleep(0.5)
     await popup.click("#record-ok")
-    await popup.wait_for_selector("#recording[hidden]")
+    await popup.wait_for_selector("#recording", state="hidden")
     await popup.close()
     await page.close()
     return max(e["id"] for e in cli("episodes", "list", "--db", str(bench.db)))

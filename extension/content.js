@@ -339,12 +339,14 @@
   // While the service worker says this tab records, every trusted user action becomes one
   // {type: "recorded", action, observation, target} message, in the agent's action schema and
   // with the observation taken just before it: typing is one `fill` with the final value
-  // (a password's value is never sent: it is recorded as MASK), a select is `select_option`,
+  // (a password's value is never sent: it is recorded as MASK; a click into a field with no
+  // typing stays a click), a select is `select_option`,
   // Enter/Escape are `press`, a wheel scroll is `scroll`. Links the user follows are clicks.
 
   let recording = false;
   let typing = null;      // {el, observation, initial}: a text field focused, value not final
   let choosing = null;    // {el, observation}: a select focused
+  let clicking = null;    // a text field the pointer went down on, before its focus
   let pressed = null;     // {el, observation}: pointerdown seen, waiting for its click
   let scrolling = null;   // {observation, y, timer}
 
@@ -366,11 +368,15 @@
     return message;
   }
 
-  /** Record the pending `fill` if the focused field's value changed; returns its message. */
+  /** Record the pending `fill` if the focused field's value changed (a click if the user
+   * only clicked into it); returns its message. */
   function flushTyping() {
     const t = typing;
     typing = null;
-    if (!t || valueOf(t.el) === t.initial) return null;
+    if (!t) return null;
+    if (valueOf(t.el) === t.initial) {
+      return t.clicked ? emit({ action: "click", id: elementId(t.el) }, t.observation, t.el) : null;
+    }
     const text = t.el.type === "password" ? MASK : valueOf(t.el);
     return emit({ action: "fill", id: elementId(t.el), text }, t.observation, t.el);
   }
@@ -380,7 +386,8 @@
       const el = event.target;
       if (typing && typing.el !== el) flushTyping();    // typing ends where focus moves on
       if (isTextField(el)) {
-        typing = { el, observation: observe(), initial: valueOf(el) };
+        typing = { el, observation: observe(), initial: valueOf(el), clicked: clicking === el };
+        clicking = null;
       } else if (el.tagName === "SELECT") {
         choosing = { el, observation: observe() };
       }
@@ -388,6 +395,7 @@
     pointerdown(event) {
       const el = clickTarget(event.target);
       if (!el || (el !== (typing && typing.el) && !isTextField(el))) flushTyping();
+      if (el && isTextField(el) && el !== document.activeElement) clicking = el;
       pressed = el && !isTextField(el) && el.tagName !== "SELECT" ? { el, observation: observe() } : null;
     },
     click(event) {
