@@ -382,8 +382,9 @@
   }
 
   const RECORDERS = {
-    focusin(event) {
+    focus(event) {            // capture phase: before the page's own focus handlers run
       const el = event.target;
+      if (!(el instanceof Element)) return;
       if (typing && typing.el !== el) flushTyping();    // typing ends where focus moves on
       if (isTextField(el)) {
         typing = { el, observation: observe(), initial: valueOf(el), clicked: clicking === el };
@@ -441,7 +442,7 @@
     const last = on ? null : flushTyping();   // typing in progress ends the recording: returned
     typing = choosing = pressed = scrolling = null;
     if (on && document.activeElement && isTextField(document.activeElement)) {
-      RECORDERS.focusin({ target: document.activeElement });
+      RECORDERS.focus({ target: document.activeElement });
     }
     return last;
   }

@@ -176,3 +176,11 @@ def test_replaying_a_missing_episode_is_one_clear_error(daemon_proc):
     result = nightloop("replay", "99", *daemon_proc.args(), check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: there is no finished episode 99 to replay"
+
+
+def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, daemon_proc,
+                                                                     pages_url):
+    demo = record(browser, daemon_proc, f"{pages_url}/form.html", "Put the cursor in Name",
+                  lambda page: page.click("#name"))
+    assert [(s["action"]["action"], s["target"]["name"]) for s in demo["steps"]] == [
+        ("click", "Name")]
