@@ -7,7 +7,6 @@ ending with an example.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import sys
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 

@@ -316,14 +316,16 @@ class Store:
         await self._db.commit()
         return cursor
 
-    async def start_episode(self, episode: Episode) -> Episode:
-        values = _encode(episode)
-        values.pop("id")
-        values.pop("n_steps")
+    async def _insert(self, table: str, row: Any, *, skip: tuple[str, ...] = ()) -> Any:
+        """Insert a dataclass row (without its id and `skip` fields); the row with its id."""
+        values = {k: v for k, v in _encode(row).items() if k not in ("id", *skip)}
         cursor = await self._write(
-            f"INSERT INTO episodes ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
             tuple(values.values()))
-        return dataclasses.replace(episode, id=cursor.lastrowid)
+        return dataclasses.replace(row, id=cursor.lastrowid)
+
+    async def start_episode(self, episode: Episode) -> Episode:
+        return await self._insert("episodes", episode, skip=("n_steps",))
 
     async def add_step(self, step: Step) -> None:
         values = _encode(step)
@@ -339,12 +341,7 @@ class Store:
                           "WHERE id=?", (status, final_answer, error, now(), episode_id))
 
     async def add_reward(self, reward: Reward) -> Reward:
-        values = _encode(reward)
-        values.pop("id")
-        cursor = await self._write(
-            f"INSERT INTO rewards ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-            tuple(values.values()))
-        return dataclasses.replace(reward, id=cursor.lastrowid)
+        return await self._insert("rewards", reward)
 
     async def mark_interrupted(self) -> int:
         cursor = await self._write(
@@ -430,12 +427,7 @@ class Store:
     # -- adapters -------------------------------------------------------------------------
 
     async def add_adapter(self, adapter: Adapter) -> Adapter:
-        values = _encode(adapter)
-        values.pop("id")
-        cursor = await self._write(
-            f"INSERT INTO adapters ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-            tuple(values.values()))
-        return dataclasses.replace(adapter, id=cursor.lastrowid)
+        return await self._insert("adapters", adapter)
 
     async def adapters(self) -> list[Adapter]:
         """Newest first."""
