@@ -7,10 +7,11 @@ import dataclasses
 import logging
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import browser
+from . import browser, schedule
 from .config import Settings, config_dir
 from .episode import Limits
 from .judging import JudgeQueue
@@ -40,6 +41,7 @@ def make_policy(settings: Settings) -> Policy:
 
 async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted."""
+    schedule.parse_at(settings.train_at)        # a bad time fails now, not at night
     db, port = settings.db_path, settings.port
     store = await Store.open(db)
 
@@ -63,6 +65,10 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
         from judge.judge import judge_from_settings
         judging = JudgeQueue(store, lambda: judge_from_settings(settings), daemon.idle)
         daemon.finished.append(judging.submit)
+    nightly: asyncio.Task | None = None
+    if settings.train_at:
+        nightly = asyncio.create_task(schedule.nightly(
+            settings, lambda: time.monotonic() if daemon.running else daemon.idle_since))
     chromium: subprocess.Popen | None = None
     try:
         try:
@@ -88,6 +94,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
             chromium.terminate()
         if judging:
             await judging.close()
+        if nightly:
+            nightly.cancel()
         await daemon.close()
         await store.close()
         if chromium:

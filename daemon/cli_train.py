@@ -1,15 +1,18 @@
-"""`nightloop train` and `nightloop adapters`: learning cycles and the adapters they produce."""
+"""`nightloop train`, `adapters` and `schedule`: learning cycles, the adapters they produce,
+and when the daemon runs the next one."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from . import protocol as p
+from . import schedule
 from .cli_common import json_option, pairing_token, print_json, run_coro, setting_options, \
     settings_from, with_store
 from .client import DaemonError, DaemonUnavailable, connected
@@ -144,3 +147,37 @@ def adapters_rollback(db: str | None, port: int | None) -> None:
         return f"adapter {serving.id} retired; the base model serves again"
     click.echo(run_coro(go()))
     _tell_daemon(settings_from(port=port).port, click.echo)
+
+
+@click.command("schedule")
+@setting_options("train_at", "train_idle", "train_budget")
+@json_option
+def schedule_command(as_json: bool, **flags: Any) -> None:
+    """Show when the daemon runs the next nightly learning cycle, and how the last one went.
+
+    The daemon runs it at `train_at` (config.toml, NIGHTLOOP_TRAIN_AT or `nightloop daemon
+    --train-at 03:00`) once no episode has run for `train_idle` minutes.
+
+    Example: nightloop schedule --json
+    """
+    settings = settings_from(**flags)
+    last = schedule.last_result()
+    last_run = datetime.fromisoformat(last["started"]) if last else None
+    due = schedule.next_run(datetime.now(), settings.train_at, last_run)
+    data = {"train_at": settings.train_at or None, "idle_minutes": settings.train_idle,
+            "budget_minutes": settings.train_budget,
+            "next_run": due.isoformat(timespec="minutes") if due else None, "last": last}
+    if as_json:
+        print_json(data)
+        return
+    if due is None:
+        when = "never (set train_at, e.g. 03:00)"
+    elif due <= datetime.now():
+        when = f"now: the {settings.train_at} window is open until " \
+               f"{(due + schedule.WINDOW).strftime('%H:%M')}"
+    else:
+        when = data["next_run"]
+    click.echo(f"next run: {when}" + (f", once idle {settings.train_idle} min, budget "
+                                      f"{settings.train_budget:g} min" if due else ""))
+    click.echo(f"last run: {last['started']} → exit {last['exit_status']}: {last['summary']}"
+               if last else "last run: none yet")

@@ -77,6 +77,13 @@ class Settings:
                                   "episode", low=1, high=16)
     judge_temperature: float = _setting(0.7, "generate form: sampling temperature when "
                                         "judge_samples > 1", low=0, high=2)
+    # -- nightly learning (issue 7) -------------------------------------------------------
+    train_at: str = _setting("", "local time HH:MM to start the nightly learning cycle; "
+                             "empty: never (run `nightloop train --now` yourself)")
+    train_idle: int = _setting(30, "minutes without an episode before the nightly cycle may "
+                               "start", low=0, high=24 * 60)
+    train_budget: float = _setting(60.0, "minutes a nightly cycle may take", low=1,
+                                   high=24 * 60)
     # -- episodes and the daemon --------------------------------------------------------------
     max_steps: int = _setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = _setting(30.0, "seconds the browser has to answer one observe or act",

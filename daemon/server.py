@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.metadata import version
@@ -152,6 +153,7 @@ class Daemon:
         self.running: Running | None = None
         self.idle = asyncio.Event()             # set while no episode runs
         self.idle.set()
+        self.idle_since = time.monotonic()      # when the last episode ended
         self.finished: list[Callable[[int], None]] = []   # called with each ended episode's id
         self._server: Server | None = None
 
@@ -341,6 +343,7 @@ class Daemon:
     def _ended(self, running: Running) -> None:
         self.running = None
         self.idle.set()
+        self.idle_since = time.monotonic()
         for listener in self.finished:
             listener(running.episode.id)
 
