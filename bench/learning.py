@@ -1,0 +1,141 @@
+"""Benchmark: the learning curve — success on MiniWoB++ test seeds after real learning cycles.
+
+Arms, each in its own fresh home and store, on the same tasks and seeds:
+- base: the shipped SmolLM2 with no adapter (the first cycle's gate measures it);
+- text-blind: always click the first clickable element (a gain that only reflects position
+  habits would not beat it);
+- SFT only (oracle teacher + good episodes, no GRPO), GRPO from the base (no teacher, no SFT),
+  and SFT + GRPO for several cycles in a row (each starts from the adapter the last promoted).
+
+Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export → gate); the figure
+per cycle is its candidate's success on the test seeds, with wall time and peak memory.
+
+Usage: python bench/learning.py [--cycles 2] [--seeds 2] [--gate-seeds 4]. Prints a table and
+writes learning.png; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from harness import header
+
+TASKS = ("click-button", "click-link", "focus-text")
+
+
+class FirstClickable:
+    """The text-blind baseline: click the first button, link or clickable element."""
+    name, adapter = "text-blind", None
+
+    async def decide(self, context):
+        from daemon.actions import Action
+        from daemon.policy import Decision
+        for element in context.observation.elements:
+            if element.role in ("button", "link", "clickable", "textbox", "checkbox"):
+                return Decision(Action("click", {"id": element.id}))
+        return Decision(Action("done"))
+
+
+def peak_mib() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, children) / 1024, 0)
+
+
+def fresh_home(name: str) -> Path:
+    home = Path(tempfile.mkdtemp(prefix=f"nightloop-learn-{name}-"))
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    return home
+
+
+async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]:
+    from daemon.config import load_settings
+    from trainer.cycle import run_cycle
+    home = fresh_home(name)
+    settings = load_settings({"db": str(home / "store.db"), "temperature": 0.25}).settings
+    rows = []
+    for n in range(1, cycles + 1):
+        t0 = time.monotonic()
+        result = await run_cycle(settings, config, plan, budget=budget,
+                                 say=lambda line: print(f"  [{name} {n}] {line}", flush=True))
+        rows.append({"arm": name, "cycle": n, "gate": result.gate, "error": result.error,
+                     "promoted": result.promoted, "seconds": round(time.monotonic() - t0),
+                     "peak_mib": peak_mib(),
+                     "samples": [(r["phase"], r["samples"]) for r in result.training]})
+    return rows
+
+
+async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> None:
+    from daemon import miniwob
+    from daemon.evaluation import EvalPlan, evaluate
+    from trainer.config import TrainConfig
+    from trainer.cycle import CyclePlan
+
+    header("nightloop learning-curve bench")
+    plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=6)
+    base = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
+    arms = [
+        ("SFT only", dataclasses.replace(base, grpo_epochs=0), plan, 1),
+        ("GRPO from base", dataclasses.replace(base, sft_epochs=0),
+         dataclasses.replace(plan, teacher=False), 1),
+        ("SFT + GRPO", base, plan, cycles),
+    ]
+    rows = []
+    home = fresh_home("blind")
+    blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 6),
+                           policy=FirstClickable(), db=home / "blind.db")
+    blind_rate = sum(r.success for r in blind) / len(blind)
+    for name, config, arm_plan, n in arms:
+        rows += await arm(name, config, arm_plan, n, budget)
+
+    base_rate = rows[0]["gate"].get("serving", {}).get("success")
+    n_test = len(TASKS) * gate_seeds
+    print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x 4 "
+          f"attempts, gate {gate_seeds} test seeds per task ({n_test} episodes)\n")
+    print("| arm | cycle | test success | vs base | SFT / GRPO samples | promoted | "
+          "wall s | peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(f"| base (no adapter) | - | {base_rate} | 1.00x | - | - | - | - |")
+    print(f"| text-blind (first clickable) | - | {blind_rate:.2f} | - | - | - | - | - |")
+    for r in rows:
+        rate = r["gate"].get("candidate", {}).get("success")
+        ratio = f"{rate / base_rate:.2f}x" if rate is not None and base_rate else "-"
+        print(f"| {r['arm']} | {r['cycle']} | {rate} | {ratio} | {r['samples']} | "
+              f"{r['promoted']} | {r['seconds']} | {r['peak_mib']:.0f} |"
+              + (f" error: {r['error']}" if r["error"] else ""))
+    _plot(rows, base_rate, blind_rate)
+
+
+def _plot(rows: list[dict], base_rate, blind_rate) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name in dict.fromkeys(r["arm"] for r in rows):
+        points = [(0, base_rate)] + [(r["cycle"], r["gate"].get("candidate", {}).get("success"))
+                                     for r in rows if r["arm"] == name]
+        ax.plot(*zip(*points), marker="o", label=name)
+    ax.axhline(blind_rate, linestyle="--", color="grey", label="text-blind")
+    ax.set_xlabel("learning cycle")
+    ax.set_ylabel("success on test seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig("learning.png", dpi=110)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--gate-seeds", type=int, default=4)
+    parser.add_argument("--budget", type=float, default=20 * 60, help="seconds per cycle")
+    args = parser.parse_args()
+    asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget))
