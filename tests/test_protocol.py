@@ -96,6 +96,7 @@ def test_every_message_type_round_trips():
         p.RecordStart("book a trip", "http://a/", 4, "r"),
         p.RecordStep(1, {"action": "click", "id": 2}, {"url": "u"}, {"path": "form > button"}),
         p.RecordStop(1, True, "r"), p.Replay(1, "none", "http://a/", 4, "r"), p.Resume(1, "r"),
+        p.Reload("r"),
         p.EpisodeUpdate({"id": 1}, notice="type your password"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
