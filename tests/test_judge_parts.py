@@ -132,7 +132,7 @@ def test_calibration_helpers():
                                                              "Click the Yes button"]
     assert distractors("x", peers, 1) == ["Click the OK button"]
     assert to_unit(-9.0, 0.0) == 0.5                    # a margin, when there is one, decides
-    assert to_unit(-1.0, float("nan")) > 0.5 > to_unit(-4.0, float("nan"))
+    assert to_unit(-3.0, float("nan")) > 0.5 > to_unit(-6.0, float("nan"))
     assert template("http://127.0.0.1:4242/miniwob/click-button.html?x=1") == \
         template("http://127.0.0.1:5151/miniwob/click-button.html") == \
         "127.0.0.1/miniwob/click-button.html"
