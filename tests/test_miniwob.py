@@ -139,7 +139,10 @@ def test_ctrl_c_stops_the_run_and_keeps_what_finished(home):
     proc = subprocess.Popen([NIGHTLOOP, "eval", "miniwob", "--policy", "oracle", "--suite",
                              "smoke", "--seeds", "20", "--out", str(out),
                              "--db", str(home / "eval.db")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # a shell that ran us in the background ignores SIGINT, and so
+                            # would the child: give it the default, as in a terminal
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     wait_until(lambda: lines.append(proc.stderr.readline()) or "[3/100]" in lines[-1],
                timeout=60, what="three finished episodes")
