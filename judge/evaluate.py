@@ -123,23 +123,22 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
         row["seconds"][name] = time.perf_counter() - t0
 
     rendered = render(episode, steps, RENDER_CHARS)
-    if {"flip", "hybrid", "flip_likelihood", "flip_likelihood_z"} & set(scorers) and \
-            options.form == "likelihood":
+    product = {"flip", "hybrid"} & set(scorers)
+    if {"flip_likelihood", "flip_likelihood_z"} & set(scorers) or \
+            (product and options.form == "likelihood"):
+        timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
+    if product and options.form == "likelihood":
+        # the calibrated score is the raw one plus its margin: time both parts
         others = flip.distractors(episode.task, peers, options.distractors)
-        timed("flip", lambda: flip.to_unit(*flip.contrastive(model, rendered, episode.task,
-                                                             others)))
-        # the raw form is the first term of the contrastive one: its own time, measured alone
-        timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
-    elif {"flip_likelihood", "flip_likelihood_z"} & set(scorers):
-        timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
+        timed("flip", lambda: flip.to_unit(row["flip_likelihood"], flip.margin(
+            model, rendered, row["flip_likelihood"], others)))
+        row["seconds"]["flip"] += row["seconds"]["flip_likelihood"]
     if "direct" in scorers:
         timed("direct", lambda: direct.p_yes(model, rendered, episode.task))
-    if "flip_generate" in scorers or ({"flip", "hybrid"} & set(scorers) and
-                                      options.form == "generate"):
-        temperature = options.temperature if options.samples > 1 else 0.0
-        timed("flip_generate", lambda: flip.generate(model, rendered, episode.task,
-                                                     samples=options.samples,
-                                                     temperature=temperature)[0])
+    if "flip_generate" in scorers or (product and options.form == "generate"):
+        timed("flip_generate", lambda: flip.generate(
+            model, rendered, episode.task, samples=options.samples,
+            temperature=options.sampling_temperature)[0])
         if options.form == "generate":
             row["flip"], row["seconds"]["flip"] = row["flip_generate"], \
                 row["seconds"]["flip_generate"]

@@ -6,7 +6,7 @@ explain the instruction it was given? Two forms, both measured by `nightloop jud
   the raw text if the JSON does not parse).
 - `likelihood`: the mean log-probability per token of the real instruction after the rendering.
   No generation. Its scale differs between task templates (short, predictable instructions score
-  high whatever happened), so `contrastive` calibrates it: the real instruction's mean
+  high whatever happened), so `margin` calibrates it: the real instruction's mean
   log-probability minus the mean of the same for other instructions (the distractors), all under
   the same rendering. An episode that did what was asked explains its own instruction better
   than its neighbours'. Distractors come from the same template first (the hard contrast: same
@@ -49,14 +49,12 @@ def distractors(instruction: str, peers: list[str], limit: int) -> list[str]:
     return out
 
 
-def contrastive(model: JudgeModel, rendered: str, instruction: str,
-                others: list[str]) -> tuple[float, float]:
-    """(raw likelihood of `instruction`, its margin over the mean of `others`'); the margin is
-    NaN without others."""
-    raw = likelihood(model, rendered, instruction)
+def margin(model: JudgeModel, rendered: str, raw: float, others: list[str]) -> float:
+    """How far `raw` (the real instruction's `likelihood`) lies above the mean likelihood of
+    `others` under the same rendering; NaN without others."""
     if not others:
-        return raw, math.nan
-    return raw, raw - sum(likelihood(model, rendered, o) for o in others) / len(others)
+        return math.nan
+    return raw - sum(likelihood(model, rendered, o) for o in others) / len(others)
 
 
 def to_unit(raw: float, margin: float) -> float:

@@ -34,6 +34,11 @@ class JudgeOptions:
         if self.form not in ("likelihood", "generate"):
             raise ValueError(f"unknown FLIP form {self.form!r}: likelihood or generate")
 
+    @property
+    def sampling_temperature(self) -> float:
+        """One sample is taken greedily; several at `temperature`."""
+        return self.temperature if self.samples > 1 else 0.0
+
 
 def template(url: str | None) -> str:
     """A task template's identity: host and path of the start URL (ports and queries vary
@@ -51,12 +56,13 @@ class Judge:
         """FLIP's score in [0, 1] and what it was made of."""
         o = self.options
         if o.form == "generate":
-            temperature = o.temperature if o.samples > 1 else 0.0
             score, inferred = flip.generate(self.model, rendered, instruction,
-                                            samples=o.samples, temperature=temperature)
+                                            samples=o.samples,
+                                            temperature=o.sampling_temperature)
             return score, {"inferred": inferred}
         others = flip.distractors(instruction, peers, o.distractors)
-        raw, margin = flip.contrastive(self.model, rendered, instruction, others)
+        raw = flip.likelihood(self.model, rendered, instruction)
+        margin = flip.margin(self.model, rendered, raw, others)
         return flip.to_unit(raw, margin), {
             "logprob": round(raw, 4), "distractors": len(others),
             "margin": None if math.isnan(margin) else round(margin, 4)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -35,9 +36,12 @@ def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(model):
     assert flip.likelihood(model, matching, INSTRUCTION) > \
         flip.likelihood(model, UNRELATED, INSTRUCTION)
     # calibrated: the episode explains its own instruction better than a neighbour's
-    raw, margin = flip.contrastive(model, matching, INSTRUCTION, ["Delete the account"])
-    assert margin > 0 and raw == pytest.approx(flip.likelihood(model, matching, INSTRUCTION))
+    raw = flip.likelihood(model, matching, INSTRUCTION)
+    margin = flip.margin(model, matching, raw, ["Delete the account"])
+    assert margin > 0 and margin == pytest.approx(
+        raw - flip.likelihood(model, matching, "Delete the account"))
     assert flip.to_unit(raw, margin) > 0.5
+    assert math.isnan(flip.margin(model, matching, raw, []))
 
 
 def test_flip_generate_writes_instructions_and_scores_them_by_token_f1(model):
