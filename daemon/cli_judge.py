@@ -102,7 +102,7 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
     Spearman with the ground-truth reward, seconds per episode. Writes results.json, report.md
     and scores.png (score distributions of successes vs failures) to --out.
 
-    Example: nightloop judge eval --jsonl tests/data/judge-labelled.jsonl.gz --json
+    Example: nightloop judge eval --jsonl tests/data/miniwob-core-labelled.jsonl.gz --json
     """
     from judge import evaluate
     from judge.judge import JudgeOptions
@@ -127,7 +127,7 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
     settings = settings_from(**flags)
     model = JudgeModel(settings.judge_model, threads=settings.threads) \
         if set(chosen) & set(evaluate.MODEL_SCORERS) else None
-    options = JudgeOptions(settings.judge_form, settings.judge_samples, settings.judge_temperature)
+    options = JudgeOptions.from_settings(settings)
     t0 = time.monotonic()
 
     def progress(done: int, total: int) -> None:

@@ -34,6 +34,10 @@ class JudgeOptions:
         if self.form not in ("likelihood", "generate"):
             raise ValueError(f"unknown FLIP form {self.form!r}: likelihood or generate")
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JudgeOptions:
+        return cls(settings.judge_form, settings.judge_samples, settings.judge_temperature)
+
     @property
     def sampling_temperature(self) -> float:
         """One sample is taken greedily; several at `temperature`."""
@@ -84,5 +88,4 @@ class Judge:
 def judge_from_settings(settings: Settings) -> Judge:
     """The judge the settings describe (loads the model: ~0.2-1 s)."""
     return Judge(JudgeModel(settings.judge_model, threads=settings.threads),
-                 JudgeOptions(settings.judge_form, settings.judge_samples,
-                              settings.judge_temperature))
+                 JudgeOptions.from_settings(settings))

@@ -120,14 +120,13 @@ async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
                     say(f"judged {n}/{len(pending)}")
             result.judged = len(pending)
             window = {e.id for e in await store.episodes() if e.id > first_id}
-            practice = [s for s in await load_samples(store, config, ("practice",),
-                                                      render_prompt=policy.render)
-                        if s.episode_id in window]
+            practice = await load_samples(store, config, ("practice",),
+                                          render_prompt=policy.render, after=first_id)
             demos = await load_samples(store, config, ("demonstration",),
                                        render_prompt=policy.render)
             teacher = [s for s in await load_samples(     # this cycle's successes, any policy
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render_prompt=policy.render) if s.episode_id in window and s.reward > 0]
+                render_prompt=policy.render, after=first_id) if s.reward > 0]
         result.seconds["practice"] = round(time.monotonic() - t0, 1)
 
         # -- training -------------------------------------------------------------------------

@@ -80,12 +80,14 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
 
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
-                       render_prompt: RenderPrompt | None = None) -> list[Sample]:
-    """Samples of every finished, rewarded episode (of `sources`, if given), oldest first;
-    with `render_prompt`, model-free episodes give teacher samples too."""
+                       render_prompt: RenderPrompt | None = None,
+                       after: int = 0) -> list[Sample]:
+    """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
+    `after`), oldest first; with `render_prompt`, model-free episodes give teacher samples too."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
-        if episode.status == "running" or (sources and episode.source not in sources):
+        if episode.id <= after or episode.status == "running" or \
+                (sources and episode.source not in sources):
             continue
         rewards = await store.rewards(episode.id)
         reward = episode_reward(rewards, config)
