@@ -15,9 +15,11 @@ from trainer.model import add_lora, load_base
 
 TEXT = ('<|im_start|>user\nClick the OK button on the page.<|im_end|>\n<|im_start|>assistant\n'
         '{"action": "click", "id": 3}')
-# Measured on this text with B ~ N(0, 0.05): all modules 0.954 (0.862 without the q/k
-# permutation); q and k only 0.81 (0.22 without). Floors leave room for Q4_1 vs fp32.
-FLOOR_ALL, FLOOR_QK, FLOOR_QK_UNPERMUTED = 0.9, 0.7, 0.5
+# Correlation of the logit deltas, measured on this text with B ~ N(0, 0.2), seeds 0-2: all
+# modules 0.994-0.997; q and k only 0.968-0.982 (0.06-0.20 without the permutation). Smaller B
+# drowns the delta in Q4_1-vs-fp32 noise (N(0, 0.05): 0.85-0.98 from run to run).
+B_STD = 0.2
+FLOOR_ALL, FLOOR_QK, FLOOR_QK_UNPERMUTED = 0.95, 0.9, 0.5
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,12 @@ def llama_logits(lora: str | None = None) -> tuple[list[int], np.ndarray]:
 
 
 def random_adapter(model, modules: tuple[str, ...], seed: int = 0):
+    torch.manual_seed(seed)                            # A's init too, not only B
     peft_model = add_lora(model, TrainConfig(lora_r=8, lora_alpha=16, target_modules=modules))
-    torch.manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():
             if "lora_B" in name:
-                param.normal_(0, 0.05)
+                param.normal_(0, B_STD)
     return peft_model
 
 
