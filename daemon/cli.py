@@ -26,7 +26,7 @@ from .cli_common import Group, json_option, pairing_token, print_json, run_coro,
 from .cli_eval import eval_group
 from .cli_judge import judge_group
 from .cli_settings import config_group, models_group
-from .cli_train import adapters_group, schedule_command, train_command
+from .cli_train import adapters_group, practice_group, schedule_command, train_command
 from .client import DaemonUnavailable, connected
 from .config import FIELDS, config_dir, data_dir
 from .descriptors import label
@@ -469,7 +469,7 @@ def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: 
 
 
 for group in (config_group, models_group, eval_group, judge_group, adapters_group,
-              train_command, schedule_command):
+              practice_group, train_command, schedule_command):
     cli.add_command(group)
 
 

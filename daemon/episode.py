@@ -56,6 +56,10 @@ class Limits:
 
 
 OnStep = Callable[[Step], Awaitable[None]]
+
+
+async def _no_step(step: Step) -> None:
+    pass
 _FINAL_STATUS = {"answer": "done", "done": "done", "give_up": "gave_up"}
 
 
@@ -64,7 +68,7 @@ def _ms(since: float) -> float:
 
 
 async def run_episode(episode: Episode, *, store: Store, browser: Browser, policy: Policy,
-                      stop: asyncio.Event, on_step: OnStep, limits: Limits = Limits(),
+                      stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
                       tab_id: int | None = None) -> Episode:
     """Run a started episode (already in the store) to its end and return its final row."""
     assert episode.id is not None

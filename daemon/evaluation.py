@@ -1,8 +1,8 @@
 """Evaluation runs on MiniWoB++ through the real path: daemon → extension → page.
 
-`evaluate` starts its own daemon (in this process, on a free port, with the given policy and a
-store), serves the MiniWoB++ pages, and launches a headless Chromium with the extension paired
-to that daemon. For each (task, seed) it opens the task in a new tab through the extension,
+`evaluate` starts a `harness` — its own daemon (in this process, on a free port, with the given
+policy and a store) and a headless Chromium with the extension paired to it — and serves the
+MiniWoB++ pages. For each (task, seed) it opens the task in a new tab through the extension,
 seeds and starts it in the page's main world (the ``miniwob.start`` probe), takes the utterance
 as the episode's task, runs the ordinary episode loop, and reads the ground truth
 (``miniwob.state``) into a ``ground_truth`` reward. Up to `parallel` episodes run at once, each in
@@ -12,10 +12,11 @@ its own tab. A page that hangs or errors counts as a failure with its reason; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,35 +66,44 @@ class EpisodeResult:
     error: str | None = None        # why the episode failed to run, when it did
 
 
-async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
-                   on_result: Callable[[EpisodeResult], None] = lambda r: None,
-                   headless: bool = True) -> list[EpisodeResult]:
-    """Run every (task, seed) of `plan`; results in plan order (also passed to `on_result`
-    as each finishes, so an interrupted run keeps what it finished)."""
+@contextlib.asynccontextmanager
+async def harness(policy: Policy, db: Path, limits: Limits,
+                  headless: bool = True) -> AsyncIterator[tuple[Daemon, Store]]:
+    """A daemon of its own (in this process, on a free port) with `policy` and the store at
+    `db`, and a browser of its own (a fresh profile) with the extension paired to it."""
     from playwright.async_api import async_playwright
 
     store = await Store.open(db, recover=False)
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(), port=0,
-                    limits=Limits(plan.max_steps, plan.step_timeout))
+                    limits=limits)
     await daemon.start()
     try:
-        with serve_directory(miniwob.html_dir()) as base_url, \
-                tempfile.TemporaryDirectory(prefix="nightloop-eval-") as profile:
+        with tempfile.TemporaryDirectory(prefix="nightloop-harness-") as profile:
             async with async_playwright() as pw:
                 context = await launch_with_playwright(pw.chromium, Path(profile),
                                                        port=daemon.port, token=token,
                                                        headless=headless)
                 try:
                     await _until(lambda: daemon.extension is not None, 20,
-                                 "the extension did not connect to the evaluation daemon")
-                    runner = _Runner(plan, daemon, store, policy, base_url, on_result)
-                    return await runner.run_all()
+                                 "the extension did not connect to the harness daemon")
+                    yield daemon, store
                 finally:
                     await context.close()
     finally:
         await daemon.close()
         await store.close()
+
+
+async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
+                   on_result: Callable[[EpisodeResult], None] = lambda r: None,
+                   headless: bool = True) -> list[EpisodeResult]:
+    """Run every (task, seed) of `plan`; results in plan order (also passed to `on_result`
+    as each finishes, so an interrupted run keeps what it finished)."""
+    with serve_directory(miniwob.html_dir()) as base_url:
+        async with harness(policy, db, Limits(plan.max_steps, plan.step_timeout),
+                           headless) as (daemon, store):
+            return await _Runner(plan, daemon, store, policy, base_url, on_result).run_all()
 
 
 async def _until(predicate: Callable[[], object], timeout: float, error: str) -> object:
@@ -152,7 +162,7 @@ class _Runner:
             final = await asyncio.wait_for(
                 run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
                             browser=browser, policy=self.policy, stop=asyncio.Event(),
-                            on_step=_ignore, limits=self.limits, tab_id=tab_id),
+                            limits=self.limits, tab_id=tab_id),
                 self.plan.episode_timeout)
             result.status = final.status
             truth = await browser.probe(tab_id, "miniwob.state")
@@ -185,7 +195,3 @@ class _Runner:
             await asyncio.sleep(0.1)
             state = await self.daemon.browser.probe(tab_id, "miniwob.state")
         return state
-
-
-async def _ignore(step: object) -> None:
-    pass

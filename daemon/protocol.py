@@ -28,6 +28,7 @@ record_stop        ext → daemon               the user ends the recording: it 
 replay             client → daemon            re-run a finished episode's actions, no model
 resume             client → daemon            the user did what a paused replay asked
 reload             cli → daemon               switch to the promoted adapter; answered by status
+practice           client → daemon, ← reply  mark a site or an episode's task practice-safe
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
 error              daemon → client            the last message was not understood
@@ -131,6 +132,7 @@ class Act(Message):
     request_id: str
     action: dict                        # validated with actions.Action.parse
     tab_id: int | None = None
+    allow_submit: bool = True           # False: the page must not submit a form (practice)
 
 
 @dataclass
@@ -227,6 +229,18 @@ class Reload(Message):
 
 
 @dataclass
+class Practice(Message):
+    """Ask (allowed None) or set whether a site, or the task of episode ``episode_id`` on its
+    start site, is safe to practise unattended; answered by ``practice`` with every field set."""
+    type: ClassVar[str] = "practice"
+    site: str | None = None             # host[:port]; or give episode_id
+    episode_id: int | None = None
+    allowed: bool | None = None
+    task: str | None = None             # in the answer: the task the rule covers, if one
+    request_id: str | None = None
+
+
+@dataclass
 class Resume(Message):
     type: ClassVar[str] = "resume"
     episode_id: int
@@ -260,14 +274,14 @@ class Error(Message):
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
-    RecordStop, Replay, Resume, Reload,
+    RecordStop, Replay, Resume, Reload, Practice,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
-                  RecordStart, RecordStep, RecordStop, Replay, Resume},
-    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload},
+                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice},
 }
 
 
@@ -340,6 +354,8 @@ class Session:
             raise InvalidMessage(f"a {self.client} client may not send {message.type!r}")
         if isinstance(message, (Task, RecordStart)):
             _check_task(message)
+        if isinstance(message, Practice) and (message.site is None) == (message.episode_id is None):
+            raise InvalidMessage("practice names either a site or an episode_id, not both")
         return message
 
     def _pair(self, hello: Hello) -> None:

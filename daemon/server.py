@@ -28,6 +28,7 @@ from .descriptors import describe
 from .episode import ActOutcome, BrowserError, Limits, run_episode
 from .observation import Observation
 from .policy import Policy
+from .practice import Rules, rule_for
 from .replay import ReplayPolicy
 from .store import Episode, Reward, Step, Store
 from .wire import InvalidMessage, Refused, to_json
@@ -119,9 +120,12 @@ class ExtensionBrowser:
         except InvalidMessage as exc:
             raise BrowserError(f"the extension sent a malformed observation: {exc}") from None
 
-    async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
+    async def act(self, tab_id: int | None, action: Action, *,
+                  allow_submit: bool = True) -> ActOutcome:
+        """`allow_submit` False: the page stops any form submission the action causes."""
         try:
-            reply = await self.request(p.Act(self.next_id(), action.to_json(), tab_id))
+            reply = await self.request(p.Act(self.next_id(), action.to_json(), tab_id,
+                                             allow_submit))
         except BrowserError as exc:
             return ActOutcome(False, tab_id, str(exc))
         return ActOutcome(reply.ok, reply.tab_id, reply.error, reply.detail)
@@ -259,6 +263,8 @@ class Daemon:
         elif isinstance(message, p.Reload):
             await self._reload()
             await client.send(await self.status(message.request_id))
+        elif isinstance(message, p.Practice):
+            await client.send(await self._practice(message))
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
@@ -404,6 +410,19 @@ class Daemon:
         await self.store.add_reward(Reward(episode.id, "user", float(feedback.value),
                                            {"client": client.kind}))
         await client.send(p.EpisodeUpdate(to_json(episode), feedback.request_id))
+
+    async def _practice(self, message: p.Practice) -> p.Practice:
+        """Set (allowed given) and report one practice rule."""
+        try:
+            rule = await rule_for(self.store, site=message.site, episode_id=message.episode_id)
+        except ValueError as exc:
+            raise InvalidMessage(str(exc)) from None
+        if message.allowed:
+            await self.store.allow_practice(rule)
+        elif message.allowed is False:
+            await self.store.forbid_practice(rule.site, rule.task)
+        allowed = Rules(await self.store.practice_rules()).has(rule)
+        return dataclasses.replace(message, site=rule.site, task=rule.task, allowed=allowed)
 
     async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
         """Pass one CLI observe/act to the browser and its reply back, under our own id."""

@@ -109,6 +109,16 @@ class Adapter:
     id: int | None = None
 
 
+@dataclass
+class PracticeRule:
+    """The user's word that a site (task None: any task on it) or one task on it is safe to
+    repeat unattended: nightly practice may re-run it and submit forms there."""
+    site: str                           # host[:port], as daemon.practice.site_of gives it
+    task: str | None = None
+    created_at: str = field(default_factory=now)
+    id: int | None = None
+
+
 ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
 _JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
                  "data_window"}
@@ -199,6 +209,18 @@ async def _migration_4_adapters(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_5_practice_rules(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        CREATE TABLE practice_rules (
+            id INTEGER PRIMARY KEY,
+            site TEXT NOT NULL,
+            task TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX practice_rules_key ON practice_rules (site, coalesce(task, ''));
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -214,6 +236,7 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("model_usage", _migration_2_model_usage),
     ("demonstrations", _migration_3_demonstrations),
     ("adapters", _migration_4_adapters),
+    ("practice_rules", _migration_5_practice_rules),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -461,6 +484,25 @@ class Store:
         except BaseException:
             await self._db.rollback()
             raise
+
+    # -- practice-safe sites and tasks -------------------------------------------------------
+
+    async def allow_practice(self, rule: PracticeRule) -> PracticeRule:
+        """Record the rule (idempotent); the stored row."""
+        await self._write("INSERT OR IGNORE INTO practice_rules (site, task, created_at) "
+                          "VALUES (?, ?, ?)", (rule.site, rule.task, rule.created_at))
+        rows = await self._fetch(PracticeRule, "SELECT * FROM practice_rules WHERE site = ? AND "
+                                 "coalesce(task, '') = coalesce(?, '')", (rule.site, rule.task))
+        return rows[0]
+
+    async def forbid_practice(self, site: str, task: str | None = None) -> int:
+        """Remove the rule for `site` (task None: the whole-site rule); how many went."""
+        cursor = await self._write("DELETE FROM practice_rules WHERE site = ? AND "
+                                   "coalesce(task, '') = coalesce(?, '')", (site, task))
+        return cursor.rowcount
+
+    async def practice_rules(self) -> list[PracticeRule]:
+        return await self._fetch(PracticeRule, "SELECT * FROM practice_rules ORDER BY site, task")
 
     async def counts(self) -> dict[str, int]:
         """Number of episodes per status (statuses with none are left out)."""

@@ -323,15 +323,35 @@
     };
   }
 
-  function act(action) {
+  // Practice on a site the user has not marked practice-safe must not submit forms: while
+  // such an action runs, a submit event is stopped before the page's own handlers see it.
+  // (Clicks, Enter and requestSubmit all fire it synchronously; a page script calling
+  // form.submit() itself fires none.)
+  let blockSubmit = false;
+  let blockedSubmit = false;
+  addEventListener("submit", (event) => {
+    if (!blockSubmit) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    blockedSubmit = true;
+  }, { capture: true });
+
+  function act(action, allowSubmit = true) {
     const perform = ACTIONS[action.action];
     if (!perform) return { ok: false, error: `the page cannot perform ${JSON.stringify(action.action)}` };
+    blockSubmit = !allowSubmit;
+    blockedSubmit = false;
     try {
       const details = action.id !== undefined ? targetDetails(target(action.id)) : null;
       const detail = { ...(perform(action) || {}), ...(details ? { target: details } : {}) };
+      if (blockedSubmit) {
+        return { ok: false, error: `the form was not submitted: ${location.host} is not marked safe to practise on`, detail };
+      }
       return Object.keys(detail).length ? { ok: true, detail } : { ok: true };
     } catch (err) {
       return { ok: false, error: err instanceof ActionError ? err.message : `${action.action} failed: ${err.message}` };
+    } finally {
+      blockSubmit = false;
     }
   }
 
@@ -462,7 +482,7 @@
         }
         break;
       case "act":
-        sendResponse(act(message.action));
+        sendResponse(act(message.action, message.allow_submit !== false));
         break;
       default:
         sendResponse({ ok: false, error: `unknown message type ${message.type}` });

@@ -1,9 +1,10 @@
 // nightloop popup: submit a task, stop it, watch its steps, rate the finished episode; record a
-// demonstration, run a finished episode again without the model.
+// demonstration, run a finished episode again without the model; mark the current site, or a
+// finished episode's task, safe to practise at night.
 // It renders the state the service worker keeps in chrome.storage.session and sends commands
 // to the worker; it never talks to the daemon itself.
 
-import { POPUP } from "./protocol.js";
+import { POPUP, isWebUrl, lastWebTab } from "./protocol.js";
 
 const $ = (id) => document.getElementById(id);
 const LABELS = {
@@ -29,6 +30,8 @@ function describeAction(action) {
   return [name, ...parts].join(" ");
 }
 
+let site = null;                  // host[:port] of the page the agent would work in
+
 function render(state) {
   const connection = state.connection || "connecting";
   $("connection").dataset.state = connection;
@@ -45,6 +48,10 @@ function render(state) {
   $("recording").hidden = !recording;
   $("notice").hidden = !(running && state.notice);
   $("notice-text").textContent = state.notice || "";
+  const practice = state.practice || {};
+  $("practice-site-label").hidden = !(site && connection === "connected");
+  $("practice-host").textContent = site || "";
+  $("practice-site").checked = Boolean(practice[`site:${site}`]);
   $("episode").hidden = !episode;
   if (!episode) return;
 
@@ -68,6 +75,17 @@ function render(state) {
     button.setAttribute("aria-pressed", String(given === Number(button.dataset.value)));
   }
   $("feedback-note").textContent = given ? "Thanks, saved." : "";
+  $("practice-task").checked = Boolean(practice[`episode:${episode.id}`]);
+  if (!running && !(`episode:${episode.id}` in practice)) askPractice({ episode_id: episode.id });
+}
+
+const asked = new Set();
+function askPractice(rule) {       // the daemon's answer arrives in state.practice
+  const key = JSON.stringify(rule);
+  if (!asked.has(key)) {
+    asked.add(key);
+    chrome.runtime.sendMessage({ type: POPUP.PRACTICE, ...rule });
+  }
 }
 
 async function refresh() {
@@ -105,5 +123,17 @@ $("pair-form").addEventListener("submit", (event) => {
   command({ type: POPUP.PAIR, port: $("pair-port").value, token: $("pair-token").value.trim() });
 });
 
+$("practice-site").addEventListener("change", (event) => {
+  command({ type: POPUP.PRACTICE, site, allowed: event.target.checked });
+});
+$("practice-task").addEventListener("change", async (event) => {
+  const { episode } = await chrome.storage.session.get("episode");
+  if (episode) command({ type: POPUP.PRACTICE, episode_id: episode.id, allowed: event.target.checked });
+});
+
 chrome.storage.session.onChanged.addListener(refresh);
-refresh();
+lastWebTab().then((tab) => {
+  site = tab && isWebUrl(tab.url) && !tab.url.startsWith("file:") ? new URL(tab.url).host : null;
+  if (site) askPractice({ site });
+  refresh();
+});

@@ -18,11 +18,14 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */
 /** @typedef {{type: "probe_result", request_id: string, ok: boolean, tab_id?: number, result?: object, error?: string}} ProbeResult */
 /** @typedef {{type: "ping"}} Ping */
+/** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
+ * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 
 // -- daemon → extension -------------------------------------------------------------------
 /** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
 /** @typedef {{type: "observe", request_id: string, tab_id?: number}} Observe */
-/** @typedef {{type: "act", request_id: string, action: Action, tab_id?: number}} Act */
+/** `allow_submit` false (practice on a site not marked safe): the page must submit no form.
+ * @typedef {{type: "act", request_id: string, action: Action, tab_id?: number, allow_submit?: boolean}} Act */
 /** Run a named probe of probes.js (or "tab.close"); used by benchmark harnesses.
  * @typedef {{type: "probe", request_id: string, tab_id: number, probe: string, args?: object}} Probe */
 /** @typedef {{type: "episode", episode: Episode, request_id?: string}} EpisodeUpdate */
@@ -62,6 +65,7 @@ export const POPUP = Object.freeze({
   RECORD_STOP: "record_stop",  // {success}: save the demonstration
   REPLAY: "replay",      // {episode_id}: run a finished episode again without the model
   RESUME: "resume",      // {episode_id}: the user did what a paused replay asked
+  PRACTICE: "practice",  // {site | episode_id, allowed?}: ask or set a practice rule
 });
 
 /** True for pages the agent can work in (not the browser's or an extension's own pages). */

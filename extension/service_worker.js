@@ -46,6 +46,13 @@ async function onStep(episodeId, step) {
   await setState({ steps: [...steps.filter((s) => s.index !== step.index), step] });
 }
 
+/** The daemon's word on one practice rule: kept per site (and per episode for a task). */
+async function onPractice(rule) {
+  const { practice = {} } = await chrome.storage.session.get("practice");
+  const key = rule.episode_id != null ? `episode:${rule.episode_id}` : `site:${rule.site}`;
+  await setState({ practice: { ...practice, [key]: rule.allowed } });
+}
+
 // -- the connection -----------------------------------------------------------------------
 
 async function pairing() {
@@ -135,6 +142,9 @@ async function onDaemonMessage(message) {
       break;
     case "error":
       await setState({ lastError: message.message });
+      break;
+    case "practice":
+      await onPractice(message);
       break;
     case "pong":
     case "status":
@@ -262,7 +272,7 @@ async function act(request) {
       if (!reply.ok) reply.error = "there is no previous page in this tab's history";
     } else {
       tabId = await agentTab(request.tab_id);
-      const response = await toContent(tabId, { type: "act", action });
+      const response = await toContent(tabId, { type: "act", action, allow_submit: request.allow_submit !== false });
       reply.ok = Boolean(response && response.ok);
       if (!reply.ok) reply.error = response ? response.error : "the page did not answer";
       if (response && response.detail) reply.detail = response.detail;
@@ -400,6 +410,13 @@ async function fromPopup(message) {
         type: "replay", episode_id: message.episode_id, fallback: "model", request_id: requestId,
         ...(tab ? { tab_id: tab.id } : {}),
       });
+    }
+    case POPUP.PRACTICE: {
+      const rule = { type: "practice", request_id: requestId };
+      if (message.episode_id != null) rule.episode_id = message.episode_id;
+      else rule.site = message.site;
+      if (message.allowed != null) rule.allowed = message.allowed;
+      return send(rule);
     }
     case POPUP.RESUME:
       return send({ type: "resume", episode_id: message.episode_id, request_id: requestId });

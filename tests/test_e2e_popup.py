@@ -69,3 +69,37 @@ def test_popup_task_fills_the_form_and_is_stored(browser, daemon_proc, pages_url
     assert [s["index"] for s in data["steps"]] == list(range(7))
     assert data["steps"][0]["observation"]["title"] == "Contact form"
     assert data["rewards"][0]["kind"] == "user"
+
+
+def test_the_popup_marks_the_site_and_a_task_safe_to_practise(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/form.html")
+    popup = browser.popup()
+    wait_until(lambda: popup.text_content("#connection") == "connected", what="popup connected")
+    site = pages_url.split("://")[1]
+    assert popup.text_content("#practice-host") == site
+    assert not popup.is_checked("#practice-site")
+
+    popup.fill("#task", 'fill "Name" with "Ada"')
+    popup.click("#run")
+    popup.wait_for_selector("#finished:not([hidden])", timeout=30_000)
+    assert not popup.is_checked("#practice-task")
+    popup.check("#practice-task")
+    db = sqlite3.connect(daemon_proc.db)
+    rules = lambda: db.execute("SELECT site, task FROM practice_rules ORDER BY id").fetchall()  # noqa: E731
+    wait_until(lambda: rules() == [(site, 'fill "Name" with "Ada"')], what="the task rule")
+    popup.check("#practice-site")
+    wait_until(lambda: len(rules()) == 2 and (site, None) in rules(), what="the site rule")
+
+    # A popup opened later asks the daemon and shows both as they are stored.
+    again = browser.popup()
+    wait_until(lambda: again.is_checked("#practice-site") and again.is_checked("#practice-task"),
+               what="the rules shown again")
+    again.uncheck("#practice-site")
+    wait_until(lambda: rules() == [(site, 'fill "Name" with "Ada"')], what="the site rule gone")
+    db.close()
+
+    listed = json.loads(nightloop("practice", "list", "--json", "--db",
+                                  str(daemon_proc.db)).stdout)
+    assert [(t["task"], t["url"]) for t in listed["tasks"]] == [
+        ('fill "Name" with "Ada"', f"{pages_url}/form.html")]

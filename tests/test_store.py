@@ -22,7 +22,7 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")] == [
-        "initial", "model_usage", "demonstrations", "adapters"]
+        "initial", "model_usage", "demonstrations", "adapters", "practice_rules"]
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
@@ -43,7 +43,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkey
         async with await Store.open(db) as store:
             return await store.schema_version(), await store.steps(1)
     version, steps = run_async(go())
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
     assert steps[0].invalid is False and steps[0].prompt_tokens is None
     assert steps[0].mode is None and steps[0].target is None
 

@@ -1,0 +1,118 @@
+"""Practice on the user's own tasks: the rules (sites and single tasks), which tasks a cycle
+repeats and which it holds out, and the form guard in real Chromium with the real extension."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_async
+from daemon.policy import ScriptedPolicy
+from daemon.practice import PracticeTask, Rules, parse_site, practice_tasks, practise, \
+    rule_for, site_of
+from daemon.store import Episode, PracticeRule, Step, Store
+
+FORM_TASK = 'fill "Name" with "Ada"; fill "Email" with "ada@example.com"; click "Send"'
+
+
+def test_sites_are_host_and_port_of_web_urls_only():
+    assert site_of("https://Shop.Example.com:8443/cart?x=1") == "shop.example.com:8443"
+    assert site_of("file:///tmp/a.html") is None and site_of(None) is None
+    assert parse_site("example.com") == parse_site("https://example.com/a/b") == "example.com"
+    for bad in ("", "https://", "two words"):
+        with pytest.raises(ValueError, match="not a site"):
+            parse_site(bad)
+
+
+def test_rules_allow_a_whole_site_or_one_task_and_guard_forms_accordingly():
+    rules = Rules([PracticeRule("shop.test"), PracticeRule("bank.test", "check balance")])
+    assert rules.allows("anything", "https://shop.test/x")
+    assert rules.allows("check balance", "https://bank.test/")
+    assert not rules.allows("pay rent", "https://bank.test/")
+    assert not rules.allows("anything", "https://other.test/")
+    balance = PracticeTask("check balance", "https://bank.test/", 1)
+    assert rules.may_submit(balance, "https://bank.test/form")     # its own site
+    assert rules.may_submit(balance, "https://shop.test/")         # an allowed site
+    assert not rules.may_submit(balance, "https://mail.test/")     # anywhere else: never
+    assert not rules.may_submit(balance, None)
+
+
+def test_the_store_keeps_rules_once_and_takes_them_back(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            first = await store.allow_practice(PracticeRule("shop.test"))
+            again = await store.allow_practice(PracticeRule("shop.test"))
+            await store.allow_practice(PracticeRule("shop.test", "buy milk"))
+            assert first.id == again.id and len(await store.practice_rules()) == 2
+            assert await store.forbid_practice("shop.test") == 1          # the site rule only
+            assert [(r.site, r.task) for r in await store.practice_rules()] == [
+                ("shop.test", "buy milk")]
+            assert await store.forbid_practice("shop.test") == 0
+    run_async(go())
+
+
+def test_a_cycle_practises_the_newest_allowed_user_tasks_once_each(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            async def episode(task, source="toolbar", url=None, first_url=None, status="done"):
+                e = await store.start_episode(Episode(task, source, start_url=url))
+                if first_url:
+                    await store.add_step(Step(e.id, 0, {"action": "done"}, True, url=first_url))
+                await store.finish_episode(e.id, status)
+                return e.id
+            await episode("buy milk", url="https://shop.test/")
+            await episode("not allowed", url="https://other.test/")
+            await episode("miniwob", source="eval", url="https://shop.test/")     # not the user's
+            newest_milk = await episode("buy milk", url="https://shop.test/")    # same task again
+            await episode("no url", first_url="https://shop.test/list")          # first step's page
+            await episode("pay rent", source="demonstration", url="https://bank.test/")
+            await episode("transfer", url="https://bank.test/")                  # task not allowed
+            await store.allow_practice(PracticeRule("shop.test"))
+            await store.allow_practice(PracticeRule("bank.test", "pay rent"))
+            tasks = await practice_tasks(store, limit=10)
+            assert [(t.task, t.url) for t in tasks] == [
+                ("pay rent", "https://bank.test/"), ("no url", "https://shop.test/list"),
+                ("buy milk", "https://shop.test/")]
+            assert tasks[-1].episode_id == newest_milk
+            assert len(await practice_tasks(store, limit=2)) == 2
+
+            rule = await rule_for(store, episode_id=newest_milk)
+            assert (rule.site, rule.task) == ("shop.test", "buy milk")
+            with pytest.raises(ValueError, match="no episode 99"):
+                await rule_for(store, episode_id=99)
+    run_async(go())
+
+
+def test_one_task_in_four_is_held_out_and_always_the_same_one():
+    tasks = [PracticeTask(f"task {i}", "https://shop.test/", i) for i in range(400)]
+    held = [t.held_out for t in tasks]
+    assert 70 < sum(held) < 130
+    assert held == [PracticeTask(t.task, t.url, 0).held_out for t in tasks]
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_practice_submits_forms_only_on_allowed_sites(home, pages_url):
+    """Real Chromium, the real extension, the normal daemon → extension path: the same task
+    practised without and with a rule for the site."""
+    task = PracticeTask(FORM_TASK, f"{pages_url}/form.html", 1)
+    db = home / "practice.db"
+
+    def attempt(rules: Rules) -> list[Step]:
+        async def go():
+            episode, = await practise([task], 1, policy=ScriptedPolicy(), db=db, rules=rules)
+            assert episode.source == "practice" and episode.start_url == task.url
+            async with await Store.open(db) as store:
+                return await store.steps(episode.id)
+        return run_async(go())
+
+    blocked = attempt(Rules([PracticeRule("practice.elsewhere.test")]))
+    click = next(s for s in blocked if s.action["action"] == "click")
+    assert not click.ok and "not marked safe to practise" in click.error, click
+    assert all(s.ok for s in blocked if s.action["action"] == "fill")   # typing is fine
+    assert "Thanks Ada" not in blocked[-1].observation["text"]          # the page saw no submit
+
+    allowed = attempt(Rules([PracticeRule(site_of(pages_url))]))
+    assert [s.ok for s in allowed] == [True] * len(allowed)
+    assert [s.action["action"] for s in allowed] == ["fill", "fill", "click", "done"]
+    # The page's submit handler ran: the observation after the click shows its thank-you.
+    assert "Thanks Ada" in allowed[-1].observation["text"]
