@@ -65,3 +65,46 @@ def test_sft_then_grpo_train_the_adapter_and_it_exports(trained):
         llm.eval(ids)
         return np.array(llm.scores[len(ids) - 1])
     assert np.abs(last_logits(str(path)) - last_logits(None)).max() > 0.01
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.timeout(600)
+def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(tmp_path):
+    from peft import get_peft_model_state_dict
+    samples = [Sample(i, 0, PROMPT, GOOD if i % 2 else BAD, 1.0, "g") for i in range(8)]
+    config = TrainConfig(lora_r=4, lora_alpha=8, batch_size=2, sft_epochs=1, sft_lr=1e-3)
+
+    base, tokenizer, _ = load_base(shipped_model())
+
+    def fresh():
+        torch.manual_seed(0)
+        return add_lora(base, config)
+
+    def weights(model) -> dict:
+        return {k: v.clone() for k, v in get_peft_model_state_dict(model).items()}
+
+    model = fresh()
+    straight = train(model, tokenizer, samples, config, "sft")
+    expected = weights(model)
+    model.unload()                                  # the base again, unwrapped
+
+    def stop_at_3(report):
+        if report.steps == 3:
+            raise Interrupted                       # after step 3; the state has step 2
+    state = tmp_path / "sft-state.pt"
+    model = fresh()
+    with pytest.raises(Interrupted):
+        train(model, tokenizer, samples, config, "sft", progress=stop_at_3, state_file=state,
+              every=2)
+    model.unload()
+    model = fresh()
+    resumed = train(model, tokenizer, samples, config, "sft", state_file=state, every=2)
+    assert resumed.resumed_at == 2 and resumed.steps == straight.steps == resumed.total_steps == 4
+    assert resumed.losses[:2] == straight.losses[:2]
+    assert all(torch.allclose(expected[k], v, atol=1e-6) for k, v in weights(model).items())
+
+    again = train(model, tokenizer, samples, config, "sft", state_file=state)   # all done
+    assert again.resumed_at == 4 and again.steps == 4 and not again.stopped_early

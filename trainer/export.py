@@ -56,7 +56,7 @@ def export_adapter(peft_model, path: Path, arch: Architecture) -> Path:
     import gguf
     from peft import get_peft_model_state_dict
     config = peft_model.peft_config["default"]
-    tensors = gguf_tensors({k: v.detach().cpu().numpy()
+    tensors = gguf_tensors({k: v.detach().float().cpu().numpy()
                             for k, v in get_peft_model_state_dict(peft_model).items()}, arch)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,10 @@
   epochs).
 - CPU: fp32 (bf16 autocast re-compiles per sequence length here: ../shared/reference.md §9).
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
+- Resumable: with `state_file`, every `every` steps (and at the end) the adapter weights, the
+  optimiser, the steps done and GRPO's old log-probs are saved there (atomically); a later call
+  with the same samples, config and file loads them and goes on after the last saved step (the
+  batch order is the seeded one, so the skipped batches are exactly the ones done).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +44,8 @@ class Report:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     stopped_early: bool = False
+    total_steps: int = 0            # what the phase would take without a deadline
+    resumed_at: int = 0             # steps a saved state had already done
 
     @property
     def final_loss(self) -> float | None:
@@ -58,8 +65,9 @@ def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
 
 def _logprobs(model, item: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
     """(log p of each action token, entropy at each action position)."""
-    logits = model(item.ids).logits[0, :-1][item.action]
-    targets = item.ids[0, 1:][item.action]
+    ids, action = item.ids.to(model.device), item.action.to(model.device)
+    logits = model(ids).logits[0, :-1][action]
+    targets = ids[0, 1:][action]
     logp = F.log_softmax(logits.float(), dim=-1)
     entropy = -(logp.exp() * logp).sum(-1)
     return logp.gather(-1, targets[:, None])[:, 0], entropy
@@ -83,7 +91,8 @@ def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig) -> t
 
 
 def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
-          deadline: float = math.inf, progress=lambda report: None) -> Report:
+          deadline: float = math.inf, progress=lambda report: None,
+          state_file: Path | None = None, every: int = 10) -> Report:
     """Run `phase` ("sft" or "grpo") over `samples`; stop at `deadline` (time.monotonic)."""
     report = Report(phase)
     if not samples:
@@ -94,16 +103,26 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     optimiser = torch.optim.AdamW(params, lr=lr)
     items = [encode(tokenizer, s, config.max_tokens) for s in samples]
     items = [i for i in items if i.action.any()]
+    report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
     order = random.Random(config.seed)
     t0 = time.monotonic()
-    model.train()
-    old: dict[int, torch.Tensor] = {}
-    if phase == "grpo" and epochs:
+    old: list[torch.Tensor] = []
+    saved = _load_state(state_file, phase, model, optimiser)
+    if saved:
+        old, report.losses = saved["old"], saved["losses"]
+        report.steps = report.resumed_at = len(report.losses)
+    elif phase == "grpo" and epochs:
         with torch.no_grad():
-            old = {id(i): _logprobs(model, i)[0] for i in items}
+            old = [_logprobs(model, i)[0] for i in items]
+    olds = {id(item): o for item, o in zip(items, old)}
+    model.train()
+    step = 0
     for _ in range(epochs):
         order.shuffle(items)
         for start in range(0, len(items), config.batch_size):
+            step += 1
+            if step <= report.resumed_at:
+                continue                    # done before the state was saved
             if time.monotonic() >= deadline:
                 report.stopped_early = True
                 break
@@ -112,7 +131,7 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             total = 0.0
             for item in batch:
                 loss = sft_loss(model, item) if phase == "sft" else \
-                    grpo_loss(model, item, old[id(item)], config)
+                    grpo_loss(model, item, olds[id(item)], config)
                 (loss / len(batch)).backward()
                 total += loss.item() / len(batch)
             if not math.isfinite(total):
@@ -122,7 +141,33 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             report.steps += 1
             report.samples += len(batch)
             report.losses.append(round(total, 5))
+            if state_file and report.steps % every == 0:
+                _save_state(state_file, phase, model, optimiser, report, old)
             progress(report)
+    if state_file and report.steps > report.resumed_at:
+        _save_state(state_file, phase, model, optimiser, report, old)
     model.eval()
     report.seconds = round(time.monotonic() - t0, 2)
     return report
+
+
+def _save_state(path: Path, phase: str, model, optimiser, report: Report,
+                old: list[torch.Tensor]) -> None:
+    from peft import get_peft_model_state_dict
+    tmp = path.with_suffix(".partial")
+    torch.save({"phase": phase, "adapter": get_peft_model_state_dict(model),
+                "optimiser": optimiser.state_dict(), "losses": report.losses, "old": old}, tmp)
+    tmp.replace(path)
+
+
+def _load_state(path: Path | None, phase: str, model, optimiser) -> dict | None:
+    """The saved state of `phase` loaded into model and optimiser; None if there is none."""
+    if not path or not path.exists():
+        return None
+    from peft import set_peft_model_state_dict
+    state = torch.load(path, weights_only=True)
+    if state["phase"] != phase:
+        return None
+    set_peft_model_state_dict(model, state["adapter"])
+    optimiser.load_state_dict(state["optimiser"])
+    return state
