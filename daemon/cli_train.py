@@ -1,9 +1,10 @@
-"""`nightloop train`, `adapters` and `schedule`: learning cycles, the adapters they produce,
-and when the daemon runs the next one."""
+"""`nightloop train`, `adapters`, `practice` and `schedule`: learning cycles, the adapters
+they produce, which user tasks they may repeat, and when the daemon runs the next one."""
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from . import schedule
 from .cli_common import json_option, pairing_token, print_json, run_coro, setting_options, \
     settings_from, with_store
 from .client import DaemonError, DaemonUnavailable, connected
+from .practice import practice_tasks, rule_for
 from .store import Store
 
 
@@ -31,15 +33,19 @@ from .store import Store
               help="Comma-separated MiniWoB++ tasks to practice [default: the oracle's six].")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Train seeds per task (practice) and test seeds per task (gate).")
+@click.option("--fresh", is_flag=True,
+              help="Start over instead of going on with an interrupted cycle.")
 @json_option
-@setting_options("model", "threads", "temperature", "judge_model", "db", "port")
+@setting_options("model", "threads", "temperature", "judge_model", "max_steps", "db", "port")
 def train_command(now: bool, budget: float, config_file: Path | None, tasks: str | None,
-                  n_seeds: int, as_json: bool, **flags: Any) -> None:
+                  n_seeds: int, fresh: bool, as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
+    Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
     The cycle never touches the serving adapter unless the candidate is at least as good on
-    the MiniWoB++ test seeds (within the config's gate_margin); a running daemon switches to a
-    promoted adapter at once, between episodes.
+    the MiniWoB++ test seeds and on your held-out tasks (within the config's margins); a
+    running daemon switches to a promoted adapter at once, between episodes. An interrupted
+    cycle goes on from its last finished phase the next time.
 
     Example: nightloop train --now --budget 30
     """
@@ -50,14 +56,14 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     if tasks:
         plan = dataclasses.replace(plan, tasks=tuple(t.strip() for t in tasks.split(",")))
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
-    started = time.monotonic()
-
-    def say(line: str) -> None:
-        if not as_json:
-            click.echo(f"[{time.monotonic() - started:6.0f} s] {line}", err=True)
-    result = run_coro(run_cycle(settings, config, plan, budget=budget * 60, say=say))
+    bars = Bars(quiet=as_json)
+    try:
+        result = run_coro(run_cycle(settings, config, plan, budget=budget * 60, say=bars.say,
+                                    progress=bars, fresh=fresh))
+    finally:
+        bars.close()
     if result.promoted:
-        _tell_daemon(settings_from(port=flags["port"]).port, say)
+        _tell_daemon(settings_from(port=flags["port"]).port, bars.say)
     if as_json:
         print_json(dataclasses.asdict(result))
     else:
@@ -66,6 +72,34 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
                    f"{result.practice_episodes} practice episodes; {result.seconds}")
     if result.error:
         raise click.ClickException(result.error)
+
+
+class Bars:
+    """Progress on stderr: one tqdm bar per phase (the next phase closes the last), and
+    timestamped lines printed above it; nothing at all when `quiet`."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.started = quiet, None, time.monotonic()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+        if self.bar is None or self.bar.desc != what:
+            self.close()
+            self.bar = tqdm(total=total, desc=what, file=sys.stderr, dynamic_ncols=True)
+        self.bar.total, self.bar.n = total, done
+        self.bar.refresh()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            from tqdm import tqdm
+            tqdm.write(f"[{time.monotonic() - self.started:6.0f} s] {line}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _tell_daemon(port: int, say) -> None:
@@ -181,3 +215,97 @@ def schedule_command(as_json: bool, **flags: Any) -> None:
                                       f"{settings.train_budget:g} min" if due else ""))
     click.echo(f"last run: {last['started']} → exit {last['exit_status']}: {last['summary']}"
                if last else "last run: none yet")
+
+
+@click.group("practice")
+def practice_group() -> None:
+    """Which of your tasks nightly learning may repeat on its own (sites or single tasks).
+
+    Practice re-runs an allowed task a few times in a browser of its own (headless, a fresh
+    profile, without your logins) and submits forms only on allowed sites.
+    """
+
+
+def _rules_from(sites: tuple[str, ...], episodes: tuple[int, ...]) -> Any:
+    if not sites and not episodes:
+        raise click.UsageError("name at least one site or --episode")
+
+    async def resolve(store: Store) -> list:
+        return [await rule_for(store, site=s) for s in sites] + \
+            [await rule_for(store, episode_id=e) for e in episodes]
+    return resolve
+
+
+_SITES = click.argument("sites", nargs=-1)
+_EPISODES = click.option("--episode", "episodes", type=int, multiple=True,
+                         help="The task of this episode, on its start page's site (repeatable).")
+
+
+@practice_group.command("allow")
+@_SITES
+@_EPISODES
+@setting_options("db")
+def practice_allow(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+    """Mark sites (any task on them) or single tasks as safe to practise.
+
+    Example: nightloop practice allow shop.example.com --episode 42
+    """
+    resolve = _rules_from(sites, episodes)
+
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return [await store.allow_practice(rule) for rule in await resolve(store)]
+    for rule in run_coro(go()):
+        click.echo(f"practice allowed: {_describe(rule)}")
+
+
+@practice_group.command("deny")
+@_SITES
+@_EPISODES
+@setting_options("db")
+def practice_deny(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+    """Take back a practice rule (a site's, or one task's).
+
+    Example: nightloop practice deny shop.example.com
+    """
+    resolve = _rules_from(sites, episodes)
+
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return [(rule, await store.forbid_practice(rule.site, rule.task))
+                for rule in await resolve(store)]
+    for rule, removed in run_coro(go()):
+        click.echo(f"practice {'denied' if removed else 'was not allowed'}: {_describe(rule)}")
+
+
+@practice_group.command("list")
+@setting_options("db")
+@json_option
+def practice_list(db: str | None, as_json: bool) -> None:
+    """List the practice rules and the tasks the next cycle would practise (★: held out for
+    the gate, never trained on).
+
+    Example: nightloop practice list --json
+    """
+    from trainer.config import TrainConfig
+
+    @with_store(db)
+    async def go(store: Store) -> tuple[list, list]:
+        return await store.practice_rules(), await practice_tasks(store, TrainConfig.practice_user_tasks)
+    rules, tasks = run_coro(go())
+    if as_json:
+        print_json({"rules": [dataclasses.asdict(r) for r in rules],
+                    "tasks": [{**dataclasses.asdict(t), "held_out": t.held_out} for t in tasks]})
+        return
+    if not rules:
+        click.echo("nothing is practice-safe yet: `nightloop practice allow SITE` or the "
+                   "popup's checkbox")
+    for rule in rules:
+        click.echo(f"allowed: {_describe(rule)}")
+    for t in tasks:
+        click.echo(f"would practise{' ★' if t.held_out else ''}: {t.task!r} on {t.url} "
+                   f"(episode {t.episode_id})")
+
+
+def _describe(rule: Any) -> str:
+    return f"{rule.task!r} on {rule.site}" if rule.task else f"any task on {rule.site}"

@@ -3,9 +3,11 @@ repeats and which it holds out, and the form guard in real Chromium with the rea
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from conftest import run_async
+from conftest import nightloop, run_async
 from daemon.policy import ScriptedPolicy
 from daemon.practice import PracticeTask, Rules, parse_site, practice_tasks, practise, \
     rule_for, site_of
@@ -116,3 +118,31 @@ def test_practice_submits_forms_only_on_allowed_sites(home, pages_url):
     assert [s.action["action"] for s in allowed] == ["fill", "fill", "click", "done"]
     # The page's submit handler ran: the observation after the click shows its thank-you.
     assert "Thanks Ada" in allowed[-1].observation["text"]
+
+
+def test_the_cli_allows_lists_and_denies_with_clear_errors(home):
+    db = str(home / "s.db")
+
+    async def seed():
+        async with await Store.open(db) as store:
+            e = await store.start_episode(Episode("buy milk", "toolbar",
+                                                  start_url="https://Shop.test/list"))
+            await store.finish_episode(e.id, "done")
+    run_async(seed())
+    out = nightloop("practice", "allow", "https://bank.test/x", "--episode", "1", "--db", db)
+    assert out.stdout.splitlines() == ["practice allowed: any task on bank.test",
+                                       "practice allowed: 'buy milk' on shop.test"]
+    listed = json.loads(nightloop("practice", "list", "--json", "--db", db).stdout)
+    assert [(r["site"], r["task"]) for r in listed["rules"]] == [
+        ("bank.test", None), ("shop.test", "buy milk")]
+    assert [t["task"] for t in listed["tasks"]] == ["buy milk"]
+
+    assert "practice denied: any task on bank.test" in \
+        nightloop("practice", "deny", "bank.test", "--db", db).stdout
+    assert "was not allowed" in nightloop("practice", "deny", "bank.test", "--db", db).stdout
+    bad = nightloop("practice", "allow", "not a site", "--db", db, check=False)
+    assert bad.returncode == 1 and "is not a site" in bad.stderr
+    bad = nightloop("practice", "allow", "--episode", "7", "--db", db, check=False)
+    assert bad.returncode == 1 and "there is no episode 7" in bad.stderr
+    bad = nightloop("practice", "allow", "--db", db, check=False)
+    assert bad.returncode == 2 and "name at least one site or --episode" in bad.stderr

@@ -70,6 +70,9 @@ def open_session(client="cli") -> p.Session:
     ('{"type": "observation", "request_id": "1"}', "a cli client may not send 'observation'"),
     ('{"type": "record_step", "episode_id": 1, "action": {}}', "may not send 'record_step'"),
     ('{"type": "replay", "episode_id": 1, "fallback": "maybe"}', "replay.fallback must be one of"),
+    ('{"type": "practice"}', "either a site or an episode_id"),
+    ('{"type": "practice", "site": "a.test", "episode_id": 1}', "either a site or an episode_id"),
+    ('{"type": "act", "request_id": "1", "action": {}, "allow_submit": "no"}', "must be bool"),
 ])
 def test_bad_frames_after_pairing_are_errors_not_refusals(frame, reason):
     s = open_session()
@@ -89,14 +92,14 @@ def test_every_message_type_round_trips():
         p.Hello(1, "t", "cli", agent="x"), p.Welcome(1, "nightloop/0", {"id": 1}),
         p.Task("do it", "cli", "http://a/", 3, "r"), p.Stop(2, "r"), p.Feedback(1, -1, "r"),
         p.Status("r", "127.0.0.1:1", "/db", True, None, {"done": 1}), p.Observe("r", 4),
-        p.Act("r", {"action": "click", "id": 1}, 4), p.Observation("r", 4, {"url": "u"}),
+        p.Act("r", {"action": "click", "id": 1}, 4, False), p.Observation("r", 4, {"url": "u"}),
         p.ActionResult("r", False, 4, "gone", {"url": "u"}), p.EpisodeUpdate({"id": 1}, "r"),
         p.Probe("r", 4, "miniwob.state", {"seed": 1}), p.ProbeResult("r", True, 4, {"done": 1}),
         p.StepUpdate(1, {"index": 0}), p.Ping(), p.Pong(), p.Error("bad", "r"),
         p.RecordStart("book a trip", "http://a/", 4, "r"),
         p.RecordStep(1, {"action": "click", "id": 2}, {"url": "u"}, {"path": "form > button"}),
         p.RecordStop(1, True, "r"), p.Replay(1, "none", "http://a/", 4, "r"), p.Resume(1, "r"),
-        p.Reload("r"),
+        p.Reload("r"), p.Practice("shop.test", None, True, None, "r"), p.Practice(episode_id=3),
         p.EpisodeUpdate({"id": 1}, notice="type your password"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())

@@ -4,42 +4,125 @@ steps, GGUF export, the gate, promotion, and a daemon that switches to the new a
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess, free_port, nightloop
+from conftest import DaemonProcess, free_port, nightloop, run_async
+from daemon.practice import PracticeTask, site_of
+from daemon.store import Episode, PracticeRule, Store
+from trainer.config import TrainConfig
+from trainer.cycle import CycleState, _passes
 
 
-@pytest.mark.timeout(900)
-def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_path):
+def gate(candidate: float, serving: float, held=None, held_serving=None, n: int = 12) -> dict:
+    rates = {"candidate": {"success": candidate, "n": n}, "serving": {"success": serving, "n": 12}}
+    if held is not None:
+        rates["candidate"]["held_out"] = {"reward": held, "n": 2}
+        rates["serving"]["held_out"] = {"reward": held_serving, "n": 2}
+    return rates
+
+
+def test_the_gate_promotes_only_what_is_not_worse_beyond_both_margins():
+    config = TrainConfig(gate_margin=0.05, gate_reward_margin=0.1)
+    assert _passes(gate(0.50, 0.50), config)
+    assert _passes(gate(0.46, 0.50), config)                   # within the margin
+    assert not _passes(gate(0.40, 0.50), config)
+    assert not _passes(gate(0.90, 0.50, n=0), config)          # the gate never ran
+    assert _passes(gate(0.50, 0.50, held=0.25, held_serving=0.3), config)
+    assert not _passes(gate(0.60, 0.50, held=0.1, held_serving=0.3), config)   # the user's
+    # tasks got worse: better MiniWoB success does not make up for it
+
+
+def test_a_cycle_state_survives_on_disk_until_done(home):
+    assert CycleState.load() is None
+    state = CycleState(first_id=7, serving=None, folder=str(home / "a"))
+    state.save()
+    state.phase, state.candidate = "gate", 3
+    state.save()
+    assert CycleState.load() == state
+    CycleState.path().write_text("{not json")
+    assert CycleState.load() is None                           # a broken file: start over
+    state.done()
+    assert CycleState.load() is None
+
+
+def user_tasks(url: str) -> tuple[str, str]:
+    """Two task texts for `url`: one the cycle practises, one it holds out for the gate."""
+    candidates = [f'fill "Name" with "Ada {i}"' for i in range(50)]
+    held = [t for t in candidates if PracticeTask(t, url, 0).held_out]
+    return next(t for t in candidates if t not in held), held[0]
+
+
+async def seed_user_tasks(db, url: str, tasks) -> None:
+    async with await Store.open(db) as store:
+        for task in tasks:
+            episode = await store.start_episode(Episode(task, "toolbar", start_url=url))
+            await store.finish_episode(episode.id, "done")
+        await store.allow_practice(PracticeRule(site_of(url)))
+
+
+@pytest.mark.timeout(1200)
+def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_path, pages_url):
     db = home / "store.db"
+    url = f"{pages_url}/form.html"
+    mine, held = user_tasks(url)
+    run_async(seed_user_tasks(db, url, (mine, held)))
     daemon = DaemonProcess(free_port(), db, home / "daemon.log").start(policy="llm")
     try:
         before = json.loads(nightloop("status", "--json", *daemon.args()).stdout)
         assert before.get("adapter") is None
         config = tmp_path / "train.toml"
         config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\ngate_margin = 1.0\n"
-                          "lora_r = 4\nlora_alpha = 8\n")
-        run = nightloop("train", "--now", "--tasks", "click-button,focus-text", "--seeds", "1",
-                        "--config", str(config), "--budget", "14", "--json",
-                        "--db", str(db), *daemon.args(), timeout=840)
-        result = json.loads(run.stdout)
+                          "gate_reward_margin = 2.0\nlora_r = 4\nlora_alpha = 8\n")
+
+        def train(*extra: str) -> dict:
+            return json.loads(nightloop(
+                "train", "--now", "--tasks", "click-button,focus-text", "--seeds", "1",
+                "--config", str(config), "--budget", "14", "--max-steps", "3", "--json",
+                "--db", str(db), *daemon.args(), *extra, timeout=840).stdout)
+        result = train()
         assert result["error"] is None, result
-        assert result["practice_episodes"] == 4 and result["judged"] >= 4
+        assert result["practice_episodes"] == 4 + 2 and result["judged"] >= 6
         phases = {r["phase"]: r for r in result["training"]}
         assert phases["sft"]["steps"] > 0, result                    # the oracle taught
         losses = phases["sft"]["losses"] + phases["grpo"]["losses"]
         assert all(isinstance(x, float) for x in losses)
-        assert result["gate"]["candidate"]["n"] == 2 and result["promoted"]   # margin 1.0
+        assert result["gate"]["candidate"]["n"] == 2 and result["promoted"]   # margins wide
+        assert result["gate"]["candidate"]["held_out"]["n"] == 1      # the user's held-out task
+        assert -1 <= result["gate"]["serving"]["held_out"]["reward"] <= 1
 
+        # The allowed user task was practised; the held-out one never was, nor trained on.
+        episodes = sqlite3.connect(db).execute(
+            "SELECT task FROM episodes WHERE source = 'practice'").fetchall()
+        assert episodes.count((mine,)) == 2 and (held,) not in episodes
         adapters = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
         assert [a["status"] for a in adapters] == ["promoted"]
-        path = adapters[0]["path"]
+        assert adapters[0]["data_window"]["held_out_tasks"] == [held]
+        first = adapters[0]["path"]
         status = json.loads(nightloop("status", "--json", *daemon.args()).stdout)
-        assert status["adapter"] == path        # llama.cpp loaded it; no restart was needed
+        assert status["adapter"] == first       # llama.cpp loaded it; no restart was needed
+
+        # An interrupted cycle goes on from its last finished phase: here, training (whose
+        # saved state is complete, so no step is repeated), then export and the gate.
+        folder = tmp_path / "interrupted"
+        folder.mkdir()
+        for state in Path(first).parent.glob("*-state.pt"):
+            shutil.copy(state, folder)
+        CycleState(first_id=2, serving=adapters[0]["id"], folder=str(folder),
+                   phase="train").save()              # episodes 1-2 are the user's, before it
+        resumed = train()
+        assert resumed["error"] is None and resumed["resumed"] == "train", resumed
+        assert resumed["practice_episodes"] == 0
+        assert [(r["steps"], r["resumed_at"]) for r in resumed["training"]] == [
+            (r["steps"], r["steps"]) for r in result["training"]]
+        assert CycleState.load() is None                               # done: nothing to resume
+        assert (folder / "adapter.gguf").exists()
 
         nightloop("adapters", "rollback", "--db", str(db), *daemon.args())
         status = json.loads(nightloop("status", "--json", *daemon.args()).stdout)
-        assert status.get("adapter") is None
+        assert status.get("adapter") == first                          # the parent again
     finally:
         daemon.stop()

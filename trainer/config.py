@@ -38,7 +38,9 @@ class TrainConfig:
     seed: int = 0
     # -- practice ------------------------------------------------------------------------------
     practice_k: int = 4             # attempts per task in a nightly cycle
+    practice_user_tasks: int = 4    # newest practice-safe user tasks repeated per cycle
     gate_margin: float = 0.02       # promote only if not worse than the current by more
+    gate_reward_margin: float = 0.1  # ... and the judge's mean reward on held-out user tasks
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:

@@ -1,19 +1,27 @@
 """One learning cycle: practice → judge → SFT / GRPO → export → gate → promote.
 
 Contract:
-- Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) K times each through
-  the normal daemon → extension path with the serving adapter, source ``practice``; the
-  scripted teacher (the oracle) runs the same seeds once for warm-up demonstrations. The judge
-  scores every practice episode it has not scored.
+- Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
+  practice-safe tasks (daemon/practice.py: only those the user allowed, forms submitted only on
+  allowed sites), K times each, through the normal daemon → extension path in a browser of its
+  own, with the serving adapter, source ``practice``; the scripted teacher (the oracle) runs the
+  MiniWoB seeds once for warm-up demonstrations. The judge scores every episode of the cycle.
+- One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
+  it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
-  or a fresh LoRA; SFT on teacher / demonstration / good episodes, then GRPO on the groups of
-  this cycle's practice. The adapter is exported to GGUF and recorded as a candidate.
-- The gate runs the MiniWoB test split with the candidate and with the serving adapter; the
-  candidate is promoted unless its success is lower by more than `gate_margin`, else rejected.
-  A running daemon is told to switch (`reload`).
+  or a fresh LoRA; SFT on teacher / demonstration / good user and practice episodes, then GRPO
+  on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
+  candidate.
+- The gate runs the MiniWoB test split with the candidate and with the serving adapter, and the
+  held-out user tasks once each, scored by the judge. The candidate is promoted unless its
+  success is lower by more than `gate_margin`, or its mean judge reward on held-out user tasks
+  lower by more than `gate_reward_margin`; else rejected. A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
   on with what it has. On any failure the serving adapter stays and `CycleResult.error` says
   why.
+- Resumable: the cycle's state (data window, phase, candidate) lives in ``cycle.json`` in the
+  data dir and training saves its state every few steps; a cycle started while an unfinished
+  one is on record for the same serving adapter goes on from there (`fresh` discards it).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,16 +37,20 @@ from typing import Callable
 
 from daemon import miniwob
 from daemon.config import Settings, data_dir
-from daemon.evaluation import EpisodeResult, EvalPlan, evaluate
-from daemon.store import Adapter, Store
+from daemon.episode import Limits
+from daemon.evaluation import EvalPlan, evaluate
+from daemon.practice import USER_SOURCES, Rules, practice_tasks, practise
+from daemon.store import Adapter, Store, now
 
 from .config import TrainConfig
 from .data import grpo_samples, load_samples, sft_samples
 from .train import Report, train
 
 Say = Callable[[str], None]
+Progress = Callable[[str, int, int], None]      # (what, done, total)
 # Shares of the budget: practice, training, gate (the judge runs inside practice's share).
 SHARES = {"practice": 0.45, "train": 0.3, "gate": 0.25}
+PHASES = ("practice", "train", "gate")
 
 
 @dataclass(frozen=True)
@@ -59,11 +72,43 @@ class CycleResult:
     judged: int = 0
     training: list[dict] = field(default_factory=list)
     seconds: dict = field(default_factory=dict)
+    resumed: str | None = None      # the phase an unfinished cycle went on from
     error: str | None = None
 
 
-def _results_rate(results: list[EpisodeResult]) -> float:
-    return sum(r.success for r in results) / len(results) if results else 0.0
+@dataclass
+class CycleState:
+    """What a cycle needs to go on after an interruption (``cycle.json``)."""
+    first_id: int                   # the cycle's episodes are those with a higher id
+    serving: int | None             # the adapter serving when it started
+    folder: str                     # where its adapter, training state and gate db go
+    phase: str = "practice"
+    candidate: int | None = None
+    started: str = field(default_factory=now)
+
+    @staticmethod
+    def path() -> Path:
+        return data_dir() / "cycle.json"
+
+    @classmethod
+    def load(cls) -> CycleState | None:
+        try:
+            return cls(**json.loads(cls.path().read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def save(self) -> None:
+        tmp = self.path().with_suffix(".partial")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
+        tmp.replace(self.path())
+
+    def done(self) -> None:
+        self.path().unlink(missing_ok=True)
+
+
+def _rate(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 async def _bounded(coro, seconds: float, say: Say, what: str):
@@ -75,124 +120,251 @@ async def _bounded(coro, seconds: float, say: Say, what: str):
         return None
 
 
-async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
-                    budget: float, say: Say = print) -> CycleResult:
-    from daemon.llama_policy import LlamaPolicy
-    from daemon.oracle import OraclePolicy
-    from judge.judge import judge_from_settings
-    from judge.scoring import judge_episode
+def _counter(progress: Progress, what: str, total: int) -> Callable[[object], None]:
+    """A callback that reports one more of `total` each time it is called."""
+    done = [0]
+    progress(what, 0, total)
 
-    result = CycleResult()
-    start = time.monotonic()
-    deadline = {name: start + budget * sum(list(SHARES.values())[:i + 1])
-                for i, name in enumerate(SHARES)}
-    db = settings.db_path
-    try:
-        async with await Store.open(db, recover=False) as store:
-            serving = await store.promoted_adapter()
-            first_id = max((e.id for e in await store.episodes(1)), default=0)
-        current = dataclasses.replace(settings, adapter=serving.path if serving else "")
-        policy = LlamaPolicy(current)
+    def tick(_: object) -> None:
+        done[0] += 1
+        progress(what, done[0], total)
+    return tick
+
+
+class _Cycle:
+    """One cycle's run; each phase is a method, `run` chains them from the saved phase."""
+
+    def __init__(self, settings: Settings, config: TrainConfig, plan: CyclePlan, budget: float,
+                 say: Say, progress: Progress):
+        self.settings, self.config, self.plan = settings, config, plan
+        self.say, self.progress = say, progress
+        self.db = settings.db_path
+        self.result = CycleResult()
+        self.start = time.monotonic()
+        self.deadline = {name: self.start + budget * sum(list(SHARES.values())[:i + 1])
+                         for i, name in enumerate(SHARES)}
+
+    def left(self, phase: str) -> float:
+        return self.deadline[phase] - time.monotonic()
+
+    async def run(self, fresh: bool) -> CycleResult:
+        from daemon.llama_policy import LlamaPolicy
+        async with await Store.open(self.db, recover=False) as store:
+            self.serving = await store.promoted_adapter()
+            serving_id = self.serving.id if self.serving else None
+            state = None if fresh else CycleState.load()
+            if state and state.serving == serving_id:
+                self.result.resumed = state.phase
+                self.say(f"going on with the cycle started {state.started} at its "
+                         f"{state.phase} phase (--fresh starts over)")
+            else:
+                first = max((e.id for e in await store.episodes(1)), default=0)
+                state = CycleState(first, serving_id,
+                                   str(data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")))
+            user = await practice_tasks(store, self.config.practice_user_tasks)
+            self.rules = Rules(await store.practice_rules())
+        self.state = state
+        state.save()
+        self.folder = Path(state.folder)
+        self.mine = [t for t in user if not t.held_out]
+        self.held = [t for t in user if t.held_out]
+        self.current = dataclasses.replace(
+            self.settings, adapter=self.serving.path if self.serving else "")
+        self.policy = LlamaPolicy(self.current)
+        if state.phase == "practice":
+            await self.practise()
+            state.phase = "train"
+            state.save()
+        if state.phase == "train":
+            state.candidate = await self.train()
+            state.phase = "gate"
+            state.save()
+        await self.gate()
+        state.done()
+        return self.result
+
+    # -- practice and the judge ---------------------------------------------------------------
+
+    async def practise(self) -> None:
+        from daemon.oracle import OraclePolicy
+        t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
         seeds = miniwob.seeds("train", plan.practice_seeds)
-
-        # -- practice (and the teacher) -------------------------------------------------------
-        t0 = time.monotonic()
         if plan.teacher:
-            say(f"teacher: oracle on {len(plan.tasks)} tasks x {len(seeds)} train seeds")
+            self.say(f"teacher: oracle on {len(plan.tasks)} tasks x {len(seeds)} train seeds")
             await _bounded(evaluate(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
-                                             source="practice"), policy=OraclePolicy(), db=db),
-                           deadline["practice"] - time.monotonic(), say, "teacher")
-        attempts = [s for s in seeds for _ in range(config.practice_k)]
-        say(f"practice: {policy.name} (adapter {serving.id if serving else 'none'}) on "
-            f"{len(plan.tasks)} tasks x {len(seeds)} seeds x {config.practice_k} attempts")
-        done: list[EpisodeResult] = []
-        await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
-                                         source="practice"), policy=policy, db=db,
-                                on_result=done.append),
-                       deadline["practice"] - time.monotonic(), say, "practice")
-        result.practice_episodes = len(done)
-        async with await Store.open(db, recover=False) as store:
-            pending = [i for i in await store.unjudged() if i > first_id]
-            if pending:
-                judge = judge_from_settings(settings)
-                for n, episode_id in enumerate(pending, 1):
-                    await judge_episode(store, judge, episode_id)
-                    say(f"judged {n}/{len(pending)}")
-            result.judged = len(pending)
-            window = {e.id for e in await store.episodes() if e.id > first_id}
-            practice = await load_samples(store, config, ("practice",),
-                                          render_prompt=policy.render, after=first_id)
-            demos = await load_samples(store, config, ("demonstration",),
-                                       render_prompt=policy.render)
-            teacher = [s for s in await load_samples(     # this cycle's successes, any policy
-                store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render_prompt=policy.render, after=first_id) if s.reward > 0]
-        result.seconds["practice"] = round(time.monotonic() - t0, 1)
+                                             source="practice"), policy=OraclePolicy(),
+                                    db=self.db), self.left("practice"), self.say, "teacher")
+        name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
+        self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
+        tick = _counter(self.progress, "practice", len(plan.tasks) * len(seeds) * k
+                        + len(self.mine) * k)
 
-        # -- training -------------------------------------------------------------------------
-        t0 = time.monotonic()
+        def count(done: object) -> None:
+            self.result.practice_episodes += 1
+            tick(done)
+        await _bounded(evaluate(EvalPlan(list(plan.tasks), [s for s in seeds for _ in range(k)],
+                                         plan.max_steps, source="practice"),
+                                policy=self.policy, db=self.db, on_result=count),
+                       self.left("practice") * (0.6 if self.mine else 1), self.say, "practice")
+        if self.mine:
+            self.say(f"practice: {len(self.mine)} of your tasks x {k}"
+                     + (f" ({len(self.held)} held out for the gate)" if self.held else ""))
+            await _bounded(practise(self.mine, k, policy=self.policy, db=self.db,
+                                    rules=self.rules, limits=self._user_limits(),
+                                    on_episode=count),
+                           self.left("practice"), self.say, "practice on your tasks")
+        async with await Store.open(self.db, recover=False) as store:
+            pending = [i for i in await store.unjudged() if i > self.state.first_id]
+            self.result.judged = await self._judge(store, pending)
+        self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
+
+    def _user_limits(self) -> Limits:
+        return Limits(self.settings.max_steps, self.settings.step_timeout)
+
+    async def _judge(self, store: Store, episode_ids: list[int]) -> int:
+        from judge.judge import judge_from_settings
+        from judge.scoring import judge_episode
+        if not episode_ids:
+            return 0
+        judge = judge_from_settings(self.settings)
+        tick = _counter(self.progress, "judge", len(episode_ids))
+        for episode_id in episode_ids:
+            await judge_episode(store, judge, episode_id)
+            tick(episode_id)
+        return len(episode_ids)
+
+    # -- training and export ------------------------------------------------------------------
+
+    async def train(self) -> int:
+        t0, config = time.monotonic(), self.config
+        held = {t.task for t in self.held}
+
+        def skip(episode) -> bool:
+            return episode.task in held
+        render = self.policy.render
+        async with await Store.open(self.db, recover=False) as store:
+            practice = await load_samples(store, config, ("practice",), render, skip=skip,
+                                          after=self.state.first_id)
+            users = await load_samples(store, config, USER_SOURCES, render, skip=skip)
+            teacher = [s for s in await load_samples(    # this cycle's successes, any policy
+                store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
+                render, skip=skip, after=self.state.first_id) if s.reward > 0]
+            window = sorted(e.id for e in await store.episodes()
+                            if e.id > self.state.first_id)
         sft = list({(s.episode_id, s.index): s
-                    for s in sft_samples(demos + practice, config) + teacher}.values())
+                    for s in sft_samples(users + practice, config) + teacher}.values())
         grpo = grpo_samples(practice, config)
-        say(f"training: {len(sft)} SFT samples, {len(grpo)} GRPO samples "
-            f"({len({s.group for s in grpo})} informative groups)")
+        self.say(f"training: {len(sft)} SFT samples, {len(grpo)} GRPO samples "
+                 f"({len({s.group for s in grpo})} informative groups)")
         from .export import export_adapter
         from .model import add_lora, load_base, load_lora
-        base_path = policy.info.path
+        base_path = self.policy.info.path
         model, tokenizer, arch = await asyncio.to_thread(load_base, base_path)
-        model = load_lora(model, Path(serving.path).parent / "peft") if serving else \
-            add_lora(model, config)
+        model = load_lora(model, Path(self.serving.path).parent / "peft") if self.serving \
+            else add_lora(model, config)
+        self.folder.mkdir(parents=True, exist_ok=True)
         for phase, samples in (("sft", sft), ("grpo", grpo)):
             report: Report = await asyncio.to_thread(
-                train, model, tokenizer, samples, config, phase, deadline["train"],
-                lambda r: say(f"{r.phase} step {r.steps}: loss {r.final_loss:.4f}"))
-            result.training.append(dataclasses.asdict(report))
-        result.seconds["train"] = round(time.monotonic() - t0, 1)
+                train, model, tokenizer, samples, config, phase, self.deadline["train"],
+                lambda r: self.progress(r.phase, r.steps, r.total_steps),
+                self.folder / f"{phase}-state.pt")
+            if report.resumed_at:
+                self.say(f"{phase}: went on after step {report.resumed_at}")
+            self.say(f"{phase}: {report.steps} steps, final loss {report.final_loss}"
+                     + (" (stopped at the budget)" if report.stopped_early else ""))
+            self.result.training.append(dataclasses.asdict(report))
+        self.result.seconds["train"] = round(time.monotonic() - t0, 1)
 
-        # -- export and record the candidate ---------------------------------------------------
-        folder = data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")
-        gguf = await asyncio.to_thread(export_adapter, model, folder / "adapter.gguf", arch)
-        await asyncio.to_thread(model.save_pretrained, str(folder / "peft"))
-        async with await Store.open(db, recover=False) as store:
+        gguf = await asyncio.to_thread(export_adapter, model, self.folder / "adapter.gguf", arch)
+        await asyncio.to_thread(model.save_pretrained, str(self.folder / "peft"))
+        async with await Store.open(self.db, recover=False) as store:
             candidate = await store.add_adapter(Adapter(
                 path=str(gguf), sha256=hashlib.sha256(gguf.read_bytes()).hexdigest(),
-                base_model=base_path.name, parent=serving.id if serving else None,
-                config=_jsonable(config), metrics={"training": result.training},
-                data_window={"after_episode": first_id, "episodes": sorted(window)}))
-        result.adapter_id = candidate.id
-        say(f"adapter {candidate.id} written: {gguf}")
+                base_model=base_path.name, parent=self.state.serving,
+                config=_jsonable(config), metrics={"training": self.result.training},
+                data_window={"after_episode": self.state.first_id, "episodes": window,
+                             "held_out_tasks": sorted(held)}))
+        self.say(f"adapter {candidate.id} written: {gguf}")
+        return candidate.id
 
-        # -- gate -----------------------------------------------------------------------------
-        t0 = time.monotonic()
+    # -- the gate -----------------------------------------------------------------------------
+
+    async def gate(self) -> None:
+        from daemon.llama_policy import LlamaPolicy
+        t0, plan = time.monotonic(), self.plan
+        self.result.adapter_id = self.state.candidate
+        async with await Store.open(self.db, recover=False) as store:
+            candidate = await store.adapter(self.state.candidate)
         test = miniwob.seeds("test", plan.gate_seeds)
-        rates = {}
-        for name, adapter in (("candidate", str(gguf)), ("serving", current.adapter)):
-            gate_policy = LlamaPolicy(dataclasses.replace(settings, adapter=adapter))
-            results: list[EpisodeResult] = []
+        rates: dict[str, dict] = {}
+        for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
+            policy = LlamaPolicy(dataclasses.replace(self.settings, adapter=adapter))
             share = 0.5 if name == "candidate" else 1.0      # of the gate time left
+            tick = _counter(self.progress, f"gate {name}",
+                            len(plan.tasks) * len(test) + len(self.held))
+            results = []
             await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps),
-                                    policy=gate_policy, db=folder / "gate.db",
-                                    on_result=results.append),
-                           (deadline["gate"] - time.monotonic()) * share, say, "gate")
-            rates[name] = {"success": round(_results_rate(results), 4), "n": len(results)}
-            say(f"gate {name}: {rates[name]['success']:.2f} on {len(results)} test episodes")
-        result.seconds["gate"] = round(time.monotonic() - t0, 1)
-        result.gate = rates
-        result.promoted = rates["candidate"]["n"] > 0 and \
-            rates["candidate"]["success"] >= rates["serving"]["success"] - config.gate_margin
-        async with await Store.open(db, recover=False) as store:
+                                    policy=policy, db=self.folder / "gate.db",
+                                    on_result=lambda r: (results.append(r.success), tick(r))),
+                           self.left("gate") * share * (0.7 if self.held else 1), self.say,
+                           "gate")
+            rates[name] = {"success": round(_rate(results), 4), "n": len(results)}
+            if self.held:
+                rates[name]["held_out"] = await self._held_out_reward(policy, tick,
+                                                                      self.left("gate") * share)
+            self.say(f"gate {name}: {rates[name]}")
+        self.result.seconds["gate"] = round(time.monotonic() - t0, 1)
+        self.result.gate = rates
+        self.result.promoted = _passes(rates, self.config)
+        async with await Store.open(self.db, recover=False) as store:
             await store.set_adapter_status(
-                candidate.id, "promoted" if result.promoted else "rejected",
-                metrics={"training": result.training, "gate": rates})
-        say(f"adapter {candidate.id} {'promoted' if result.promoted else 'rejected'}")
+                candidate.id, "promoted" if self.result.promoted else "rejected",
+                metrics={"training": self.result.training or (candidate.metrics or {}).get(
+                    "training"), "gate": rates})
+        self.say(f"adapter {candidate.id} {'promoted' if self.result.promoted else 'rejected'}")
+
+    async def _held_out_reward(self, policy, tick, seconds: float) -> dict:
+        """The judge's mean reward over one attempt at each held-out user task."""
+        db = self.folder / "gate.db"
+        episodes = []
+        await _bounded(practise(self.held, 1, policy=policy, db=db, rules=self.rules,
+                                limits=self._user_limits(),
+                                on_episode=lambda e: (episodes.append(e.id), tick(e))),
+                       seconds, self.say, "gate on held-out tasks")
+        async with await Store.open(db, recover=False) as store:
+            await self._judge(store, episodes)
+            rewards = [next(r.value for r in reversed(await store.rewards(i))
+                            if r.kind == "judge") for i in episodes]
+        return {"reward": round(_rate(rewards), 4), "n": len(rewards)}
+
+
+def _passes(rates: dict, config: TrainConfig) -> bool:
+    """The gate's rule: not worse than the serving adapter beyond the margins."""
+    candidate, serving = rates["candidate"], rates["serving"]
+    if candidate["n"] == 0 or candidate["success"] < serving["success"] - config.gate_margin:
+        return False
+    mine, theirs = candidate.get("held_out"), serving.get("held_out")
+    return not (mine and theirs and mine["n"] and
+                mine["reward"] < theirs["reward"] - config.gate_reward_margin)
+
+
+async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
+                    budget: float, say: Say = print,
+                    progress: Progress = lambda what, done, total: None,
+                    fresh: bool = False) -> CycleResult:
+    """Run (or go on with) one cycle; never raises: a failure leaves the serving adapter and
+    is told in `CycleResult.error`."""
+    cycle = _Cycle(settings, config, plan, budget, say, progress)
+    try:
+        await cycle.run(fresh)
     except Exception as exc:           # the serving adapter stays; say why
-        result.error = f"{type(exc).__name__}: {exc}"
-        say(f"cycle failed, the serving adapter stays: {result.error}")
-    result.seconds["total"] = round(time.monotonic() - start, 1)
-    return result
+        cycle.result.error = f"{type(exc).__name__}: {exc}"
+        say(f"cycle failed, the serving adapter stays: {cycle.result.error} (run `nightloop "
+            f"train --now` again to go on from the last finished phase)")
+    cycle.result.seconds["total"] = round(time.monotonic() - cycle.start, 1)
+    return cycle.result
 
 
 def _jsonable(config: TrainConfig) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(config).items()}
-

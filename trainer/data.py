@@ -80,14 +80,15 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
 
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
-                       render_prompt: RenderPrompt | None = None,
-                       after: int = 0) -> list[Sample]:
+                       render_prompt: RenderPrompt | None = None, after: int = 0,
+                       skip: Callable[[Episode], bool] = lambda episode: False) -> list[Sample]:
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
-    `after`), oldest first; with `render_prompt`, model-free episodes give teacher samples too."""
+    `after`; not those `skip` names, e.g. held-out tasks), oldest first; with `render_prompt`,
+    model-free episodes give teacher samples too."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.status == "running" or \
-                (sources and episode.source not in sources):
+                (sources and episode.source not in sources) or skip(episode):
             continue
         rewards = await store.rewards(episode.id)
         reward = episode_reward(rewards, config)
