@@ -14,7 +14,7 @@ from conftest import DaemonProcess, free_port, nightloop, run_async
 from daemon.practice import PracticeTask, site_of
 from daemon.store import Episode, PracticeRule, Store
 from trainer.config import TrainConfig
-from trainer.cycle import CycleState, _passes
+from trainer.cycle import CycleState, _compare, _passes
 
 
 def gate(candidate: float, serving: float, held=None, held_serving=None, n: int = 12) -> dict:
@@ -34,6 +34,16 @@ def test_the_gate_promotes_only_what_is_not_worse_beyond_both_margins():
     assert _passes(gate(0.50, 0.50, held=0.25, held_serving=0.3), config)
     assert not _passes(gate(0.60, 0.50, held=0.1, held_serving=0.3), config)   # the user's
     # tasks got worse: better MiniWoB success does not make up for it
+
+
+def test_a_gate_cut_short_compares_only_what_both_adapters_finished():
+    candidate = {("click-button", 5): 1.0, ("focus-text", 5): 1.0, "buy milk": 0.5}
+    serving = {("click-button", 5): 0.0, ("focus-text", 5): 1.0, ("focus-text", 10): 1.0,
+               ("click-link", 5): 1.0, "buy milk": 0.75, "pay rent": -1.0}
+    assert _compare(candidate, serving) == {
+        "candidate": {"success": 1.0, "n": 2, "held_out": {"reward": 0.5, "n": 1}},
+        "serving": {"success": 0.5, "n": 2, "held_out": {"reward": 0.75, "n": 1}}}
+    assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0}
 
 
 def test_a_cycle_state_survives_on_disk_until_done(home):

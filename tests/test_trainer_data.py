@@ -59,9 +59,12 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
             await store.add_reward(Reward(2, "user", 1.0))       # the user's word wins
             return (await load_samples(store, CONFIG),
                     await load_samples(store, TrainConfig(reward="ground_truth")),
+                    await load_samples(store, TrainConfig(reward="judge")),
                     await load_samples(store, CONFIG, after=1))
-    outcome, truth, later = run_async(go())
+    outcome, truth, judged, later = run_async(go())
     assert [s.episode_id for s in later] == [2]             # a cycle's own episodes only
-    assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 0.3), (2, 0, 1.0)]
+    # ground truth beats the judge where it exists; the user's word beats both
+    assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 1.0), (2, 0, 1.0)]
     assert [s.reward for s in truth] == [1.0, -1.0]
+    assert [s.reward for s in judged] == [0.3, 1.0]
     assert {s.group for s in outcome} == {"miniwob:x:7"}

@@ -14,7 +14,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class TrainConfig:
     # -- data ---------------------------------------------------------------------------------
-    reward: str = "outcome"         # outcome (user thumbs, else the judge) or ground_truth
+    reward: str = "outcome"         # outcome | judge | ground_truth (trainer/data.py)
     group_min: int = 2              # attempts of one task needed to form a GRPO group
     sft_threshold: float = 0.5      # outcome reward at or above which an episode is "good"
     # -- LoRA (peft) on attention and MLP projections --------------------------------------------
@@ -53,6 +53,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")
+        if data.get("reward", "outcome") not in ("outcome", "judge", "ground_truth"):
+            raise ValueError(f"{path}: reward must be outcome, judge or ground_truth, "
+                             f"got {data['reward']!r}")
         if "target_modules" in data:
             data["target_modules"] = tuple(data["target_modules"])
         return dataclasses.replace(cls(), **data)

@@ -296,23 +296,26 @@ class _Cycle:
         async with await Store.open(self.db, recover=False) as store:
             candidate = await store.adapter(self.state.candidate)
         test = miniwob.seeds("test", plan.gate_seeds)
-        rates: dict[str, dict] = {}
+        seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
         for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
             policy = LlamaPolicy(dataclasses.replace(self.settings, adapter=adapter))
             share = 0.5 if name == "candidate" else 1.0      # of the gate time left
             tick = _counter(self.progress, f"gate {name}",
                             len(plan.tasks) * len(test) + len(self.held))
-            results = []
+            seen[name] = {}
+
+            def record(r, seen=seen[name], tick=tick) -> None:
+                seen[(r.task, r.seed)] = float(r.success)
+                tick(r)
             await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps),
-                                    policy=policy, db=self.folder / "gate.db",
-                                    on_result=lambda r: (results.append(r.success), tick(r))),
+                                    policy=policy, db=self.folder / "gate.db", on_result=record),
                            self.left("gate") * share * (0.7 if self.held else 1), self.say,
                            "gate")
-            rates[name] = {"success": round(_rate(results), 4), "n": len(results)}
             if self.held:
-                rates[name]["held_out"] = await self._held_out_reward(policy, tick,
-                                                                      self.left("gate") * share)
-            self.say(f"gate {name}: {rates[name]}")
+                seen[name].update(await self._held_out_rewards(policy, tick,
+                                                               self.left("gate") * share))
+        rates = _compare(seen["candidate"], seen["serving"])
+        self.say(f"gate: {rates}")
         self.result.seconds["gate"] = round(time.monotonic() - t0, 1)
         self.result.gate = rates
         self.result.promoted = _passes(rates, self.config)
@@ -323,19 +326,33 @@ class _Cycle:
                     "training"), "gate": rates})
         self.say(f"adapter {candidate.id} {'promoted' if self.result.promoted else 'rejected'}")
 
-    async def _held_out_reward(self, policy, tick, seconds: float) -> dict:
-        """The judge's mean reward over one attempt at each held-out user task."""
+    async def _held_out_rewards(self, policy, tick, seconds: float) -> dict[str, float]:
+        """The judge's reward for one attempt at each held-out user task, by task."""
         db = self.folder / "gate.db"
         episodes = []
         await _bounded(practise(self.held, 1, policy=policy, db=db, rules=self.rules,
                                 limits=self._user_limits(),
-                                on_episode=lambda e: (episodes.append(e.id), tick(e))),
+                                on_episode=lambda e: (episodes.append(e), tick(e))),
                        seconds, self.say, "gate on held-out tasks")
         async with await Store.open(db, recover=False) as store:
-            await self._judge(store, episodes)
-            rewards = [next(r.value for r in reversed(await store.rewards(i))
-                            if r.kind == "judge") for i in episodes]
-        return {"reward": round(_rate(rewards), 4), "n": len(rewards)}
+            await self._judge(store, [e.id for e in episodes])
+            return {e.task: next(r.value for r in reversed(await store.rewards(e.id))
+                                 if r.kind == "judge") for e in episodes}
+
+
+def _compare(candidate: dict, serving: dict) -> dict:
+    """Both adapters' figures on what both finished (a gate cut short by the budget compares
+    like with like): MiniWoB++ success over (task, seed) keys, the judge's mean reward over
+    held-out task keys."""
+    pairs = [k for k in candidate if isinstance(k, tuple) and k in serving]
+    tasks = [k for k in candidate if isinstance(k, str) and k in serving]
+    rates = {}
+    for name, seen in (("candidate", candidate), ("serving", serving)):
+        rates[name] = {"success": round(_rate([seen[k] for k in pairs]), 4), "n": len(pairs)}
+        if tasks:
+            rates[name]["held_out"] = {"reward": round(_rate([seen[k] for k in tasks]), 4),
+                                       "n": len(tasks)}
+    return rates
 
 
 def _passes(rates: dict, config: TrainConfig) -> bool:

@@ -23,7 +23,6 @@ from daemon.observation import MASK, Observation
 from daemon.policy import PastStep, StepContext
 from daemon.store import Episode, Reward, Step, Store
 from judge.judge import template
-from judge.reward import outcome
 
 from .config import TrainConfig
 
@@ -50,11 +49,17 @@ def group_key(episode: Episode, rewards: list[Reward]) -> str:
 
 
 def episode_reward(rewards: list[Reward], config: TrainConfig) -> float | None:
-    if config.reward == "ground_truth":
-        truth = [r.value for r in rewards if r.kind == "ground_truth"]
-        return truth[-1] if truth else None
-    chosen = outcome(rewards)
-    return chosen.value if chosen else None
+    """The reward an episode trains with (None: it has none), by `config.reward`:
+    "outcome" — the user's thumbs, else ground truth (MiniWoB++ train seeds), else the judge;
+    "judge" — the user's thumbs, else the judge (how a user's own task is learned);
+    "ground_truth" — ground truth only."""
+    kinds = {"outcome": ("user", "ground_truth", "judge"), "judge": ("user", "judge"),
+             "ground_truth": ("ground_truth",)}[config.reward]
+    for kind in kinds:
+        values = [r.value for r in rewards if r.kind == kind]
+        if values:
+            return values[-1]
+    return None
 
 
 def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
