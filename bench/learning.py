@@ -10,8 +10,9 @@ Arms, each in its own fresh home and store, on the same tasks and seeds:
 Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export → gate); the figure
 per cycle is its candidate's success on the test seeds, with wall time and peak memory.
 
-Usage: python bench/learning.py [--cycles 2] [--seeds 2] [--gate-seeds 4]. Prints a table and
-writes learning.png; asserts nothing.
+Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 6]. Prints a table and
+writes bench/learning.png; asserts nothing. "serving" is the adapter the cycle started from,
+measured again on the same test seeds in the same cycle (run-to-run noise is visible there).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]
         rows.append({"arm": name, "cycle": n, "gate": result.gate, "error": result.error,
                      "promoted": result.promoted, "seconds": round(time.monotonic() - t0),
                      "peak_mib": peak_mib(),
-                     "samples": [(r["phase"], r["samples"]) for r in result.training]})
+                     "steps": " / ".join(str(r["steps"]) for r in result.training)})
     return rows
 
 
@@ -99,18 +100,21 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> Non
     base_rate = rows[0]["gate"].get("serving", {}).get("success")
     n_test = len(TASKS) * gate_seeds
     print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x 4 "
-          f"attempts, gate {gate_seeds} test seeds per task ({n_test} episodes)\n")
-    print("| arm | cycle | test success | vs base | SFT / GRPO samples | promoted | "
-          "wall s | peak MiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| base (no adapter) | - | {base_rate} | 1.00x | - | - | - | - |")
-    print(f"| text-blind (first clickable) | - | {blind_rate:.2f} | - | - | - | - | - |")
+          f"attempts, gate {gate_seeds} test seeds per task ({n_test} episodes), "
+          f"{budget / 60:g} min budget per cycle\n")
+    print("| arm | cycle | test success (n) | vs base | serving then | SFT / GRPO steps | "
+          "promoted | wall s | peak MiB so far |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| base (no adapter) | - | {base_rate} | 1.00x | - | - | - | - | - |")
+    print(f"| text-blind (first clickable) | - | {blind_rate:.2f} ({len(blind)}) | "
+          f"{blind_rate / base_rate:.2f}x | - | - | - | - | - |" if base_rate else "")
     for r in rows:
-        rate = r["gate"].get("candidate", {}).get("success")
+        candidate, serving = r["gate"].get("candidate", {}), r["gate"].get("serving", {})
+        rate = candidate.get("success")
         ratio = f"{rate / base_rate:.2f}x" if rate is not None and base_rate else "-"
-        print(f"| {r['arm']} | {r['cycle']} | {rate} | {ratio} | {r['samples']} | "
-              f"{r['promoted']} | {r['seconds']} | {r['peak_mib']:.0f} |"
-              + (f" error: {r['error']}" if r["error"] else ""))
+        print(f"| {r['arm']} | {r['cycle']} | {rate} ({candidate.get('n')}) | {ratio} | "
+              f"{serving.get('success')} | {r['steps']} | {r['promoted']} | {r['seconds']} | "
+              f"{r['peak_mib']:.0f} |" + (f" error: {r['error']}" if r["error"] else ""))
     _plot(rows, base_rate, blind_rate)
 
 
@@ -128,14 +132,14 @@ def _plot(rows: list[dict], base_rate, blind_rate) -> None:
     ax.set_ylabel("success on test seeds")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig("learning.png", dpi=110)
+    fig.savefig(Path(__file__).with_name("learning.png"), dpi=110)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--gate-seeds", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--gate-seeds", type=int, default=6)
     parser.add_argument("--budget", type=float, default=20 * 60, help="seconds per cycle")
     args = parser.parse_args()
     asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget))
