@@ -81,17 +81,17 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> Non
     from trainer.cycle import CyclePlan
 
     header("nightloop learning-curve bench")
-    plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=6)
+    plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)
     base = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
     arms = [
         ("SFT only", dataclasses.replace(base, grpo_epochs=0), plan, 1),
         ("GRPO from base", dataclasses.replace(base, sft_epochs=0),
-         dataclasses.replace(plan, teacher=False), 1),
+         dataclasses.replace(plan, teacher_seeds=0), 1),
         ("SFT + GRPO", base, plan, cycles),
     ]
     rows = []
     home = fresh_home("blind")
-    blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 6),
+    blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 3),
                            policy=FirstClickable(), db=home / "blind.db")
     blind_rate = sum(r.success for r in blind) / len(blind)
     for name, config, arm_plan, n in arms:
@@ -140,6 +140,6 @@ if __name__ == "__main__":
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--gate-seeds", type=int, default=6)
-    parser.add_argument("--budget", type=float, default=20 * 60, help="seconds per cycle")
+    parser.add_argument("--budget", type=float, default=16 * 60, help="seconds per cycle")
     args = parser.parse_args()
     asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget))

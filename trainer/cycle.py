@@ -4,8 +4,9 @@ Contract:
 - Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
   practice-safe tasks (daemon/practice.py: only those the user allowed, forms submitted only on
   allowed sites), K times each, through the normal daemon → extension path in a browser of its
-  own, with the serving adapter, source ``practice``; the scripted teacher (the oracle) runs the
-  MiniWoB seeds once for warm-up demonstrations. The judge scores every episode of the cycle.
+  own, with the serving adapter, source ``practice``; the scripted teacher (the oracle) runs
+  `teacher_seeds` MiniWoB++ train seeds per task once for warm-up demonstrations. The judge
+  scores every episode of the cycle.
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
@@ -60,7 +61,8 @@ class CyclePlan:
     practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
     gate_seeds: int = 3             # test seeds per task
     max_steps: int = 6
-    teacher: bool = True
+    teacher_seeds: int = 10         # train seeds per task the oracle demonstrates (0: none);
+                                    # more than practice: its episodes take no model time
 
 
 @dataclass
@@ -189,9 +191,10 @@ class _Cycle:
         from daemon.oracle import OraclePolicy
         t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
         seeds = miniwob.seeds("train", plan.practice_seeds)
-        if plan.teacher:
-            self.say(f"teacher: oracle on {len(plan.tasks)} tasks x {len(seeds)} train seeds")
-            await _bounded(evaluate(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
+        if plan.teacher_seeds:
+            taught = miniwob.seeds("train", plan.teacher_seeds)
+            self.say(f"teacher: oracle on {len(plan.tasks)} tasks x {len(taught)} train seeds")
+            await _bounded(evaluate(EvalPlan(list(plan.tasks), taught, plan.max_steps,
                                              source="practice"), policy=OraclePolicy(),
                                     db=self.db), self.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
