@@ -51,7 +51,7 @@ Say = Callable[[str], None]
 Progress = Callable[[str, int, int], None]      # (what, done, total)
 # Shares of the budget: practice, training, gate (the judge runs inside practice's share).
 SHARES = {"practice": 0.45, "train": 0.3, "gate": 0.25}
-PHASES = ("practice", "train", "gate")
+SFT_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -266,9 +266,12 @@ class _Cycle:
         model = load_lora(model, Path(self.serving.path).parent / "peft") if self.serving \
             else add_lora(model, config)
         self.folder.mkdir(parents=True, exist_ok=True)
-        for phase, samples in (("sft", sft), ("grpo", grpo)):
+        # SFT may use at most SFT_SHARE of the training time when GRPO has groups to learn
+        # from (unsplit, SFT used all of it and GRPO never ran: bench/learning.py, first run).
+        sft_end = time.monotonic() + self.left("train") * (SFT_SHARE if grpo else 1.0)
+        for phase, samples, end in (("sft", sft, sft_end), ("grpo", grpo, self.deadline["train"])):
             report: Report = await asyncio.to_thread(
-                train, model, tokenizer, samples, config, phase, self.deadline["train"],
+                train, model, tokenizer, samples, config, phase, end,
                 lambda r: self.progress(r.phase, r.steps, r.total_steps),
                 self.folder / f"{phase}-state.pt")
             if report.resumed_at:
