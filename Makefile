@@ -58,7 +58,7 @@ bench: setup
 	$(PY) bench/miniwob.py
 	$(PY) bench/replay.py
 
-# The learning curve: several real learning cycles (about half an hour on 2 cores).
+# The learning curve: four real learning cycles and two baselines (about 45 minutes on 2 cores).
 bench-learning: setup
 	$(PY) bench/learning.py
 
