@@ -58,7 +58,7 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
         raise
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
-                    port=port, limits=Limits(settings.max_steps, settings.step_timeout),
+                    port=port, limits=Limits.of(settings),
                     reload_policy=promoted_policy if settings.policy == "llm" else None)
     judging: JudgeQueue | None = None
     if settings.judge == "on":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 from .actions import Action
-from .config import DEFAULTS
+from .config import DEFAULTS, Settings
 from .descriptors import describe
 from .observation import MASK, Observation
 from .policy import Decision, PastStep, Policy, StepContext
@@ -53,6 +53,10 @@ class Browser(Protocol):
 class Limits:
     max_steps: int = DEFAULTS.max_steps
     step_timeout: float = DEFAULTS.step_timeout
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_steps, settings.step_timeout)
 
 
 OnStep = Callable[[Step], Awaitable[None]]

@@ -44,6 +44,10 @@ class EvalPlan:
     source: str = "eval"            # "practice" when the trainer asks
 
     @property
+    def limits(self) -> Limits:
+        return Limits(self.max_steps, self.step_timeout)
+
+    @property
     def episode_timeout(self) -> float:
         """A whole episode may take this long before it counts as hung."""
         return self.max_steps * (self.step_timeout + 5) + READY_TIMEOUT + 30
@@ -101,8 +105,7 @@ async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
     """Run every (task, seed) of `plan`; results in plan order (also passed to `on_result`
     as each finishes, so an interrupted run keeps what it finished)."""
     with serve_directory(miniwob.html_dir()) as base_url:
-        async with harness(policy, db, Limits(plan.max_steps, plan.step_timeout),
-                           headless) as (daemon, store):
+        async with harness(policy, db, plan.limits, headless) as (daemon, store):
             return await _Runner(plan, daemon, store, policy, base_url, on_result).run_all()
 
 
@@ -120,7 +123,6 @@ class _Runner:
                  base_url: str, on_result: Callable[[EpisodeResult], None]):
         self.plan, self.daemon, self.store, self.policy = plan, daemon, store, policy
         self.base_url, self.on_result = base_url, on_result
-        self.limits = Limits(plan.max_steps, plan.step_timeout)
 
     async def run_all(self) -> list[EpisodeResult]:
         jobs = [(task, seed) for task in self.plan.tasks for seed in self.plan.seeds]
@@ -162,7 +164,7 @@ class _Runner:
             final = await asyncio.wait_for(
                 run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
                             browser=browser, policy=self.policy, stop=asyncio.Event(),
-                            limits=self.limits, tab_id=tab_id),
+                            limits=self.plan.limits, tab_id=tab_id),
                 self.plan.episode_timeout)
             result.status = final.status
             truth = await browser.probe(tab_id, "miniwob.state")
@@ -181,10 +183,7 @@ class _Runner:
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
             if tab_id is not None:
-                try:
-                    await browser.probe(tab_id, "tab.close")
-                except BrowserError:
-                    pass
+                await browser.close_tab(tab_id)
         return result
 
     async def _ready(self, tab_id: int, state: dict) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .actions import Action
-from .episode import ActOutcome, BrowserError, Limits, run_episode
+from .episode import ActOutcome, Limits, run_episode
 from .observation import Observation
 from .policy import Policy
 from .store import Episode, PracticeRule, Store
@@ -159,16 +159,9 @@ async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, 
                     final = await run_episode(episode, store=store, browser=guard, policy=policy,
                                               stop=asyncio.Event(), limits=limits)
                 finally:
-                    await _close_tabs(daemon.browser, guard.urls)
+                    for tab_id in guard.urls.keys() - {None}:
+                        await daemon.browser.close_tab(tab_id)
                 finished.append(final)
                 on_episode(final)
     return finished
 
-
-async def _close_tabs(browser, tabs: dict[int | None, str]) -> None:
-    for tab_id in tabs:
-        if tab_id is not None:
-            try:
-                await browser.probe(tab_id, "tab.close")
-            except BrowserError:
-                pass                # already gone

@@ -130,6 +130,13 @@ class ExtensionBrowser:
             return ActOutcome(False, tab_id, str(exc))
         return ActOutcome(reply.ok, reply.tab_id, reply.error, reply.detail)
 
+    async def close_tab(self, tab_id: int) -> None:
+        """Close a tab; one already gone is fine."""
+        try:
+            await self.probe(tab_id, "tab.close")
+        except BrowserError:
+            pass
+
     async def probe(self, tab_id: int, name: str, **args: object) -> dict:
         """Run a named probe of the extension in a tab; BrowserError when it fails."""
         reply = await self.request(p.Probe(self.next_id(), tab_id, name, dict(args)))

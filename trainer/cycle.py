@@ -213,16 +213,13 @@ class _Cycle:
             self.say(f"practice: {len(self.mine)} of your tasks x {k}"
                      + (f" ({len(self.held)} held out for the gate)" if self.held else ""))
             await _bounded(practise(self.mine, k, policy=self.policy, db=self.db,
-                                    rules=self.rules, limits=self._user_limits(),
+                                    rules=self.rules, limits=Limits.of(self.settings),
                                     on_episode=count),
                            self.left("practice"), self.say, "practice on your tasks")
         async with await Store.open(self.db, recover=False) as store:
             pending = [i for i in await store.unjudged() if i > self.state.first_id]
             self.result.judged = await self._judge(store, pending)
         self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
-
-    def _user_limits(self) -> Limits:
-        return Limits(self.settings.max_steps, self.settings.step_timeout)
 
     async def _judge(self, store: Store, episode_ids: list[int]) -> int:
         from judge.judge import judge_from_settings
@@ -337,7 +334,7 @@ class _Cycle:
         db = self.folder / "gate.db"
         episodes = []
         await _bounded(practise(self.held, 1, policy=policy, db=db, rules=self.rules,
-                                limits=self._user_limits(),
+                                limits=Limits.of(self.settings),
                                 on_episode=lambda e: (episodes.append(e), tick(e))),
                        seconds, self.say, "gate on held-out tasks")
         async with await Store.open(db, recover=False) as store:
