@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_async
+from conftest import nightloop, run_async
 from daemon.store import Episode, Reward, Step, Store
 from trainer.config import TrainConfig
 from trainer.data import Sample, advantages, grpo_samples, load_samples, sft_samples
@@ -68,3 +68,21 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     assert [s.reward for s in truth] == [1.0, -1.0]
     assert [s.reward for s in judged] == [0.3, 1.0]
     assert {s.group for s in outcome} == {"miniwob:x:7"}
+
+
+def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home, tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('practice_k = 2\nreward = "judge"\ntarget_modules = ["q_proj"]\n')
+    config = TrainConfig.from_toml(good)
+    assert (config.practice_k, config.reward, config.target_modules) == (2, "judge", ("q_proj",))
+    for text, error in (("practice_kk = 2\n", "unknown training setting.*practice_kk"),
+                        ('reward = "vibes"\n', "reward must be outcome, judge or ground_truth"),
+                        ("practice_k = \n", "cannot read training config")):
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=error):
+            TrainConfig.from_toml(bad)
+    run = nightloop("train", "--now", "--config", str(bad), "--db", str(home / "s.db"),
+                    check=False)
+    assert run.returncode == 1 and "cannot read training config" in run.stderr
+    assert not (home / "s.db").exists()                 # refused before touching anything
