@@ -10,7 +10,7 @@ Arms, each in its own fresh home and store, on the same tasks and seeds:
 Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export → gate); the figure
 per cycle is its candidate's success on the test seeds, with wall time and peak memory.
 
-Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 6]. Prints a table and
+Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 10]. Prints a table and
 writes bench/learning.png; asserts nothing. "serving" is the adapter the cycle started from,
 measured again on the same test seeds in the same cycle (run-to-run noise is visible there).
 """
@@ -61,7 +61,7 @@ async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]
     from daemon.config import load_settings
     from trainer.cycle import run_cycle
     home = fresh_home(name)
-    settings = load_settings({"db": str(home / "store.db"), "temperature": 0.25}).settings
+    settings = load_settings({"db": str(home / "store.db")}).settings
     rows = []
     for n in range(1, cycles + 1):
         t0 = time.monotonic()
@@ -99,8 +99,10 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> Non
 
     base_rate = rows[0]["gate"].get("serving", {}).get("success")
     n_test = len(TASKS) * gate_seeds
-    print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x 4 "
-          f"attempts, gate {gate_seeds} test seeds per task ({n_test} episodes), "
+    print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x "
+          f"{base.practice_k} attempts at temperature {base.practice_temperature:g}, teacher "
+          f"{plan.teacher_seeds} train seeds per task, gate {gate_seeds} test seeds per task "
+          f"({n_test} episodes) at temperature {base.gate_temperature:g}, "
           f"{budget / 60:g} min budget per cycle\n")
     print("| arm | cycle | test success (n) | vs base | serving then | SFT / GRPO steps | "
           "promoted | wall s | peak MiB so far |")
@@ -139,7 +141,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--gate-seeds", type=int, default=6)
+    parser.add_argument("--gate-seeds", type=int, default=10)
     parser.add_argument("--budget", type=float, default=16 * 60, help="seconds per cycle")
     args = parser.parse_args()
     asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget))

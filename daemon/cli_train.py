@@ -33,14 +33,15 @@ from .store import Store
               help="Comma-separated MiniWoB++ tasks to practice [default: the oracle's six].")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100), default=3, show_default=True,
               help="Train seeds per task (practice) and test seeds per task (gate).")
-@click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=10, show_default=True,
-              help="Train seeds per task the scripted teacher demonstrates for SFT (0: none).")
+@click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=None,
+              help="Train seeds per task the scripted teacher demonstrates for SFT (0: none) "
+                   "[default: 20].")
 @click.option("--fresh", is_flag=True,
               help="Start over instead of going on with an interrupted cycle.")
 @json_option
-@setting_options("model", "threads", "temperature", "judge_model", "max_steps", "db", "port")
+@setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
 def train_command(now: bool, budget: float, config_file: Path | None, tasks: str | None,
-                  n_seeds: int, teacher_seeds: int, fresh: bool, as_json: bool,
+                  n_seeds: int, teacher_seeds: int | None, fresh: bool, as_json: bool,
                   **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
@@ -55,7 +56,9 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     from trainer.config import TrainConfig
     from trainer.cycle import CyclePlan, run_cycle
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    plan = CyclePlan(practice_seeds=n_seeds, gate_seeds=n_seeds, teacher_seeds=teacher_seeds)
+    plan = CyclePlan(practice_seeds=n_seeds, gate_seeds=n_seeds)
+    if teacher_seeds is not None:
+        plan = dataclasses.replace(plan, teacher_seeds=teacher_seeds)
     if tasks:
         plan = dataclasses.replace(plan, tasks=tuple(t.strip() for t in tasks.split(",")))
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})

@@ -14,7 +14,7 @@ from trainer.config import TrainConfig
 from trainer.data import Sample
 from trainer.export import export_adapter
 from trainer.model import add_lora, load_base
-from trainer.train import _logprobs, encode, train
+from trainer.train import _logprobs, encode, prefix, sft_loss, shared_length, train
 
 PROMPT = ("<|im_start|>system\nYou control a web page. Answer with one JSON action.<|im_end|>\n"
           "<|im_start|>user\nPage: [1] button \"OK\" [2] button \"Cancel\"\n"
@@ -108,3 +108,27 @@ def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(t
 
     again = train(model, tokenizer, samples, config, "sft", state_file=state)   # all done
     assert again.resumed_at == 4 and again.steps == 4 and not again.stopped_early
+
+
+def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss(trained):
+    model, tokenizer, _, _ = trained
+    system = "<|im_start|>system\n" + "Reply with one JSON action for the page. " * 12
+    prompts = [system + f"<|im_end|>\n<|im_start|>user\nTask: Click on the \"{name}\" "
+               "button.<|im_end|>\n<|im_start|>assistant\n" for name in ("Cancel", "OK")]
+    items = [encode(tokenizer, Sample(0, 0, p, GOOD, 1.0, "g"), CONFIG.max_tokens)
+             for p in prompts]
+    common = len(tokenizer(system + "<|im_end|>\n<|im_start|>user\nTask: Click on the "
+                           "\"")["input_ids"])
+    assert common - 2 <= shared_length(items) <= common      # tokens may merge at the edge
+    assert shared_length(items[:1]) == int(items[0].action.nonzero()[0, 0])
+    assert shared_length(items, minimum=1000) == 0
+    shared = prefix(model, items[0], shared_length(items))
+    with torch.no_grad():
+        for item in items:
+            assert torch.allclose(sft_loss(model, item, shared), sft_loss(model, item),
+                                  atol=1e-4)
+    loss = sft_loss(model, items[1], shared)
+    loss.backward()                                 # the suffix still trains the adapter
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    model.zero_grad()

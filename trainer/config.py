@@ -38,6 +38,10 @@ class TrainConfig:
     seed: int = 0
     # -- practice ------------------------------------------------------------------------------
     practice_k: int = 4             # attempts per task in a nightly cycle
+    practice_temperature: float = 1.0   # sampling while practising: attempts must differ for
+                                        # a group to teach anything (at 0.25 most agree, §9)
+    gate_temperature: float = 0.0   # the gate compares likeliest actions: a seed's outcome
+                                    # then differs only by the adapter, not by sampling luck
     practice_user_tasks: int = 4    # newest practice-safe user tasks repeated per cycle
     gate_margin: float = 0.02       # promote only if not worse than the current by more
     gate_reward_margin: float = 0.1  # ... and the judge's mean reward on held-out user tasks

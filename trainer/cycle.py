@@ -4,9 +4,9 @@ Contract:
 - Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
   practice-safe tasks (daemon/practice.py: only those the user allowed, forms submitted only on
   allowed sites), K times each, through the normal daemon → extension path in a browser of its
-  own, with the serving adapter, source ``practice``; the scripted teacher (the oracle) runs
-  `teacher_seeds` MiniWoB++ train seeds per task once for warm-up demonstrations. The judge
-  scores every episode of the cycle.
+  own, with the serving adapter sampling at `practice_temperature`, source ``practice``; the
+  scripted teacher (the oracle) runs `teacher_seeds` MiniWoB++ train seeds per task once for
+  warm-up demonstrations. The judge scores every episode of the cycle.
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
@@ -14,7 +14,7 @@ Contract:
   on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
   candidate.
 - The gate runs the MiniWoB test split with the candidate and with the serving adapter, and the
-  held-out user tasks once each, scored by the judge. The candidate is promoted unless its
+  held-out user tasks once each, scored by the judge, both at `gate_temperature` (greedy). The candidate is promoted unless its
   success is lower by more than `gate_margin`, or its mean judge reward on held-out user tasks
   lower by more than `gate_reward_margin`; else rejected. A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
@@ -50,7 +50,7 @@ from .train import Report, train
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int], None]      # (what, done, total)
 # Shares of the budget: practice, training, gate (the judge runs inside practice's share).
-SHARES = {"practice": 0.45, "train": 0.3, "gate": 0.25}
+SHARES = {"practice": 0.35, "train": 0.45, "gate": 0.2}
 SFT_SHARE = 0.6
 
 
@@ -61,7 +61,7 @@ class CyclePlan:
     practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
     gate_seeds: int = 3             # test seeds per task
     max_steps: int = 6
-    teacher_seeds: int = 10         # train seeds per task the oracle demonstrates (0: none);
+    teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
                                     # more than practice: its episodes take no model time
 
 
@@ -172,7 +172,8 @@ class _Cycle:
         self.held = [t for t in user if t.held_out]
         self.current = dataclasses.replace(
             self.settings, adapter=self.serving.path if self.serving else "")
-        self.policy = LlamaPolicy(self.current)
+        self.policy = LlamaPolicy(dataclasses.replace(
+            self.current, temperature=self.config.practice_temperature))
         if state.phase == "practice":
             await self.practise()
             state.phase = "train"
@@ -301,7 +302,8 @@ class _Cycle:
         test = miniwob.seeds("test", plan.gate_seeds)
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
         for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
-            policy = LlamaPolicy(dataclasses.replace(self.settings, adapter=adapter))
+            policy = LlamaPolicy(dataclasses.replace(
+                self.settings, adapter=adapter, temperature=self.config.gate_temperature))
             share = 0.5 if name == "candidate" else 1.0      # of the gate time left
             tick = _counter(self.progress, f"gate {name}",
                             len(plan.tasks) * len(test) + len(self.held))

@@ -7,6 +7,9 @@
   the model at the start of each update (ratio 1 on the first epoch; the clip acts on later
   epochs).
 - CPU: fp32 (bf16 autocast re-compiles per sequence length here: ../shared/reference.md §9).
+- The tokens every sample starts with (the policy's system prompt, ~3/4 of each prompt) run
+  once per batch without gradient and their keys/values are reused by each sample: losses are
+  unchanged, the prefix's own positions get no gradient, a step costs about a third.
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
 - Resumable: with `state_file`, every `every` steps (and at the end) the adapter weights, the
   optimiser, the steps done and GRPO's old log-probs are saved there (atomically); a later call
@@ -16,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -63,22 +67,51 @@ def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
     return Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample)
 
 
-def _logprobs(model, item: Encoded) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p of each action token, entropy at each action position)."""
+Prefix = tuple[int, object]     # (length, the key/value cache of those tokens)
+
+
+def shared_length(items: list[Encoded], minimum: int = 64) -> int:
+    """How many leading tokens every item shares and no action token is predicted from (0 if
+    fewer than `minimum`)."""
+    first = items[0].ids[0]
+    n = min(int(item.action.nonzero()[0, 0]) for item in items)
+    for item in items[1:]:
+        differ = (item.ids[0, :n] != first[:n]).nonzero()
+        if len(differ):
+            n = int(differ[0, 0])
+    return n if n >= minimum else 0
+
+
+def prefix(model, item: Encoded, length: int) -> Prefix | None:
+    """`item`'s first `length` tokens run without gradient: their key/value cache."""
+    if not length:
+        return None
+    with torch.no_grad():
+        ids = item.ids[:, :length].to(model.device)
+        return length, model(ids, use_cache=True).past_key_values
+
+
+def _logprobs(model, item: Encoded, shared: Prefix | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p of each action token, entropy at each action position); with `shared`, the
+    forward pass starts after that prefix from a copy of its cache."""
     ids, action = item.ids.to(model.device), item.action.to(model.device)
-    logits = model(ids).logits[0, :-1][action]
+    start, past = shared if shared else (0, None)
+    logits = model(ids[:, start:], past_key_values=copy.deepcopy(past)).logits[0, :-1]
+    logits = logits[action[start:]]
     targets = ids[0, 1:][action]
     logp = F.log_softmax(logits.float(), dim=-1)
     entropy = -(logp.exp() * logp).sum(-1)
     return logp.gather(-1, targets[:, None])[:, 0], entropy
 
 
-def sft_loss(model, item: Encoded) -> torch.Tensor:
-    return -_logprobs(model, item)[0].mean()
+def sft_loss(model, item: Encoded, shared: Prefix | None = None) -> torch.Tensor:
+    return -_logprobs(model, item, shared)[0].mean()
 
 
-def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    logp, entropy = _logprobs(model, item)
+def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig,
+              shared: Prefix | None = None) -> torch.Tensor:
+    logp, entropy = _logprobs(model, item, shared)
     ratio = (logp - old).exp()
     advantage = item.sample.advantage
     clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
@@ -103,6 +136,9 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     optimiser = torch.optim.AdamW(params, lr=lr)
     items = [encode(tokenizer, s, config.max_tokens) for s in samples]
     items = [i for i in items if i.action.any()]
+    if not items:
+        return report
+    length = shared_length(items)
     report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
     order = random.Random(config.seed)
     t0 = time.monotonic()
@@ -128,10 +164,10 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
                 break
             batch = items[start:start + config.batch_size]
             optimiser.zero_grad()
-            total = 0.0
+            total, shared = 0.0, prefix(model, batch[0], length)
             for item in batch:
-                loss = sft_loss(model, item) if phase == "sft" else \
-                    grpo_loss(model, item, olds[id(item)], config)
+                loss = sft_loss(model, item, shared) if phase == "sft" else \
+                    grpo_loss(model, item, olds[id(item)], config, shared)
                 (loss / len(batch)).backward()
                 total += loss.item() / len(batch)
             if not math.isfinite(total):

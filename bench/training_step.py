@@ -1,0 +1,79 @@
+"""Benchmark: seconds per SFT step on real policy prompts, with the shared prompt prefix run
+once per batch without gradient (trainer/train.py) against the whole prompt with gradient.
+
+The oracle plays MiniWoB++ train seeds; its steps become samples rendered with the policy's own
+prompt builder, exactly as a learning cycle's teacher set. Usage: python bench/training_step.py
+[--steps 6]. Prints a table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from harness import header
+
+TASKS = ["click-button", "click-link", "focus-text"]
+
+
+async def samples(home: Path):
+    from daemon import miniwob
+    from daemon.config import load_settings
+    from daemon.evaluation import EvalPlan, evaluate
+    from daemon.llama_policy import LlamaPolicy
+    from daemon.oracle import OraclePolicy
+    from daemon.store import Store
+    from trainer.config import TrainConfig
+    from trainer.data import load_samples
+    settings = load_settings({"db": str(home / "store.db")}).settings
+    await evaluate(EvalPlan(TASKS, miniwob.seeds("train", 8), 3, source="practice"),
+                   policy=OraclePolicy(), db=settings.db_path)
+    policy = LlamaPolicy(settings)
+    async with await Store.open(settings.db_path) as store:
+        out = await load_samples(store, TrainConfig(reward="ground_truth"), ("practice",),
+                                 policy.render)
+    return out, policy.info.path
+
+
+def main(steps: int) -> None:
+    import torch
+
+    import trainer.train as training
+    from trainer.config import TrainConfig
+    from trainer.model import add_lora, load_base
+    header("nightloop training-step bench")
+    home = Path(tempfile.mkdtemp(prefix="nightloop-step-"))
+    os.environ["XDG_DATA_HOME"] = str(home)
+    rows, gguf = asyncio.run(samples(home))
+    model, tokenizer, _ = load_base(gguf)
+    config = TrainConfig(sft_epochs=1)
+    model = add_lora(model, config)
+    rows = rows[:steps * config.batch_size]
+    items = [training.encode(tokenizer, s, config.max_tokens) for s in rows]
+    shared = training.shared_length(items)
+    lengths = sorted(int(i.ids.shape[1]) for i in items)
+    print(f"{len(rows)} samples, prompt+action {lengths[0]}-{lengths[-1]} tokens, "
+          f"shared prefix {shared} tokens, batch {config.batch_size}, "
+          f"{torch.get_num_threads()} threads\n")
+    print("| forward/backward over | s/step | vs whole prompt |")
+    print("|---|---|---|")
+    timings = {}
+    for name, length in (("whole prompt", lambda items, minimum=64: 0),
+                         ("after the shared prefix", training.shared_length)):
+        training.shared_length = length
+        training.train(model, tokenizer, rows[:config.batch_size], config, "sft")  # warm-up
+        t0 = time.perf_counter()
+        report = training.train(model, tokenizer, rows, config, "sft")
+        timings[name] = (time.perf_counter() - t0) / report.steps
+        base = timings["whole prompt"]
+        print(f"| {name} | {timings[name]:.2f} | {base / timings[name]:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    main(parser.parse_args().steps)
