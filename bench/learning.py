@@ -82,42 +82,60 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> Non
 
     header("nightloop learning-curve bench")
     plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)
-    base = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
+    config = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
     arms = [
-        ("SFT only", dataclasses.replace(base, grpo_epochs=0), plan, 1),
-        ("GRPO from base", dataclasses.replace(base, sft_epochs=0),
+        ("SFT only", dataclasses.replace(config, grpo_epochs=0), plan, 1),
+        ("GRPO from base", dataclasses.replace(config, sft_epochs=0),
          dataclasses.replace(plan, teacher_seeds=0), 1),
-        ("SFT + GRPO", base, plan, cycles),
+        ("SFT + GRPO", config, plan, cycles),
     ]
-    rows = []
     home = fresh_home("blind")
     blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 3),
                            policy=FirstClickable(), db=home / "blind.db")
-    blind_rate = sum(r.success for r in blind) / len(blind)
-    for name, config, arm_plan, n in arms:
-        rows += await arm(name, config, arm_plan, n, budget)
+    rows = []
+    for name, arm_config, arm_plan, n in arms:
+        rows += await arm(name, arm_config, arm_plan, n, budget)
+    report(rows, blind, config, plan, budget)
 
-    base_rate = rows[0]["gate"].get("serving", {}).get("success")
+
+def report(rows: list[dict], blind: list, config, plan, budget: float) -> None:
+    """Print the table and draw bench/learning.png."""
+    base = rows[0]["gate"].get("serving", {})
+    base_rate, blind_rate = base.get("success"), _rate(blind)
+    n_seeds, gate_seeds = plan.practice_seeds, plan.gate_seeds
     n_test = len(TASKS) * gate_seeds
     print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x "
-          f"{base.practice_k} attempts at temperature {base.practice_temperature:g}, teacher "
+          f"{config.practice_k} attempts at temperature {config.practice_temperature:g}, teacher "
           f"{plan.teacher_seeds} train seeds per task, gate {gate_seeds} test seeds per task "
-          f"({n_test} episodes) at temperature {base.gate_temperature:g}, "
+          f"({n_test} episodes) at temperature {config.gate_temperature:g}, "
           f"{budget / 60:g} min budget per cycle\n")
-    print("| arm | cycle | test success (n) | vs base | serving then | SFT / GRPO steps | "
-          "promoted | wall s | peak MiB so far |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| base (no adapter) | - | {base_rate} | 1.00x | - | - | - | - | - |")
+    print(f"| arm | cycle | test success (n) | vs base | {' / '.join(TASKS)} | serving then | "
+          "seeds won / lost vs serving | SFT / GRPO steps | promoted | wall s | peak MiB so far |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    blind_tasks = " / ".join(f"{_rate([r for r in blind if r.task == t]):.2f}" for t in TASKS)
+    print(f"| base (no adapter) | - | {base_rate:.2f} ({base.get('n')}) | 1.00x | "
+          f"{_tasks(base)} | - | - | - | - | - | - |")
     print(f"| text-blind (first clickable) | - | {blind_rate:.2f} ({len(blind)}) | "
-          f"{blind_rate / base_rate:.2f}x | - | - | - | - | - |" if base_rate else "")
+          f"{blind_rate / base_rate:.2f}x | {blind_tasks} | - | - | - | - | - | - |")
     for r in rows:
         candidate, serving = r["gate"].get("candidate", {}), r["gate"].get("serving", {})
-        rate = candidate.get("success")
-        ratio = f"{rate / base_rate:.2f}x" if rate is not None and base_rate else "-"
-        print(f"| {r['arm']} | {r['cycle']} | {rate} ({candidate.get('n')}) | {ratio} | "
-              f"{serving.get('success')} | {r['steps']} | {r['promoted']} | {r['seconds']} | "
-              f"{r['peak_mib']:.0f} |" + (f" error: {r['error']}" if r["error"] else ""))
+        rate, pairs = candidate.get("success", 0.0), r["gate"].get("pairs", {})
+        ratio = f"{rate / base_rate:.2f}x" if base_rate else "-"
+        print(f"| {r['arm']} | {r['cycle']} | {rate:.2f} ({candidate.get('n')}) | {ratio} | "
+              f"{_tasks(candidate)} | {serving.get('success', 0):.2f} | "
+              f"{pairs.get('won')} / {pairs.get('lost')} | {r['steps']} | {r['promoted']} | "
+              f"{r['seconds']} | {r['peak_mib']:.0f} |"
+              + (f" error: {r['error']}" if r["error"] else ""))
     _plot(rows, base_rate, blind_rate)
+
+
+def _rate(results) -> float:
+    return sum(r.success for r in results) / len(results) if results else 0.0
+
+
+def _tasks(rates: dict) -> str:
+    """Per-task success from a gate's figures, in TASKS order."""
+    return " / ".join(f"{rates.get('tasks', {}).get(t, 0):.2f}" for t in TASKS)
 
 
 def _plot(rows: list[dict], base_rate, blind_rate) -> None:

@@ -41,9 +41,12 @@ def test_a_gate_cut_short_compares_only_what_both_adapters_finished():
     serving = {("click-button", 5): 0.0, ("focus-text", 5): 1.0, ("focus-text", 10): 1.0,
                ("click-link", 5): 1.0, "buy milk": 0.75, "pay rent": -1.0}
     assert _compare(candidate, serving) == {
-        "candidate": {"success": 1.0, "n": 2, "held_out": {"reward": 0.5, "n": 1}},
-        "serving": {"success": 0.5, "n": 2, "held_out": {"reward": 0.75, "n": 1}}}
-    assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0}
+        "candidate": {"success": 1.0, "n": 2, "tasks": {"click-button": 1.0, "focus-text": 1.0},
+                      "held_out": {"reward": 0.5, "n": 1}},
+        "serving": {"success": 0.5, "n": 2, "tasks": {"click-button": 0.0, "focus-text": 1.0},
+                    "held_out": {"reward": 0.75, "n": 1}},
+        "pairs": {"won": 1, "lost": 0}}
+    assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0, "tasks": {}}
 
 
 def test_a_cycle_state_survives_on_disk_until_done(home):

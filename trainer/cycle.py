@@ -266,7 +266,8 @@ class _Cycle:
         self.folder.mkdir(parents=True, exist_ok=True)
         # SFT may use at most SFT_SHARE of the training time when GRPO has groups to learn
         # from (unsplit, SFT used all of it and GRPO never ran: bench/learning.py, first run).
-        sft_end = time.monotonic() + self.left("train") * (SFT_SHARE if grpo else 1.0)
+        share = SFT_SHARE if grpo and config.grpo_epochs else 1.0
+        sft_end = time.monotonic() + self.left("train") * share
         for phase, samples, end in (("sft", sft, sft_end), ("grpo", grpo, self.deadline["train"])):
             report: Report = await asyncio.to_thread(
                 train, model, tokenizer, samples, config, phase, end,
@@ -347,16 +348,21 @@ class _Cycle:
 
 def _compare(candidate: dict, serving: dict) -> dict:
     """Both adapters' figures on what both finished (a gate cut short by the budget compares
-    like with like): MiniWoB++ success over (task, seed) keys, the judge's mean reward over
-    held-out task keys."""
+    like with like): MiniWoB++ success over (task, seed) keys, overall and per task, the
+    (task, seed) pairs the candidate won and lost, and the judge's mean reward over held-out
+    task keys."""
     pairs = [k for k in candidate if isinstance(k, tuple) and k in serving]
     tasks = [k for k in candidate if isinstance(k, str) and k in serving]
-    rates = {}
+    rates: dict = {}
     for name, seen in (("candidate", candidate), ("serving", serving)):
-        rates[name] = {"success": round(_rate([seen[k] for k in pairs]), 4), "n": len(pairs)}
+        rates[name] = {"success": round(_rate([seen[k] for k in pairs]), 4), "n": len(pairs),
+                       "tasks": {t: round(_rate([seen[k] for k in pairs if k[0] == t]), 4)
+                                 for t in dict.fromkeys(k[0] for k in pairs)}}
         if tasks:
             rates[name]["held_out"] = {"reward": round(_rate([seen[k] for k in tasks]), 4),
                                        "n": len(tasks)}
+    rates["pairs"] = {"won": sum(candidate[k] > serving[k] for k in pairs),
+                      "lost": sum(candidate[k] < serving[k] for k in pairs)}
     return rates
 
 
