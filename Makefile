@@ -57,8 +57,9 @@ bench: setup
 	$(PY) bench/policy.py
 	$(PY) bench/miniwob.py
 	$(PY) bench/replay.py
+	$(PY) bench/training_step.py
 
-# The learning curve: four real learning cycles and two baselines (about 45 minutes on 2 cores).
+# The learning curve: four real learning cycles and two baselines (about 50 minutes on 2 cores).
 bench-learning: setup
 	$(PY) bench/learning.py
 
