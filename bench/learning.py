@@ -78,7 +78,7 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> Non
     from daemon import miniwob
     from daemon.evaluation import EvalPlan, evaluate
     from trainer.config import TrainConfig
-    from trainer.cycle import CyclePlan
+    from trainer.config import CyclePlan
 
     header("nightloop learning-curve bench")
     plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from trainer.config import CyclePlan, TrainConfig
+
+from . import miniwob
 from . import protocol as p
 from . import schedule
 from .cli_common import json_option, pairing_token, print_json, run_coro, setting_options, \
@@ -29,20 +32,24 @@ from .store import Store
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path), default=None,
               help="TOML file overriding training settings (see trainer/config.py).")
-@click.option("--tasks", default=None,
-              help="Comma-separated MiniWoB++ tasks to practice [default: the oracle's six].")
-@click.option("--seeds", "n_seeds", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Train seeds per task (practice) and test seeds per task (gate).")
-@click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=None,
-              help="Train seeds per task the scripted teacher demonstrates for SFT (0: none) "
-                   "[default: 20].")
+@click.option("--tasks", default=",".join(CyclePlan.tasks), show_default=True,
+              help="Comma-separated MiniWoB++ tasks to practise, teach and gate on.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
+              default=CyclePlan.practice_seeds, show_default=True,
+              help="Train seeds per task to practise, each attempted `practice_k` times.")
+@click.option("--gate-seeds", type=click.IntRange(1, 100), default=CyclePlan.gate_seeds,
+              show_default=True,
+              help="Test seeds per task the gate runs with the candidate and the serving adapter.")
+@click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=CyclePlan.teacher_seeds,
+              show_default=True,
+              help="Train seeds per task the scripted teacher demonstrates for SFT (0: none).")
 @click.option("--fresh", is_flag=True,
               help="Start over instead of going on with an interrupted cycle.")
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
-def train_command(now: bool, budget: float, config_file: Path | None, tasks: str | None,
-                  n_seeds: int, teacher_seeds: int | None, fresh: bool, as_json: bool,
-                  **flags: Any) -> None:
+def train_command(now: bool, budget: float, config_file: Path | None, tasks: str,
+                  n_seeds: int, gate_seeds: int, teacher_seeds: int, fresh: bool,
+                  as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
@@ -53,14 +60,10 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
 
     Example: nightloop train --now --budget 30
     """
-    from trainer.config import TrainConfig
-    from trainer.cycle import CyclePlan, run_cycle
+    from trainer.cycle import run_cycle     # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    plan = CyclePlan(practice_seeds=n_seeds, gate_seeds=n_seeds)
-    if teacher_seeds is not None:
-        plan = dataclasses.replace(plan, teacher_seeds=teacher_seeds)
-    if tasks:
-        plan = dataclasses.replace(plan, tasks=tuple(t.strip() for t in tasks.split(",")))
+    names = miniwob.check_tasks([t.strip() for t in tasks.split(",") if t.strip()])
+    plan = CyclePlan(tuple(names), n_seeds, gate_seeds, teacher_seeds=teacher_seeds)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     bars = Bars(quiet=as_json)
     try:
@@ -293,11 +296,11 @@ def practice_list(db: str | None, as_json: bool) -> None:
 
     Example: nightloop practice list --json
     """
-    from trainer.config import TrainConfig
 
     @with_store(db)
     async def go(store: Store) -> tuple[list, list]:
-        return await store.practice_rules(), await practice_tasks(store, TrainConfig.practice_user_tasks)
+        return (await store.practice_rules(),
+                await practice_tasks(store, TrainConfig.practice_user_tasks))
     rules, tasks = run_coro(go())
     if as_json:
         print_json({"rules": [dataclasses.asdict(r) for r in rules],

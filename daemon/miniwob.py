@@ -69,6 +69,9 @@ def suite(name: str) -> list[str]:
 
 
 def check_tasks(names: list[str]) -> list[str]:
+    """`names` if they are all MiniWoB++ tasks (and there is one at least), else ValueError."""
+    if not names:
+        raise ValueError("no MiniWoB++ task named")
     known = {p.stem for p in (html_dir() / "miniwob").glob("*.html")}
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -94,8 +94,8 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         def train(*extra: str) -> dict:
             return json.loads(nightloop(
                 "train", "--now", "--tasks", "click-button,focus-text", "--seeds", "1",
-                "--teacher-seeds", "2", "--config", str(config), "--budget", "14",
-                "--max-steps", "3", "--json",
+                "--gate-seeds", "1", "--teacher-seeds", "2", "--config", str(config),
+                "--budget", "14", "--max-steps", "3", "--json",
                 "--db", str(db), *daemon.args(), *extra, timeout=840).stdout)
         result = train()
         assert result["error"] is None, result

@@ -86,3 +86,12 @@ def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home
                     check=False)
     assert run.returncode == 1 and "cannot read training config" in run.stderr
     assert not (home / "s.db").exists()                 # refused before touching anything
+
+
+def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything(home):
+    for tasks, error in (("click-button,bogus", "unknown MiniWoB++ task 'bogus'"),
+                         (" , ", "no MiniWoB++ task named")):
+        run = nightloop("train", "--now", "--tasks", tasks, "--db", str(home / "s.db"),
+                        check=False)
+        assert run.returncode == 1 and error in run.stderr, run.stderr
+    assert not (home / "s.db").exists()

@@ -1,6 +1,7 @@
 """Every training hyperparameter in one dataclass, with defaults from the references
 (../shared/reference.md §2-3, §7, §9). `nightloop train --config FILE` overrides any of them
 from a TOML file; unknown keys are an error, so a typo never silently trains with a default.
+What a cycle practises and measures on (tasks, seeds) is `CyclePlan`, set from the command line.
 """
 
 from __future__ import annotations
@@ -63,3 +64,16 @@ class TrainConfig:
         if "target_modules" in data:
             data["target_modules"] = tuple(data["target_modules"])
         return dataclasses.replace(cls(), **data)
+
+
+@dataclass(frozen=True)
+class CyclePlan:
+    """The MiniWoB++ tasks and seeds one learning cycle practises, teaches and gates on."""
+    tasks: tuple[str, ...] = ("click-button", "click-link", "click-checkboxes", "click-dialog",
+                              "enter-text", "focus-text")     # the oracle can teach these
+    practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
+    gate_seeds: int = 5             # test seeds per task: 30 episodes, as many as showed
+                                    # bench/learning.py's rise (0.40 -> 0.63, 8 won / 1 lost)
+    max_steps: int = 6
+    teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
+                                    # more than practice: its episodes take no model time

@@ -14,9 +14,10 @@ Contract:
   on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
   candidate.
 - The gate runs the MiniWoB test split with the candidate and with the serving adapter, and the
-  held-out user tasks once each, scored by the judge, both at `gate_temperature` (greedy). The candidate is promoted unless its
-  success is lower by more than `gate_margin`, or its mean judge reward on held-out user tasks
-  lower by more than `gate_reward_margin`; else rejected. A running daemon is told to switch.
+  held-out user tasks once each, scored by the judge, both at `gate_temperature` (greedy). The
+  candidate is promoted unless its success is lower by more than `gate_margin`, or its mean
+  judge reward on held-out user tasks lower by more than `gate_reward_margin`; else rejected.
+  A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
   on with what it has. On any failure the serving adapter stays and `CycleResult.error` says
   why.
@@ -43,7 +44,7 @@ from daemon.evaluation import EvalPlan, evaluate
 from daemon.practice import USER_SOURCES, Rules, practice_tasks, practise
 from daemon.store import Adapter, Store, now
 
-from .config import TrainConfig
+from .config import CyclePlan, TrainConfig
 from .data import grpo_samples, load_samples, sft_samples
 from .train import Report, train
 
@@ -52,17 +53,6 @@ Progress = Callable[[str, int, int], None]      # (what, done, total)
 # Shares of the budget: practice, training, gate (the judge runs inside practice's share).
 SHARES = {"practice": 0.35, "train": 0.45, "gate": 0.2}
 SFT_SHARE = 0.6
-
-
-@dataclass(frozen=True)
-class CyclePlan:
-    tasks: tuple[str, ...] = ("click-button", "click-link", "click-checkboxes", "click-dialog",
-                              "enter-text", "focus-text")     # the oracle can teach these
-    practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
-    gate_seeds: int = 3             # test seeds per task
-    max_steps: int = 6
-    teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
-                                    # more than practice: its episodes take no model time
 
 
 @dataclass
