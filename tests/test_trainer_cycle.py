@@ -50,16 +50,18 @@ def test_a_gate_cut_short_compares_only_what_both_adapters_finished():
 
 
 def test_a_cycle_state_survives_on_disk_until_done(home):
-    assert CycleState.load() is None
-    state = CycleState(first_id=7, serving=None, folder=str(home / "a"))
+    db, other = home / "a.db", home / "b.db"
+    assert CycleState.load(db) is None
+    state = CycleState(str(db), first_id=7, serving=None, folder=str(home / "a"))
     state.save()
     state.phase, state.candidate = "gate", 3
     state.save()
-    assert CycleState.load() == state
-    CycleState.path().write_text("{not json")
-    assert CycleState.load() is None                           # a broken file: start over
+    assert CycleState.load(db) == state
+    assert CycleState.load(other) is None               # a cycle on another store starts afresh
+    CycleState.path(db).write_text("{not json")
+    assert CycleState.load(db) is None                         # a broken file: start over
     state.done()
-    assert CycleState.load() is None
+    assert CycleState.load(db) is None
 
 
 def user_tasks(url: str) -> tuple[str, str]:
@@ -125,14 +127,14 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         folder.mkdir()
         for state in Path(first).parent.glob("*-state.pt"):
             shutil.copy(state, folder)
-        CycleState(first_id=2, serving=adapters[0]["id"], folder=str(folder),
+        CycleState(str(db), first_id=2, serving=adapters[0]["id"], folder=str(folder),
                    phase="train").save()              # episodes 1-2 are the user's, before it
         resumed = train()
         assert resumed["error"] is None and resumed["resumed"] == "train", resumed
         assert resumed["practice_episodes"] == 0
         assert [(r["steps"], r["resumed_at"]) for r in resumed["training"]] == [
             (r["steps"], r["steps"]) for r in result["training"]]
-        assert CycleState.load() is None                               # done: nothing to resume
+        assert CycleState.load(db) is None                             # done: nothing to resume
         assert (folder / "adapter.gguf").exists()
 
         nightloop("adapters", "rollback", "--db", str(db), *daemon.args())

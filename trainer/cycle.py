@@ -21,9 +21,10 @@ Contract:
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
   on with what it has. On any failure the serving adapter stays and `CycleResult.error` says
   why.
-- Resumable: the cycle's state (data window, phase, candidate) lives in ``cycle.json`` in the
-  data dir and training saves its state every few steps; a cycle started while an unfinished
-  one is on record for the same serving adapter goes on from there (`fresh` discards it).
+- Resumable: the cycle's state (data window, phase, candidate) lives in ``<store>.cycle.json``
+  beside the store it belongs to, and training saves its state every few steps; a cycle
+  started while an unfinished one is on record for the same store and serving adapter goes on
+  from there (`fresh` discards it).
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ class CycleResult:
 
 @dataclass
 class CycleState:
-    """What a cycle needs to go on after an interruption (``cycle.json``)."""
+    """What a cycle needs to go on after an interruption (``<store>.cycle.json``: a cycle on
+    another store never picks it up)."""
+    db: str                         # the store the cycle reads and writes
     first_id: int                   # the cycle's episodes are those with a higher id
     serving: int | None             # the adapter serving when it started
     folder: str                     # where its adapter, training state and gate db go
@@ -79,24 +82,24 @@ class CycleState:
     started: str = field(default_factory=now)
 
     @staticmethod
-    def path() -> Path:
-        return data_dir() / "cycle.json"
+    def path(db: Path | str) -> Path:
+        return Path(f"{db}.cycle.json")
 
     @classmethod
-    def load(cls) -> CycleState | None:
+    def load(cls, db: Path | str) -> CycleState | None:
         try:
-            return cls(**json.loads(cls.path().read_text()))
+            return cls(**json.loads(cls.path(db).read_text()))
         except (OSError, ValueError, TypeError):
             return None
 
     def save(self) -> None:
-        tmp = self.path().with_suffix(".partial")
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        path = self.path(self.db)
+        tmp = path.with_suffix(".partial")
         tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2))
-        tmp.replace(self.path())
+        tmp.replace(path)
 
     def done(self) -> None:
-        self.path().unlink(missing_ok=True)
+        self.path(self.db).unlink(missing_ok=True)
 
 
 def _rate(values: list[float]) -> float:
@@ -144,14 +147,14 @@ class _Cycle:
         async with await Store.open(self.db, recover=False) as store:
             self.serving = await store.promoted_adapter()
             serving_id = self.serving.id if self.serving else None
-            state = None if fresh else CycleState.load()
+            state = None if fresh else CycleState.load(self.db)
             if state and state.serving == serving_id:
                 self.result.resumed = state.phase
                 self.say(f"going on with the cycle started {state.started} at its "
                          f"{state.phase} phase (--fresh starts over)")
             else:
                 first = max((e.id for e in await store.episodes(1)), default=0)
-                state = CycleState(first, serving_id,
+                state = CycleState(str(self.db), first, serving_id,
                                    str(data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")))
             user = await practice_tasks(store, self.config.practice_user_tasks)
             self.rules = Rules(await store.practice_rules())
