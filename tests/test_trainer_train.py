@@ -4,6 +4,9 @@ exports to a GGUF adapter that llama.cpp loads and that changes its output."""
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +135,17 @@ def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss(trained):
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
     model.zero_grad()
+
+
+def test_qlora_is_chosen_only_when_cuda_and_bitsandbytes_are_both_present(monkeypatch):
+    """The choice only: this machine has no GPU, so 4-bit training itself is not run here."""
+    from trainer.model import quantization
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert quantization() is None                                   # the CPU: plain fp32
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)          # CUDA, no bitsandbytes
+    assert quantization() is None
+    monkeypatch.setitem(sys.modules, "bitsandbytes", types.ModuleType("bitsandbytes"))
+    q = quantization()
+    assert (q.load_in_4bit, q.bnb_4bit_quant_type, q.bnb_4bit_use_double_quant) == \
+        (True, "nf4", True)
