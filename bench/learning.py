@@ -10,8 +10,9 @@ Arms, each in its own fresh home and store, on the same tasks and seeds:
 Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export → gate); the figure
 per cycle is its candidate's success on the test seeds, with wall time and peak memory.
 
-Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 10]. Prints a table and
-writes bench/learning.png; asserts nothing. "serving" is the adapter the cycle started from,
+Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 10] [--budget SECONDS]
+[--arms sft,grpo,sft+grpo] [--png PATH]. Prints a table and writes bench/learning.png; asserts
+nothing. "serving" is the adapter the cycle started from,
 measured again on the same test seeds in the same cycle (run-to-run noise is visible there).
 """
 
@@ -74,31 +75,31 @@ async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]
     return rows
 
 
-async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float) -> None:
+async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float, names: list[str],
+               png: Path) -> None:
     from daemon import miniwob
     from daemon.evaluation import EvalPlan, evaluate
-    from trainer.config import TrainConfig
-    from trainer.config import CyclePlan
+    from trainer.config import CyclePlan, TrainConfig
 
     header("nightloop learning-curve bench")
     plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)
     config = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
-    arms = [
-        ("SFT only", dataclasses.replace(config, grpo_epochs=0), plan, 1),
-        ("GRPO from base", dataclasses.replace(config, sft_epochs=0),
-         dataclasses.replace(plan, teacher_seeds=0), 1),
-        ("SFT + GRPO", config, plan, cycles),
-    ]
+    arms = {
+        "sft": ("SFT only", dataclasses.replace(config, grpo_epochs=0), plan, 1),
+        "grpo": ("GRPO from base", dataclasses.replace(config, sft_epochs=0),
+                 dataclasses.replace(plan, teacher_seeds=0), 1),
+        "sft+grpo": ("SFT + GRPO", config, plan, cycles),
+    }
     home = fresh_home("blind")
     blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 3),
                            policy=FirstClickable(), db=home / "blind.db")
     rows = []
-    for name, arm_config, arm_plan, n in arms:
+    for name, arm_config, arm_plan, n in (arms[key] for key in names):
         rows += await arm(name, arm_config, arm_plan, n, budget)
-    report(rows, blind, config, plan, budget)
+    report(rows, blind, config, plan, budget, png)
 
 
-def report(rows: list[dict], blind: list, config, plan, budget: float) -> None:
+def report(rows: list[dict], blind: list, config, plan, budget: float, png: Path) -> None:
     """Print the table and draw bench/learning.png."""
     base = rows[0]["gate"].get("serving", {})
     base_rate, blind_rate = base.get("success"), _rate(blind)
@@ -126,7 +127,7 @@ def report(rows: list[dict], blind: list, config, plan, budget: float) -> None:
               f"{pairs.get('won')} / {pairs.get('lost')} | {r['steps']} | {r['promoted']} | "
               f"{r['seconds']} | {r['peak_mib']:.0f} |"
               + (f" error: {r['error']}" if r["error"] else ""))
-    _plot(rows, base_rate, blind_rate)
+    _plot(rows, base_rate, blind_rate, png)
 
 
 def _rate(results) -> float:
@@ -138,7 +139,7 @@ def _tasks(rates: dict) -> str:
     return " / ".join(f"{rates.get('tasks', {}).get(t, 0):.2f}" for t in TASKS)
 
 
-def _plot(rows: list[dict], base_rate, blind_rate) -> None:
+def _plot(rows: list[dict], base_rate, blind_rate, png: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -152,7 +153,7 @@ def _plot(rows: list[dict], base_rate, blind_rate) -> None:
     ax.set_ylabel("success on test seeds")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(Path(__file__).with_name("learning.png"), dpi=110)
+    fig.savefig(png, dpi=110)
 
 
 if __name__ == "__main__":
@@ -161,5 +162,12 @@ if __name__ == "__main__":
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--gate-seeds", type=int, default=10)
     parser.add_argument("--budget", type=float, default=16 * 60, help="seconds per cycle")
+    parser.add_argument("--arms", default="sft,grpo,sft+grpo",
+                        help="comma-separated, in order: sft, grpo, sft+grpo (the first one's "
+                             "first cycle measures the base)")
+    parser.add_argument("--png", type=Path, default=Path(__file__).with_name("learning.png"))
     args = parser.parse_args()
-    asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget))
+    names = [a.strip() for a in args.arms.split(",")]
+    if not names or set(names) - {"sft", "grpo", "sft+grpo"}:
+        parser.error(f"--arms: choose from sft, grpo, sft+grpo; got {args.arms!r}")
+    asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget, names, args.png))
