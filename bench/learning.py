@@ -11,9 +11,9 @@ Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export
 per cycle is its candidate's success on the test seeds, with wall time and peak memory.
 
 Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 10] [--budget SECONDS]
-[--arms sft,grpo,sft+grpo] [--png PATH]. Prints a table and writes bench/learning.png; asserts
-nothing. "serving" is the adapter the cycle started from,
-measured again on the same test seeds in the same cycle (run-to-run noise is visible there).
+[--arms sft,grpo,sft+grpo] [--png PATH]. Prints a table and draws the curve (bench/learning.png
+unless --png); asserts nothing. "serving" is the adapter the cycle started from, measured again
+on the same test seeds in the same cycle (run-to-run noise is visible there).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float, names:
 
 
 def report(rows: list[dict], blind: list, config, plan, budget: float, png: Path) -> None:
-    """Print the table and draw bench/learning.png."""
+    """Print the table and draw the curve into `png`."""
     base = rows[0]["gate"].get("serving", {})
     base_rate, blind_rate = base.get("success"), _rate(blind)
     n_seeds, gate_seeds = plan.practice_seeds, plan.gate_seeds
@@ -168,6 +168,6 @@ if __name__ == "__main__":
     parser.add_argument("--png", type=Path, default=Path(__file__).with_name("learning.png"))
     args = parser.parse_args()
     names = [a.strip() for a in args.arms.split(",")]
-    if not names or set(names) - {"sft", "grpo", "sft+grpo"}:
+    if set(names) - {"sft", "grpo", "sft+grpo"}:
         parser.error(f"--arms: choose from sft, grpo, sft+grpo; got {args.arms!r}")
     asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget, names, args.png))

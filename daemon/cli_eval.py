@@ -58,8 +58,7 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
     """
     if suite and tasks:
         raise click.UsageError("give --suite or --tasks, not both")
-    names = miniwob.check_tasks([t.strip() for t in tasks.split(",") if t.strip()]) if tasks \
-        else miniwob.suite(suite or "smoke")
+    names = miniwob.parse_tasks(tasks) if tasks else miniwob.suite(suite or "smoke")
     seeds = _seed_list(seed_list, split) if seed_list else miniwob.seeds(split, n_seeds)
     settings = settings_from(**flags)
     policy = OraclePolicy() if policy_name == "oracle" else \

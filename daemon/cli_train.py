@@ -62,8 +62,8 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     """
     from trainer.cycle import run_cycle     # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    names = miniwob.check_tasks([t.strip() for t in tasks.split(",") if t.strip()])
-    plan = CyclePlan(tuple(names), n_seeds, gate_seeds, teacher_seeds=teacher_seeds)
+    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)), n_seeds, gate_seeds,
+                     teacher_seeds=teacher_seeds)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     bars = Bars(quiet=as_json)
     try:

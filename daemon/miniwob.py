@@ -80,6 +80,11 @@ def check_tasks(names: list[str]) -> list[str]:
     return names
 
 
+def parse_tasks(text: str) -> list[str]:
+    """The task names in a comma-separated list (`--tasks a,b`), checked as `check_tasks` does."""
+    return check_tasks([t.strip() for t in text.split(",") if t.strip()])
+
+
 def split_of(seed: int) -> str:
     """The fixed rule: a seed divisible by TEST_EVERY is a test seed, any other a train seed."""
     return "test" if seed % TEST_EVERY == 0 else "train"
