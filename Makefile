@@ -44,11 +44,14 @@ chromium:
 run: setup
 	$(VENV)/bin/nightloop daemon --browser
 
+# The import contracts (pyproject.toml) first: a broken architecture fails in seconds.
 test: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest
 
 # Everything, the slow suites included (CI runs this when time allows).
 test-all: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -m ''
 
 # Figures for the README (each prints a table; none asserts anything).

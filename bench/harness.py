@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-GEN_PAGES = REPO.parent / "shared" / "bench-pages" / "gen_pages.py"
 NIGHTLOOP = str(Path(sys.executable).parent / "nightloop")
 
 
@@ -44,6 +43,7 @@ async def timed(coro) -> tuple[float, object]:
 class Bench:
     work: Path
     base_url: str           # the served pages: the test pages and synth_{100,1000,10000}.html
+                            # (bench/pages.py, generated into the bench's temporary folder)
     port: int
     token: str
     daemon: subprocess.Popen
@@ -57,20 +57,20 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
     work = Path(tempfile.mkdtemp(prefix="nightloop-bench-"))
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")
     os.environ["XDG_DATA_HOME"] = str(work / "data")
+    from pages import write_pages
     from playwright.async_api import async_playwright
 
-    from daemon import protocol as p
-    from daemon.browser import launch_with_playwright
-    from daemon.client import connected
-    from daemon.config import config_dir
-    from daemon.pairing import load_or_create_token
+    from daemon.bridge.launch import launch_with_playwright
+    from daemon.bridge.pairing import load_or_create_token
+    from daemon.core import protocol as p
+    from daemon.core.settings import config_dir
+    from daemon.service.client import connected
 
     pages = work / "pages"
-    subprocess.run([sys.executable, str(GEN_PAGES), str(pages)], check=True,
-                   stdout=subprocess.DEVNULL)
+    write_pages(pages)
     for page in (REPO / "tests" / "pages").glob("*.html"):
         shutil.copy(page, pages)
-    from daemon.static import serve_directory
+    from daemon.tasks.static import serve_directory
 
     port, token, db = free_port(), load_or_create_token(config_dir()), work / "bench.db"
     daemon = subprocess.Popen([NIGHTLOOP, "daemon", "--port", str(port), "--db", str(db),

@@ -37,8 +37,8 @@ class FirstClickable:
     name, adapter = "text-blind", None
 
     async def decide(self, context):
-        from daemon.actions import Action
-        from daemon.policy import Decision
+        from daemon.agent.policy import Decision
+        from daemon.core.actions import Action
         for element in context.observation.elements:
             if element.role in ("button", "link", "clickable", "textbox", "checkbox"):
                 return Decision(Action("click", {"id": element.id}))
@@ -59,7 +59,7 @@ def fresh_home(name: str) -> Path:
 
 
 async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]:
-    from daemon.config import load_settings
+    from daemon.core.settings import load_settings
     from trainer.cycle import run_cycle
     home = fresh_home(name)
     settings = load_settings({"db": str(home / "store.db")}).settings
@@ -77,8 +77,8 @@ async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]
 
 async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float, names: list[str],
                png: Path) -> None:
-    from daemon import miniwob
-    from daemon.evaluation import EvalPlan, evaluate
+    from daemon.tasks import miniwob
+    from daemon.tasks.evaluation import EvalPlan, evaluate
     from trainer.config import CyclePlan, TrainConfig
 
     header("nightloop learning-curve bench")

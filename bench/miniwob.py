@@ -20,9 +20,9 @@ async def main(n_seeds: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="nightloop-bench-"))
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")
     os.environ["XDG_DATA_HOME"] = str(work / "data")
-    from daemon import miniwob
-    from daemon.evaluation import EvalPlan, evaluate
-    from daemon.oracle import SOLVERS, OraclePolicy
+    from daemon.tasks import miniwob
+    from daemon.tasks.evaluation import EvalPlan, evaluate
+    from daemon.tasks.oracle import SOLVERS, OraclePolicy
 
     header("nightloop MiniWoB++ harness bench")
     tasks, seeds = sorted(SOLVERS), miniwob.seeds("train", n_seeds)

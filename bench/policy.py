@@ -30,8 +30,8 @@ TASKS = ["Click the Edit button of the first row", "Type 'north' into the search
 
 
 async def episodes(steps: int) -> None:
-    from daemon import protocol as p
-    from daemon.client import connected
+    from daemon.core import protocol as p
+    from daemon.service.client import connected
 
     async with bench_setup("--policy", "llm", "--max-steps", "10", "--seed", "1") as bench:
         header("nightloop policy bench")
@@ -93,11 +93,11 @@ def report_steps(db, limit: int) -> None:
 def throughput(repeats: int) -> None:
     from llama_cpp import LlamaGrammar
 
-    from daemon.actions import json_schema
-    from daemon.config import Settings
-    from daemon.llama_policy import LlamaPolicy
-    from daemon.observation import Observation
-    from daemon.policy import StepContext
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.agent.policy import StepContext
+    from daemon.core.actions import json_schema
+    from daemon.core.observation import Observation
+    from daemon.core.settings import Settings
 
     sys_path_tests()
     from synthetic import observation

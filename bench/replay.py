@@ -142,8 +142,8 @@ async def replay_test_page(bench, task: Task, demo: int, url: str | None = None)
 
 
 async def miniwob_run(task: Task, seed: int, policy, db) -> tuple[bool, dict]:
-    from daemon.evaluation import EvalPlan, evaluate
-    from daemon.store import Store
+    from daemon.core.store import Store
+    from daemon.tasks.evaluation import EvalPlan, evaluate
     [result] = await evaluate(EvalPlan([task.miniwob], [seed], max_steps=10), policy=policy,
                               db=db)
     async with await Store.open(db, recover=False) as store:
@@ -153,13 +153,13 @@ async def miniwob_run(task: Task, seed: int, policy, db) -> tuple[bool, dict]:
 
 async def main(runs: int) -> None:
     global EXTENSION_ID
-    from daemon import miniwob
-    from daemon.config import load_settings
-    from daemon.llama_policy import LlamaPolicy
-    from daemon.pairing import extension_id
-    from daemon.replay import ReplayPolicy
-    from daemon.static import serve_directory
-    from daemon.store import Store
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.agent.replay import ReplayPolicy
+    from daemon.bridge.pairing import extension_id
+    from daemon.core.settings import load_settings
+    from daemon.core.store import Store
+    from daemon.tasks import miniwob
+    from daemon.tasks.static import serve_directory
 
     EXTENSION_ID = extension_id()
     header("nightloop replay bench")

@@ -1,7 +1,7 @@
 """Benchmark: observe + act round trips through daemon ↔ extension, and observation cost.
 
-Starts a real daemon and a real headless Chromium with the extension, serves the generated pages
-of ../shared/bench-pages (about 100, 1,000 and 10,000 elements) plus the test form, and prints:
+Starts a real daemon and a real headless Chromium with the extension, serves the pages
+bench/pages.py generates (about 100, 1,000 and 10,000 elements) plus the test form, and prints:
 
 1. round-trip latency (p50/p95 ms) of observe, act and observe+act as a client sees them;
 2. per page: observe latency, observation size (JSON chars, prompt text chars, real tokens of
@@ -9,7 +9,9 @@ of ../shared/bench-pages (about 100, 1,000 and 10,000 elements) plus the test fo
    fetching the DOM snapshot + full accessibility tree over CDP, which is what browser-use and
    BrowserGym start from (their own processing comes on top).
 
-Usage: python bench/roundtrip.py [--rounds 50] [--repeats 10]. Prints figures, asserts nothing.
+Usage: python bench/roundtrip.py [--rounds 50] [--repeats 10] [--pages DIR]. With --pages, the
+observation table covers every *.html under DIR (served as it is, so its assets load) instead
+of the generated pages. Prints figures, asserts nothing.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import asyncio
 import json
 import statistics
 import time
+from pathlib import Path
 
 from harness import bench_setup, header, pct, timed
 
 
-async def main(rounds: int, repeats: int) -> None:
+async def main(rounds: int, repeats: int, pages: Path | None) -> None:
     from llama_cpp import Llama
 
-    from daemon import protocol as p
-    from daemon.client import connected
-    from daemon.models import shipped_model
-    from daemon.observation import Observation
+    from daemon.core import protocol as p
+    from daemon.core.models import shipped_model
+    from daemon.core.observation import Observation
+    from daemon.service.client import connected
+    from daemon.tasks.static import serve_directory
 
     tokenizer = Llama(model_path=str(shipped_model()), vocab_only=True, verbose=False)
 
@@ -42,8 +46,19 @@ async def main(rounds: int, repeats: int) -> None:
         async with connected(bench.port, bench.token) as client:
             header("nightloop round-trip bench")
             await roundtrips(client, p, rounds)
-            await observations(client, p, bench.context, page, bench.base_url, repeats,
-                               n_tokens, Observation)
+            if pages is None:
+                urls = {name: f"{bench.base_url}/{name}.html"
+                        for name in ("form", "synth_100", "synth_1000", "synth_10000")}
+                await observations(client, p, bench.context, page, urls, repeats, n_tokens,
+                                   Observation)
+                return
+            with serve_directory(pages) as base:
+                urls = {str(f.relative_to(pages)): f"{base}/{f.relative_to(pages).as_posix()}"
+                        for f in sorted(pages.rglob("*.html"))}
+                if not urls:
+                    raise SystemExit(f"no *.html pages under {pages}")
+                await observations(client, p, bench.context, page, urls, repeats, n_tokens,
+                                   Observation)
 
 
 async def roundtrips(client, p, rounds: int) -> None:
@@ -68,15 +83,16 @@ async def roundtrips(client, p, rounds: int) -> None:
     print()
 
 
-async def observations(client, p, context, page, base, repeats, n_tokens, Observation) -> None:
+async def observations(client, p, context, page, urls: dict[str, str], repeats, n_tokens,
+                       Observation) -> None:
     print(f"## Observation per page (median of {repeats})\n")
     print("| page | DOM elements | ours: observe ms | JSON chars | prompt chars | "
           "prompt tokens | kept / cut | CDP snapshot+AX ms | CDP JSON chars | time ratio | "
           "size ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     cdp = await context.new_cdp_session(page)
-    for name in ("form", "synth_100", "synth_1000", "synth_10000"):
-        await page.goto(f"{base}/{name}.html")
+    for name, url in urls.items():
+        await page.goto(url)
         n_dom = await page.evaluate("document.querySelectorAll('*').length")
         ours, reply = [], None
         for _ in range(repeats + 1):
@@ -108,5 +124,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--pages", type=Path, default=None,
+                        help="time the observation of every *.html under this folder")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.repeats))
+    if args.pages is not None and not args.pages.is_dir():
+        parser.error(f"--pages {args.pages}: not a folder")
+    asyncio.run(main(args.rounds, args.repeats, args.pages))

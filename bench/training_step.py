@@ -13,6 +13,7 @@ import asyncio
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from harness import header
@@ -21,12 +22,12 @@ TASKS = ["click-button", "click-link", "focus-text"]
 
 
 async def samples(home: Path):
-    from daemon import miniwob
-    from daemon.config import load_settings
-    from daemon.evaluation import EvalPlan, evaluate
-    from daemon.llama_policy import LlamaPolicy
-    from daemon.oracle import OraclePolicy
-    from daemon.store import Store
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.core.settings import load_settings
+    from daemon.core.store import Store
+    from daemon.tasks import miniwob
+    from daemon.tasks.evaluation import EvalPlan, evaluate
+    from daemon.tasks.oracle import OraclePolicy
     from trainer.config import TrainConfig
     from trainer.data import load_samples
     settings = load_settings({"db": str(home / "store.db")}).settings
@@ -54,7 +55,7 @@ def main(steps: int) -> None:
     model = add_lora(model, config)
     rows = rows[:steps * config.batch_size]
     items = [training.encode(tokenizer, s, config.max_tokens) for s in rows]
-    shared = training.shared_length(items)
+    shared = training.shared_length(items, config.prefix_min_tokens)
     lengths = sorted(int(i.ids.shape[1]) for i in items)
     print(f"{len(rows)} samples, prompt+action {lengths[0]}-{lengths[-1]} tokens, "
           f"shared prefix {shared} tokens, batch {config.batch_size}, "
@@ -62,12 +63,12 @@ def main(steps: int) -> None:
     print("| forward/backward over | s/step | vs whole prompt |")
     print("|---|---|---|")
     timings = {}
-    for name, length in (("whole prompt", lambda items, minimum=64: 0),
-                         ("after the shared prefix", training.shared_length)):
-        training.shared_length = length
-        training.train(model, tokenizer, rows[:config.batch_size], config, "sft")  # warm-up
+    # A prefix can never be longer than max_tokens: that setting runs every prompt whole.
+    for name, arm in (("whole prompt", replace(config, prefix_min_tokens=config.max_tokens + 1)),
+                      ("after the shared prefix", config)):
+        training.train(model, tokenizer, rows[:config.batch_size], arm, "sft")  # warm-up
         t0 = time.perf_counter()
-        report = training.train(model, tokenizer, rows, config, "sft")
+        report = training.train(model, tokenizer, rows, arm, "sft")
         timings[name] = (time.perf_counter() - t0) / report.steps
         base = timings["whole prompt"]
         print(f"| {name} | {timings[name]:.2f} | {base / timings[name]:.2f}x |", flush=True)

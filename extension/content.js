@@ -1,7 +1,7 @@
 // nightloop content script: what the agent sees of a page, and the page actions it performs.
-// The service worker asks {type: "observe"} or {type: "act", action}; the answer is
-// {ok: true, observation} / {ok: true, detail} or {ok: false, error} with a precise reason.
-// The observation format is documented in daemon/observation.py.
+// Its messages with the service worker (observe, act, record, recording?, recorded) are written
+// down once, in protocol.js ("service worker ↔ content script"); a failed action answers
+// {ok: false, error} with a precise reason. The observation format: daemon/core/observation.py.
 
 (() => {
   if (globalThis.__nightloopContent) return;   // injected twice (manifest + scripting): once is enough

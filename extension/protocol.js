@@ -1,5 +1,5 @@
 // The extension's side of the nightloop wire protocol, version 1.
-// daemon/protocol.py is the source of truth (it validates every frame); these typedefs mirror it.
+// daemon/core/protocol.py is the source of truth (it validates every frame); these typedefs mirror it.
 // Every frame is a JSON object with a `type`; replies echo the request's `request_id`.
 
 export const PROTOCOL_VERSION = 1;
@@ -8,36 +8,72 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 
 /** @typedef {"toolbar"|"cli"|"eval"|"practice"|"demonstration"|"replay"} Source */
 
-// -- extension → daemon -------------------------------------------------------------------
-/** @typedef {{type: "hello", protocol: number, token: string, client: "extension", agent?: string}} Hello */
+// -- wire messages, one typedef per `type` (tests/test_protocol_js.py checks them against
+// daemon/core/protocol.py: the same types, the same fields, the same optional ones) ----------
+
+// pairing, both ways
+/** @typedef {{type: "hello", protocol: number, token: string, client: "extension"|"cli", agent?: string}} Hello */
+/** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
+
+// the user's requests (popup → service worker → daemon, or the CLI)
 /** @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string}} Task */
 /** @typedef {{type: "stop", episode_id?: number, request_id?: string}} Stop */
 /** @typedef {{type: "feedback", episode_id: number, value: 1|-1, request_id?: string}} Feedback */
-/** @typedef {{type: "status", request_id?: string}} StatusRequest */
-/** @typedef {{type: "observation", request_id: string, tab_id?: number, observation?: Observation, error?: string}} ObservationReply */
-/** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */
-/** @typedef {{type: "probe_result", request_id: string, ok: boolean, tab_id?: number, result?: object, error?: string}} ProbeResult */
-/** @typedef {{type: "ping"}} Ping */
+/** Asked with only `request_id`; the daemon answers with every field set.
+ * @typedef {{type: "status", request_id?: string, address?: string, db?: string, browser_connected?: boolean, episode?: Episode, counts?: object, policy?: string, adapter?: string}} Status */
+/** The user starts recording a demonstration in tab `tab_id`; answered by `episode`.
+ * @typedef {{type: "record_start", task: string, url?: string, tab_id?: number, request_id?: string}} RecordStart */
+/** One recorded user action with the page just before it (`observation` null: browser UI).
+ * @typedef {{type: "record_step", episode_id: number, action: Action, observation?: Observation, target?: Target}} RecordStep */
+/** The user ends the recording: `success` is their word, stored as a user reward of ±1.
+ * @typedef {{type: "record_stop", episode_id: number, success: boolean, request_id?: string}} RecordStop */
+/** Re-run a finished episode by its recorded actions, without the model; answered by `episode`.
+ * @typedef {{type: "replay", episode_id: number, fallback?: "model"|"none", url?: string, tab_id?: number, request_id?: string}} Replay */
+/** The user did what a paused replay asked for.
+ * @typedef {{type: "resume", episode_id: number, request_id?: string}} Resume */
+/** CLI only: serve the promoted adapter from the next episode on; answered by `status`.
+ * @typedef {{type: "reload", request_id?: string}} Reload */
 /** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
  * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 
-// -- daemon → extension -------------------------------------------------------------------
-/** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
+// the daemon drives the browser (the CLI may relay observe / act through the daemon)
 /** @typedef {{type: "observe", request_id: string, tab_id?: number}} Observe */
 /** `allow_submit` false (practice on a site not marked safe): the page must submit no form.
  * @typedef {{type: "act", request_id: string, action: Action, tab_id?: number, allow_submit?: boolean}} Act */
-/** Run a named probe of probes.js (or "tab.close"); used by benchmark harnesses.
+/** Run a named probe of probes.js (or "tab.close"); used by the task harness.
  * @typedef {{type: "probe", request_id: string, tab_id: number, probe: string, args?: object}} Probe */
-/** @typedef {{type: "episode", episode: Episode, request_id?: string}} EpisodeUpdate */
+/** @typedef {{type: "observation", request_id: string, tab_id?: number, observation?: Observation, error?: string}} ObservationReply */
+/** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */
+/** @typedef {{type: "probe_result", request_id: string, ok: boolean, tab_id?: number, result?: object, error?: string}} ProbeResult */
+
+// progress, daemon → every client
+/** `notice`: what a paused episode waits for the user to do.
+ * @typedef {{type: "episode", episode: Episode, request_id?: string, notice?: string}} EpisodeUpdate */
 /** @typedef {{type: "step", episode_id: number, step: Step}} StepUpdate */
-/** @typedef {{type: "status", request_id?: string, address: string, db: string, browser_connected: boolean, episode?: Episode, counts: object}} Status */
+
+// keep-alive and errors
+/** @typedef {{type: "ping"}} Ping */
 /** @typedef {{type: "pong"}} Pong */
 /** @typedef {{type: "error", message: string, request_id?: string}} ErrorMessage */
+
+// -- service worker ↔ content script (inside the extension; chrome.tabs.sendMessage to the
+// tab's top frame, chrome.runtime.sendMessage back). content.js is a classic script and cannot
+// import this file: these typedefs are the one place its messages are written down. ---------
+/** Worker → content: observe the page; answered by {ok: true, observation} or {ok: false, error}.
+ * @typedef {{type: "observe"}} ContentObserve */
+/** Worker → content: perform a "page" action; answered by {ok, error?, detail?}.
+ * @typedef {{type: "act", action: Action, allow_submit: boolean}} ContentAct */
+/** Worker → content: start or stop recording the user's actions; answered by {ok: true}.
+ * @typedef {{type: "record", on: boolean}} ContentRecord */
+/** Content → worker, on load: is this tab being recorded? Answered by {recording: boolean}.
+ * @typedef {{type: "recording?"}} ContentRecordingQuery */
+/** Content → worker: one user action while recording, in the agent's action schema.
+ * @typedef {{type: "recorded", action: Action, observation: Observation, target: Target|null}} ContentRecorded */
 
 // -- records ------------------------------------------------------------------------------
 /**
  * An action, flat: {action: "fill", id: 4, text: "Ada"}. The table of actions and their
- * arguments is daemon/actions.py; content.js performs the "page" ones, service_worker.js the
+ * arguments is daemon/core/actions.py; content.js performs the "page" ones, service_worker.js the
  * "tab" ones (goto, go_back).
  * @typedef {{action: string, id?: number, text?: string, option?: string, key?: string,
  *            direction?: "up"|"down", url?: string}} Action
@@ -53,6 +89,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{id: number, task: string, source: Source, status: string, start_url?: string,
  *            final_answer?: string, error?: string, n_steps: number}} Episode
  * @typedef {{index: number, action?: Action, ok: boolean, error?: string, url?: string}} Step
+ * What the content script knows of a recorded action's element (the daemon adds the rest of
+ * the descriptor from the observation).
+ * @typedef {{text?: string, label?: string, path?: string}} Target
  */
 
 /** Messages between the popup and the service worker (inside the extension only). */

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from daemon.store import Episode, Reward, Step, Store
+from daemon.core.store import Episode, Reward, Step, Store
 
 from . import direct, flip, lexical, metrics, rules
 from .judge import RENDER_CHARS, JudgeOptions, template

@@ -1,4 +1,4 @@
-"""FLIP, backward inference (../shared/reference.md §6, §6a): how well does what the agent did
+"""FLIP, backward inference (arXiv 2602.13551): how well does what the agent did
 explain the instruction it was given? Two forms, both measured by `nightloop judge eval`:
 
 - `generate`: the judge model writes `{reasoning, inferred_instruction}` (JSON grammar); the
@@ -20,7 +20,13 @@ import json
 import math
 
 from .model import JudgeModel
-from .prompts import FLIP_ANSWER, FLIP_JSON_QUESTION, FLIP_QUESTION, FLIP_SCHEMA, messages
+from .prompts import (
+    FLIP_ANSWER,
+    FLIP_JSON_QUESTION,
+    FLIP_QUESTION,
+    FLIP_SCHEMA,
+    messages,
+)
 from .text import normalize, token_f1
 
 # Without any distractor (an empty store) the raw log-probability is squashed around this

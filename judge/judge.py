@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from urllib.parse import urlsplit
 
-from daemon.config import Settings
-from daemon.store import Episode, Reward, Step
+from daemon.core.settings import Settings
+from daemon.core.store import Episode, Reward, Step
 
 from . import flip, rules
 from .model import JudgeModel

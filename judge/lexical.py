@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.store import Episode, Step
+from daemon.core.store import Episode, Step
 
 from .render import describe_action, observation_of
 from .text import token_f1

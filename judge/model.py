@@ -21,8 +21,8 @@ import llama_cpp
 import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 
-from daemon.llama_policy import cached_prefix, prompt_formatter
-from daemon.models import ModelInfo, check_model, gemma3_model, shipped_model
+from daemon.agent.llama_policy import cached_prefix, prompt_formatter
+from daemon.core.models import ModelInfo, check_model, gemma3_model, shipped_model
 
 MAX_NEW_TOKENS = 160    # > the longest JSON the generation grammar allows
 CANDIDATES = {"smollm2": shipped_model, "gemma3": gemma3_model}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import difflib
 
-from daemon.observation import Observation
-from daemon.store import Episode, Step
+from daemon.core.observation import Observation
+from daemon.core.store import Episode, Step
 
 MAX_CHARS = 1500        # ~400-500 tokens for the shipped models' tokenizers
 MAX_ACTIONS = 15

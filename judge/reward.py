@@ -9,12 +9,13 @@ weights it used, so it can be recomputed. Reward kinds in the store:
 - ``judge``: this module's output, written by the daemon's background queue and `nightloop
   judge`.
 - ``user``: the user's thumbs up (1) / down (-1) from the popup; it overrides the judge.
-- ``ground_truth``: an eval benchmark's own reward; kept apart and never mixed into the judge's.
+- ``ground_truth``: a benchmark page's own reward (MiniWoB++); never mixed into the judge's
+  score, it outranks the judge for training where it exists (`RULES`).
 """
 
 from __future__ import annotations
 
-from daemon.store import Reward
+from daemon.core.store import Reward
 
 WEIGHTS = {"flip": 0.7, "progress": 0.3}
 RANGE = (-1.0, 1.0)
@@ -25,10 +26,21 @@ def combine(flip: float, progress: float, weights: dict[str, float] = WEIGHTS) -
     return round(max(RANGE[0], min(RANGE[1], value)), 4)
 
 
-def outcome(rewards: list[Reward]) -> Reward | None:
-    """The reward that counts for training: the user's latest thumbs if any, else the latest
-    judge score; None if neither exists (ground truth is an evaluation label, not an outcome)."""
-    for kind in ("user", "judge"):
+# Which stored reward counts for training, by rule (TrainConfig.reward): the first kind in the
+# list that an episode has, its latest row of that kind.
+RULES = {
+    "outcome": ("user", "ground_truth", "judge"),   # thumbs, else the page's truth, else judge
+    "judge": ("user", "judge"),                     # how a user's own task is learned
+    "ground_truth": ("ground_truth",),              # benchmarks only
+}
+
+
+def reward_that_counts(rewards: list[Reward], rule: str = "outcome") -> Reward | None:
+    """The one reward of an episode that training uses under `rule` (see RULES); None when
+    it has none of the rule's kinds. `rewards` in the order they were stored."""
+    if rule not in RULES:
+        raise ValueError(f"unknown reward rule {rule!r}; choose one of {', '.join(RULES)}")
+    for kind in RULES[rule]:
         rows = [r for r in rewards if r.kind == kind]
         if rows:
             return rows[-1]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from daemon.store import Episode, Step
+from daemon.core.store import Episode, Step
 
 # name → weight. Step rules first, then the ending rules (applied once per episode).
 RULES: dict[str, float] = {

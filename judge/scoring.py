@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daemon.store import Reward, Store
+from daemon.core.store import Reward, Store
 
 from .judge import Judge, template
 

@@ -1,4 +1,4 @@
-"""Text comparison as FLIP defines it (../shared/reference.md §6): normalise, then unigram F1.
+"""Text comparison as FLIP defines it (arXiv 2602.13551): normalise, then unigram F1.
 
 Normalisation: lower-case, strip punctuation, drop the articles a/an/the, collapse whitespace.
 """

@@ -22,7 +22,7 @@ $PIP install "$wheel"
 $PY - <<'PY'
 from llama_cpp import Llama
 
-from daemon.models import shipped_model
+from daemon.core.models import shipped_model
 
 model = shipped_model()
 llm = Llama(model_path=str(model), n_ctx=256, n_threads=2, verbose=False)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.browser import launch_with_playwright
-from daemon.config import config_dir
-from daemon.pairing import extension_id, load_or_create_token
-from daemon.static import serve_directory
+from daemon.bridge.launch import launch_with_playwright
+from daemon.bridge.pairing import extension_id, load_or_create_token
+from daemon.core.settings import config_dir
+from daemon.tasks.static import serve_directory
 
 REPO = Path(__file__).resolve().parent.parent
 PAGES = Path(__file__).resolve().parent / "pages"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import jsonschema
 import pytest
 
-from daemon.actions import ACTIONS, Action, describe_actions, json_schema
-from daemon.wire import InvalidMessage
+from daemon.core.actions import ACTIONS, Action, describe_actions, json_schema
+from daemon.core.wire import InvalidMessage
 
 VALID = [
     {"action": "click", "id": 3},

@@ -7,10 +7,10 @@ import stat
 
 import click
 import pytest
-
 from conftest import free_port, nightloop, run_async
-from daemon.cli import cli
-from daemon.store import Episode, Reward, Step, Store
+
+from daemon.cli.main import cli
+from daemon.core.store import Episode, Reward, Step, Store
 
 
 def all_commands(group: click.Group, prefix=()):

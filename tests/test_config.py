@@ -7,9 +7,9 @@ import re
 import shutil
 
 import pytest
-
 from conftest import nightloop
-from daemon.models import shipped_model
+
+from daemon.core.models import shipped_model
 
 
 def show(*args: str, env: dict | None = None, monkeypatch=None) -> dict:

@@ -9,12 +9,19 @@ import subprocess
 import time
 
 import pytest
+from conftest import (
+    NIGHTLOOP,
+    DaemonProcess,
+    free_port,
+    nightloop,
+    run_async,
+    wait_until,
+)
 from websockets.asyncio.client import connect
 
-from conftest import NIGHTLOOP, DaemonProcess, free_port, nightloop, run_async, wait_until
-from daemon.config import config_dir
-from daemon.pairing import extension_origin, load_or_create_token
-from daemon.protocol import PROTOCOL_VERSION
+from daemon.bridge.pairing import extension_origin, load_or_create_token
+from daemon.core.protocol import PROTOCOL_VERSION
+from daemon.core.settings import config_dir
 
 
 def browser_connected(port: int) -> bool:

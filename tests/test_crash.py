@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 
 import pytest
-
 from conftest import NIGHTLOOP, nightloop, wait_until
 
 pytestmark = pytest.mark.browser

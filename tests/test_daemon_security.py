@@ -6,13 +6,13 @@ import asyncio
 import json
 
 import pytest
+from conftest import run_async
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from conftest import run_async
-from daemon.config import config_dir
-from daemon.pairing import extension_origin, load_or_create_token
-from daemon.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
+from daemon.bridge.pairing import extension_origin, load_or_create_token
+from daemon.core.protocol import MAX_FRAME_BYTES, PROTOCOL_VERSION
+from daemon.core.settings import config_dir
 
 
 def hello(token: str, client: str = "cli", protocol: int = PROTOCOL_VERSION) -> str:

@@ -7,7 +7,6 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import nightloop, wait_until
 
 pytestmark = pytest.mark.browser

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from conftest import run_async
-from daemon.actions import Action
-from daemon.episode import ActOutcome, BrowserError, Limits, run_episode
-from daemon.observation import Observation
-from daemon.policy import Decision, ScriptedPolicy, StepContext
-from daemon.store import Episode, Store
+
+from daemon.agent.episode import ActOutcome, BrowserError, Limits, run_episode
+from daemon.agent.policy import Decision, ScriptedPolicy, StepContext
+from daemon.core.actions import Action
+from daemon.core.observation import Observation
+from daemon.core.store import Episode, Store
 
 PAGE = {"url": "http://x/", "title": "Login", "elements": [
     {"id": 1, "tag": "input", "role": "textbox", "name": "User", "editable": True},

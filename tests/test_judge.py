@@ -9,15 +9,15 @@ import math
 from pathlib import Path
 
 import pytest
-
 from conftest import nightloop, run_async, wait_until
-from daemon.store import Episode, Step, Store
+from test_judge_parts import LABELLED, clean
+
+from daemon.core.store import Episode, Step, Store
 from judge import direct, flip
 from judge.judge import Judge, JudgeOptions
 from judge.model import JudgeModel
 from judge.render import render
 from judge.reward import combine
-from test_judge_parts import LABELLED, clean
 
 INSTRUCTION = "Type Ada into the Name field and click Send"
 UNRELATED = ('Pages visited:\n- Settings (http://x/settings.html)\nActions:\n'

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.store import Episode, Reward, Step
+from daemon.core.store import Episode, Reward, Step
 from judge import lexical, metrics, rules
 from judge.flip import distractors, to_unit
 from judge.judge import JudgeOptions, template
-from judge.reward import WEIGHTS, combine, outcome
 from judge.render import render
+from judge.reward import WEIGHTS, combine, reward_that_counts
 from judge.text import normalize, token_f1
 
 LABELLED = Path(__file__).parent / "data" / "miniwob-core-labelled.jsonl.gz"
@@ -115,13 +115,25 @@ def test_the_combination_is_clipped_and_recomputable():
     assert combine(1.0, 1.0, {"flip": 2.0, "progress": 2.0}) == 1.0
 
 
-def test_the_users_thumbs_override_the_judge_and_ground_truth_never_counts():
+def test_one_rule_says_which_reward_counts():
     judge, user = Reward(1, "judge", 0.4), Reward(1, "user", -1.0)
     truth = Reward(1, "ground_truth", 1.0)
-    assert outcome([judge, user, truth]) is user
-    assert outcome([truth, judge]) is judge
-    assert outcome([truth]) is None
-    assert outcome([Reward(1, "judge", 0.1), judge]) is judge        # the latest judgement
+    assert reward_that_counts([judge, user, truth]) is user                 # thumbs first
+    assert reward_that_counts([judge, truth]) is truth                      # then the page's truth
+    assert reward_that_counts([Reward(1, "judge", 0.1), judge]) is judge    # the latest judgement
+    assert reward_that_counts([truth, judge], "judge") is judge             # user tasks' rule
+    assert reward_that_counts([truth], "judge") is None
+    assert reward_that_counts([judge, user], "ground_truth") is None
+    with pytest.raises(ValueError, match="unknown reward rule 'best'"):
+        reward_that_counts([judge], "best")
+
+
+def test_the_trainer_uses_the_judges_rule():
+    from trainer.config import TrainConfig
+    from trainer.data import episode_reward
+    rows = [Reward(1, "judge", 0.4), Reward(1, "ground_truth", 1.0)]
+    assert episode_reward(rows, TrainConfig()) == 1.0
+    assert episode_reward(rows, TrainConfig(reward="judge")) == 0.4
 
 
 def test_calibration_helpers():

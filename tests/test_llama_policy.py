@@ -7,14 +7,14 @@ import json
 
 import jsonschema
 import pytest
-
 from conftest import nightloop, run_async
-from daemon.actions import Action, json_schema
-from daemon.config import Settings
-from daemon.llama_policy import LlamaPolicy
-from daemon.observation import Observation
-from daemon.policy import PastStep, StepContext
 from synthetic import TASKS, observations
+
+from daemon.agent.llama_policy import LlamaPolicy
+from daemon.agent.policy import PastStep, StepContext
+from daemon.core.actions import Action, json_schema
+from daemon.core.observation import Observation
+from daemon.core.settings import Settings
 
 PAGES = ["form.html", "widgets.html", "links.html", "next.html", "slow.html"]
 

@@ -6,7 +6,6 @@ import json
 import sqlite3
 
 import pytest
-
 from conftest import DaemonProcess, free_port, launch_browser, nightloop
 
 pytestmark = pytest.mark.browser

@@ -7,13 +7,13 @@ import re
 import sqlite3
 
 import pytest
-
 from conftest import nightloop, run_async
-from daemon import miniwob
-from daemon.actions import Action
-from daemon.evaluation import EvalPlan, evaluate
-from daemon.oracle import SOLVERS, OraclePolicy
-from daemon.policy import Decision
+
+from daemon.agent.policy import Decision
+from daemon.core.actions import Action
+from daemon.tasks import miniwob
+from daemon.tasks.evaluation import EvalPlan, evaluate
+from daemon.tasks.oracle import SOLVERS, OraclePolicy
 
 ORACLE_TASKS = sorted(SOLVERS)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import nightloop, run_async
 
 pytestmark = pytest.mark.browser
@@ -93,10 +92,10 @@ def test_an_element_that_vanished_after_observation_is_an_action_error(browser, 
 
 
 def _act(daemon_proc, action: dict) -> dict:
-    from daemon import protocol as p
-    from daemon.client import connected
-    from daemon.config import config_dir
-    from daemon.pairing import load_or_create_token
+    from daemon.bridge.pairing import load_or_create_token
+    from daemon.core import protocol as p
+    from daemon.core.settings import config_dir
+    from daemon.service.client import connected
 
     async def go():
         async with connected(daemon_proc.port, load_or_create_token(config_dir())) as client:

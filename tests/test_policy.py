@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import run_async
-from daemon.actions import Action
-from daemon.observation import Observation
-from daemon.policy import PastStep, ScriptedPolicy, StepContext, split_instructions
+
+from daemon.agent.policy import (
+    PastStep,
+    ScriptedPolicy,
+    StepContext,
+    split_instructions,
+)
+from daemon.core.actions import Action
+from daemon.core.observation import Observation
 
 OBS = Observation.from_json({"url": "http://x/", "title": "Form", "elements": [
     {"id": 1, "tag": "input", "role": "textbox", "name": "Full name", "editable": True},

@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import nightloop, run_async
-from daemon.policy import ScriptedPolicy
-from daemon.practice import PracticeTask, Rules, parse_site, practice_tasks, practise, \
-    rule_for, site_of
-from daemon.store import Episode, PracticeRule, Step, Store
+
+from daemon.agent.policy import ScriptedPolicy
+from daemon.core.store import Episode, PracticeRule, Step, Store
+from daemon.tasks.practice import (
+    PracticeTask,
+    Rules,
+    parse_site,
+    practice_tasks,
+    practise,
+    rule_for,
+    site_of,
+)
 
 FORM_TASK = 'fill "Name" with "Ada"; fill "Email" with "ada@example.com"; click "Send"'
 

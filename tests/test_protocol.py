@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from daemon import protocol as p
-from daemon.wire import InvalidMessage, Refused
+from daemon.core import protocol as p
+from daemon.core.wire import InvalidMessage, Refused
 
 TOKEN = "s3cret-token"
 EXT = "chrome-extension://amomhdhdickamghompkbjaljdcpkpfof"

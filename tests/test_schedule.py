@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 
 import pytest
-
 from conftest import nightloop
-from daemon.config import ConfigError
-from daemon.schedule import next_run, parse_at
+
+from daemon.core.settings import ConfigError
+from daemon.service.schedule import next_run, parse_at
 
 DAY = datetime(2026, 11, 22)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from conftest import run_async
-from daemon.store import SCHEMA_VERSION, Episode, Reward, Step, Store, StoreError
+
+from daemon.core.migrations import SCHEMA_VERSION
+from daemon.core.store import Episode, Reward, Step, Store, StoreError
 
 
 def step(episode_id: int, index: int, **kw) -> Step:
@@ -26,7 +27,7 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
-    import daemon.store as store_module
+    import daemon.core.store as store_module
     db = tmp_path / "s.db"
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
     conn = sqlite3.connect(db)      # a version-1 store with one episode and one step in it

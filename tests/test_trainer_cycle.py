@@ -9,10 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from conftest import DaemonProcess, free_port, nightloop, run_async
-from daemon.practice import PracticeTask, site_of
-from daemon.store import Episode, PracticeRule, Store
+
+from daemon.core.store import Episode, PracticeRule, Store
+from daemon.tasks.practice import PracticeTask, site_of
 from trainer.config import TrainConfig
 from trainer.cycle import CycleState, _compare, _passes
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import nightloop, run_async
-from daemon.store import Episode, Reward, Step, Store
+
+from daemon.core.store import Episode, Reward, Step, Store
+from daemon.core.settings import ConfigError
 from trainer.config import TrainConfig
 from trainer.data import Sample, advantages, grpo_samples, load_samples, sft_samples
 
@@ -76,11 +77,15 @@ def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home
     config = TrainConfig.from_toml(good)
     assert (config.practice_k, config.reward, config.target_modules) == (2, "judge", ("q_proj",))
     for text, error in (("practice_kk = 2\n", "unknown training setting.*practice_kk"),
-                        ('reward = "vibes"\n', "reward must be outcome, judge or ground_truth"),
+                        ('reward = "vibes"\n', "reward must be one of outcome, judge, ground"),
+                        ("lora_r = 0\n", "bad.toml: lora_r must be from 1 to 512, got 0"),
+                        ('sft_lr = "fast"\n', "sft_lr must be a number, got 'fast'"),
+                        ("target_modules = [1]\n", "target_modules must be a list of strings"),
+                        ("gate_share = 0.5\n", "practice_share \\+ train_share \\+ gate_share"),
                         ("practice_k = \n", "cannot read training config")):
         bad = tmp_path / "bad.toml"
         bad.write_text(text)
-        with pytest.raises(ValueError, match=error):
+        with pytest.raises(ConfigError, match=error):
             TrainConfig.from_toml(bad)
     run = nightloop("train", "--now", "--config", str(bad), "--db", str(home / "s.db"),
                     check=False)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from llama_cpp import Llama
 
-from daemon.models import shipped_model
+from daemon.core.models import shipped_model
 from trainer import export
 from trainer.config import TrainConfig
 from trainer.model import add_lora, load_base

@@ -4,6 +4,8 @@ exports to a GGUF adapter that llama.cpp loads and that changes its output."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import types
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from llama_cpp import Llama
 
-from daemon.models import shipped_model
+from daemon.core.models import shipped_model
 from trainer.config import TrainConfig
 from trainer.data import Sample
 from trainer.export import export_adapter
@@ -78,7 +80,8 @@ class Interrupted(Exception):
 def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(tmp_path):
     from peft import get_peft_model_state_dict
     samples = [Sample(i, 0, PROMPT, GOOD if i % 2 else BAD, 1.0, "g") for i in range(8)]
-    config = TrainConfig(lora_r=4, lora_alpha=8, batch_size=2, sft_epochs=1, sft_lr=1e-3)
+    config = TrainConfig(lora_r=4, lora_alpha=8, batch_size=2, sft_epochs=1, sft_lr=1e-3,
+                         save_every=2)
 
     base, tokenizer, _ = load_base(shipped_model())
 
@@ -100,17 +103,23 @@ def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(t
     state = tmp_path / "sft-state.pt"
     model = fresh()
     with pytest.raises(Interrupted):
-        train(model, tokenizer, samples, config, "sft", progress=stop_at_3, state_file=state,
-              every=2)
+        train(model, tokenizer, samples, config, "sft", progress=stop_at_3, state_file=state)
+    assert torch.load(state, weights_only=True)["config"]["sft_lr"] == 1e-3   # saved with it
     model.unload()
     model = fresh()
-    resumed = train(model, tokenizer, samples, config, "sft", state_file=state, every=2)
+    resumed = train(model, tokenizer, samples, config, "sft", state_file=state)
     assert resumed.resumed_at == 2 and resumed.steps == straight.steps == resumed.total_steps == 4
     assert resumed.losses[:2] == straight.losses[:2]
     assert all(torch.allclose(expected[k], v, atol=1e-6) for k, v in weights(model).items())
 
     again = train(model, tokenizer, samples, config, "sft", state_file=state)   # all done
     assert again.resumed_at == 4 and again.steps == 4 and not again.stopped_early
+
+    # A state trained under another config is not gone on from: that would mix two runs.
+    model.unload()
+    other = train(fresh(), tokenizer, samples, dataclasses.replace(config, sft_lr=5e-4), "sft",
+                  state_file=state)
+    assert other.resumed_at == 0 and other.steps == 4
 
 
 def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss(trained):

@@ -1,7 +1,10 @@
-"""Every training hyperparameter in one dataclass, with defaults from the references
-(../shared/reference.md §2-3, §7, §9). `nightloop train --config FILE` overrides any of them
-from a TOML file; unknown keys are an error, so a typo never silently trains with a default.
-What a cycle practises and measures on (tasks, seeds) is `CyclePlan`, set from the command line.
+"""Every training hyperparameter in one dataclass, each field with its help text and bounds,
+grouped by purpose (defaults from the measurements in the README). `nightloop train --config
+FILE` overrides any of them from a TOML file whose keys are the field names; an unknown key, a
+value of the wrong type or out of range is an error naming the file, so a typo never silently
+trains with a default. Every checkpoint and every adapter row stores the config it was trained
+with. What a cycle practises and measures on (tasks, seeds) is `CyclePlan`, set from the
+command line.
 """
 
 from __future__ import annotations
@@ -11,59 +14,113 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.core.settings import ConfigError, check_value, setting
+from judge.reward import RULES
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     # -- data ---------------------------------------------------------------------------------
-    reward: str = "outcome"         # outcome | judge | ground_truth (trainer/data.py)
-    group_min: int = 2              # attempts of one task needed to form a GRPO group
-    sft_threshold: float = 0.5      # outcome reward at or above which an episode is "good"
-    # -- LoRA (peft) on attention and MLP projections --------------------------------------------
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                       "up_proj", "down_proj")
+    reward: str = setting("outcome", "which stored reward an episode trains with (judge.reward."
+                          "RULES): outcome (thumbs, else ground truth, else judge), judge "
+                          "(thumbs, else judge) or ground_truth", choices=tuple(RULES))
+    group_min: int = setting(2, "attempts of one task and start page needed to form a GRPO "
+                             "group", low=2, high=1000)
+    sft_threshold: float = setting(0.5, "reward at or above which an episode is good enough "
+                                   "to imitate (SFT)", low=-1, high=1)
+    # -- LoRA (peft) on attention and MLP projections ---------------------------------------
+    lora_r: int = setting(16, "LoRA rank", low=1, high=512)
+    lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",
+                              low=1, high=4096)
+    lora_dropout: float = setting(0.0, "dropout on the LoRA input", low=0, high=0.9)
+    target_modules: tuple[str, ...] = setting(
+        ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        "the model's projections that get LoRA weights")
     # -- optimisation -------------------------------------------------------------------------
-    sft_lr: float = 2e-4
-    sft_epochs: int = 2
-    grpo_lr: float = 1e-4           # 3e-4 collapsed the 135M policy (§9)
-    grpo_epochs: int = 1
-    batch_size: int = 4
-    max_tokens: int = 1536          # prompt + action, left-truncated (the prompt's start)
-    clip_low: float = 0.2           # asymmetric clip (§7)
-    clip_high: float = 0.28
-    kl_coef: float = 0.0            # no KL term by default (§7); > 0 adds k3 KL to the base
-    entropy_coef: float = 0.01      # keeps groups informative (§9)
-    adv_eps: float = 1e-4
-    seed: int = 0
-    # -- practice ------------------------------------------------------------------------------
-    practice_k: int = 4             # attempts per task in a nightly cycle
-    practice_temperature: float = 1.0   # sampling while practising: attempts must differ for
-                                        # a group to teach anything (at 0.25 most agree, §9)
-    gate_temperature: float = 0.0   # the gate compares likeliest actions: a seed's outcome
-                                    # then differs only by the adapter, not by sampling luck
-    practice_user_tasks: int = 4    # newest practice-safe user tasks repeated per cycle
-    gate_margin: float = 0.02       # promote only if not worse than the current by more
-    gate_reward_margin: float = 0.1  # ... and the judge's mean reward on held-out user tasks
+    sft_lr: float = setting(2e-4, "AdamW learning rate of the SFT warm-up", low=1e-7, high=1e-2)
+    sft_epochs: int = setting(2, "passes over the SFT samples (2: where a direct check stopped "
+                              "improving)", low=0, high=100)
+    grpo_lr: float = setting(1e-4, "AdamW learning rate of GRPO (3e-4 collapsed the 135M "
+                             "policy)", low=1e-7, high=1e-2)
+    grpo_epochs: int = setting(1, "passes over the GRPO samples", low=0, high=100)
+    batch_size: int = setting(4, "samples per optimiser step", low=1, high=1024)
+    max_tokens: int = setting(1536, "prompt + action tokens per sample, cut from the prompt's "
+                              "start", low=64, high=131072)
+    max_grad_norm: float = setting(1.0, "gradients are clipped to this global norm",
+                                   low=1e-3, high=1e3)
+    prefix_min_tokens: int = setting(64, "a batch's shared prompt prefix runs once without "
+                                     "gradient when it is at least this long", low=1,
+                                     high=131072)
+    clip_low: float = setting(0.2, "GRPO ratio clip below 1 (asymmetric clip)", low=0, high=1)
+    clip_high: float = setting(0.28, "GRPO ratio clip above 1 (clip-higher)", low=0, high=10)
+    kl_coef: float = setting(0.0, "weight of a k3 KL term to the base model (0: none)",
+                             low=0, high=10)
+    entropy_coef: float = setting(0.01, "entropy bonus; keeps groups informative", low=0,
+                                  high=1)
+    adv_eps: float = setting(1e-4, "added to a group's reward std before dividing", low=1e-8,
+                             high=1)
+    seed: int = setting(0, "seed of the sample order", low=0, high=2**31 - 1)
+    save_every: int = setting(10, "optimiser steps between saved training states (what an "
+                              "interrupted cycle resumes from)", low=1, high=100_000)
+    # -- practice and the gate ----------------------------------------------------------------
+    practice_k: int = setting(4, "attempts per task and start page in a cycle", low=1,
+                              high=64)
+    practice_temperature: float = setting(1.0, "sampling temperature while practising: "
+                                          "attempts must differ for a group to teach anything",
+                                          low=0, high=2)
+    gate_temperature: float = setting(0.0, "the gate's temperature (0: likeliest actions, so a "
+                                      "seed's outcome differs only by the adapter)", low=0,
+                                      high=2)
+    practice_user_tasks: int = setting(4, "newest practice-safe user tasks repeated per cycle",
+                                       low=0, high=1000)
+    gate_margin: float = setting(0.02, "promote only if MiniWoB++ test success is not lower "
+                                 "than the serving adapter's by more than this", low=0, high=1)
+    gate_reward_margin: float = setting(0.1, "... and the judge's mean reward on held-out user "
+                                        "tasks not lower by more than this", low=0, high=2)
+    # -- the cycle's time budget --------------------------------------------------------------
+    practice_share: float = setting(0.35, "share of the budget for practice (the judge runs "
+                                    "inside it)", low=0.01, high=0.98)
+    train_share: float = setting(0.45, "share of the budget for training", low=0.01, high=0.98)
+    gate_share: float = setting(0.2, "share of the budget for the gate", low=0.01, high=0.98)
+    sft_share: float = setting(0.6, "share of the training time SFT may use when GRPO has "
+                               "groups (all of it otherwise)", low=0.01, high=1)
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            check_value(TrainConfig, spec.name, getattr(self, spec.name), "training config")
+        shares = self.practice_share + self.train_share + self.gate_share
+        if abs(shares - 1) > 1e-6:
+            raise ConfigError(f"training config: practice_share + train_share + gate_share "
+                              f"must be 1, got {shares:g}")
+
+    @property
+    def shares(self) -> dict[str, float]:
+        """The cycle's phases in order, with their shares of the budget."""
+        return {"practice": self.practice_share, "train": self.train_share,
+                "gate": self.gate_share}
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
+        """The defaults overridden by a TOML file; ConfigError naming the file and the key."""
         try:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read training config {path}: {exc}") from None
+            raise ConfigError(f"cannot read training config {path}: {exc}") from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
-        if data.get("reward", "outcome") not in ("outcome", "judge", "ground_truth"):
-            raise ValueError(f"{path}: reward must be outcome, judge or ground_truth, "
-                             f"got {data['reward']!r}")
-        if "target_modules" in data:
-            data["target_modules"] = tuple(data["target_modules"])
-        return dataclasses.replace(cls(), **data)
+            raise ConfigError(f"{path}: unknown training setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        checked = {name: check_value(cls, name, value, str(path)) for name, value in data.items()}
+        try:
+            return cls(**checked)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def help(self) -> str:
+        """Every setting with its value and help, as `nightloop train --help-config` prints."""
+        return "\n".join(f"{f.name} = {getattr(self, f.name)!r}\n    {f.metadata['help']}"
+                         for f in dataclasses.fields(self))
 
 
 @dataclass(frozen=True)

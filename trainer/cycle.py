@@ -2,8 +2,8 @@
 
 Contract:
 - Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
-  practice-safe tasks (daemon/practice.py: only those the user allowed, forms submitted only on
-  allowed sites), K times each, through the normal daemon → extension path in a browser of its
+  practice-safe tasks (daemon/tasks/practice.py: only those the user allowed, forms submitted
+  only on allowed sites), K times each, through the normal daemon → extension path in a browser of its
   own, with the serving adapter sampling at `practice_temperature`, source ``practice``; the
   scripted teacher (the oracle) runs `teacher_seeds` MiniWoB++ train seeds per task once for
   warm-up demonstrations. The judge scores every episode of the cycle.
@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from daemon import miniwob
-from daemon.config import Settings, data_dir
-from daemon.episode import Limits
-from daemon.evaluation import EvalPlan, evaluate
-from daemon.practice import USER_SOURCES, Rules, practice_tasks, practise
-from daemon.store import Adapter, Store, now
+from daemon.agent.episode import Limits
+from daemon.core.settings import Settings, data_dir
+from daemon.core.store import Adapter, Store, now
+from daemon.tasks import miniwob
+from daemon.tasks.evaluation import EvalPlan, evaluate
+from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
 
 from .config import CyclePlan, TrainConfig
 from .data import grpo_samples, load_samples, sft_samples
@@ -51,9 +51,6 @@ from .train import Report, train
 
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int], None]      # (what, done, total)
-# Shares of the budget: practice, training, gate (the judge runs inside practice's share).
-SHARES = {"practice": 0.35, "train": 0.45, "gate": 0.2}
-SFT_SHARE = 0.6
 
 
 @dataclass
@@ -136,14 +133,15 @@ class _Cycle:
         self.db = settings.db_path
         self.result = CycleResult()
         self.start = time.monotonic()
-        self.deadline = {name: self.start + budget * sum(list(SHARES.values())[:i + 1])
-                         for i, name in enumerate(SHARES)}
+        shares = config.shares
+        self.deadline = {name: self.start + budget * sum(list(shares.values())[:i + 1])
+                         for i, name in enumerate(shares)}
 
     def left(self, phase: str) -> float:
         return self.deadline[phase] - time.monotonic()
 
     async def run(self, fresh: bool) -> CycleResult:
-        from daemon.llama_policy import LlamaPolicy
+        from daemon.agent.llama_policy import LlamaPolicy
         async with await Store.open(self.db, recover=False) as store:
             self.serving = await store.promoted_adapter()
             serving_id = self.serving.id if self.serving else None
@@ -182,7 +180,7 @@ class _Cycle:
     # -- practice and the judge ---------------------------------------------------------------
 
     async def practise(self) -> None:
-        from daemon.oracle import OraclePolicy
+        from daemon.tasks.oracle import OraclePolicy
         t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
         seeds = miniwob.seeds("train", plan.practice_seeds)
         if plan.teacher_seeds:
@@ -257,9 +255,9 @@ class _Cycle:
         model = load_lora(model, Path(self.serving.path).parent / "peft") if self.serving \
             else add_lora(model, config)
         self.folder.mkdir(parents=True, exist_ok=True)
-        # SFT may use at most SFT_SHARE of the training time when GRPO has groups to learn
+        # SFT may use at most sft_share of the training time when GRPO has groups to learn
         # from (unsplit, SFT used all of it and GRPO never ran: bench/learning.py, first run).
-        share = SFT_SHARE if grpo and config.grpo_epochs else 1.0
+        share = config.sft_share if grpo and config.grpo_epochs else 1.0
         sft_end = time.monotonic() + self.left("train") * share
         for phase, samples, end in (("sft", sft, sft_end), ("grpo", grpo, self.deadline["train"])):
             report: Report = await asyncio.to_thread(
@@ -288,7 +286,7 @@ class _Cycle:
     # -- the gate -----------------------------------------------------------------------------
 
     async def gate(self) -> None:
-        from daemon.llama_policy import LlamaPolicy
+        from daemon.agent.llama_policy import LlamaPolicy
         t0, plan = time.monotonic(), self.plan
         self.result.adapter_id = self.state.candidate
         async with await Store.open(self.db, recover=False) as store:

@@ -18,14 +18,14 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from daemon.actions import Action
-from daemon.observation import MASK, Observation
-from daemon.policy import PastStep, StepContext
-from daemon.store import Episode, Reward, Step, Store
+from daemon.agent.policy import PastStep, StepContext
+from daemon.core.actions import Action
+from daemon.core.observation import MASK, Observation
+from daemon.core.store import Episode, Reward, Step, Store
 from judge.judge import template
+from judge.reward import reward_that_counts
 
 from .config import TrainConfig
-
 
 RenderPrompt = Callable[[StepContext], str]     # e.g. LlamaPolicy.render
 
@@ -49,17 +49,10 @@ def group_key(episode: Episode, rewards: list[Reward]) -> str:
 
 
 def episode_reward(rewards: list[Reward], config: TrainConfig) -> float | None:
-    """The reward an episode trains with (None: it has none), by `config.reward`:
-    "outcome" — the user's thumbs, else ground truth (MiniWoB++ train seeds), else the judge;
-    "judge" — the user's thumbs, else the judge (how a user's own task is learned);
-    "ground_truth" — ground truth only."""
-    kinds = {"outcome": ("user", "ground_truth", "judge"), "judge": ("user", "judge"),
-             "ground_truth": ("ground_truth",)}[config.reward]
-    for kind in kinds:
-        values = [r.value for r in rewards if r.kind == kind]
-        if values:
-            return values[-1]
-    return None
+    """The value an episode trains with under `config.reward` (judge.reward.RULES); None: it
+    has no reward that counts."""
+    counted = reward_that_counts(rewards, config.reward)
+    return counted.value if counted else None
 
 
 def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:

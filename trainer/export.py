@@ -1,4 +1,4 @@
-"""A peft LoRA adapter written as a llama.cpp GGUF LoRA adapter (../shared/reference.md §3).
+"""A peft LoRA adapter written as a llama.cpp GGUF LoRA adapter, in the layout llama.cpp loads.
 
 - Metadata: general.type = adapter, adapter.type = lora, adapter.lora.alpha = peft's
   lora_alpha (llama.cpp scales by alpha / rank, as peft does), general.architecture = the

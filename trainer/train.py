@@ -6,7 +6,7 @@
   (the adapter switched off) and an entropy bonus. Samples are fresh, so the "old" policy is
   the model at the start of each update (ratio 1 on the first epoch; the clip acts on later
   epochs).
-- CPU: fp32 (bf16 autocast re-compiles per sequence length here: ../shared/reference.md §9).
+- CPU: fp32 (bf16 autocast on this CPU re-compiles for every new sequence length, ~7 s a call).
 - The tokens every sample starts with (the policy's system prompt, ~3/4 of each prompt) run
   once per batch without gradient and their keys/values are reused by each sample: losses are
   unchanged, the prefix's own positions get no gradient, a step costs about a third.
@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 import time
@@ -125,8 +126,10 @@ def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig,
 
 def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
           deadline: float = math.inf, progress=lambda report: None,
-          state_file: Path | None = None, every: int = 10) -> Report:
-    """Run `phase` ("sft" or "grpo") over `samples`; stop at `deadline` (time.monotonic)."""
+          state_file: Path | None = None) -> Report:
+    """Run `phase` ("sft" or "grpo") over `samples`; stop at `deadline` (time.monotonic).
+    With `state_file`, the state is saved there every `config.save_every` steps (with the
+    config), and a saved state of the same phase and config is gone on from."""
     report = Report(phase)
     if not samples:
         return report
@@ -138,12 +141,12 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     items = [i for i in items if i.action.any()]
     if not items:
         return report
-    length = shared_length(items)
+    length = shared_length(items, config.prefix_min_tokens)
     report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
     order = random.Random(config.seed)
     t0 = time.monotonic()
     old: list[torch.Tensor] = []
-    saved = _load_state(state_file, phase, model, optimiser)
+    saved = _load_state(state_file, phase, config, model, optimiser)
     if saved:
         old, report.losses = saved["old"], saved["losses"]
         report.steps = report.resumed_at = len(report.losses)
@@ -172,38 +175,48 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
                 total += loss.item() / len(batch)
             if not math.isfinite(total):
                 raise FloatingPointError(f"{phase} loss became {total} at step {report.steps}")
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimiser.step()
             report.steps += 1
             report.samples += len(batch)
             report.losses.append(round(total, 5))
-            if state_file and report.steps % every == 0:
-                _save_state(state_file, phase, model, optimiser, report, old)
+            if state_file and report.steps % config.save_every == 0:
+                _save_state(state_file, phase, config, model, optimiser, report, old)
             progress(report)
     if state_file and report.steps > report.resumed_at:
-        _save_state(state_file, phase, model, optimiser, report, old)
+        _save_state(state_file, phase, config, model, optimiser, report, old)
     model.eval()
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
 
-def _save_state(path: Path, phase: str, model, optimiser, report: Report,
+def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser, report: Report,
                 old: list[torch.Tensor]) -> None:
+    """A plain dict, like nanoGPT's checkpoint: the config it was trained with included."""
     from peft import get_peft_model_state_dict
     tmp = path.with_suffix(".partial")
-    torch.save({"phase": phase, "adapter": get_peft_model_state_dict(model),
+    torch.save({"phase": phase, "config": _as_saved(config),
+                "adapter": get_peft_model_state_dict(model),
                 "optimiser": optimiser.state_dict(), "losses": report.losses, "old": old}, tmp)
     tmp.replace(path)
 
 
-def _load_state(path: Path | None, phase: str, model, optimiser) -> dict | None:
-    """The saved state of `phase` loaded into model and optimiser; None if there is none."""
+def _load_state(path: Path | None, phase: str, config: TrainConfig, model,
+                optimiser) -> dict | None:
+    """The saved state of `phase` loaded into model and optimiser; None if there is none, or
+    if it was trained with another config (going on from it would mix two runs)."""
     if not path or not path.exists():
         return None
     from peft import set_peft_model_state_dict
     state = torch.load(path, weights_only=True)
-    if state["phase"] != phase:
+    if state["phase"] != phase or state.get("config") != _as_saved(config):
         return None
     set_peft_model_state_dict(model, state["adapter"])
     optimiser.load_state_dict(state["optimiser"])
     return state
+
+
+def _as_saved(config: TrainConfig) -> dict:
+    """The config as a checkpoint holds it (tuples come back from torch.load as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(config).items()}

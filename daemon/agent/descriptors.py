@@ -1,0 +1,55 @@
+"""Element descriptors: how the target of a recorded or executed action is found again on a
+fresh load of the page, where element ids differ.
+
+A descriptor holds what the observation says of the element — role, accessible name, tag,
+input type — and `nth`, its rank among the page's elements with the same role, tag and name;
+the content script adds its visible text, a short structural path and a nearby label, which
+`nightloop episodes show` displays.
+
+Matching (`find`): an element matches when role, tag and normalised name agree (a renamed
+element is not found: the name is what the user pointed at). One match is the answer; among
+several, the one at the same `nth`.
+"""
+
+from __future__ import annotations
+
+from daemon.core.observation import Element, Observation
+
+KEYS = ("role", "name", "tag", "type")
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").lower().split())
+
+
+def _same(element: Element, descriptor: dict) -> bool:
+    return (element.role == descriptor.get("role") and element.tag == descriptor.get("tag")
+            and _norm(element.name) == _norm(descriptor.get("name")))
+
+
+def describe(obs: Observation, element_id: int, extra: dict | None = None) -> dict | None:
+    """The descriptor of element `element_id` of `obs` (None if it is not there), with the
+    content script's `extra` (text, path, label) merged in."""
+    element = obs.element(element_id)
+    if element is None:
+        return None
+    descriptor = {k: getattr(element, k) for k in KEYS if getattr(element, k) is not None}
+    twins = [e.id for e in obs.elements if _same(e, descriptor)]
+    descriptor["nth"] = twins.index(element_id)
+    return {**descriptor, **{k: v for k, v in (extra or {}).items() if v}}
+
+
+def find(obs: Observation, descriptor: dict) -> Element | None:
+    """The element of `obs` that `descriptor` names, or None; see the module docstring."""
+    matches = [e for e in obs.elements if _same(e, descriptor)]
+    if len(matches) <= 1:
+        return matches[0] if matches else None
+    nth = descriptor.get("nth", 0)
+    return matches[nth] if nth < len(matches) else None
+
+
+def label(descriptor: dict | None) -> str:
+    """`button "Send"` — how people read a descriptor."""
+    if not descriptor:
+        return "(no element)"
+    return f'{descriptor.get("role", "?")} "{descriptor.get("name", "")}"'

@@ -1,0 +1,177 @@
+"""The episode loop: observe → policy → act → record, one committed step at a time.
+
+Contract: every step is written to the store before the next begins; an action error (bad
+element, page refused, timeout) is recorded in its step and shown to the policy in the next;
+a browser that cannot be observed ends the episode as ``failed``; `stop` ends it as ``stopped``
+before the next step (a ``wait`` is cut short); ``step_limit`` when the limit is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Protocol
+
+from daemon.core.actions import Action
+from daemon.core.observation import MASK, Observation
+from daemon.core.settings import DEFAULTS, Settings
+from daemon.core.store import Episode, Step, Store, now
+from daemon.core.wire import NightloopError
+
+from .descriptors import describe
+from .policy import Decision, PastStep, Policy, StepContext
+from .privacy import EpisodeSecrets
+
+log = logging.getLogger(__name__)
+
+
+class BrowserError(NightloopError):
+    """The browser could not be reached or did not answer in time."""
+
+
+@dataclass
+class ActOutcome:
+    ok: bool
+    tab_id: int | None = None
+    error: str | None = None
+    detail: dict | None = None
+
+
+class Browser(Protocol):
+    """The agent's hands and eyes in one tab (tab_id None: let the browser choose one)."""
+
+    async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
+        """The tab's observation; raises BrowserError when there is none to be had."""
+
+    async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
+        """Perform a page or tab action; failures come back as ActOutcome(ok=False)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_steps: int = DEFAULTS.max_steps
+    step_timeout: float = DEFAULTS.step_timeout
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_steps, settings.step_timeout)
+
+
+OnStep = Callable[[Step], Awaitable[None]]
+
+
+async def _no_step(step: Step) -> None:
+    pass
+_FINAL_STATUS = {"answer": "done", "done": "done", "give_up": "gave_up"}
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+async def run_episode(episode: Episode, *, store: Store, browser: Browser, policy: Policy,
+                      stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
+                      tab_id: int | None = None) -> Episode:
+    """Run a started episode (already in the store) to its end and return its final row."""
+    assert episode.id is not None
+    secrets = EpisodeSecrets()
+    status, answer, error = "step_limit", None, None
+    history: list[PastStep] = []
+    try:
+        if episode.start_url:
+            opened = await browser.act(tab_id, Action("goto", {"url": episode.start_url}))
+            if not opened.ok:
+                raise BrowserError(f"could not open {episode.start_url}: {opened.error}")
+            tab_id = opened.tab_id
+        for index in range(limits.max_steps):
+            if stop.is_set():
+                status = "stopped"
+                break
+            step, action = await _step(index, episode, tab_id, history, browser=browser,
+                                       policy=policy, secrets=secrets, stop=stop)
+            tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
+            await store.add_step(step)
+            for secret in secrets.take_new():
+                await store.redact(episode.id, secret, MASK)
+            await on_step(step)
+            history.append(PastStep(action, step.ok, step.error))
+            if action is not None and action.spec.ends_episode and step.ok:
+                status = _FINAL_STATUS[action.name]
+                answer = action.args.get("text") or action.args.get("reason")
+                break
+    except BrowserError as exc:
+        status, error = "failed", str(exc)
+    except asyncio.CancelledError:
+        status, error = "interrupted", "the daemon shut down during the episode"
+        raise
+    except Exception as exc:    # a bug: record the episode as failed, then let it be logged
+        status, error = "failed", f"internal error: {exc!r}"
+        raise
+    finally:
+        await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
+                                   error=secrets.scrub(error))
+        log.info("episode %d ended: %s%s", episode.id, status, f" ({error})" if error else "")
+    final = await store.episode(episode.id)
+    assert final is not None
+    return final
+
+
+async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
+                browser: Browser, policy: Policy, secrets: EpisodeSecrets,
+                stop: asyncio.Event) -> tuple[Step, Action | None]:
+    """Observe, decide and act once; return the step to record and the action as recorded
+    (secrets masked), which is also what the policy sees in later steps."""
+    started = now()
+    t0 = time.perf_counter()
+    tab_id, obs = await browser.observe(tab_id)
+    observe_ms, t1 = _ms(t0), time.perf_counter()
+    decision = await policy.decide(StepContext(episode.task, obs, list(history)))
+    policy_ms, t2 = _ms(t1), time.perf_counter()
+
+    action, result, target = decision.action, {"tab_id": tab_id}, None
+    error = _rejection(decision, obs)
+    invalid, ok = error is not None, False
+    if invalid:
+        pass    # nothing reaches the browser; the error goes to the policy next step
+    elif action.spec.runs == "episode":
+        ok = True
+        if action.name == "wait":
+            try:
+                await asyncio.wait_for(stop.wait(), action.args["seconds"])
+            except asyncio.TimeoutError:
+                pass
+    else:
+        outcome = await browser.act(tab_id, action)
+        ok, error = outcome.ok, outcome.error
+        detail = dict(outcome.detail or {})
+        extra = detail.pop("target", None)          # the content script's part of it
+        if action.element_id is not None:
+            target = describe(obs, action.element_id, extra)
+        result = {"tab_id": outcome.tab_id if outcome.tab_id is not None else tab_id, **detail}
+    act_ms = _ms(t2)
+
+    recorded = secrets.mask(action, obs) if action else None
+    log.info("episode %d step %d: %s → %s", episode.id, index,
+             recorded.describe() if recorded else "(no action)", "ok" if ok else error)
+    step = Step(
+        episode_id=episode.id, index=index, url=obs.url,
+        observation=dataclasses.asdict(obs),
+        action=recorded.to_json() if recorded else None, ok=ok, error=secrets.scrub(error),
+        prompt=secrets.scrub(decision.prompt), raw_output=secrets.scrub(decision.raw_output),
+        result=result, started_at=started, invalid=invalid, mode=decision.mode, target=target,
+        observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
+        **(dataclasses.asdict(decision.usage) if decision.usage else {}))
+    return step, recorded
+
+
+def _rejection(decision: Decision, obs: Observation) -> str | None:
+    """Why the decision cannot be carried out on this page, or None when it can."""
+    action = decision.action
+    if action is None:
+        return decision.error or "the policy produced no action"
+    if action.element_id is not None and obs.element(action.element_id) is None:
+        return f"element [{action.element_id}] is not in the observation of this page"
+    return None

@@ -1,0 +1,159 @@
+"""The on-device policy: a GGUF model through llama-cpp-python, one grammar-constrained JSON
+action per step.
+
+Contract:
+- The output grammar comes from `actions.json_schema(ids)` with the ids of the current page, so
+  every completed output parses into a valid action naming an element that exists. Strings are
+  bounded in length, so the grammar always completes within MAX_NEW_TOKENS.
+- The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
+  models without one), and llama.cpp's prefix cache carries over between steps.
+- Inference runs in a worker thread (one at a time), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import llama_cpp
+from llama_cpp import Llama, LlamaGrammar
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from daemon.core.actions import Action, json_schema
+from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
+from daemon.core.settings import Settings
+from daemon.core.wire import InvalidMessage
+
+from . import prompt
+from .policy import Decision, StepContext, Usage
+
+MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strings ≤ 300 chars)
+GRAMMAR_CACHE = 32              # grammars kept, keyed by the page's element ids
+
+
+class LlamaPolicy:
+    def __init__(self, settings: Settings):
+        model = Path(settings.model).expanduser() if settings.model else shipped_model()
+        self.info: ModelInfo = check_model(model)
+        self.adapter = str(check_adapter(settings.adapter).path) if settings.adapter else None
+        self.name = f"llm:{self.info.path.stem}"
+        self.settings = settings
+        try:
+            self.llm = Llama(model_path=str(self.info.path), n_ctx=settings.n_ctx,
+                             n_threads=settings.threads, n_threads_batch=settings.threads,
+                             lora_path=self.adapter, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
+        self._format = prompt_formatter(self.llm)
+        self._grammars: dict[tuple[int, ...], LlamaGrammar] = {}
+        self._lock = threading.Lock()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    async def decide(self, context: StepContext) -> Decision:
+        return await asyncio.to_thread(self.decide_now, context)
+
+    def decide_now(self, context: StepContext) -> Decision:
+        """One decision, synchronously (the thread-safe core of `decide`)."""
+        with self._lock:
+            t0 = time.perf_counter()
+            text, tokens = self._prompt(context)
+            grammar = self._grammar(tuple(e.id for e in context.observation.elements))
+            prompt_ms = (time.perf_counter() - t0) * 1000
+            seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
+            output, usage = self._generate(tokens, grammar, seed)
+        usage.prompt_ms = round(prompt_ms, 2)
+        try:
+            action = Action.parse(json.loads(output))
+        except (ValueError, InvalidMessage) as exc:
+            return Decision(None, f"the model's output is not a valid action: {exc}",
+                            prompt=text, raw_output=output, usage=usage)
+        return Decision(action, prompt=text, raw_output=output, usage=usage)
+
+    def render(self, context: StepContext) -> str:
+        """The prompt this policy would read in `context` (teacher samples for training)."""
+        return self._prompt(context)[0]
+
+    def _prompt(self, context: StepContext) -> tuple[str, list[int]]:
+        history = context.history[-self.settings.history:] if self.settings.history else []
+        task = f"{context.task}\n{context.plan}" if context.plan else context.task
+        frame = self._format(prompt.messages(task, "", history))
+        room = self.settings.n_ctx - MAX_NEW_TOKENS - self.count_tokens(frame)
+        budget = min(self.settings.obs_tokens, room)
+        if budget < 50:
+            raise InvalidMessage(f"the task and history leave no room for the page in a "
+                                 f"{self.settings.n_ctx}-token context; raise n_ctx")
+        observation = prompt.fit_observation(context.observation, budget, self.count_tokens)
+        text = self._format(prompt.messages(task, observation, history))
+        return text, self.llm.tokenize(text.encode(), add_bos=False, special=True)
+
+    def _grammar(self, ids: tuple[int, ...]) -> LlamaGrammar:
+        if ids not in self._grammars:
+            if len(self._grammars) >= GRAMMAR_CACHE:
+                self._grammars.pop(next(iter(self._grammars)))
+            schema = json.dumps(json_schema(list(ids)))
+            self._grammars[ids] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return self._grammars[ids]
+
+    def _generate(self, tokens: list[int], grammar: LlamaGrammar, seed: int) -> tuple[str, Usage]:
+        llm = self.llm
+        cached = cached_prefix(llm, tokens)
+        llm.set_seed(seed)
+        out: list[int] = []
+        t0 = time.perf_counter()
+        t_first = None
+        for token in llm.generate(tokens, temp=self.settings.temperature, grammar=grammar):
+            if t_first is None:
+                t_first = time.perf_counter()
+            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or \
+                    len(out) >= MAX_NEW_TOKENS:   # noqa: SLF001
+                break
+            out.append(token)
+        t_end = time.perf_counter()
+        t_first = t_first or t_end
+        text = llm.detokenize(out).decode("utf-8", errors="replace")
+        return text, Usage(prompt_tokens=len(tokens), cached_tokens=cached,
+                           completion_tokens=len(out), prompt_ms=0.0,
+                           prefill_ms=round((t_first - t0) * 1000, 2),
+                           decode_ms=round((t_end - t_first) * 1000, 2), seed=seed)
+
+
+def cached_prefix(llm: Llama, tokens: list[int]) -> int:
+    """How many leading `tokens` llama.cpp's KV cache already holds and will reuse (at most
+    len(tokens) - 1: the last token is always evaluated, for its logits)."""
+    cached = 0
+    for a, b in zip(llm.input_ids[:llm.n_tokens], tokens):
+        if a != b:
+            break
+        cached += 1
+    return min(cached, len(tokens) - 1)
+
+
+def prompt_formatter(llm: Llama, answer: str = "Action") -> Callable[[list[dict[str, str]]], str]:
+    """Messages → prompt text ending where the model answers: the model's own chat template
+    when its GGUF has one, else a plain layout of sections ending in an `answer` heading (base
+    models)."""
+    meta = llm.metadata
+    template = meta.get("tokenizer.chat_template")
+    if not template:
+        return lambda messages: _plain_prompt(messages, answer)
+
+    def token_text(key: str) -> str:
+        token_id = meta.get(key)
+        return llm.detokenize([int(token_id)], special=True).decode() \
+            if token_id is not None else ""
+    jinja = Jinja2ChatFormatter(template, eos_token=token_text("tokenizer.ggml.eos_token_id"),
+                                bos_token=token_text("tokenizer.ggml.bos_token_id"))
+    return lambda messages: jinja(messages=messages).prompt
+
+
+def _plain_prompt(messages: list[dict[str, str]], answer: str) -> str:
+    """For base models without a chat template: sections, then the start of the answer."""
+    parts = [f"### {m['role'].capitalize()}\n{m['content']}" for m in messages]
+    return "\n\n".join(parts) + f"\n\n### {answer}\n"

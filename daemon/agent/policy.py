@@ -1,0 +1,177 @@
+"""The policy interface, and the scripted policy that follows written instructions.
+
+A policy reads a `StepContext` (task, current observation, the actions so far with their results)
+and returns a `Decision`: one action, plus what it read and wrote when it is a model. The episode
+loop never asks how the decision was made.
+
+`ScriptedPolicy` needs no model. It reads the task as a list of instructions separated by ``;``,
+new lines or ``then``, and carries out the one whose turn it is, finding elements by their label
+in the observation::
+
+    fill "Name" with "Ada"; select "Blue" in "Colour"; check "Subscribe"; click "Send"
+
+Instructions: ``click|check|uncheck "LABEL"``, ``fill "LABEL" with "TEXT"``,
+``type "TEXT" into "LABEL"``, ``select "OPTION" in|from "LABEL"``, ``press KEY [on "LABEL"]``,
+``hover "LABEL"``, ``scroll up|down``, ``scroll to "LABEL"``, ``goto URL``, ``go back``,
+``wait SECONDS``, ``answer TEXT``, ``done``. After the last instruction it answers ``done``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.core.actions import Action
+from daemon.core.observation import Element, Observation
+
+
+@dataclass
+class PastStep:
+    action: Action | None
+    ok: bool
+    error: str | None = None
+
+
+@dataclass
+class StepContext:
+    task: str
+    observation: Observation
+    history: list[PastStep] = field(default_factory=list)
+    plan: str | None = None             # a replay's recorded plan, when the policy stands in
+
+    @property
+    def last_error(self) -> str | None:
+        return self.history[-1].error if self.history else None
+
+
+@dataclass
+class Usage:
+    """What a model-backed decision cost; stored with its step."""
+
+    prompt_tokens: int
+    cached_tokens: int                  # prompt tokens reused from the previous step's cache
+    completion_tokens: int
+    prompt_ms: float                    # building and tokenizing the prompt
+    prefill_ms: float                   # evaluating the uncached prompt, to the first token
+    decode_ms: float                    # the remaining tokens
+    seed: int | None = None             # the sampling seed, to replay the step
+
+
+@dataclass
+class Decision:
+    action: Action | None               # None: the policy produced no valid action
+    error: str | None = None            # why there is no action
+    prompt: str | None = None
+    raw_output: str | None = None
+    usage: Usage | None = None
+    mode: str | None = None             # store.Step.mode: how the action was chosen
+
+
+class Policy(Protocol):
+    name: str                           # recorded with each episode, e.g. "llm:SmolLM2-135M"
+    adapter: str | None                 # the LoRA adapter in use, if any
+
+    async def decide(self, context: StepContext) -> Decision: ...
+
+
+_QUOTED = r"""["'“](.+?)["'”]"""
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [(re.compile(p, re.I), kind) for p, kind in [
+    (rf"^(?:click|check|uncheck|tick|untick)\s+(?:on\s+)?{_QUOTED}$", "click"),
+    (rf"^fill\s+(?:in\s+)?{_QUOTED}\s+with\s+{_QUOTED}$", "fill"),
+    (rf"^(?:type|enter)\s+{_QUOTED}\s+(?:into|in)\s+{_QUOTED}$", "type"),
+    (rf"^(?:select|choose)\s+{_QUOTED}\s+(?:in|from)\s+{_QUOTED}$", "select"),
+    (rf"^press\s+(\w+)(?:\s+(?:on|in)\s+{_QUOTED})?$", "press"),
+    (rf"^hover\s+(?:over\s+)?{_QUOTED}$", "hover"),
+    (r"^scroll\s+(up|down)$", "scroll"),
+    (rf"^scroll\s+to\s+{_QUOTED}$", "scroll_to"),
+    (r"^(?:goto|go to|open)\s+(\S+)$", "goto"),
+    (r"^go\s+back$", "go_back"),
+    (r"^wait\s+(\d+(?:\.\d+)?)(?:\s*s(?:econds?)?)?$", "wait"),
+    (r"^answer\s+(.+)$", "answer"),
+    (r"^done$", "done"),
+]]
+
+
+def split_instructions(task: str) -> list[str]:
+    parts = re.split(r";|\n|\bthen\b", task)
+    return [p.strip().rstrip(".") for p in parts if p.strip().rstrip(".")]
+
+
+class ScriptedPolicy:
+    """Follows the instructions written in the task, one per step (see the module docstring)."""
+
+    name = "scripted"
+    adapter = None
+
+    async def decide(self, context: StepContext) -> Decision:
+        instructions = split_instructions(context.task)
+        turn = len(context.history)
+        if turn >= len(instructions):
+            return Decision(Action("done"))
+        instruction = instructions[turn]
+        try:
+            action = self._action_for(instruction, context.observation)
+        except LookupError as exc:
+            action = Action("give_up", {"reason": str(exc)})
+        return Decision(action, raw_output=instruction)
+
+    def _action_for(self, instruction: str, obs: Observation) -> Action:
+        for pattern, kind in _PATTERNS:
+            match = pattern.match(instruction)
+            if match:
+                return _build(kind, match.groups(), obs)
+        raise LookupError(f"cannot read the instruction {instruction!r}")
+
+
+def _build(kind: str, groups: tuple[str | None, ...], obs: Observation) -> Action:
+    if kind == "click":
+        return Action("click", {"id": find_element(obs, groups[0]).id})
+    if kind == "hover":
+        return Action("hover", {"id": find_element(obs, groups[0]).id})
+    if kind == "fill":
+        return Action("fill", {"id": find_element(obs, groups[0], editable=True).id,
+                               "text": groups[1]})
+    if kind == "type":
+        return Action("fill", {"id": find_element(obs, groups[1], editable=True).id,
+                               "text": groups[0]})
+    if kind == "select":
+        return Action("select_option", {"id": find_element(obs, groups[1], select=True).id,
+                                        "option": groups[0]})
+    if kind == "press":
+        args: dict[str, Any] = {"key": groups[0]}
+        if groups[1]:
+            args["id"] = find_element(obs, groups[1]).id
+        return Action("press", args)
+    if kind == "scroll":
+        return Action("scroll", {"direction": groups[0].lower()})
+    if kind == "scroll_to":
+        return Action("scroll", {"id": find_element(obs, groups[0]).id})
+    if kind == "goto":
+        return Action("goto", {"url": groups[0]})
+    if kind == "go_back":
+        return Action("go_back")
+    if kind == "wait":
+        return Action("wait", {"seconds": float(groups[0])})
+    if kind == "answer":
+        return Action("answer", {"text": groups[0]})
+    if kind == "done":
+        return Action("done")
+    raise ValueError(f"unknown instruction kind {kind!r}")
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def find_element(obs: Observation, label: str, *, editable: bool = False,
+                 select: bool = False) -> Element:
+    """The element whose name best matches `label`: exact, then prefix, then substring."""
+    want = _norm(label)
+    candidates = [e for e in obs.elements
+                  if (not editable or e.editable) and (not select or e.options is not None)]
+    for matches in (lambda n: n == want, lambda n: n.startswith(want), lambda n: want in n):
+        found = [e for e in candidates if matches(_norm(e.name))]
+        if found:
+            return found[0]
+    raise LookupError(f"no {'editable ' if editable else ''}element labelled {label!r} on the page")

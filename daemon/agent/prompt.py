@@ -1,0 +1,84 @@
+"""The policy's prompt: what the model reads each step, in an order that llama.cpp can reuse.
+
+Layout, most stable first, so that each step re-evaluates as little as possible: the system part
+(action space and rules: the same every step), the page observation (document order: identical
+from the top down to the first element that changed), then the task (a few tokens), the recent
+actions with their results (a new line each step) and the question. The task sits after the
+page, close to where the model answers; and because it is short, putting it after the page costs
+a few tokens per step but lets every task asked of the same page reuse that page.
+
+The observation is fit to a token budget: the page text is cut first, then elements out of view,
+then elements from the end; the text says how much was left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from daemon.core.actions import describe_actions
+from daemon.core.observation import Observation
+
+from .policy import PastStep
+
+SYSTEM = f"""You are nightloop, a web agent in the user's browser. Each turn you see the task, \
+the current page and your recent actions. Reply with exactly one action, as JSON.
+
+Actions:
+{describe_actions()}
+
+Rules:
+- Refer to elements by the [id] shown on the page.
+- If an action failed, do something else.
+- When the task is complete, reply {{"action": "done"}}; if the task asks for information, \
+reply {{"action": "answer", "text": "..."}}."""
+
+TEXT_WHEN_CUT = 400         # characters of page text kept when the observation is over budget
+
+CountTokens = Callable[[str], int]
+
+
+def describe_step(step: PastStep) -> str:
+    action = step.action.describe() if step.action else "(no valid action)"
+    return f"{action} -> " + ("ok" if step.ok else f"error: {step.error}")
+
+
+def user_message(task: str, observation: str, history: list[PastStep]) -> str:
+    lines = [observation, "", f"Task: {task}", ""]
+    if history:
+        lines.append("Your recent actions:")
+        lines += [f"- {describe_step(s)}" for s in history]
+        lines.append("")
+    lines.append("Next action:")
+    return "\n".join(lines)
+
+
+def messages(task: str, observation: str, history: list[PastStep]) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": user_message(task, observation, history)}]
+
+
+def fit_observation(obs: Observation, budget: int, count: CountTokens) -> str:
+    """The observation's text within `budget` tokens (by `count`), cutting what matters least."""
+    full = obs.render()
+    if count(full) <= budget:
+        return full
+    text = obs.text[:TEXT_WHEN_CUT]
+    cut_text = obs.omitted_text + len(obs.text) - len(text)
+    ranked = sorted(range(len(obs.elements)), key=lambda i: (not obs.elements[i].in_view, i))
+
+    def render(k: int) -> str:
+        keep = set(ranked[:k])
+        return dataclasses.replace(
+            obs, elements=[e for i, e in enumerate(obs.elements) if i in keep], text=text,
+            omitted_elements=obs.omitted_elements + len(obs.elements) - k,
+            omitted_text=cut_text).render()
+
+    low, high = 0, len(obs.elements)        # the most elements that fit, by bisection
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(render(mid)) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return render(low)

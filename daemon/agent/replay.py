@@ -1,0 +1,84 @@
+"""Replaying a recorded episode without the model: its actions, re-targeted by descriptor.
+
+`ReplayPolicy` stands where the model would in the normal episode loop, so a replay is an
+ordinary episode (source ``replay``) with every step stored, each marked ``replayed``,
+``fallback`` or ``user``. Per recorded step:
+
+- an action without a target (goto, scroll, press without element, …) is replayed as is;
+- an action with a target is replayed on the element its descriptor finds (descriptors.find);
+- a `fill` of a password field pauses the replay: the user is asked to type it (the recording
+  never held it), and the replay goes on when they say so;
+- a target that is not found: with a fallback policy, the policy decides that one step, given
+  the task and the recorded plan; after it, the same recorded step is tried again if its target
+  has appeared (the policy got past an inserted step), else the replay moves on (the policy did
+  the step itself). Without a fallback the replay ends (give_up) with a report of where and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Awaitable, Callable
+
+from daemon.core.actions import Action
+from daemon.core.store import Step
+
+from .descriptors import find, label
+from .policy import Decision, Policy, StepContext
+
+AskUser = Callable[[str], Awaitable[None]]
+
+
+def plan_line(step: Step) -> str:
+    """`click button "Send"`, `fill textbox "Name" with "Ada"`: a recorded step for people."""
+    action = dict(step.action or {})
+    name = action.pop("action", "?")
+    parts = [name] + ([label(step.target)] if action.pop("id", None) is not None else [])
+    parts += [f"{k} {v!r}" for k, v in action.items()]
+    return " ".join(parts)
+
+
+class ReplayPolicy:
+    def __init__(self, recorded: list[Step], *, fallback: Policy | None, ask_user: AskUser):
+        self.plan = [s for s in recorded if s.action and s.ok]
+        self.fallback = fallback
+        self.ask_user = ask_user
+        self.name = f"replay+{fallback.name}" if fallback else "replay"
+        self.adapter = fallback.adapter if fallback else None
+        self.cursor = 0
+        self._after_fallback = False
+
+    async def decide(self, context: StepContext) -> Decision:
+        if self.cursor >= len(self.plan):
+            return Decision(Action("done"), mode="replayed")
+        step = self.plan[self.cursor]
+        action = Action.parse(step.action)
+        if action.element_id is None:
+            self.cursor += 1
+            return Decision(action, mode="replayed")
+        element = find(context.observation, step.target or {})
+        if element is not None:
+            self.cursor += 1
+            self._after_fallback = False
+            if element.is_password and action.name == "fill":
+                await self.ask_user(f"Type your password into {label(step.target)} in the page, "
+                                    "then press Continue.")
+                return Decision(Action("wait", {"seconds": 0}), mode="user")
+            return Decision(Action(action.name, {**action.args, "id": element.id}),
+                            mode="replayed")
+        if self._after_fallback:            # the fallback did this step itself: go on
+            self._after_fallback = False
+            self.cursor += 1
+            return await self.decide(context)
+        where = (f"step {self.cursor + 1} of {len(self.plan)} ({plan_line(step)}): no "
+                 f"{label(step.target)} on {context.observation.url}")
+        if self.fallback is None:
+            return Decision(Action("give_up", {"reason": where}), mode="replayed")
+        self._after_fallback = True
+        decision = await self.fallback.decide(dataclasses.replace(context, plan=self._plan(where)))
+        return dataclasses.replace(decision, mode="fallback")
+
+    def _plan(self, where: str) -> str:
+        lines = [f"{i}. {plan_line(s)}" for i, s in enumerate(self.plan, 1)]
+        return ("You are repeating a recorded task. The recorded steps:\n" + "\n".join(lines)
+                + f"\nThe page has changed at {where}. Take the one action that does that step "
+                  "on this page.")

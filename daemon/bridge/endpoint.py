@@ -1,0 +1,158 @@
+"""The WebSocket endpoint on 127.0.0.1 the extension connects to.
+
+Every frame goes through `protocol.Session` (origin, pairing token, validation). The endpoint
+itself answers pings and routes the extension's replies to its `ExtensionBrowser`; any other
+message goes to `handle`, which a bare endpoint (the task harness) refuses and the daemon
+(`daemon.service.server`) overrides. Nothing a client sends can crash it: a bad frame gets an
+``error`` reply, failed pairing closes that one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from importlib.metadata import version
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from daemon.agent.episode import BrowserError
+from daemon.core import protocol as p
+from daemon.core.wire import InvalidMessage, Refused
+
+from .extension_browser import ExtensionBrowser
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT = 10.0        # seconds a new connection has to say hello
+DAEMON_AGENT = f"nightloop/{version('nightloop')}"
+
+
+@dataclass(eq=False)
+class Client:
+    ws: ServerConnection
+    kind: str
+
+    async def send(self, message: p.Message) -> None:
+        try:
+            await self.ws.send(p.encode(message))
+        except ConnectionClosed:
+            pass    # the client left; it will be unregistered by its own handler
+
+
+class Endpoint:
+    def __init__(self, *, token: str, extension_origin: str, host: str = "127.0.0.1",
+                 port: int, step_timeout: float, max_frame_bytes: int = p.MAX_FRAME_BYTES):
+        self.token = token
+        self.extension_origin = extension_origin
+        self.host, self.port = host, port
+        self.max_frame_bytes = max_frame_bytes
+        self.clients: set[Client] = set()
+        self.extension: Client | None = None
+        self._has_extension = asyncio.Event()
+        self.browser = ExtensionBrowser(lambda: self.extension, step_timeout)
+        self._server: Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start listening (raises OSError when the port is taken)."""
+        self._server = await serve(
+            self._handle, self.host, self.port, process_request=self._check_origin,
+            max_size=self.max_frame_bytes, ping_interval=20, ping_timeout=20)
+        if self.port == 0:
+            self.port = self._server.sockets[0].getsockname()[1]
+        log.info("listening on ws://%s", self.address)
+
+    async def close(self) -> None:
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def connected(self, timeout: float) -> None:
+        """Wait until the extension is connected; BrowserError after `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._has_extension.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise BrowserError(f"the extension did not connect within {timeout:g} s") from None
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != self.extension_origin:
+            log.warning("refused a connection from origin %r", origin)
+            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        session = p.Session(self.token, self.extension_origin, ws.request.headers.get("Origin"))
+        try:
+            session.receive(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT))
+        except (Refused, asyncio.TimeoutError) as exc:
+            reason = str(exc) or "no hello within %g s" % HELLO_TIMEOUT
+            log.warning("refused a client: %s", reason)
+            await ws.close(1008, reason[:120])
+            return
+        except ConnectionClosed:
+            return
+        client = Client(ws, session.client)
+        self.clients.add(client)
+        if client.kind == "extension":
+            self.extension = client
+            self._has_extension.set()
+            log.info("browser connected")
+        await client.send(p.Welcome(p.PROTOCOL_VERSION, DAEMON_AGENT, self.running_episode()))
+        try:
+            async for frame in ws:
+                try:
+                    message = session.receive(frame)
+                except InvalidMessage as exc:
+                    await client.send(p.Error(str(exc), p.request_id_of(frame)))
+                    continue
+                await self._dispatch(client, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+            if self.extension is client:
+                self.extension = None
+                self._has_extension.clear()
+                self.browser.fail_all("the browser disconnected")
+                log.info("browser disconnected")
+
+    async def broadcast(self, message: p.Message, *, skip: Client | None = None) -> None:
+        await asyncio.gather(*(c.send(message) for c in list(self.clients) if c is not skip))
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def _dispatch(self, client: Client, message: p.Message) -> None:
+        rid = getattr(message, "request_id", None)
+        try:
+            if isinstance(message, (p.Observation, p.ActionResult, p.ProbeResult)):
+                self.browser.resolve(message)
+            elif isinstance(message, p.Ping):
+                await client.send(p.Pong())
+            else:
+                await self.handle(client, message)
+        except (InvalidMessage, BrowserError) as exc:
+            await client.send(p.Error(str(exc), rid))
+        except Exception:   # a bug must not take the endpoint down with it
+            log.exception("error while handling %s", message.type)
+            await client.send(p.Error(f"internal error while handling {message.type!r}; "
+                                      "see the daemon log", rid))
+
+    async def handle(self, client: Client, message: p.Message) -> None:
+        """Act on a message the endpoint does not answer itself; InvalidMessage to refuse it."""
+        raise InvalidMessage(f"this endpoint does not handle {message.type!r}")
+
+    def running_episode(self) -> dict | None:
+        """The running episode as ``welcome`` reports it to a new client."""
+        return None

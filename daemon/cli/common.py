@@ -1,0 +1,93 @@
+"""What every `nightloop` command shares: error handling, setting flags, JSON output."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from typing import Any, Callable
+
+import click
+
+from daemon.bridge.pairing import load_or_create_token
+from daemon.core.settings import (
+    DEFAULTS,
+    FIELDS,
+    Settings,
+    config_dir,
+    env_name,
+    load_settings,
+)
+from daemon.core.store import Store
+from daemon.core.wire import NightloopError
+
+
+class Group(click.Group):
+    """Turns our own errors into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (NightloopError, FileNotFoundError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def setting_options(*names: str) -> Callable:
+    """Decorator: a --flag for each named setting (see daemon/core/settings.py), default None
+    so that only flags actually given override the config file and the environment."""
+    def decorate(fn: Callable) -> Callable:
+        for name in reversed(names):
+            meta, default = FIELDS[name].metadata, getattr(DEFAULTS, name)
+            kind = click.Choice(meta["choices"]) if meta["choices"] else type(default)
+            shown = repr(default) if default != "" else "empty"
+            fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
+                              help=f"{meta['help'][0].upper()}{meta['help'][1:]} "
+                                   f"[env {env_name(name)}; default {shown}].")(fn)
+        return fn
+    return decorate
+
+
+def json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def settings_from(**flags: Any) -> Settings:
+    return load_settings(flags).settings
+
+
+def with_store(db: str | None) -> Callable:
+    """Decorator: run an async function with a read/write Store (no recovery: the daemon's job)."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            async with await Store.open(settings_from(db=db).db_path, recover=False) as store:
+                return await fn(store, *args, **kwargs)
+        return run
+    return wrap
+
+
+def pairing_token() -> str:
+    return load_or_create_token(config_dir())
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def run_coro(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def describe_action(action: dict | None) -> str:
+    if not action:
+        return "(no action)"
+    args = " ".join(f"[{v}]" if k == "id" else json.dumps(v, ensure_ascii=False)
+                    for k, v in action.items() if k != "action")
+    return f"{action['action']} {args}".strip()
+
+
+def step_line(step: dict) -> str:
+    """One line for a step as progress messages and `episodes show` print it."""
+    outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
+    mode = f"[{step['mode']}] " if step.get("mode") else ""
+    return f"  {step['index']:>2}. {mode}{describe_action(step.get('action'))} → {outcome}"

@@ -1,0 +1,174 @@
+"""`nightloop episodes`: list, show, export and delete what the store holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from daemon.agent.descriptors import label
+from daemon.core.store import Episode, Store
+from daemon.core.wire import NightloopError, to_json
+
+from .common import (
+    json_option,
+    print_json,
+    run_coro,
+    setting_options,
+    step_line,
+    with_store,
+)
+
+
+@click.group("episodes")
+def episodes_group() -> None:
+    """List, show, export and delete stored episodes."""
+
+
+@episodes_group.command("list")
+@setting_options("db")
+@json_option
+@click.option("--limit", type=click.IntRange(1), default=None, help="Newest N only.")
+def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
+    """List episodes, newest first.
+
+    Example: nightloop episodes list --limit 20
+    """
+    @with_store(db)
+    async def go(store: Store) -> list[Episode]:
+        return await store.episodes(limit)
+    rows = run_coro(go())
+    if as_json:
+        print_json([to_json(e) for e in rows])
+        return
+    if not rows:
+        click.echo("no episodes yet")
+    for e in rows:
+        click.echo(f"{e.id:>5}  {e.started_at[:19].replace('T', ' ')}  {e.status:<11} "
+                   f"{e.n_steps:>3} steps  {e.source:<13} {_clip(e.task, 60)}")
+
+
+def _clip(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[:n - 1] + "…"
+
+
+async def _episode_json(store: Store, episode: Episode) -> dict:
+    return {**to_json(episode),
+            "steps": [to_json(s) for s in await store.steps(episode.id)],
+            "rewards": [to_json(r) for r in await store.rewards(episode.id)]}
+
+
+@episodes_group.command("show")
+@click.argument("episode_id", type=int)
+@setting_options("db")
+@json_option
+def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
+    """Show one episode with its steps and rewards.
+
+    Example: nightloop episodes show 3 --json
+    """
+    @with_store(db)
+    async def go(store: Store) -> dict:
+        episode = await store.episode(episode_id)
+        if episode is None:
+            raise NightloopError(f"there is no episode {episode_id}")
+        return await _episode_json(store, episode)
+    data = run_coro(go())
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"episode {data['id']}: {data['task']}")
+    for key in ("status", "source", "replay_of", "start_url", "final_answer", "error", "policy",
+                "adapter", "started_at", "ended_at"):
+        if data.get(key) is not None:
+            click.echo(f"  {key}: {data[key]}")
+    click.echo(f"  steps ({len(data['steps'])}):")
+    for step in data["steps"]:
+        times = " ".join(f"{k[:-3]} {step[k]:.0f}ms" for k in ("observe_ms", "policy_ms", "act_ms")
+                         if step.get(k) is not None)
+        click.echo(f"  {step_line(step)}  [{times}]  {step.get('url') or ''}")
+        if step.get("target"):
+            target = step["target"]
+            extra = ", ".join(f"{k} {target[k]!r}" for k in ("text", "label", "path")
+                              if target.get(k))
+            click.echo(f"      target: {label(target)} #{target.get('nth', 0)}"
+                       + (f" ({extra})" if extra else ""))
+        if step.get("prompt_tokens") is not None:
+            click.echo(f"      tokens {step['prompt_tokens']} in ({step['cached_tokens']} cached), "
+                       f"{step['completion_tokens']} out; prefill {step['prefill_ms']:.0f}ms, "
+                       f"decode {step['decode_ms']:.0f}ms; seed {step['seed']}")
+    for reward in data["rewards"]:
+        click.echo(f"  reward {reward['kind']}: {reward['value']:+g}{_reward_parts(reward)}")
+
+
+def _reward_parts(reward: dict) -> str:
+    """` = 0.7 × flip 0.81 (…) + 0.3 × progress 0.2` for a judge reward; '' for others."""
+    details = reward.get("details") or {}
+    if reward["kind"] != "judge" or "components" not in details:
+        return ""
+    weights, parts = details["weights"], details["components"]
+    flip = details.get("flip", {})
+    how = f"{flip.get('form')}, {flip.get('model')}"
+    if "inferred" in flip:
+        how += f", inferred {flip['inferred'][0]!r}"
+    return (f"  = {weights['flip']:g} × (2·flip {parts['flip']:.2f} − 1) "
+            f"+ {weights['progress']:g} × progress {parts['progress']:+.2f}   ({how}; "
+            f"{details.get('seconds', 0):.1f} s)")
+
+
+@episodes_group.command("export")
+@click.option("--jsonl", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file [default: standard output].")
+@setting_options("db")
+def export_episodes(path: Path | None, db: str | None) -> None:
+    """Export every episode, with steps and rewards, one JSON object per line.
+
+    Example: nightloop episodes export --jsonl episodes.jsonl
+    """
+    @with_store(db)
+    async def go(store: Store) -> list[str]:
+        return [json.dumps(await _episode_json(store, e), ensure_ascii=False)
+                for e in reversed(await store.episodes())]
+    lines = run_coro(go())
+    if path is None:
+        for line in lines:
+            click.echo(line)
+        return
+    # Write next to the target and rename, so an interrupted export never leaves half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.writelines(line + "\n" for line in lines)
+    os.replace(tmp, path)
+    click.echo(f"exported {len(lines)} episodes to {path}", err=True)
+
+
+@episodes_group.command("delete")
+@click.argument("episode_ids", type=int, nargs=-1)
+@click.option("--before", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="Delete every episode started before this date (UTC).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@setting_options("db")
+def delete_episodes(episode_ids: tuple[int, ...], before: datetime | None, yes: bool,
+                    db: str | None) -> None:
+    """Delete episodes with all their steps and rewards.
+
+    Example: nightloop episodes delete --before 2026-01-01
+    """
+    if bool(episode_ids) == bool(before):
+        raise click.UsageError("give episode ids or --before DATE (one of the two)")
+    cutoff = before.replace(tzinfo=timezone.utc).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z") if before else None
+    what = f"episodes {', '.join(map(str, episode_ids))}" if episode_ids else \
+        f"every episode started before {cutoff}"
+    if not yes:
+        click.confirm(f"Delete {what} with their steps and rewards?", abort=True)
+
+    @with_store(db)
+    async def go(store: Store) -> int:
+        return await store.delete_episodes(list(episode_ids), before=cutoff)
+    click.echo(f"deleted {run_coro(go())} episodes")

@@ -1,0 +1,144 @@
+"""`nightloop eval`: MiniWoB++ evaluation runs and their comparison."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.core.settings import data_dir
+from daemon.service.app import make_policy
+from daemon.tasks import miniwob
+from daemon.tasks import report as eval_report
+from daemon.tasks.evaluation import EvalPlan, evaluate
+from daemon.tasks.oracle import OraclePolicy
+
+from .common import json_option, print_json, run_coro, setting_options, settings_from
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Measure the agent on MiniWoB++ through the real extension, and compare runs."""
+
+
+@eval_group.command("miniwob")
+@click.option("--suite", type=click.Choice(["smoke", "core", "all"]), default=None,
+              help="A named task list [default: smoke].")
+@click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Seeds per task, the first N of the split.")
+@click.option("--seed-list", default=None, help="Comma-separated seeds instead of --seeds.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test",
+              show_default=True, help="Which seeds: test seeds are 0, 5, 10, ...; train the rest.")
+@click.option("--max-steps", type=click.IntRange(1, 100), default=10, show_default=True,
+              help="Steps per episode.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Episodes at once, each in its own tab.")
+@click.option("--policy", "policy_name", type=click.Choice(["llm", "oracle"]), default="llm",
+              show_default=True, help="The local model, or the scripted teacher (a few tasks).")
+@click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
+              show_default=True, help="How the episodes are labelled in the store.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder [default: eval/<time>-<policy> in the XDG data dir].")
+@json_option
+@setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed", "obs_tokens",
+                 "history", "step_timeout", "db")
+def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: str | None,
+                 split: str, max_steps: int, parallel: int, policy_name: str, source: str,
+                 out: Path | None, as_json: bool, **flags: Any) -> None:
+    """Run MiniWoB++ tasks through the daemon, the extension and a headless Chromium.
+
+    Each episode's ground truth (the page's own reward) is stored as a `ground_truth` reward;
+    success means a raw reward above 0. Ctrl-C stops and keeps what finished.
+
+    Example: nightloop eval miniwob --suite core --seeds 5 --split test --parallel 2
+    """
+    if suite and tasks:
+        raise click.UsageError("give --suite or --tasks, not both")
+    names = miniwob.parse_tasks(tasks) if tasks else miniwob.suite(suite or "smoke")
+    seeds = _seed_list(seed_list, split) if seed_list else miniwob.seeds(split, n_seeds)
+    settings = settings_from(**flags)
+    policy = OraclePolicy() if policy_name == "oracle" else \
+        make_policy(dataclasses.replace(settings, policy="llm"))
+    plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
+                    step_timeout=settings.step_timeout, source=source)
+    out = out or data_dir() / "eval" / f"{datetime.now():%Y%m%d-%H%M%S}-{policy_name}"
+    meta = {"policy": policy.name, "adapter": policy.adapter, "split": split,
+            "seeds": seeds, "max_steps": max_steps, "parallel": parallel,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    results: list = []
+    total = len(names) * len(seeds)
+
+    def progress(result) -> None:
+        results.append(result)
+        if not as_json:
+            outcome = "success" if result.success else f"fail ({result.error or result.status})"
+            click.echo(f"[{len(results)}/{total}] {result.task} seed {result.seed}: {outcome}, "
+                       f"{result.steps} steps, {result.seconds:.1f} s", err=True)
+
+    started = time.perf_counter()
+    try:
+        run_coro(evaluate(plan, policy=policy, db=settings.db_path, on_result=progress))
+    except KeyboardInterrupt:
+        meta["interrupted"] = True
+        click.echo("interrupted: the report covers the episodes that finished", err=True)
+    finally:
+        results.sort(key=lambda r: (names.index(r.task), seeds.index(r.seed)))
+        meta["seconds"] = round(time.perf_counter() - started, 1)
+        meta["episodes_per_minute"] = round(len(results) / meta["seconds"] * 60, 1) \
+            if meta["seconds"] else None
+        eval_report.write_run(out, results, meta)
+    if as_json:
+        print_json(json.loads((out / eval_report.RESULTS).read_text()))
+    else:
+        click.echo(eval_report.markdown(eval_report.summarize(results), meta))
+        click.echo(f"report: {out / 'report.md'}, chart: {out / 'success.png'}")
+
+
+def _seed_list(text: str, split: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers",
+                                 param_hint="--seed-list") from None
+    wrong = [s for s in seeds if s < 0 or miniwob.split_of(s) != split]
+    if wrong:
+        raise click.BadParameter(f"seeds {wrong} are not {split} seeds (test seeds are the "
+                                 "multiples of 5, train seeds the rest)", param_hint="--seed-list")
+    return seeds
+
+
+@eval_group.command("compare")
+@click.argument("run_a", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Chart of the differences [default: RUN_B/compare.png].")
+@json_option
+def eval_compare(run_a: Path, run_b: Path, plot_path: Path | None, as_json: bool) -> None:
+    """Per-task success of two evaluation runs and their difference (B minus A).
+
+    Example: nightloop eval compare runs/base runs/adapter-3
+    """
+    meta_a, a = eval_report.load_run(run_a)
+    meta_b, b = eval_report.load_run(run_b)
+    diffs = eval_report.compare(a, b)
+    plot_path = plot_path or run_b / "compare.png"
+    eval_report.plot_compare(diffs, plot_path, run_a.name, run_b.name)
+    if as_json:
+        print_json([{"task": d.task, "a": d.rate_a, "b": d.rate_b, "diff": d.diff}
+                     for d in diffs])
+        return
+
+    def fmt(x: float | None) -> str:
+        return "—" if x is None else f"{x:.2f}"
+    click.echo(f"A: {run_a} ({meta_a.get('policy')})\nB: {run_b} ({meta_b.get('policy')})")
+    click.echo(f"{'task':<28} {'A':>5} {'B':>5} {'B-A':>6}")
+    for d in diffs:
+        diff = "—" if d.diff is None else f"{d.diff:+.2f}"
+        click.echo(f"{d.task:<28} {fmt(d.rate_a):>5} {fmt(d.rate_b):>5} {diff:>6}")
+    click.echo(f"chart: {plot_path}")

@@ -1,0 +1,317 @@
+"""The `nightloop` command: thin click commands over the daemon's library code, and output.
+
+Errors that a user can fix come out as one line and a non-zero exit; every command has --help
+ending with an example.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.bridge import launch as chromium
+from daemon.bridge.pairing import EXTENSION_DIR, extension_id, write_pairing_file
+from daemon.core import protocol as p
+from daemon.core.observation import Observation
+from daemon.core.settings import FIELDS, config_dir, data_dir
+from daemon.core.store import Store
+from daemon.core.wire import NightloopError, to_json
+from daemon.service.app import BrowserOptions, run_daemon
+from daemon.service.client import DaemonUnavailable, connected
+
+from .common import (
+    Group,
+    json_option,
+    pairing_token,
+    print_json,
+    run_coro,
+    setting_options,
+    settings_from,
+    step_line,
+)
+from .episodes import episodes_group
+from .evaluate import eval_group
+from .judging import judge_group
+from .settings import config_group, models_group
+from .training import adapters_group, practice_group, schedule_command, train_command
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nightloop")
+def cli() -> None:
+    """nightloop: a local web agent that drives your own browser.
+
+    \b
+    Start it:          nightloop daemon --browser
+    Give it a task:    nightloop run 'fill "Name" with "Ada"; click "Send"' --url URL
+    Review its work:   nightloop episodes list
+    """
+
+
+# -- daemon and browser ---------------------------------------------------------------------
+
+@cli.command()
+@setting_options(*FIELDS)
+@click.option("--browser", "with_browser", is_flag=True,
+              help="Also start Chromium with the extension loaded and paired.")
+@click.option("--headless", is_flag=True, default=None,
+              help="With --browser: no window (the default when there is no display).")
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="With --browser: the browser profile dir [default in the XDG data dir].")
+@click.option("-v", "--verbose", is_flag=True, help="Log every step.")
+def daemon(with_browser: bool, headless: bool | None, profile: Path | None, verbose: bool,
+           **flags: Any) -> None:
+    """Run the daemon in the foreground (Ctrl-C stops it).
+
+    It listens on 127.0.0.1 only, for the paired extension and for the CLI. Every setting can
+    also come from config.toml or the environment (see `nightloop config show`).
+
+    Example: nightloop daemon --browser --temperature 0.25 --seed 7
+    """
+    import logging
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_from(**flags)
+    options = None
+    if with_browser:
+        options = BrowserOptions(profile or data_dir() / "browser-profile", _headless(headless))
+    run_coro(run_daemon(settings, options))
+
+
+def _headless(flag: bool | None) -> bool:
+    if flag is None and not chromium.has_display():
+        click.echo("No display found (DISPLAY/WAYLAND_DISPLAY unset): starting the browser "
+                   "headless. Give it tasks with `nightloop run`.")
+        return True
+    return bool(flag)
+
+
+@cli.command()
+@setting_options("port")
+@click.option("--headless", is_flag=True, default=None,
+              help="No window (the default when there is no display).")
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Browser profile dir [default in the XDG data dir].")
+@click.option("--url", default="about:blank", help="Page to open first.")
+def browser(port: int | None, headless: bool | None, profile: Path | None, url: str) -> None:
+    """Start Chromium with the nightloop extension loaded and paired.
+
+    Runs until the browser is closed (or Ctrl-C).
+
+    Example: nightloop browser --profile ~/nightloop-profile
+    """
+    port = settings_from(port=port).port
+    profile = profile or data_dir() / "browser-profile"
+    proc = chromium.launch(profile, port=port, token=pairing_token(), headless=_headless(headless),
+                           url=url)
+    click.echo(f"Chromium started (pid {proc.pid}), profile {profile}; paired with port {port}.")
+    # Ctrl-C or SIGTERM closes the browser too, rather than leaving it orphaned.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: proc.terminate())
+    proc.wait()
+
+
+@cli.command()
+@setting_options("port")
+def pair(port: int | None) -> None:
+    """Show how to pair your own Chrome/Chromium with the daemon.
+
+    Also writes extension/pairing.json, so an extension loaded unpacked from that folder pairs
+    by itself.
+
+    Example: nightloop pair --port 8977
+    """
+    token, port = pairing_token(), settings_from(port=port).port
+    path = write_pairing_file(EXTENSION_DIR, port, token)
+    click.echo(f"""Pair the nightloop extension with the daemon on 127.0.0.1:{port}:
+
+  1. Open chrome://extensions, switch on Developer mode, click "Load unpacked" and choose
+     {EXTENSION_DIR}
+     (its id is {extension_id()}).
+  2. It pairs by itself from {path.name}. If it shows "not paired", open its popup and enter
+     port {port} and this token:
+
+     {token}
+
+The token is stored in {config_dir() / 'token'} (readable only by you).""")
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("task")
+@click.option("--url", default=None, help="Open this URL first (in a new tab).")
+@setting_options("port")
+@json_option
+def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
+    """Give the running daemon a TASK and follow its steps until the episode ends.
+
+    Ctrl-C asks the daemon to stop the episode.
+
+    Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
+    """
+    episode = run_coro(_follow(p.Task(task, source="cli", url=url), settings_from(port=port).port,
+                               quiet=as_json))
+    if as_json:
+        print_json(episode)
+
+
+@cli.command()
+@click.argument("episode_id", type=int)
+@click.option("--fallback", type=click.Choice(["model", "none"]), default="model",
+              show_default=True, help="Where a recorded target is not found: let the model "
+                                      "decide that step, or stop with a report.")
+@click.option("--url", default=None, help="Start here instead of the recorded start URL.")
+@setting_options("port")
+@json_option
+def replay(episode_id: int, fallback: str, url: str | None, port: int | None,
+           as_json: bool) -> None:
+    """Run a finished episode (a demonstration, say) again by its recorded actions, without
+    the model; each step is found again by its element descriptor.
+
+    A step whose element is gone uses the model (--fallback model) or ends the replay with a
+    report of where and why (--fallback none). A password step pauses until you type it in
+    the page and press Continue in the toolbar popup.
+
+    Example: nightloop replay 12 --fallback none
+    """
+    episode = run_coro(_follow(p.Replay(episode_id, fallback, url=url),
+                               settings_from(port=port).port, quiet=as_json))
+    if as_json:
+        print_json(episode)
+
+
+async def _follow(request: p.Task | p.Replay, port: int, *, quiet: bool) -> dict:
+    """Send a request that starts an episode, print its steps until it ends, return it."""
+    async with connected(port, pairing_token()) as client:
+        reply = await client.request(request)
+        assert isinstance(reply, p.EpisodeUpdate)
+        episode_id = reply.episode["id"]
+        if not quiet:
+            click.echo(f"episode {episode_id} started")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(
+            client.send(p.Stop(episode_id))))
+        async for message in client.messages():
+            if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
+                if not quiet:
+                    click.echo(step_line(message.step))
+            elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id:
+                if message.notice and not quiet:
+                    click.echo(f"  waiting for you: {message.notice}")
+                if message.episode["status"] != "running":
+                    if not quiet:
+                        click.echo(_outcome_line(message.episode))
+                    return message.episode
+    raise AssertionError("unreachable")
+
+
+def _outcome_line(episode: dict) -> str:
+    line = f"episode {episode['id']} ended: {episode['status']}"
+    if episode.get("final_answer"):
+        line += f" — {episode['final_answer']}"
+    if episode.get("error"):
+        line += f" ({episode['error']})"
+    return line
+
+
+@cli.command()
+@setting_options("port")
+def stop(port: int | None) -> None:
+    """Stop the running episode (it ends before its next step).
+
+    Example: nightloop stop
+    """
+    async def go() -> None:
+        async with connected(settings_from(port=port).port, pairing_token()) as client:
+            status = await client.request(p.Status())
+            assert isinstance(status, p.Status)
+            if not status.episode:
+                raise NightloopError("no episode is running")
+            await client.send(p.Stop(status.episode["id"]))
+            click.echo(f"asked episode {status.episode['id']} to stop")
+    run_coro(go())
+
+
+@cli.command()
+@setting_options("port")
+@click.option("--tab", "tab_id", type=int, default=None,
+              help="Tab id [default: the web tab used last].")
+@json_option
+def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
+    """Print what the agent sees in a tab right now.
+
+    Example: nightloop observe --json
+    """
+    async def go() -> p.Observation:
+        async with connected(settings_from(port=port).port, pairing_token()) as client:
+            reply = await client.request(p.Observe("", tab_id))
+            assert isinstance(reply, p.Observation)
+            return reply
+    reply = run_coro(go())
+    if reply.error or reply.observation is None:
+        raise NightloopError(f"the page could not be observed: {reply.error}")
+    if as_json:
+        print_json({"tab_id": reply.tab_id, "observation": reply.observation})
+    else:
+        click.echo(Observation.from_json(reply.observation).render())
+
+
+@cli.command()
+@setting_options("port", "db")
+@json_option
+def status(port: int | None, db: str | None, as_json: bool) -> None:
+    """Say whether the daemon is up, where, and what it has stored. Exits 1 when it is down.
+
+    Example: nightloop status --json
+    """
+    settings = settings_from(port=port, db=db)
+
+    async def go() -> dict:
+        try:
+            async with connected(settings.port, pairing_token(), timeout=3) as client:
+                reply = await client.request(p.Status())
+                assert isinstance(reply, p.Status)
+                return {"running": True, **to_json(reply)}
+        except DaemonUnavailable as exc:
+            local = settings.db_path
+            counts = {}
+            if local.exists():
+                async with await Store.open(local, recover=False) as store:
+                    counts = await store.counts()
+            return {"running": False, "address": f"127.0.0.1:{settings.port}", "db": str(local),
+                    "counts": counts, "reason": str(exc)}
+    state = run_coro(go())
+    state.pop("type", None)
+    state.pop("request_id", None)
+    if as_json:
+        print_json(state)
+    else:
+        if state["running"]:
+            click.echo(f"daemon: running on {state['address']}")
+            click.echo(f"browser: {'connected' if state['browser_connected'] else 'not connected'}")
+            if state.get("episode"):
+                click.echo(f"episode: {state['episode']['id']} running")
+        else:
+            click.echo(f"daemon: not running (nothing at {state['address']})")
+        click.echo(f"store: {state['db']}")
+        counts = state.get("counts") or {}
+        click.echo("episodes: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                                   if counts else "none"))
+    if not state["running"]:
+        sys.exit(1)
+
+
+for group in (episodes_group, config_group, models_group, eval_group, judge_group,
+              adapters_group, practice_group, train_command, schedule_command):
+    cli.add_command(group)
+
+
+def main() -> None:
+    cli(prog_name="nightloop")
+

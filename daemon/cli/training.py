@@ -1,0 +1,336 @@
+"""`nightloop train`, `adapters`, `practice` and `schedule`: learning cycles, the adapters
+they produce, which user tasks they may repeat, and when the daemon runs the next one."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from daemon.core import protocol as p
+from daemon.core.store import Store
+from daemon.service import schedule
+from daemon.service.client import DaemonError, DaemonUnavailable, connected
+from daemon.tasks import miniwob
+from daemon.tasks.practice import practice_tasks, rule_for
+from trainer.config import CyclePlan, TrainConfig
+
+from .common import (
+    json_option,
+    pairing_token,
+    print_json,
+    run_coro,
+    setting_options,
+    settings_from,
+    with_store,
+)
+
+
+def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(TrainConfig().help())
+        ctx.exit()
+
+
+@click.command("train")
+@click.option("--config-help", is_flag=True, expose_value=False, is_eager=True,
+              callback=_print_config_help,
+              help="List every training setting a --config file may set, with its default.")
+@click.option("--now", is_flag=True, required=True,
+              help="Run one full cycle now: practice, judge, SFT/GRPO, export, gate, promote.")
+@click.option("--budget", type=click.FloatRange(1, 24 * 60), default=60.0, show_default=True,
+              help="Minutes the whole cycle may take; each phase stops cleanly at its share.")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path), default=None,
+              help="TOML file overriding training settings (names: --config-help).")
+@click.option("--tasks", default=",".join(CyclePlan.tasks), show_default=True,
+              help="Comma-separated MiniWoB++ tasks to practise, teach and gate on.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
+              default=CyclePlan.practice_seeds, show_default=True,
+              help="Train seeds per task to practise, each attempted `practice_k` times.")
+@click.option("--gate-seeds", type=click.IntRange(1, 100), default=CyclePlan.gate_seeds,
+              show_default=True,
+              help="Test seeds per task the gate runs with the candidate and the serving adapter.")
+@click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=CyclePlan.teacher_seeds,
+              show_default=True,
+              help="Train seeds per task the scripted teacher demonstrates for SFT (0: none).")
+@click.option("--fresh", is_flag=True,
+              help="Start over instead of going on with an interrupted cycle.")
+@json_option
+@setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
+def train_command(now: bool, budget: float, config_file: Path | None, tasks: str,
+                  n_seeds: int, gate_seeds: int, teacher_seeds: int, fresh: bool,
+                  as_json: bool, **flags: Any) -> None:
+    """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
+
+    Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
+    The cycle never touches the serving adapter unless the candidate is at least as good on
+    the MiniWoB++ test seeds and on your held-out tasks (within the config's margins); a
+    running daemon switches to a promoted adapter at once, between episodes. An interrupted
+    cycle goes on from its last finished phase the next time.
+
+    Example: nightloop train --now --budget 30
+    """
+    from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
+    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)), n_seeds, gate_seeds,
+                     teacher_seeds=teacher_seeds)
+    settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
+    bars = Bars(quiet=as_json)
+    try:
+        result = run_coro(run_cycle(settings, config, plan, budget=budget * 60, say=bars.say,
+                                    progress=bars, fresh=fresh))
+    finally:
+        bars.close()
+    if result.promoted:
+        _tell_daemon(settings_from(port=flags["port"]).port, bars.say)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+    else:
+        click.echo(f"adapter {result.adapter_id}: "
+                   f"{'promoted' if result.promoted else 'not promoted'}; gate {result.gate}; "
+                   f"{result.practice_episodes} practice episodes; {result.seconds}")
+    if result.error:
+        raise click.ClickException(result.error)
+
+
+class Bars:
+    """Progress on stderr: one tqdm bar per phase (the next phase closes the last), and
+    timestamped lines printed above it; nothing at all when `quiet`."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.bar, self.started = quiet, None, time.monotonic()
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+        if self.bar is None or self.bar.desc != what:
+            self.close()
+            self.bar = tqdm(total=total, desc=what, file=sys.stderr, dynamic_ncols=True)
+        self.bar.total, self.bar.n = total, done
+        self.bar.refresh()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            from tqdm import tqdm
+            tqdm.write(f"[{time.monotonic() - self.started:6.0f} s] {line}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _tell_daemon(port: int, say) -> None:
+    """Ask a running daemon to serve the promoted adapter; fine if none runs."""
+    async def go() -> p.Status:
+        async with connected(port, pairing_token()) as client:
+            return await client.request(p.Reload())
+    try:
+        status = run_coro(go())
+        say(f"the daemon now serves {status.policy} with {status.adapter}")
+    except DaemonUnavailable:
+        say("no daemon is running: it will serve the promoted adapter when it starts")
+    except DaemonError as exc:
+        say(f"the running daemon did not switch: {exc}")
+
+
+@click.group("adapters")
+def adapters_group() -> None:
+    """The LoRA adapters learning cycles produced: list them, promote one, roll back."""
+
+
+@adapters_group.command("list")
+@setting_options("db")
+@json_option
+def adapters_list(db: str | None, as_json: bool) -> None:
+    """List adapters, newest first, with their status, parent and gate results.
+
+    Example: nightloop adapters list --json
+    """
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return await store.adapters()
+    rows = run_coro(go())
+    if as_json:
+        print_json([dataclasses.asdict(a) for a in rows])
+        return
+    if not rows:
+        click.echo("no adapters yet: run `nightloop train --now`")
+    for a in rows:
+        gate = (a.metrics or {}).get("gate", {})
+        click.echo(f"{a.id:>4}  {a.created_at[:19].replace('T', ' ')}  {a.status:<9} "
+                   f"parent {a.parent or '-':<4} gate {gate}  {a.path}")
+
+
+@adapters_group.command("promote")
+@click.argument("adapter_id", type=int)
+@setting_options("db", "port")
+def adapters_promote(adapter_id: int, db: str | None, port: int | None) -> None:
+    """Serve this adapter from now on (a running daemon switches between episodes).
+
+    Example: nightloop adapters promote 3
+    """
+    @with_store(db)
+    async def go(store: Store) -> None:
+        if await store.adapter(adapter_id) is None:
+            raise click.ClickException(f"there is no adapter {adapter_id}")
+        await store.set_adapter_status(adapter_id, "promoted")
+    run_coro(go())
+    click.echo(f"adapter {adapter_id} promoted")
+    _tell_daemon(settings_from(port=port).port, click.echo)
+
+
+@adapters_group.command("rollback")
+@setting_options("db", "port")
+def adapters_rollback(db: str | None, port: int | None) -> None:
+    """Go back to the adapter the serving one was trained from (or to none).
+
+    Example: nightloop adapters rollback
+    """
+    @with_store(db)
+    async def go(store: Store) -> str:
+        serving = await store.promoted_adapter()
+        if serving is None:
+            raise click.ClickException("no adapter is promoted: the base model serves")
+        await store.set_adapter_status(serving.id, "retired")
+        if serving.parent:
+            await store.set_adapter_status(serving.parent, "promoted")
+            return f"adapter {serving.id} retired; adapter {serving.parent} serves again"
+        return f"adapter {serving.id} retired; the base model serves again"
+    click.echo(run_coro(go()))
+    _tell_daemon(settings_from(port=port).port, click.echo)
+
+
+@click.command("schedule")
+@setting_options("train_at", "train_idle", "train_budget")
+@json_option
+def schedule_command(as_json: bool, **flags: Any) -> None:
+    """Show when the daemon runs the next nightly learning cycle, and how the last one went.
+
+    The daemon runs it at `train_at` (config.toml, NIGHTLOOP_TRAIN_AT or `nightloop daemon
+    --train-at 03:00`) once no episode has run for `train_idle` minutes.
+
+    Example: nightloop schedule --json
+    """
+    settings = settings_from(**flags)
+    last = schedule.last_result()
+    last_run = datetime.fromisoformat(last["started"]) if last else None
+    due = schedule.next_run(datetime.now(), settings.train_at, last_run)
+    data = {"train_at": settings.train_at or None, "idle_minutes": settings.train_idle,
+            "budget_minutes": settings.train_budget,
+            "next_run": due.isoformat(timespec="minutes") if due else None, "last": last}
+    if as_json:
+        print_json(data)
+        return
+    if due is None:
+        when = "never (set train_at, e.g. 03:00)"
+    elif due <= datetime.now():
+        when = f"now: the {settings.train_at} window is open until " \
+               f"{(due + schedule.WINDOW).strftime('%H:%M')}"
+    else:
+        when = data["next_run"]
+    click.echo(f"next run: {when}" + (f", once idle {settings.train_idle} min, budget "
+                                      f"{settings.train_budget:g} min" if due else ""))
+    click.echo(f"last run: {last['started']} → exit {last['exit_status']}: {last['summary']}"
+               if last else "last run: none yet")
+
+
+@click.group("practice")
+def practice_group() -> None:
+    """Which of your tasks nightly learning may repeat on its own (sites or single tasks).
+
+    Practice re-runs an allowed task a few times in a browser of its own (headless, a fresh
+    profile, without your logins) and submits forms only on allowed sites.
+    """
+
+
+def _rules_from(sites: tuple[str, ...], episodes: tuple[int, ...]) -> Any:
+    if not sites and not episodes:
+        raise click.UsageError("name at least one site or --episode")
+
+    async def resolve(store: Store) -> list:
+        return [await rule_for(store, site=s) for s in sites] + \
+            [await rule_for(store, episode_id=e) for e in episodes]
+    return resolve
+
+
+_SITES = click.argument("sites", nargs=-1)
+_EPISODES = click.option("--episode", "episodes", type=int, multiple=True,
+                         help="The task of this episode, on its start page's site (repeatable).")
+
+
+@practice_group.command("allow")
+@_SITES
+@_EPISODES
+@setting_options("db")
+def practice_allow(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+    """Mark sites (any task on them) or single tasks as safe to practise.
+
+    Example: nightloop practice allow shop.example.com --episode 42
+    """
+    resolve = _rules_from(sites, episodes)
+
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return [await store.allow_practice(rule) for rule in await resolve(store)]
+    for rule in run_coro(go()):
+        click.echo(f"practice allowed: {_describe(rule)}")
+
+
+@practice_group.command("deny")
+@_SITES
+@_EPISODES
+@setting_options("db")
+def practice_deny(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+    """Take back a practice rule (a site's, or one task's).
+
+    Example: nightloop practice deny shop.example.com
+    """
+    resolve = _rules_from(sites, episodes)
+
+    @with_store(db)
+    async def go(store: Store) -> list:
+        return [(rule, await store.forbid_practice(rule.site, rule.task))
+                for rule in await resolve(store)]
+    for rule, removed in run_coro(go()):
+        click.echo(f"practice {'denied' if removed else 'was not allowed'}: {_describe(rule)}")
+
+
+@practice_group.command("list")
+@setting_options("db")
+@json_option
+def practice_list(db: str | None, as_json: bool) -> None:
+    """List the practice rules and the tasks the next cycle would practise (★: held out for
+    the gate, never trained on).
+
+    Example: nightloop practice list --json
+    """
+
+    @with_store(db)
+    async def go(store: Store) -> tuple[list, list]:
+        return (await store.practice_rules(),
+                await practice_tasks(store, TrainConfig.practice_user_tasks))
+    rules, tasks = run_coro(go())
+    if as_json:
+        print_json({"rules": [dataclasses.asdict(r) for r in rules],
+                    "tasks": [{**dataclasses.asdict(t), "held_out": t.held_out} for t in tasks]})
+        return
+    if not rules:
+        click.echo("nothing is practice-safe yet: `nightloop practice allow SITE` or the "
+                   "popup's checkbox")
+    for rule in rules:
+        click.echo(f"allowed: {_describe(rule)}")
+    for t in tasks:
+        click.echo(f"would practise{' ★' if t.held_out else ''}: {t.task!r} on {t.url} "
+                   f"(episode {t.episode_id})")
+
+
+def _describe(rule: Any) -> str:
+    return f"{rule.task!r} on {rule.site}" if rule.task else f"any task on {rule.site}"

@@ -1,0 +1,380 @@
+"""The extension ↔ daemon wire protocol, version 1: message types and per-connection state.
+
+No I/O happens here: `Session.receive(text)` turns one incoming WebSocket text frame into a
+validated message (or raises), `encode(message)` turns a message into a frame. The asyncio server
+only pumps frames through it. `extension/protocol.js` mirrors these types as JSDoc typedefs.
+
+Every frame is a JSON object with a ``type``. A connection starts with the client's ``hello``
+(protocol version, pairing token, client kind); the daemon answers ``welcome`` or closes. Then:
+
+=================  =========================  =============================================
+type               direction                  meaning
+=================  =========================  =============================================
+hello / welcome    client → / ← daemon        pairing handshake
+task               client → daemon            run a task; answered by ``episode``
+stop               client → daemon            stop the running episode
+feedback           client → daemon            thumbs up (+1) or down (-1) on an episode
+status             both                       ask for / report the daemon's state
+observe            daemon → ext, cli → daemon ask for the page observation of a tab
+act                daemon → ext, cli → daemon perform one action in a tab
+observation        ext → daemon → cli         reply to ``observe``
+action_result      ext → daemon → cli         reply to ``act``
+probe              daemon → ext               run a named probe (extension/probes.js) in a tab
+probe_result       ext → daemon               reply to ``probe``
+episode            daemon → clients           an episode started, changed status or ended
+record_start       ext → daemon               the user starts recording a demonstration
+record_step        ext → daemon               one recorded user action, with its observation
+record_stop        ext → daemon               the user ends the recording: it worked or not
+replay             client → daemon            re-run a finished episode's actions, no model
+resume             client → daemon            the user did what a paused replay asked
+reload             cli → daemon               switch to the promoted adapter; answered by status
+practice           client → daemon, ← reply  mark a site or an episode's task practice-safe
+step               daemon → clients           one step of the running episode was recorded
+ping / pong        both                       keep-alive
+error              daemon → client            the last message was not understood
+=================  =========================  =============================================
+
+Requests that expect a reply carry a ``request_id`` (a string chosen by the sender) that the
+reply echoes; an ``error`` caused by a request echoes it too.
+"""
+
+from __future__ import annotations
+
+import enum
+import hmac
+import json
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+from .wire import InvalidMessage, Refused, from_json, to_json
+
+PROTOCOL_VERSION = 1
+
+# Limits (the server enforces MAX_FRAME_BYTES at the WebSocket layer).
+MAX_FRAME_BYTES = 4 * 1024 * 1024   # an observation is capped far below this
+MAX_TASK_CHARS = 4000
+
+ClientKind = Literal["extension", "cli"]
+Source = Literal["toolbar", "cli", "eval", "practice", "demonstration", "replay"]
+
+
+@dataclass
+class Message:
+    type: ClassVar[str]
+
+
+@dataclass
+class Hello(Message):
+    type: ClassVar[str] = "hello"
+    protocol: int
+    token: str
+    client: ClientKind
+    agent: str | None = None            # e.g. "nightloop-extension/0.1.0"
+
+
+@dataclass
+class Welcome(Message):
+    type: ClassVar[str] = "welcome"
+    protocol: int
+    daemon: str
+    episode: dict | None = None         # the running episode, if any (as in EpisodeUpdate)
+
+
+@dataclass
+class Task(Message):
+    type: ClassVar[str] = "task"
+    task: str
+    source: Source = "toolbar"
+    url: str | None = None              # open this URL first (in a new tab when tab_id is None)
+    tab_id: int | None = None           # the tab to work in; None: let the extension choose
+    request_id: str | None = None
+
+
+@dataclass
+class Stop(Message):
+    type: ClassVar[str] = "stop"
+    episode_id: int | None = None       # None: whatever episode is running
+    request_id: str | None = None
+
+
+@dataclass
+class Feedback(Message):
+    type: ClassVar[str] = "feedback"
+    episode_id: int
+    value: Literal[1, -1]
+    request_id: str | None = None
+
+
+@dataclass
+class Status(Message):
+    """As a request only ``request_id`` is sent; the daemon fills in the rest."""
+    type: ClassVar[str] = "status"
+    request_id: str | None = None
+    address: str | None = None
+    db: str | None = None
+    browser_connected: bool | None = None
+    episode: dict | None = None
+    counts: dict | None = None
+    policy: str | None = None
+    adapter: str | None = None
+
+
+@dataclass
+class Observe(Message):
+    type: ClassVar[str] = "observe"
+    request_id: str
+    tab_id: int | None = None
+
+
+@dataclass
+class Act(Message):
+    type: ClassVar[str] = "act"
+    request_id: str
+    action: dict                        # validated with actions.Action.parse
+    tab_id: int | None = None
+    allow_submit: bool = True           # False: the page must not submit a form (practice)
+
+
+@dataclass
+class Observation(Message):
+    type: ClassVar[str] = "observation"
+    request_id: str
+    tab_id: int | None = None
+    observation: dict | None = None     # see daemon/core/observation.py
+    error: str | None = None
+
+
+@dataclass
+class ActionResult(Message):
+    type: ClassVar[str] = "action_result"
+    request_id: str
+    ok: bool
+    tab_id: int | None = None
+    error: str | None = None            # precise reason when ok is false
+    detail: dict | None = None          # e.g. {"url": ...} after goto
+
+
+@dataclass
+class Probe(Message):
+    """A harness asks the extension to run one of its fixed, named probes in a tab (e.g.
+    "miniwob.start"): the daemon never sends code, only a name and JSON arguments."""
+    type: ClassVar[str] = "probe"
+    request_id: str
+    tab_id: int
+    probe: str
+    args: dict | None = None
+
+
+@dataclass
+class ProbeResult(Message):
+    type: ClassVar[str] = "probe_result"
+    request_id: str
+    ok: bool
+    tab_id: int | None = None
+    result: dict | None = None
+    error: str | None = None
+
+
+@dataclass
+class EpisodeUpdate(Message):
+    type: ClassVar[str] = "episode"
+    episode: dict                       # store.Episode as JSON
+    request_id: str | None = None       # set on the reply to the `task` that created it
+    notice: str | None = None           # what a paused episode waits for the user to do
+
+
+@dataclass
+class RecordStart(Message):
+    """Answered by ``episode`` (source demonstration, running) for the tab to record."""
+    type: ClassVar[str] = "record_start"
+    task: str
+    url: str | None = None              # the page the demonstration starts on
+    tab_id: int | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class RecordStep(Message):
+    type: ClassVar[str] = "record_step"
+    episode_id: int
+    action: dict                        # validated with actions.Action.parse
+    observation: dict | None = None     # the page just before the action (None: browser UI)
+    target: dict | None = None          # the content script's part of the descriptor
+
+
+@dataclass
+class RecordStop(Message):
+    type: ClassVar[str] = "record_stop"
+    episode_id: int
+    success: bool                       # the user's word: becomes a user reward of ±1
+    request_id: str | None = None
+
+
+@dataclass
+class Replay(Message):
+    """Re-run episode ``episode_id`` by its recorded actions; answered by ``episode``."""
+    type: ClassVar[str] = "replay"
+    episode_id: int
+    fallback: Literal["model", "none"] = "model"
+    url: str | None = None              # start here instead of the recorded start URL
+    tab_id: int | None = None
+    request_id: str | None = None
+
+
+@dataclass
+class Reload(Message):
+    """Serve the adapter the store says is promoted, from the next episode on."""
+    type: ClassVar[str] = "reload"
+    request_id: str | None = None
+
+
+@dataclass
+class Practice(Message):
+    """Ask (allowed None) or set whether a site, or the task of episode ``episode_id`` on its
+    start site, is safe to practise unattended; answered by ``practice`` with every field set."""
+    type: ClassVar[str] = "practice"
+    site: str | None = None             # host[:port]; or give episode_id
+    episode_id: int | None = None
+    allowed: bool | None = None
+    task: str | None = None             # in the answer: the task the rule covers, if one
+    request_id: str | None = None
+
+
+@dataclass
+class Resume(Message):
+    type: ClassVar[str] = "resume"
+    episode_id: int
+    request_id: str | None = None
+
+
+@dataclass
+class StepUpdate(Message):
+    type: ClassVar[str] = "step"
+    episode_id: int
+    step: dict                          # store.Step as JSON, without the observation
+
+
+@dataclass
+class Ping(Message):
+    type: ClassVar[str] = "ping"
+
+
+@dataclass
+class Pong(Message):
+    type: ClassVar[str] = "pong"
+
+
+@dataclass
+class Error(Message):
+    type: ClassVar[str] = "error"
+    message: str
+    request_id: str | None = None
+
+
+MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
+    Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
+    Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
+    RecordStop, Replay, Resume, Reload, Practice,
+]}
+
+# What each kind of client may send once paired.
+ACCEPTS: dict[str, set[type[Message]]] = {
+    "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
+                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice},
+}
+
+
+def encode(message: Message) -> str:
+    return json.dumps({"type": message.type, **to_json(message)}, separators=(",", ":"))
+
+
+def decode(text: str | bytes) -> Message:
+    """Parse one frame into its message type; raise InvalidMessage naming the problem."""
+    if isinstance(text, bytes):
+        raise InvalidMessage("binary frames are not part of the protocol; send JSON text")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"malformed JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise InvalidMessage("a message must be a JSON object with a 'type'")
+    kind = data.get("type")
+    if kind not in MESSAGES:
+        raise InvalidMessage(f"unknown message type {kind!r}")
+    return from_json(MESSAGES[kind], data, where=kind)
+
+
+def request_id_of(text: str | bytes) -> str | None:
+    """Best-effort request_id of a frame that failed to parse, so the error can echo it."""
+    try:
+        rid = json.loads(text).get("request_id")
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return rid if isinstance(rid, str) else None
+
+
+class State(enum.Enum):
+    AWAITING_HELLO = "awaiting hello"
+    OPEN = "open"
+
+
+@dataclass
+class Session:
+    """Protocol state of one connection, from its first frame to its close.
+
+    `origin` is the HTTP Origin of the WebSocket handshake (None for non-browser clients).
+    Extensions must come from `extension_origin`; CLI clients from no origin at all (browsers
+    always send one, so a page cannot pose as the CLI). Both must present the pairing token.
+    """
+
+    token: str
+    extension_origin: str
+    origin: str | None
+    state: State = State.AWAITING_HELLO
+    client: ClientKind | None = field(default=None)
+
+    def receive(self, text: str | bytes) -> Message:
+        """Validate one incoming frame.
+
+        Raises Refused when the connection must close (before or during pairing), and
+        InvalidMessage when the frame is bad but the connection may go on.
+        """
+        if self.state is State.AWAITING_HELLO:
+            try:
+                message = decode(text)
+            except InvalidMessage as exc:
+                raise Refused(f"expected hello: {exc}") from None
+            if not isinstance(message, Hello):
+                raise Refused(f"expected hello, got {message.type!r}")
+            self._pair(message)
+            return message
+        message = decode(text)
+        if type(message) not in ACCEPTS[self.client]:
+            raise InvalidMessage(f"a {self.client} client may not send {message.type!r}")
+        if isinstance(message, (Task, RecordStart)):
+            _check_task(message)
+        if isinstance(message, Practice) and (message.site is None) == (message.episode_id is None):
+            raise InvalidMessage("practice names either a site or an episode_id, not both")
+        return message
+
+    def _pair(self, hello: Hello) -> None:
+        if hello.protocol != PROTOCOL_VERSION:
+            raise Refused(f"protocol version {hello.protocol} is not supported; "
+                          f"this daemon speaks version {PROTOCOL_VERSION}")
+        if not hmac.compare_digest(hello.token.encode(), self.token.encode()):
+            raise Refused("pairing token rejected; run `nightloop pair` to pair again")
+        expected = self.extension_origin if hello.client == "extension" else None
+        if self.origin != expected:
+            raise Refused(f"a {hello.client} client may not connect from origin {self.origin!r}")
+        self.client = hello.client
+        self.state = State.OPEN
+
+
+def _check_task(task: Task | RecordStart) -> None:
+    if not task.task.strip():
+        raise InvalidMessage(f"{task.type}.task is empty; say what the agent should do")
+    if len(task.task) > MAX_TASK_CHARS:
+        raise InvalidMessage(f"{task.type}.task is longer than {MAX_TASK_CHARS} characters")
+    if task.url is not None and not task.url.startswith(("http://", "https://", "file://")):
+        raise InvalidMessage(f"{task.type}.url must be an http(s) or file URL, got {task.url!r}")

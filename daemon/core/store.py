@@ -1,0 +1,401 @@
+"""The trajectory store: episodes, their steps and their rewards in one SQLite file.
+
+Contract:
+- WAL mode, foreign keys on; every write commits at once, so a crash loses at most the write in
+  flight. `Store.open` applies pending migrations and marks episodes left ``running`` by a dead
+  daemon as ``interrupted``.
+- Migrations (`migrations.py`) are small named functions applied in order and recorded in
+  ``migrations``; the schema version (also PRAGMA user_version) is how many have been applied.
+- One Store object is the one writer of a daemon; CLI commands open their own for reading and
+  for deleting.
+- JSON columns (observation, action, result, details) hold JSON text; rows come back as the
+  dataclasses below with those columns decoded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .migrations import MIGRATIONS
+from .wire import NightloopError
+
+STATUSES = ("running", "done", "gave_up", "step_limit", "stopped", "failed", "interrupted")
+
+
+def now() -> str:
+    """Timestamps are ISO 8601 in UTC with milliseconds, so text order is time order."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Episode:
+    task: str
+    source: str
+    id: int | None = None
+    start_url: str | None = None
+    status: str = "running"
+    final_answer: str | None = None
+    error: str | None = None
+    policy: str | None = None
+    adapter: str | None = None
+    started_at: str = field(default_factory=now)
+    ended_at: str | None = None
+    replay_of: int | None = None        # the episode a replay re-runs
+    n_steps: int = 0
+
+
+@dataclass
+class Step:
+    episode_id: int
+    index: int
+    action: dict | None                 # the parsed action as JSON (None: the policy failed)
+    ok: bool
+    url: str | None = None
+    observation: dict | None = None
+    prompt: str | None = None           # what the policy model read, when there is one
+    raw_output: str | None = None       # what it wrote, before parsing
+    error: str | None = None            # why the action failed, shown to the policy next step
+    result: dict | None = None
+    started_at: str = field(default_factory=now)
+    observe_ms: float | None = None
+    policy_ms: float | None = None
+    act_ms: float | None = None
+    invalid: bool = False               # the policy's output was rejected before the browser
+    # What a model-backed policy spent (see policy.Usage); None for other policies.
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    completion_tokens: int | None = None
+    prompt_ms: float | None = None
+    prefill_ms: float | None = None
+    decode_ms: float | None = None
+    seed: int | None = None
+    # How the action was chosen: None (the policy), "demonstration" (the user did it),
+    # "replayed" (from a recording, no model), "fallback" (the policy, during a replay),
+    # "user" (a replay paused for the user, e.g. to type a password).
+    mode: str | None = None
+    target: dict | None = None          # the acted-on element's descriptor (see descriptors.py)
+
+
+@dataclass
+class Reward:
+    episode_id: int
+    kind: str                           # "user", "ground_truth", "judge", ...
+    value: float
+    details: dict | None = None
+    created_at: str = field(default_factory=now)
+    id: int | None = None
+
+
+@dataclass
+class Adapter:
+    """A LoRA adapter the trainer produced, and what became of it."""
+    path: str
+    sha256: str
+    base_model: str                     # the GGUF it was trained on (file name)
+    status: str = "candidate"           # candidate | promoted | rejected | retired
+    parent: int | None = None           # the adapter serving when it was trained
+    config: dict | None = None          # trainer.config.TrainConfig as used
+    metrics: dict | None = None         # losses, gate results, …
+    data_window: dict | None = None     # which episodes it learned from
+    created_at: str = field(default_factory=now)
+    promoted_at: str | None = None
+    id: int | None = None
+
+
+@dataclass
+class PracticeRule:
+    """The user's word that a site (task None: any task on it) or one task on it is safe to
+    repeat unattended: nightly practice may re-run it and submit forms there."""
+    site: str                           # host[:port], as daemon.tasks.practice.site_of gives it
+    task: str | None = None
+    created_at: str = field(default_factory=now)
+    id: int | None = None
+
+
+ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
+_JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
+                 "data_window"}
+
+
+
+
+def _encode(row: Any) -> dict[str, Any]:
+    values = dataclasses.asdict(row)
+    for key in _JSON_COLUMNS & values.keys():
+        if values[key] is not None:
+            values[key] = json.dumps(values[key], ensure_ascii=False)
+    return values
+
+
+def _decode(cls: type, row: sqlite3.Row) -> Any:
+    values = {key: row[key] for key in row.keys()}
+    for key in _JSON_COLUMNS & values.keys():
+        if values[key] is not None:
+            values[key] = json.loads(values[key])
+    for key in ("ok", "invalid"):
+        if key in values:
+            values[key] = bool(values[key])
+    return cls(**values)
+
+
+class Store:
+    """Async access to one SQLite file. Use `await Store.open(path)`, then `await close()`."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path):
+        self._db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: Path | str, *, recover: bool = True) -> Store:
+        """Open (creating if needed) and migrate the store.
+
+        With `recover`, episodes still marked running are set to interrupted: only the daemon
+        opens with recover=True, and a daemon that starts owns no episode yet.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path)
+        store = cls(db, path)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA foreign_keys=ON")
+            # Deleted and redacted text is overwritten, not left in free pages.
+            await db.execute("PRAGMA secure_delete=ON")
+            await db.execute("PRAGMA busy_timeout=5000")
+            await store._migrate()
+        except BaseException as exc:
+            await db.close()    # its thread would otherwise keep the process alive
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{path} is not a usable nightloop database: {exc}") from exc
+            raise
+        if recover:
+            await store.mark_interrupted()
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- schema ---------------------------------------------------------------------------
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        async with self._db.execute("SELECT name FROM migrations") as cur:
+            applied = {row[0] for row in await cur.fetchall()}
+        unknown = applied - {name for name, _ in MIGRATIONS}
+        if unknown:
+            raise StoreError(f"{self.path} was written by a newer nightloop "
+                             f"(unknown migrations: {', '.join(sorted(unknown))})")
+        for version, (name, migrate) in enumerate(MIGRATIONS, start=1):
+            if name in applied:
+                continue
+            await self._db.execute("BEGIN")
+            try:
+                await self._db.execute(f"PRAGMA user_version={version}")
+                await migrate(self._db)
+                await self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
+
+    async def schema_version(self) -> int:
+        async with self._db.execute("PRAGMA user_version") as cur:
+            return (await cur.fetchone())[0]
+
+    # -- writes (each commits) ------------------------------------------------------------
+
+    async def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        cursor = await self._db.execute(sql, params)
+        await self._db.commit()
+        return cursor
+
+    async def _insert(self, table: str, row: Any, *, skip: tuple[str, ...] = ()) -> Any:
+        """Insert a dataclass row (without its id and `skip` fields); the row with its id."""
+        values = {k: v for k, v in _encode(row).items() if k not in ("id", *skip)}
+        cursor = await self._write(
+            f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+            tuple(values.values()))
+        return dataclasses.replace(row, id=cursor.lastrowid)
+
+    async def start_episode(self, episode: Episode) -> Episode:
+        return await self._insert("episodes", episode, skip=("n_steps",))
+
+    async def add_step(self, step: Step) -> None:
+        values = _encode(step)
+        columns = ", ".join(f'"{k}"' for k in values)
+        await self._write(f"INSERT INTO steps ({columns}) VALUES ({', '.join('?' * len(values))})",
+                          tuple(values.values()))
+
+    async def finish_episode(self, episode_id: int, status: str, *,
+                             final_answer: str | None = None, error: str | None = None) -> None:
+        if status not in STATUSES or status == "running":
+            raise ValueError(f"not a final status: {status!r}")
+        await self._write("UPDATE episodes SET status=?, final_answer=?, error=?, ended_at=? "
+                          "WHERE id=?", (status, final_answer, error, now(), episode_id))
+
+    async def add_reward(self, reward: Reward) -> Reward:
+        return await self._insert("rewards", reward)
+
+    async def mark_interrupted(self) -> int:
+        cursor = await self._write(
+            "UPDATE episodes SET status='interrupted', ended_at=? WHERE status='running'", (now(),))
+        return cursor.rowcount
+
+    async def redact(self, episode_id: int, secret: str, mask: str) -> None:
+        """Replace `secret` (and its JSON-escaped form) by `mask` in everything the episode
+        stored: its task, answer and every text column of its steps."""
+        forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}
+        for form in forms:
+            await self._db.execute(
+                "UPDATE episodes SET task=replace(task, ?1, ?2), "
+                "final_answer=replace(final_answer, ?1, ?2) WHERE id=?3",
+                (form, mask, episode_id))
+            await self._db.execute(
+                "UPDATE steps SET " + ", ".join(
+                    f"{col}=replace({col}, ?1, ?2)"
+                    for col in ("observation", "prompt", "raw_output", "action", "error", "result")
+                ) + " WHERE episode_id=?3", (form, mask, episode_id))
+        await self._db.commit()
+        await self._purge_wal()
+
+    async def _purge_wal(self) -> None:
+        """Copy the WAL into the database and empty it, so old versions of rows are gone."""
+        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def delete_episodes(self, ids: list[int] | None = None, *,
+                              before: str | None = None) -> int:
+        """Delete episodes (with their steps and rewards) by id, or started before `before`."""
+        if ids:
+            cursor = await self._write(
+                f"DELETE FROM episodes WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))
+        elif before:
+            cursor = await self._write("DELETE FROM episodes WHERE started_at < ?", (before,))
+        else:
+            raise ValueError("say which episodes to delete")
+        await self._purge_wal()
+        return cursor.rowcount
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _fetch(self, cls: type, sql: str, params: Any = ()) -> list[Any]:
+        async with self._db.execute(sql, params) as cur:
+            return [_decode(cls, row) for row in await cur.fetchall()]
+
+    _EPISODE_SELECT = ("SELECT e.*, (SELECT count(*) FROM steps s WHERE s.episode_id = e.id) "
+                       "AS n_steps FROM episodes e")
+
+    async def episodes(self, limit: int | None = None) -> list[Episode]:
+        """Newest first."""
+        return await self._fetch(Episode, self._EPISODE_SELECT + " ORDER BY e.id DESC LIMIT ?",
+                                 (-1 if limit is None else limit,))
+
+    async def episode(self, episode_id: int) -> Episode | None:
+        rows = await self._fetch(Episode, self._EPISODE_SELECT + " WHERE e.id = ?", (episode_id,))
+        return rows[0] if rows else None
+
+    async def steps(self, episode_id: int) -> list[Step]:
+        return await self._fetch(Step, 'SELECT * FROM steps WHERE episode_id = ? ORDER BY "index"',
+                                 (episode_id,))
+
+    async def rewards(self, episode_id: int) -> list[Reward]:
+        return await self._fetch(Reward, "SELECT * FROM rewards WHERE episode_id = ? ORDER BY id",
+                                 (episode_id,))
+
+    async def unjudged(self) -> list[int]:
+        """Ids of finished episodes without a ``judge`` reward, oldest first."""
+        async with self._db.execute(
+                "SELECT id FROM episodes e WHERE status != 'running' AND NOT EXISTS "
+                "(SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind = 'judge') "
+                "ORDER BY id") as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def tasks(self, exclude: int | None = None,
+                    limit: int = 5000) -> list[tuple[str, str | None]]:
+        """(task, start_url) of the newest episodes, newest first, `exclude` left out."""
+        async with self._db.execute(
+                "SELECT task, start_url FROM episodes WHERE id IS NOT ? ORDER BY id DESC LIMIT ?",
+                (exclude, limit)) as cur:
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
+    # -- adapters -------------------------------------------------------------------------
+
+    async def add_adapter(self, adapter: Adapter) -> Adapter:
+        return await self._insert("adapters", adapter)
+
+    async def adapters(self) -> list[Adapter]:
+        """Newest first."""
+        return await self._fetch(Adapter, "SELECT * FROM adapters ORDER BY id DESC")
+
+    async def adapter(self, adapter_id: int) -> Adapter | None:
+        rows = await self._fetch(Adapter, "SELECT * FROM adapters WHERE id = ?", (adapter_id,))
+        return rows[0] if rows else None
+
+    async def promoted_adapter(self) -> Adapter | None:
+        rows = await self._fetch(Adapter, "SELECT * FROM adapters WHERE status = 'promoted' "
+                                          "ORDER BY promoted_at DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    async def set_adapter_status(self, adapter_id: int, status: str, *,
+                                 metrics: dict | None = None) -> None:
+        """Record a decision; promoting one adapter retires the one serving before."""
+        if status not in ADAPTER_STATUSES:
+            raise ValueError(f"not an adapter status: {status!r}")
+        await self._db.execute("BEGIN")
+        try:
+            if status == "promoted":
+                await self._db.execute("UPDATE adapters SET status = 'retired' "
+                                       "WHERE status = 'promoted' AND id != ?", (adapter_id,))
+            await self._db.execute(
+                "UPDATE adapters SET status = ?, promoted_at = CASE WHEN ? = 'promoted' THEN ? "
+                "ELSE promoted_at END, metrics = coalesce(?, metrics) WHERE id = ?",
+                (status, status, now(), json.dumps(metrics) if metrics is not None else None,
+                 adapter_id))
+            await self._db.commit()
+        except BaseException:
+            await self._db.rollback()
+            raise
+
+    # -- practice-safe sites and tasks -------------------------------------------------------
+
+    async def allow_practice(self, rule: PracticeRule) -> PracticeRule:
+        """Record the rule (idempotent); the stored row."""
+        await self._write("INSERT OR IGNORE INTO practice_rules (site, task, created_at) "
+                          "VALUES (?, ?, ?)", (rule.site, rule.task, rule.created_at))
+        rows = await self._fetch(PracticeRule, "SELECT * FROM practice_rules WHERE site = ? AND "
+                                 "coalesce(task, '') = coalesce(?, '')", (rule.site, rule.task))
+        return rows[0]
+
+    async def forbid_practice(self, site: str, task: str | None = None) -> int:
+        """Remove the rule for `site` (task None: the whole-site rule); how many went."""
+        cursor = await self._write("DELETE FROM practice_rules WHERE site = ? AND "
+                                   "coalesce(task, '') = coalesce(?, '')", (site, task))
+        return cursor.rowcount
+
+    async def practice_rules(self) -> list[PracticeRule]:
+        return await self._fetch(PracticeRule, "SELECT * FROM practice_rules ORDER BY site, task")
+
+    async def counts(self) -> dict[str, int]:
+        """Number of episodes per status (statuses with none are left out)."""
+        async with self._db.execute(
+                "SELECT status, count(*) FROM episodes GROUP BY status") as cur:
+            return {status: n for status, n in await cur.fetchall()}
+
+
+class StoreError(NightloopError):
+    """The database file cannot be used (corrupt, not SQLite, or from a newer version)."""

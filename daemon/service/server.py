@@ -1,0 +1,270 @@
+"""The daemon: the endpoint (`daemon.bridge.endpoint`) with what a user's clients may ask.
+
+The connected extension is the agent's browser; CLI clients and the popup submit tasks, replays
+and recordings, stop them, give feedback, set practice rules, ask for status, switch the adapter
+(`reload`) and may relay single observe/act requests to the browser. One episode runs at a time;
+every client hears its progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from daemon.agent.descriptors import describe
+from daemon.agent.episode import Limits, run_episode
+from daemon.agent.policy import Policy
+from daemon.agent.replay import ReplayPolicy
+from daemon.bridge.endpoint import Client, Endpoint
+from daemon.core import protocol as p
+from daemon.core.actions import Action
+from daemon.core.observation import Observation
+from daemon.core.store import Episode, Reward, Step, Store
+from daemon.core.wire import InvalidMessage, to_json
+from daemon.tasks.practice import Rules, rule_for
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Running:
+    episode: Episode
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None        # None while the user records a demonstration
+    resume: asyncio.Event = field(default_factory=asyncio.Event)
+    recorded: int = 0                       # demonstration steps received so far
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """A step as progress messages carry it: everything but the (large) observation."""
+    return {k: v for k, v in to_json(step).items() if k != "observation"}
+
+
+class Daemon(Endpoint):
+    """The endpoint the extension and the CLI connect to, running one episode at a time."""
+
+    def __init__(self, store: Store, policy: Policy, *, token: str, extension_origin: str,
+                 host: str = "127.0.0.1", port: int, limits: Limits = Limits(),
+                 max_frame_bytes: int = p.MAX_FRAME_BYTES,
+                 reload_policy: Callable[[], Awaitable[Policy]] | None = None):
+        super().__init__(token=token, extension_origin=extension_origin, host=host, port=port,
+                         step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes)
+        self.store = store
+        self.policy = policy
+        self.reload_policy = reload_policy      # builds the policy with the promoted adapter
+        self.limits = limits
+        self.running: Running | None = None
+        self.idle = asyncio.Event()             # set while no episode runs
+        self.idle.set()
+        self.idle_since = time.monotonic()      # when the last episode ended
+        self.finished: list[Callable[[int], None]] = []   # called with each ended episode's id
+
+    async def close(self) -> None:
+        """Stop the running episode (it is recorded as interrupted) and the server."""
+        if self.running and self.running.task:
+            self.running.task.cancel()
+            await asyncio.gather(self.running.task, return_exceptions=True)
+        await super().close()
+
+    def running_episode(self) -> dict | None:
+        return to_json(self.running.episode) if self.running else None
+
+    # -- messages -------------------------------------------------------------------------
+
+    async def handle(self, client: Client, message: p.Message) -> None:
+        if isinstance(message, p.Task):
+            await self._start_episode(client, message)
+        elif isinstance(message, p.Replay):
+            await self._start_replay(client, message)
+        elif isinstance(message, p.RecordStart):
+            await self._start_recording(client, message)
+        elif isinstance(message, p.RecordStep):
+            await self._record_step(message)
+        elif isinstance(message, p.RecordStop):
+            await self._stop_recording(client, message)
+        elif isinstance(message, p.Resume):
+            self._running(message.episode_id).resume.set()
+        elif isinstance(message, p.Reload):
+            await self._reload()
+            await client.send(await self.status(message.request_id))
+        elif isinstance(message, p.Practice):
+            await client.send(await self._practice(message))
+        elif isinstance(message, p.Stop):
+            self._stop(message)
+        elif isinstance(message, p.Feedback):
+            await self._feedback(client, message)
+        elif isinstance(message, p.Status):
+            await client.send(await self.status(message.request_id))
+        elif isinstance(message, (p.Observe, p.Act)):
+            await self._relay(client, message)
+        else:
+            raise InvalidMessage(f"the daemon does not handle {message.type!r}")
+
+    async def _begin(self, client: Client, episode: Episode,
+                     request_id: str | None) -> Running:
+        """Store a new episode as the running one and tell every client."""
+        if self.running:
+            raise InvalidMessage(f"episode {self.running.episode.id} is still running; "
+                                 "stop it first")
+        if self.extension is None:
+            raise InvalidMessage("no browser is connected: start one with `nightloop browser`, "
+                                 "or load the extension and pair it (`nightloop pair`)")
+        running = self.running = Running(await self.store.start_episode(episode))
+        self.idle.clear()
+        update = p.EpisodeUpdate(to_json(running.episode))
+        await client.send(dataclasses.replace(update, request_id=request_id))
+        await self.broadcast(update, skip=client)
+        return running
+
+    async def _start_episode(self, client: Client, task: p.Task) -> None:
+        running = await self._begin(client, Episode(
+            task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
+            adapter=self.policy.adapter), task.request_id)
+        running.task = asyncio.create_task(self._run(running, task.tab_id, self.policy,
+                                                     self.limits))
+
+    async def _start_replay(self, client: Client, replay: p.Replay) -> None:
+        source = await self.store.episode(replay.episode_id)
+        if source is None or source.status == "running":
+            raise InvalidMessage(f"there is no finished episode {replay.episode_id} to replay")
+        recorded = await self.store.steps(source.id)
+        if not any(s.action and s.ok for s in recorded):
+            raise InvalidMessage(f"episode {source.id} has no successful actions to replay")
+        running: Running | None = None
+
+        async def ask_user(notice: str) -> None:
+            running.resume.clear()
+            await self.broadcast(p.EpisodeUpdate(to_json(running.episode), notice=notice))
+            waits = [asyncio.ensure_future(e.wait()) for e in (running.resume, running.stop)]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            await self.broadcast(p.EpisodeUpdate(to_json(running.episode)))
+
+        policy = ReplayPolicy(recorded, fallback=self.policy if replay.fallback == "model"
+                              else None, ask_user=ask_user)
+        running = await self._begin(client, Episode(
+            task=source.task, source="replay", start_url=replay.url or source.start_url,
+            policy=policy.name, adapter=policy.adapter, replay_of=source.id), replay.request_id)
+        limits = dataclasses.replace(self.limits, max_steps=2 * len(policy.plan) + 5)
+        running.task = asyncio.create_task(self._run(running, replay.tab_id, policy, limits))
+
+    async def _run(self, running: Running, tab_id: int | None, policy: Policy,
+                   limits: Limits) -> None:
+        async def on_step(step: Step) -> None:
+            await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
+
+        try:
+            final = await run_episode(running.episode, store=self.store, browser=self.browser,
+                                      policy=policy, stop=running.stop, on_step=on_step,
+                                      limits=limits, tab_id=tab_id)
+            await self.broadcast(p.EpisodeUpdate(to_json(final)))
+        except Exception:
+            log.exception("episode %s crashed", running.episode.id)
+            crashed = await self.store.episode(running.episode.id)   # recorded as failed
+            await self.broadcast(p.EpisodeUpdate(to_json(crashed)))
+        finally:
+            self._ended(running)
+
+    def _ended(self, running: Running) -> None:
+        self.running = None
+        self.idle.set()
+        self.idle_since = time.monotonic()
+        for listener in self.finished:
+            listener(running.episode.id)
+
+    def _running(self, episode_id: int | None) -> Running:
+        running = self.running
+        if running is None or episode_id not in (None, running.episode.id):
+            raise InvalidMessage("no such episode is running")
+        return running
+
+    # -- demonstrations -------------------------------------------------------------------
+
+    async def _start_recording(self, client: Client, start: p.RecordStart) -> None:
+        await self._begin(client, Episode(task=start.task, source="demonstration",
+                                          start_url=start.url, policy="user"), start.request_id)
+
+    def _recording(self, episode_id: int) -> Running:
+        running = self._running(episode_id)
+        if running.episode.source != "demonstration":
+            raise InvalidMessage(f"episode {episode_id} is not a recording")
+        return running
+
+    async def _record_step(self, message: p.RecordStep) -> None:
+        running = self._recording(message.episode_id)
+        action = Action.parse(message.action)
+        obs = Observation.from_json(message.observation) if message.observation else None
+        target = describe(obs, action.element_id, message.target) \
+            if obs and action.element_id is not None else message.target
+        step = Step(running.episode.id, running.recorded, action.to_json(), True,
+                    url=obs.url if obs else message.action.get("url"),
+                    observation=message.observation, mode="demonstration", target=target)
+        running.recorded += 1
+        await self.store.add_step(step)
+        await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
+
+    async def _stop_recording(self, client: Client, message: p.RecordStop) -> None:
+        running = self._recording(message.episode_id)
+        episode_id = running.episode.id
+        await self.store.finish_episode(episode_id, "done" if message.success else "stopped")
+        await self.store.add_reward(Reward(episode_id, "user", 1.0 if message.success else -1.0,
+                                           {"client": client.kind, "demonstration": True}))
+        self._ended(running)
+        final = await self.store.episode(episode_id)
+        update = p.EpisodeUpdate(to_json(final))
+        await client.send(dataclasses.replace(update, request_id=message.request_id))
+        await self.broadcast(update, skip=client)
+
+    def _stop(self, stop: p.Stop) -> None:
+        running = self._running(stop.episode_id)
+        if running.task is None:
+            raise InvalidMessage("a recording is stopped from the toolbar popup (it asks "
+                                 "whether the task worked)")
+        running.stop.set()
+
+    async def _feedback(self, client: Client, feedback: p.Feedback) -> None:
+        episode = await self.store.episode(feedback.episode_id)
+        if episode is None:
+            raise InvalidMessage(f"there is no episode {feedback.episode_id}")
+        await self.store.add_reward(Reward(episode.id, "user", float(feedback.value),
+                                           {"client": client.kind}))
+        await client.send(p.EpisodeUpdate(to_json(episode), feedback.request_id))
+
+    async def _practice(self, message: p.Practice) -> p.Practice:
+        """Set (allowed given) and report one practice rule."""
+        try:
+            rule = await rule_for(self.store, site=message.site, episode_id=message.episode_id)
+        except ValueError as exc:
+            raise InvalidMessage(str(exc)) from None
+        if message.allowed:
+            await self.store.allow_practice(rule)
+        elif message.allowed is False:
+            await self.store.forbid_practice(rule.site, rule.task)
+        allowed = Rules(await self.store.practice_rules()).has(rule)
+        return dataclasses.replace(message, site=rule.site, task=rule.task, allowed=allowed)
+
+    async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
+        """Pass one CLI observe/act to the browser and its reply back, under our own id."""
+        if isinstance(message, p.Act) and Action.parse(message.action).spec.runs == "episode":
+            raise InvalidMessage(f"{message.action['action']!r} is not a browser action")
+        ours = dataclasses.replace(message, request_id=self.browser.next_id())
+        reply = await self.browser.request(ours)
+        await client.send(dataclasses.replace(reply, request_id=message.request_id))
+
+    async def status(self, request_id: str | None = None) -> p.Status:
+        return p.Status(request_id=request_id, address=self.address, db=str(self.store.path),
+                        browser_connected=self.extension is not None,
+                        episode=self.running_episode(), counts=await self.store.counts(),
+                        policy=self.policy.name, adapter=self.policy.adapter)
+
+    async def _reload(self) -> None:
+        """Hot swap: the next episode runs on the newly built policy; one already running
+        finishes on the policy it started with (it holds its own reference)."""
+        if self.reload_policy is None:
+            raise InvalidMessage("this daemon's policy has no adapters to switch")
+        self.policy = await self.reload_policy()
+        log.info("now serving %s with adapter %s", self.policy.name, self.policy.adapter)

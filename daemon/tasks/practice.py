@@ -1,0 +1,168 @@
+"""Practice on the user's own tasks: which are safe to repeat, and repeating them unattended.
+
+Contract:
+- A user's task (toolbar, cli or demonstration) may be practised only when the user marked its
+  start page's site, or that task on that site, as practice-safe (`PracticeRule`, from the popup
+  or `nightloop practice allow`). MiniWoB++ practice needs no rule (the trainer runs it apart).
+- Practice runs through the normal daemon → extension path, in a browser of its own (headless,
+  a fresh profile): never in the user's windows, and without their cookies or logins.
+- During practice a form is submitted only on a page whose site the rules allow for that task;
+  anywhere else the content script stops the submit event and the step fails saying why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from daemon.agent.episode import ActOutcome, Limits, run_episode
+from daemon.agent.policy import Policy
+from daemon.core.actions import Action
+from daemon.core.observation import Observation
+from daemon.core.store import Episode, PracticeRule, Store
+
+from .harness import harness
+
+USER_SOURCES = ("toolbar", "cli", "demonstration")
+SCAN = 1000                     # newest episodes looked at when choosing what to practise
+
+
+def site_of(url: str | None) -> str | None:
+    """The site of an http(s) URL as rules name it (host[:port], lower case); else None."""
+    parts = urlsplit(url or "")
+    return (parts.netloc.lower() or None) if parts.scheme in ("http", "https") else None
+
+
+def parse_site(text: str) -> str:
+    """A site the user typed (``example.com``, ``https://example.com/path``) as rules store it;
+    ValueError when it names none."""
+    site = site_of(text if "://" in text else f"https://{text}")
+    if not site or any(c.isspace() for c in site):
+        raise ValueError(f"{text!r} is not a site: give a host such as example.com or a URL")
+    return site
+
+
+@dataclass(frozen=True)
+class PracticeTask:
+    task: str
+    url: str                        # the page the task starts on
+    episode_id: int                 # the newest episode of it
+
+    @property
+    def held_out(self) -> bool:
+        """One task in four (by a stable hash of task and start page) is never trained on:
+        the gate measures the judge's reward on those."""
+        digest = hashlib.sha256(f"{self.task}\n{self.url}".encode()).digest()
+        return digest[0] % 4 == 0
+
+
+class Rules:
+    """The user's practice rules, asked about one task or page at a time."""
+
+    def __init__(self, rules: list[PracticeRule]):
+        self.sites = {r.site for r in rules if r.task is None}
+        self.tasks = {(r.site, r.task) for r in rules if r.task is not None}
+
+    def has(self, rule: PracticeRule) -> bool:
+        return (rule.site, rule.task) in self.tasks if rule.task else rule.site in self.sites
+
+    def allows(self, task: str, url: str | None) -> bool:
+        """May `task`, starting on `url`, be practised?"""
+        site = site_of(url)
+        return site is not None and (site in self.sites or (site, task) in self.tasks)
+
+    def may_submit(self, task: PracticeTask, url: str | None) -> bool:
+        """May practice of `task` submit a form on page `url`?"""
+        site = site_of(url)
+        return site in self.sites or (site == site_of(task.url) and (site, task.task) in self.tasks)
+
+
+async def start_url(store: Store, episode: Episode) -> str | None:
+    """Where an episode started: its start URL, else the page its first step saw."""
+    if episode.start_url:
+        return episode.start_url
+    steps = await store.steps(episode.id)
+    return steps[0].url if steps else None
+
+
+async def rule_for(store: Store, *, site: str | None = None,
+                   episode_id: int | None = None) -> PracticeRule:
+    """The rule for a site, or for an episode's task on its start page's site; ValueError
+    when there is none to make."""
+    if episode_id is None:
+        return PracticeRule(parse_site(site or ""))
+    episode = await store.episode(episode_id)
+    if episode is None:
+        raise ValueError(f"there is no episode {episode_id}")
+    found = site_of(await start_url(store, episode))
+    if found is None:
+        raise ValueError(f"episode {episode_id} did not start on a web page; only tasks on "
+                         "http(s) sites can be practised")
+    return PracticeRule(found, episode.task)
+
+
+async def practice_tasks(store: Store, limit: int) -> list[PracticeTask]:
+    """The newest distinct user tasks (task text and start page) the rules allow, newest
+    first, at most `limit`."""
+    rules = Rules(await store.practice_rules())
+    found: dict[tuple[str, str], PracticeTask] = {}
+    for episode in await store.episodes(SCAN):
+        if len(found) == limit:
+            break
+        if episode.source not in USER_SOURCES or episode.status == "running":
+            continue
+        url = await start_url(store, episode)
+        if url and (episode.task, url) not in found and rules.allows(episode.task, url):
+            found[(episode.task, url)] = PracticeTask(episode.task, url, episode.id)
+    return list(found.values())
+
+
+class FormGuard:
+    """A Browser that lets an action submit a form only where `may_submit(page URL)` holds
+    (the URL of the tab's last observation); it remembers the tabs it worked in."""
+
+    def __init__(self, browser, may_submit: Callable[[str | None], bool]):
+        self.browser, self.may_submit = browser, may_submit
+        self.urls: dict[int | None, str] = {}
+
+    async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
+        tab_id, obs = await self.browser.observe(tab_id)
+        self.urls[tab_id] = obs.url
+        return tab_id, obs
+
+    async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
+        outcome = await self.browser.act(tab_id, action,
+                                         allow_submit=self.may_submit(self.urls.get(tab_id)))
+        if outcome.tab_id is not None:
+            self.urls.setdefault(outcome.tab_id, "")
+        return outcome
+
+
+async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, db: Path,
+                   rules: Rules, limits: Limits = Limits(max_steps=10),
+                   on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
+    """Run each task `attempts` times (source ``practice``) in a harness browser of its own,
+    under the rules' form guard; the finished episodes, also passed to `on_episode` as each
+    ends (so a run cut short keeps what it finished)."""
+    finished: list[Episode] = []
+    async with harness(db, limits.step_timeout) as (endpoint, store):
+        for task in tasks:
+            for _ in range(attempts):
+                guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url))
+                episode = await store.start_episode(Episode(
+                    task=task.task, source="practice", start_url=task.url, policy=policy.name,
+                    adapter=policy.adapter))
+                try:
+                    final = await run_episode(episode, store=store, browser=guard, policy=policy,
+                                              stop=asyncio.Event(), limits=limits)
+                finally:
+                    for tab_id in guard.urls.keys() - {None}:
+                        await endpoint.browser.close_tab(tab_id)
+                finished.append(final)
+                on_episode(final)
+    return finished
+
