@@ -33,6 +33,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "resume", episode_id: number, request_id?: string}} Resume */
 /** CLI only: serve the promoted adapter from the next episode on; answered by `status`.
  * @typedef {{type: "reload", request_id?: string}} Reload */
+/** CLI only: promote an adapter or roll back to the serving one's parent, and switch at once;
+ * answered by `adapter` with `serving` (absent: the base model) and `retired`.
+ * @typedef {{type: "adapter", change: "promote"|"rollback", adapter_id?: number, serving?: number, retired?: number, request_id?: string}} AdapterChange */
 /** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
  * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 

@@ -127,3 +127,42 @@ def test_pair_prints_the_token_and_keeps_it_private(home):
     token_file.chmod(0o644)
     assert token in nightloop("pair").stdout
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_with_a_daemon_serving_the_store_the_cli_changes_it_through_the_daemon(daemon_proc):
+    """One writer: practice rules and adapter changes go through the running daemon (its log
+    shows each), and straight to the store only when no daemon serves it."""
+    from daemon.core.store import Adapter
+
+    async def seed():
+        async with await Store.open(daemon_proc.db, recover=False) as store:
+            first = await store.add_adapter(Adapter("a.gguf", "x", "m.gguf"))
+            await store.add_adapter(Adapter("b.gguf", "y", "m.gguf", parent=first.id))
+    run_async(seed())
+    db, port = ["--db", str(daemon_proc.db)], daemon_proc.args()
+
+    allowed = nightloop("practice", "allow", "shop.test", *db, *port)
+    assert "practice allowed: any task on shop.test" in allowed.stdout
+    assert "practice allowed: any task on shop.test" in daemon_proc.log.read_text()
+    again = nightloop("practice", "deny", "shop.test", "mail.test", *db, *port)
+    assert again.stdout.splitlines() == ["practice denied: any task on shop.test",
+                                         "practice was not allowed: any task on mail.test"]
+
+    for args, said in ((["promote", "1"], "adapter 1 promoted"),
+                       (["promote", "2"], "adapter 2 promoted"),
+                       (["rollback"], "adapter 2 retired; adapter 1 serves again")):
+        run = nightloop("adapters", *args, *db, *port)
+        assert said in run.stdout and "through the running daemon" in run.stdout, run.stdout
+    assert daemon_proc.log.read_text().count("adapter promote: now serving") == 2
+    assert "adapter rollback: now serving adapter 1" in daemon_proc.log.read_text()
+    bad = nightloop("adapters", "promote", "9", *db, *port, check=False)
+    assert bad.returncode == 1 and "there is no adapter 9" in bad.stderr
+
+    daemon_proc.stop()                              # no daemon: the CLI writes the store itself
+    run = nightloop("adapters", "rollback", *db, *port)
+    assert "adapter 1 retired; the base model serves again" in run.stdout
+    assert "no daemon serves" in run.stdout
+    shown = json.loads(nightloop("adapters", "list", "--json", *db).stdout)
+    assert [a["status"] for a in shown] == ["retired", "retired"]
+    none = nightloop("adapters", "rollback", *db, *port, check=False)
+    assert none.returncode == 1 and "no adapter is promoted" in none.stderr

@@ -64,9 +64,8 @@ def test_stop_from_the_cli_and_from_the_popup(browser, daemon_proc, pages_url):
     runner = subprocess.Popen([NIGHTLOOP, "run", *daemon_proc.args(), "--json",
                                'fill "First" with "x"; wait 30; fill "Second" with "y"'],
                               stdout=subprocess.PIPE, text=True)
-    wait_until(lambda: '"episode"' in nightloop("status", "--json", *daemon_proc.args()).stdout,
-               what="the episode to start")
-    time.sleep(0.5)
+    wait_until(lambda: page.locator("#a").input_value() == "x",
+               what="the first step to run (the episode now waits)")
     started = time.monotonic()
     assert "asked episode 1 to stop" in nightloop("stop", *daemon_proc.args()).stdout
     episode = json.loads(runner.communicate(timeout=15)[0])

@@ -161,3 +161,40 @@ def test_a_store_from_a_newer_version_is_not_touched(tmp_path):
 
 async def _open_close(db):
     await (await Store.open(db)).close()
+
+
+def test_rollback_retires_the_serving_adapter_and_promotes_its_parent_in_one_step(tmp_path):
+    from daemon.core.store import Adapter
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            with pytest.raises(ValueError, match="no adapter is promoted"):
+                await store.rollback_adapter()
+            first = await store.add_adapter(Adapter("a.gguf", "x", "m.gguf"))
+            second = await store.add_adapter(Adapter("b.gguf", "y", "m.gguf", parent=first.id))
+            await store.set_adapter_status(first.id, "promoted")
+            await store.set_adapter_status(second.id, "promoted")     # retires the first
+            assert [a.status for a in await store.adapters()] == ["promoted", "retired"]
+
+            # All or nothing: a failure half-way leaves the serving adapter serving.
+            real = store._set_adapter_status
+            calls = []
+
+            async def fail_second(*args, **kwargs):
+                calls.append(args)
+                if len(calls) == 2:
+                    raise sqlite3.OperationalError("disk I/O error")
+                await real(*args, **kwargs)
+            store._set_adapter_status = fail_second
+            with pytest.raises(sqlite3.OperationalError):
+                await store.rollback_adapter()
+            store._set_adapter_status = real
+            assert (await store.promoted_adapter()).id == second.id
+
+            retired, serving = await store.rollback_adapter()
+            assert (retired.id, retired.status) == (second.id, "retired")
+            assert (serving.id, serving.status) == (first.id, "promoted")
+            retired, serving = await store.rollback_adapter()       # the first had no parent
+            assert retired.id == first.id and serving is None
+            assert await store.promoted_adapter() is None
+    run_async(go())

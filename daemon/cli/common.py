@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from daemon.bridge.pairing import load_or_create_token
-from daemon.core.settings import (
-    DEFAULTS,
-    FIELDS,
-    Settings,
-    config_dir,
-    env_name,
-    load_settings,
-)
+from daemon.core import protocol as p
+from daemon.core.settings import DEFAULTS, FIELDS, Settings, config_dir, env_name, load_settings
 from daemon.core.store import Store
 from daemon.core.wire import NightloopError
+from daemon.service.client import DaemonClient, DaemonUnavailable, connected
 
 
 class Group(click.Group):
@@ -68,6 +66,23 @@ def with_store(db: str | None) -> Callable:
 
 def pairing_token() -> str:
     return load_or_create_token(config_dir())
+
+
+@contextlib.asynccontextmanager
+async def owning_daemon(db: Path, port: int) -> AsyncIterator[DaemonClient | None]:
+    """The running daemon, connected, when it serves the store at `db`: it is that store's one
+    writer, so a command changes the store through it. None when no daemon runs there (or it
+    serves another store): then the command writes the store itself."""
+    async with contextlib.AsyncExitStack() as stack:
+        client: DaemonClient | None = None
+        try:
+            client = await stack.enter_async_context(connected(port, pairing_token()))
+            status = await client.request(p.Status())
+            if Path(status.db).resolve() != db.resolve():
+                client = None
+        except DaemonUnavailable:
+            client = None
+        yield client
 
 
 def print_json(data: Any) -> None:

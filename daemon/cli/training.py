@@ -13,15 +13,16 @@ from typing import Any
 import click
 
 from daemon.core import protocol as p
-from daemon.core.store import Store
+from daemon.core.store import PracticeRule, Store
 from daemon.service import schedule
 from daemon.service.client import DaemonError, DaemonUnavailable, connected
 from daemon.tasks import miniwob
-from daemon.tasks.practice import practice_tasks, rule_for
+from daemon.tasks.practice import Rules, practice_tasks, rule_for
 from trainer.config import CyclePlan, TrainConfig
 
 from .common import (
     json_option,
+    owning_daemon,
     pairing_token,
     print_json,
     run_coro,
@@ -177,35 +178,43 @@ def adapters_promote(adapter_id: int, db: str | None, port: int | None) -> None:
 
     Example: nightloop adapters promote 3
     """
-    @with_store(db)
-    async def go(store: Store) -> None:
-        if await store.adapter(adapter_id) is None:
-            raise click.ClickException(f"there is no adapter {adapter_id}")
-        await store.set_adapter_status(adapter_id, "promoted")
-    run_coro(go())
-    click.echo(f"adapter {adapter_id} promoted")
-    _tell_daemon(settings_from(port=port).port, click.echo)
+    _change_adapter(p.AdapterChange("promote", adapter_id), db, port)
 
 
 @adapters_group.command("rollback")
 @setting_options("db", "port")
 def adapters_rollback(db: str | None, port: int | None) -> None:
-    """Go back to the adapter the serving one was trained from (or to none).
+    """Go back to the adapter the serving one was trained from (or to none), in one step.
 
     Example: nightloop adapters rollback
     """
-    @with_store(db)
-    async def go(store: Store) -> str:
-        serving = await store.promoted_adapter()
-        if serving is None:
-            raise click.ClickException("no adapter is promoted: the base model serves")
-        await store.set_adapter_status(serving.id, "retired")
-        if serving.parent:
-            await store.set_adapter_status(serving.parent, "promoted")
-            return f"adapter {serving.id} retired; adapter {serving.parent} serves again"
-        return f"adapter {serving.id} retired; the base model serves again"
-    click.echo(run_coro(go()))
-    _tell_daemon(settings_from(port=port).port, click.echo)
+    _change_adapter(p.AdapterChange("rollback"), db, port)
+
+
+def _change_adapter(change: p.AdapterChange, db: str | None, port: int | None) -> None:
+    """Through the daemon that serves the store when one does (it switches at once), else in
+    the store directly."""
+    settings = settings_from(db=db, port=port)
+
+    async def go() -> tuple[p.AdapterChange, bool]:
+        async with owning_daemon(settings.db_path, settings.port) as daemon:
+            if daemon is not None:
+                return await daemon.request(change), True
+        async with await Store.open(settings.db_path, recover=False) as store:
+            if change.change == "promote":
+                if await store.adapter(change.adapter_id) is None:
+                    raise click.ClickException(f"there is no adapter {change.adapter_id}")
+                await store.set_adapter_status(change.adapter_id, "promoted")
+                return dataclasses.replace(change, serving=change.adapter_id), False
+            retired, serving = await store.rollback_adapter()
+            return dataclasses.replace(change, serving=serving.id if serving else None,
+                                       retired=retired.id), False
+    done, live = run_coro(go())
+    serving = f"adapter {done.serving}" if done.serving else "the base model"
+    click.echo(f"adapter {done.retired} retired; {serving} serves again" if done.retired
+               else f"adapter {done.serving} promoted")
+    click.echo("done through the running daemon: its next episode runs on it" if live else
+               f"no daemon serves {settings.db_path}: it takes effect when one starts")
 
 
 @click.command("schedule")
@@ -251,16 +260,6 @@ def practice_group() -> None:
     """
 
 
-def _rules_from(sites: tuple[str, ...], episodes: tuple[int, ...]) -> Any:
-    if not sites and not episodes:
-        raise click.UsageError("name at least one site or --episode")
-
-    async def resolve(store: Store) -> list:
-        return [await rule_for(store, site=s) for s in sites] + \
-            [await rule_for(store, episode_id=e) for e in episodes]
-    return resolve
-
-
 _SITES = click.argument("sites", nargs=-1)
 _EPISODES = click.option("--episode", "episodes", type=int, multiple=True,
                          help="The task of this episode, on its start page's site (repeatable).")
@@ -269,38 +268,63 @@ _EPISODES = click.option("--episode", "episodes", type=int, multiple=True,
 @practice_group.command("allow")
 @_SITES
 @_EPISODES
-@setting_options("db")
-def practice_allow(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+@setting_options("db", "port")
+def practice_allow(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None,
+                   port: int | None) -> None:
     """Mark sites (any task on them) or single tasks as safe to practise.
 
     Example: nightloop practice allow shop.example.com --episode 42
     """
-    resolve = _rules_from(sites, episodes)
-
-    @with_store(db)
-    async def go(store: Store) -> list:
-        return [await store.allow_practice(rule) for rule in await resolve(store)]
-    for rule in run_coro(go()):
+    for rule, _ in _set_rules(sites, episodes, True, db, port):
         click.echo(f"practice allowed: {_describe(rule)}")
 
 
 @practice_group.command("deny")
 @_SITES
 @_EPISODES
-@setting_options("db")
-def practice_deny(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None) -> None:
+@setting_options("db", "port")
+def practice_deny(sites: tuple[str, ...], episodes: tuple[int, ...], db: str | None,
+                  port: int | None) -> None:
     """Take back a practice rule (a site's, or one task's).
 
     Example: nightloop practice deny shop.example.com
     """
-    resolve = _rules_from(sites, episodes)
+    for rule, was in _set_rules(sites, episodes, False, db, port):
+        click.echo(f"practice {'denied' if was else 'was not allowed'}: {_describe(rule)}")
 
-    @with_store(db)
-    async def go(store: Store) -> list:
-        return [(rule, await store.forbid_practice(rule.site, rule.task))
-                for rule in await resolve(store)]
-    for rule, removed in run_coro(go()):
-        click.echo(f"practice {'denied' if removed else 'was not allowed'}: {_describe(rule)}")
+
+def _set_rules(sites: tuple[str, ...], episodes: tuple[int, ...], allowed: bool,
+               db: str | None, port: int | None) -> list[tuple[PracticeRule, bool]]:
+    """Allow or deny each rule, through the daemon that serves the store when one does, else in
+    the store directly: (the rule, whether it was allowed before) for each."""
+    if not sites and not episodes:
+        raise click.UsageError("name at least one site or --episode")
+    settings = settings_from(db=db, port=port)
+    asks = [p.Practice(site=s) for s in sites] + [p.Practice(episode_id=e) for e in episodes]
+
+    async def go() -> list[tuple[PracticeRule, bool]]:
+        async with owning_daemon(settings.db_path, settings.port) as daemon:
+            if daemon is not None:
+                done = []
+                for ask in asks:
+                    before = await daemon.request(dataclasses.replace(ask))
+                    after = await daemon.request(dataclasses.replace(ask, allowed=allowed))
+                    done.append((PracticeRule(after.site, after.task), bool(before.allowed)))
+                return done
+        async with await Store.open(settings.db_path, recover=False) as store:
+            done = []
+            for ask in asks:
+                rule = await rule_for(store, site=ask.site, episode_id=ask.episode_id)
+                if allowed:
+                    was = Rules(await store.practice_rules()).has(rule)
+                    done.append((await store.allow_practice(rule), was))
+                else:
+                    done.append((rule, await store.forbid_practice(rule.site, rule.task) > 0))
+            return done
+    try:
+        return run_coro(go())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @practice_group.command("list")

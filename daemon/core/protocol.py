@@ -28,6 +28,7 @@ record_stop        ext → daemon               the user ends the recording: it 
 replay             client → daemon            re-run a finished episode's actions, no model
 resume             client → daemon            the user did what a paused replay asked
 reload             cli → daemon               switch to the promoted adapter; answered by status
+adapter            cli → daemon, ← reply      promote an adapter or roll back, and switch
 practice           client → daemon, ← reply  mark a site or an episode's task practice-safe
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
@@ -229,6 +230,19 @@ class Reload(Message):
 
 
 @dataclass
+class AdapterChange(Message):
+    """Promote adapter ``adapter_id``, or roll back to the serving adapter's parent: the daemon
+    changes its store (the CLI writes there itself only when no daemon runs) and switches at
+    once. Answered by ``adapter`` with ``serving`` (None: the base model) and ``retired``."""
+    type: ClassVar[str] = "adapter"
+    change: Literal["promote", "rollback"]
+    adapter_id: int | None = None       # the adapter to promote (promote only)
+    serving: int | None = None          # in the answer: the adapter serving now
+    retired: int | None = None          # in the answer: the adapter rollback retired
+    request_id: str | None = None
+
+
+@dataclass
 class Practice(Message):
     """Ask (allowed None) or set whether a site, or the task of episode ``episode_id`` on its
     start site, is safe to practise unattended; answered by ``practice`` with every field set."""
@@ -274,14 +288,15 @@ class Error(Message):
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
-    RecordStop, Replay, Resume, Reload, Practice,
+    RecordStop, Replay, Resume, Reload, Practice, AdapterChange,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
                   RecordStart, RecordStep, RecordStop, Replay, Resume, Practice},
-    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice},
+    "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice,
+            AdapterChange},
 }
 
 
@@ -356,6 +371,9 @@ class Session:
             _check_task(message)
         if isinstance(message, Practice) and (message.site is None) == (message.episode_id is None):
             raise InvalidMessage("practice names either a site or an episode_id, not both")
+        if isinstance(message, AdapterChange) and \
+                (message.adapter_id is None) == (message.change == "promote"):
+            raise InvalidMessage("adapter: promote names an adapter_id, rollback none")
         return message
 
     def _pair(self, hello: Hello) -> None:

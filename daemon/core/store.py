@@ -14,13 +14,14 @@ Contract:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import aiosqlite
 
@@ -204,15 +205,21 @@ class Store:
         for version, (name, migrate) in enumerate(MIGRATIONS, start=1):
             if name in applied:
                 continue
-            await self._db.execute("BEGIN")
-            try:
+            async with self._transaction():
                 await self._db.execute(f"PRAGMA user_version={version}")
                 await migrate(self._db)
                 await self._db.execute("INSERT INTO migrations VALUES (?, ?)", (name, now()))
-                await self._db.commit()
-            except BaseException:
-                await self._db.rollback()
-                raise
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """All or nothing; IMMEDIATE, so no other process writes between our reads and writes."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            await self._db.rollback()
+            raise
+        await self._db.commit()
 
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -356,22 +363,33 @@ class Store:
         """Record a decision; promoting one adapter retires the one serving before."""
         if status not in ADAPTER_STATUSES:
             raise ValueError(f"not an adapter status: {status!r}")
-        await self._db.execute("BEGIN")
-        try:
-            if status == "promoted":
-                await self._db.execute("UPDATE adapters SET status = 'retired' "
-                                       "WHERE status = 'promoted' AND id != ?", (adapter_id,))
-            await self._db.execute(
-                "UPDATE adapters SET status = ?, promoted_at = CASE WHEN ? = 'promoted' THEN ? "
-                "ELSE promoted_at END, metrics = coalesce(?, metrics) WHERE id = ?",
-                (status, status, now(), json.dumps(metrics) if metrics is not None else None,
-                 adapter_id))
-            await self._db.commit()
-        except BaseException:
-            await self._db.rollback()
-            raise
+        async with self._transaction():
+            await self._set_adapter_status(adapter_id, status, metrics)
 
-    # -- practice-safe sites and tasks -------------------------------------------------------
+    async def rollback_adapter(self) -> tuple[Adapter, Adapter | None]:
+        """Retire the serving adapter and promote its parent, in one transaction: (the retired
+        one, the one serving now; None: the base model). ValueError when none is promoted."""
+        async with self._transaction():
+            serving = await self.promoted_adapter()
+            if serving is None:
+                raise ValueError("no adapter is promoted: the base model serves")
+            await self._set_adapter_status(serving.id, "retired")
+            if serving.parent:
+                await self._set_adapter_status(serving.parent, "promoted")
+        return await self.adapter(serving.id), \
+            await self.adapter(serving.parent) if serving.parent else None
+
+    async def _set_adapter_status(self, adapter_id: int, status: str,
+                                  metrics: dict | None = None) -> None:
+        """Inside a transaction: the status change and what it implies."""
+        if status == "promoted":
+            await self._db.execute("UPDATE adapters SET status = 'retired' "
+                                   "WHERE status = 'promoted' AND id != ?", (adapter_id,))
+        await self._db.execute(
+            "UPDATE adapters SET status = ?, promoted_at = CASE WHEN ? = 'promoted' THEN ? "
+            "ELSE promoted_at END, metrics = coalesce(?, metrics) WHERE id = ?",
+            (status, status, now(), json.dumps(metrics) if metrics is not None else None,
+             adapter_id))
 
     async def allow_practice(self, rule: PracticeRule) -> PracticeRule:
         """Record the rule (idempotent); the stored row."""

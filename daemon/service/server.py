@@ -92,6 +92,8 @@ class Daemon(Endpoint):
             await client.send(await self.status(message.request_id))
         elif isinstance(message, p.Practice):
             await client.send(await self._practice(message))
+        elif isinstance(message, p.AdapterChange):
+            await client.send(await self._change_adapter(message))
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
@@ -242,10 +244,31 @@ class Daemon(Endpoint):
             raise InvalidMessage(str(exc)) from None
         if message.allowed:
             await self.store.allow_practice(rule)
+            log.info("practice allowed: %s on %s", rule.task or "any task", rule.site)
         elif message.allowed is False:
             await self.store.forbid_practice(rule.site, rule.task)
+            log.info("practice denied: %s on %s", rule.task or "any task", rule.site)
         allowed = Rules(await self.store.practice_rules()).has(rule)
         return dataclasses.replace(message, site=rule.site, task=rule.task, allowed=allowed)
+
+    async def _change_adapter(self, message: p.AdapterChange) -> p.AdapterChange:
+        """Promote or roll back in the store, then serve what is promoted now."""
+        if message.change == "promote":
+            if await self.store.adapter(message.adapter_id) is None:
+                raise InvalidMessage(f"there is no adapter {message.adapter_id}")
+            await self.store.set_adapter_status(message.adapter_id, "promoted")
+            serving, retired = message.adapter_id, None
+        else:
+            try:
+                gone, now_serving = await self.store.rollback_adapter()
+            except ValueError as exc:
+                raise InvalidMessage(str(exc)) from None
+            serving, retired = (now_serving.id if now_serving else None), gone.id
+        log.info("adapter %s: now serving %s", message.change,
+                 f"adapter {serving}" if serving else "the base model")
+        if self.reload_policy is not None:
+            await self._reload()
+        return dataclasses.replace(message, serving=serving, retired=retired)
 
     async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
         """Pass one CLI observe/act to the browser and its reply back, under our own id."""

@@ -1,0 +1,52 @@
+"""The prompt on its own: its order (stable parts first, for llama.cpp's prefix cache), the
+history lines, and fitting a page to a token budget by cutting what matters least."""
+
+from __future__ import annotations
+
+from daemon.agent.policy import PastStep
+from daemon.agent.prompt import SYSTEM, fit_observation, messages, user_message
+from daemon.core.actions import Action, describe_actions
+from daemon.core.observation import Element, Observation
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def test_every_action_is_documented_in_the_system_part():
+    assert describe_actions() in SYSTEM
+
+
+def test_page_then_task_then_history_then_the_question():
+    history = [PastStep(Action("click", {"id": 3}), True),
+               PastStep(Action("fill", {"id": 4, "text": "Ada"}), False, "element [4] is gone"),
+               PastStep(None, False, "no valid action")]
+    text = user_message("Send the form", "Page: Form", history)
+    order = [text.index(s) for s in ("Page: Form", "Task: Send the form",
+                                     "Your recent actions:", "Next action:")]
+    assert order == sorted(order)
+    assert "-> ok" in text and "-> error: element [4] is gone" in text
+    assert "(no valid action) -> error: no valid action" in text
+    assert "Your recent actions" not in user_message("t", "p", [])
+    system, user = messages("Send the form", "Page: Form", history)
+    assert system == {"role": "system", "content": SYSTEM} and user["role"] == "user"
+
+
+def test_a_page_within_budget_is_rendered_whole():
+    obs = Observation("https://a.test/", "A", [Element(1, "button", "button", "Go")], "hello")
+    assert fit_observation(obs, 1000, words) == obs.render()
+
+
+def test_over_budget_text_goes_first_then_elements_out_of_view_then_the_last():
+    elements = [Element(i, "button", "button", f"b{i}", in_view=i % 2 == 0) for i in range(40)]
+    obs = Observation("https://a.test/", "A", elements, "word " * 2000)
+    full = words(obs.render())
+    fitted = fit_observation(obs, 150, words)
+    assert words(fitted) <= 150 < full
+    assert "more characters of text not shown" in fitted
+    kept = [e for e in elements if f"[{e.id}] button" in fitted]
+    assert kept and all(e.in_view for e in kept)                    # in view first
+    assert [e.id for e in kept] == [e.id for e in elements if e.in_view][:len(kept)]
+    assert f"({len(elements) - len(kept)} more elements not shown)" in fitted
+    tiny = fit_observation(obs, 5, words)         # not even the cut text fits: no element kept,
+    assert "Elements:\n(none)\n(40 more elements not shown)" in tiny   # and it says so
