@@ -27,6 +27,17 @@ PAGES = Path(__file__).resolve().parent / "pages"
 NIGHTLOOP = str(Path(sys.executable).parent / "nightloop")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers stay consistent: a test that takes a real browser says so (`browser`), so that
+    `-m 'not browser'` leaves out exactly the tests that need Chromium."""
+    unmarked = [item.nodeid for item in items
+                if {"browser", "playwright"} & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("browser") is None]
+    if unmarked:
+        raise pytest.UsageError("mark these tests @pytest.mark.browser: they use a real "
+                                "browser:\n  " + "\n  ".join(unmarked))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

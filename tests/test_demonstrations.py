@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
 from conftest import NIGHTLOOP, nightloop, wait_until
 
 TASK = ('fill "City" with "Paris"; select "2" in "Nights"; click "Next"; click "Insurance"; '
@@ -65,6 +66,7 @@ def final_text(episode: dict) -> str:
     return episode["steps"][-1]["observation"]["text"]
 
 
+@pytest.mark.browser
 def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon_proc,
                                                                  pages_url):
     demo = record(browser, daemon_proc, f"{pages_url}/trip.html", TASK, plan_trip)
@@ -132,6 +134,7 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
 SECRET = "s3cret-PIN-4711"
 
 
+@pytest.mark.browser
 def test_a_typed_password_is_never_recorded_and_the_replay_asks_for_it(browser, daemon_proc,
                                                                         pages_url):
     def book_with_pin(page):
@@ -178,6 +181,7 @@ def test_replaying_a_missing_episode_is_one_clear_error(daemon_proc):
     assert result.stderr.strip() == "Error: there is no finished episode 99 to replay"
 
 
+@pytest.mark.browser
 def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, daemon_proc,
                                                                      pages_url):
     demo = record(browser, daemon_proc, f"{pages_url}/form.html", "Put the cursor in Name",

@@ -138,6 +138,7 @@ def test_judge_pending_and_by_id_from_the_cli(home):
     assert missing.returncode == 1 and "there is no episode 7" in missing.stderr
 
 
+@pytest.mark.browser
 def test_the_daemon_judges_in_the_background_and_after_a_restart(browser, daemon_proc,
                                                                    pages_url):
     seed_finished(daemon_proc.db, 1, f"{pages_url}/form.html")   # finished, judge off

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import nightloop, run_async
 
-from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.settings import ConfigError
+from daemon.core.store import Episode, Reward, Step, Store
 from trainer.config import TrainConfig
 from trainer.data import Sample, advantages, grpo_samples, load_samples, sft_samples
 

@@ -5,7 +5,6 @@ exports to a GGUF adapter that llama.cpp loads and that changes its output."""
 from __future__ import annotations
 
 import dataclasses
-
 import sys
 import types
 

@@ -15,9 +15,10 @@ import click
 from daemon.core import protocol as p
 from daemon.core.store import PracticeRule, Store
 from daemon.service import schedule
+from daemon.service.adapters import change_adapter
 from daemon.service.client import DaemonError, DaemonUnavailable, connected
 from daemon.tasks import miniwob
-from daemon.tasks.practice import Rules, practice_tasks, rule_for
+from daemon.tasks.practice import practice_tasks, rule_for, set_rule
 from trainer.config import CyclePlan, TrainConfig
 
 from .common import (
@@ -201,14 +202,7 @@ def _change_adapter(change: p.AdapterChange, db: str | None, port: int | None) -
             if daemon is not None:
                 return await daemon.request(change), True
         async with await Store.open(settings.db_path, recover=False) as store:
-            if change.change == "promote":
-                if await store.adapter(change.adapter_id) is None:
-                    raise click.ClickException(f"there is no adapter {change.adapter_id}")
-                await store.set_adapter_status(change.adapter_id, "promoted")
-                return dataclasses.replace(change, serving=change.adapter_id), False
-            retired, serving = await store.rollback_adapter()
-            return dataclasses.replace(change, serving=serving.id if serving else None,
-                                       retired=retired.id), False
+            return await change_adapter(store, change), False
     done, live = run_coro(go())
     serving = f"adapter {done.serving}" if done.serving else "the base model"
     click.echo(f"adapter {done.retired} retired; {serving} serves again" if done.retired
@@ -315,11 +309,7 @@ def _set_rules(sites: tuple[str, ...], episodes: tuple[int, ...], allowed: bool,
             done = []
             for ask in asks:
                 rule = await rule_for(store, site=ask.site, episode_id=ask.episode_id)
-                if allowed:
-                    was = Rules(await store.practice_rules()).has(rule)
-                    done.append((await store.allow_practice(rule), was))
-                else:
-                    done.append((rule, await store.forbid_practice(rule.site, rule.task) > 0))
+                done.append((rule, (await set_rule(store, rule, allowed))[0]))
             return done
     try:
         return run_coro(go())

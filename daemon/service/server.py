@@ -25,7 +25,9 @@ from daemon.core.actions import Action
 from daemon.core.observation import Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import InvalidMessage, to_json
-from daemon.tasks.practice import Rules, rule_for
+from daemon.tasks.practice import rule_for, set_rule
+
+from .adapters import change_adapter
 
 log = logging.getLogger(__name__)
 
@@ -242,33 +244,23 @@ class Daemon(Endpoint):
             rule = await rule_for(self.store, site=message.site, episode_id=message.episode_id)
         except ValueError as exc:
             raise InvalidMessage(str(exc)) from None
-        if message.allowed:
-            await self.store.allow_practice(rule)
-            log.info("practice allowed: %s on %s", rule.task or "any task", rule.site)
-        elif message.allowed is False:
-            await self.store.forbid_practice(rule.site, rule.task)
-            log.info("practice denied: %s on %s", rule.task or "any task", rule.site)
-        allowed = Rules(await self.store.practice_rules()).has(rule)
+        _, allowed = await set_rule(self.store, rule, message.allowed)
+        if message.allowed is not None:
+            log.info("practice %s: %s on %s", "allowed" if allowed else "denied",
+                     rule.task or "any task", rule.site)
         return dataclasses.replace(message, site=rule.site, task=rule.task, allowed=allowed)
 
     async def _change_adapter(self, message: p.AdapterChange) -> p.AdapterChange:
         """Promote or roll back in the store, then serve what is promoted now."""
-        if message.change == "promote":
-            if await self.store.adapter(message.adapter_id) is None:
-                raise InvalidMessage(f"there is no adapter {message.adapter_id}")
-            await self.store.set_adapter_status(message.adapter_id, "promoted")
-            serving, retired = message.adapter_id, None
-        else:
-            try:
-                gone, now_serving = await self.store.rollback_adapter()
-            except ValueError as exc:
-                raise InvalidMessage(str(exc)) from None
-            serving, retired = (now_serving.id if now_serving else None), gone.id
+        try:
+            done = await change_adapter(self.store, message)
+        except ValueError as exc:
+            raise InvalidMessage(str(exc)) from None
         log.info("adapter %s: now serving %s", message.change,
-                 f"adapter {serving}" if serving else "the base model")
+                 f"adapter {done.serving}" if done.serving else "the base model")
         if self.reload_policy is not None:
             await self._reload()
-        return dataclasses.replace(message, serving=serving, retired=retired)
+        return done
 
     async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
         """Pass one CLI observe/act to the browser and its reply back, under our own id."""

@@ -105,6 +105,17 @@ async def rule_for(store: Store, *, site: str | None = None,
     return PracticeRule(found, episode.task)
 
 
+async def set_rule(store: Store, rule: PracticeRule, allowed: bool | None) -> tuple[bool, bool]:
+    """Allow (True) or deny (False) `rule`, or only ask (None): whether it was allowed before,
+    and whether it is now. The daemon's ``practice`` message and the CLI both come here."""
+    before = Rules(await store.practice_rules()).has(rule)
+    if allowed:
+        await store.allow_practice(rule)
+    elif allowed is False:
+        await store.forbid_practice(rule.site, rule.task)
+    return before, before if allowed is None else allowed
+
+
 async def practice_tasks(store: Store, limit: int) -> list[PracticeTask]:
     """The newest distinct user tasks (task text and start page) the rules allow, newest
     first, at most `limit`."""
