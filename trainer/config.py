@@ -84,6 +84,10 @@ class TrainConfig:
     gate_share: float = setting(0.2, "share of the budget for the gate", low=0.01, high=0.98)
     sft_share: float = setting(0.6, "share of the training time SFT may use when GRPO has "
                                "groups (all of it otherwise)", low=0.01, high=1)
+    miniwob_practice_share: float = setting(0.6, "share of the practice time for MiniWoB++ when "
+                                            "user tasks are practised too", low=0.01, high=1)
+    miniwob_gate_share: float = setting(0.7, "share of each adapter's gate time for MiniWoB++ "
+                                        "when user tasks are held out too", low=0.01, high=1)
 
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):

@@ -3,10 +3,10 @@
 Contract:
 - Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
   practice-safe tasks (daemon/tasks/practice.py: only those the user allowed, forms submitted
-  only on allowed sites), K times each, through the normal daemon → extension path in a browser of its
-  own, with the serving adapter sampling at `practice_temperature`, source ``practice``; the
-  scripted teacher (the oracle) runs `teacher_seeds` MiniWoB++ train seeds per task once for
-  warm-up demonstrations. The judge scores every episode of the cycle.
+  only on allowed sites), K times each, through the normal daemon → extension path in a
+  browser of its own, with the serving adapter sampling at `practice_temperature`, source
+  ``practice``; the scripted teacher (the oracle) runs `teacher_seeds` MiniWoB++ train seeds
+  per task once for warm-up demonstrations. The judge scores every episode of the cycle.
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
@@ -200,7 +200,8 @@ class _Cycle:
         await _bounded(evaluate(EvalPlan(list(plan.tasks), [s for s in seeds for _ in range(k)],
                                          plan.max_steps, source="practice"),
                                 policy=self.policy, db=self.db, on_result=count),
-                       self.left("practice") * (0.6 if self.mine else 1), self.say, "practice")
+                       self.left("practice") * (self.config.miniwob_practice_share if self.mine
+                                                else 1), self.say, "practice")
         if self.mine:
             self.say(f"practice: {len(self.mine)} of your tasks x {k}"
                      + (f" ({len(self.held)} held out for the gate)" if self.held else ""))
@@ -306,8 +307,8 @@ class _Cycle:
                 tick(r)
             await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps),
                                     policy=policy, db=self.folder / "gate.db", on_result=record),
-                           self.left("gate") * share * (0.7 if self.held else 1), self.say,
-                           "gate")
+                           self.left("gate") * share * (self.config.miniwob_gate_share
+                                                        if self.held else 1), self.say, "gate")
             if self.held:
                 seen[name].update(await self._held_out_rewards(policy, tick,
                                                                self.left("gate") * share))

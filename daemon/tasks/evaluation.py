@@ -5,7 +5,8 @@ paired to it) and serves the MiniWoB++ pages. For each (task, seed) it opens the
 tab through the extension, seeds and starts it in the page's main world (the ``miniwob.start``
 probe), takes the utterance as the episode's task, runs the ordinary episode loop, and reads the
 ground truth (``miniwob.state``) into a ``ground_truth`` reward. Up to `parallel` episodes run
-at once, each in its own tab. A page that hangs or errors counts as a failure with its reason; the run goes on.
+at once, each in its own tab. A page that hangs or errors counts as a failure with its reason;
+the run goes on.
 """
 
 from __future__ import annotations
