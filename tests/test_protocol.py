@@ -72,6 +72,9 @@ def open_session(client="cli") -> p.Session:
     ('{"type": "replay", "episode_id": 1, "fallback": "maybe"}', "replay.fallback must be one of"),
     ('{"type": "practice"}', "either a site or an episode_id"),
     ('{"type": "practice", "site": "a.test", "episode_id": 1}', "either a site or an episode_id"),
+    ('{"type": "adapter", "change": "promote"}', "promote names an adapter_id, rollback none"),
+    ('{"type": "adapter", "change": "rollback", "adapter_id": 2}', "rollback none"),
+    ('{"type": "adapter", "change": "undo"}', "adapter.change must be one of"),
     ('{"type": "act", "request_id": "1", "action": {}, "allow_submit": "no"}', "must be bool"),
 ])
 def test_bad_frames_after_pairing_are_errors_not_refusals(frame, reason):
@@ -100,6 +103,7 @@ def test_every_message_type_round_trips():
         p.RecordStep(1, {"action": "click", "id": 2}, {"url": "u"}, {"path": "form > button"}),
         p.RecordStop(1, True, "r"), p.Replay(1, "none", "http://a/", 4, "r"), p.Resume(1, "r"),
         p.Reload("r"), p.Practice("shop.test", None, True, None, "r"), p.Practice(episode_id=3),
+        p.AdapterChange("promote", 3, request_id="r"), p.AdapterChange("rollback", None, 2, 4),
         p.EpisodeUpdate({"id": 1}, notice="type your password"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
