@@ -36,6 +36,7 @@ def real_observations(daemon_proc, browser, pages_url) -> list[dict]:
     return found
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(900)      # about 3.5 minutes alone on 2 cores; more on a busy machine
 def test_200_varied_observations_all_yield_a_valid_action_on_the_page(

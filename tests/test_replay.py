@@ -4,7 +4,7 @@ real recorder and replays in Chromium are in test_demonstrations.py."""
 
 from __future__ import annotations
 
-import asyncio
+from conftest import run_async
 
 from daemon.agent.descriptors import describe
 from daemon.agent.policy import Decision, StepContext
@@ -37,7 +37,7 @@ class Fallback:
 
 
 def decide(policy: ReplayPolicy, obs: Observation) -> Decision:
-    return asyncio.run(policy.decide(StepContext("send the form", obs)))
+    return run_async(policy.decide(StepContext("send the form", obs)))
 
 
 async def never(notice: str) -> None:

@@ -79,6 +79,7 @@ async def seed_user_tasks(db, url: str, tasks) -> None:
         await store.allow_practice(PracticeRule(site_of(url)))
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(1200)
 def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_path, pages_url):
