@@ -43,7 +43,8 @@ SCORERS = (*MODEL_SCORERS, "lexical", "rules")
 class Labelled:
     episode: Episode
     steps: list[Step]
-    truth: float                    # the benchmark's raw reward; success means > 0
+    truth: float                    # the ground-truth reward: success means > 0 (1 or a raw
+                                    # MiniWoB++ reward in older stores)
 
     @property
     def success(self) -> bool:

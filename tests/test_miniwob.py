@@ -90,9 +90,44 @@ def test_the_oracle_solves_its_tasks_and_a_wrong_policy_fails_them(home):
     for episode_id, source, task, policy, kind, value, details in rows:
         result, details = by_episode[episode_id], json.loads(details)
         assert (source, kind, task) == ("eval", "ground_truth", result.utterance)
-        assert value == result.raw_reward and policy == ("oracle" if result.success else "wrong")
+        assert value == float(result.success) and details["raw_reward"] == result.raw_reward
+        assert policy == ("oracle" if result.success else "wrong")
         assert (details["task"], details["seed"], details["split"]) == (
             result.task, result.seed, "test")
+
+
+class KeepsClicking:
+    """Solves the task at step 1 (the oracle's first action), then would go on clicking: the
+    START cover when the page shows one (it begins a new problem and erases the reward),
+    else the first element."""
+
+    name, adapter = "keeps-clicking", None
+
+    def __init__(self):
+        self.oracle = OraclePolicy()
+
+    async def decide(self, context):
+        if not context.history:
+            return await self.oracle.decide(context)
+        elements = context.observation.elements
+        start = [e for e in elements if e.name.strip().upper() == "START"]
+        return Decision(Action("click", {"id": (start or elements)[0].id}))
+
+
+@pytest.mark.browser
+def test_the_episode_ends_when_the_page_says_done_so_nothing_can_undo_a_success(home):
+    """BrowserGym's rule: the page's state is read after every step and the episode ends at
+    the page's own end. A one-click task solved at step 1 is a 1-step success."""
+    db = home / "eval.db"
+    seeds = miniwob.seeds("test", 2)
+    results = run_async(evaluate(EvalPlan(["click-dialog", "click-button"], seeds, max_steps=4),
+                                 policy=KeepsClicking(), db=db))
+    assert [(r.task, r.success, r.steps, r.status) for r in results] == [
+        (task, True, 1, "done") for task in ("click-dialog", "click-button") for _ in seeds]
+    assert all(r.raw_reward > 0 for r in results)
+    rows = sqlite3.connect(db).execute("SELECT value, details FROM rewards").fetchall()
+    assert [value for value, _ in rows] == [1.0] * 4          # binary success, as BrowserGym
+    assert all(json.loads(d)["raw_reward"] > 0 for _, d in rows)      # the raw reward kept
 
 
 @pytest.mark.browser

@@ -4,6 +4,10 @@ Contract: every step is written to the store before the next begins; an action e
 element, page refused, timeout) is recorded in its step and shown to the policy in the next;
 a browser that cannot be observed ends the episode as ``failed``; `stop` ends it as ``stopped``
 before the next step (a ``wait`` is cut short); ``step_limit`` when the limit is reached.
+Where the task's page keeps its own verdict (`page_ended`, e.g. MiniWoB++'s WOB_DONE_GLOBAL),
+it is read after every step, as BrowserGym does: once the page says its episode is over, the
+episode ends there as ``done`` and nothing acts on the page again (a MiniWoB++ page would start
+a new problem on the next click and erase the reward).
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Limits:
 
 
 OnStep = Callable[[Step], Awaitable[None]]
+PageEnded = Callable[[int | None], Awaitable[bool]]     # tab id → the page's episode is over
 
 
 async def _no_step(step: Step) -> None:
@@ -74,7 +79,7 @@ def _ms(since: float) -> float:
 
 async def run_episode(episode: Episode, *, store: Store, browser: Browser, policy: Policy,
                       stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
-                      tab_id: int | None = None) -> Episode:
+                      tab_id: int | None = None, page_ended: PageEnded | None = None) -> Episode:
     """Run a started episode (already in the store) to its end and return its final row."""
     assert episode.id is not None
     secrets = EpisodeSecrets()
@@ -101,6 +106,9 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             if action is not None and action.spec.ends_episode and step.ok:
                 status = _FINAL_STATUS[action.name]
                 answer = action.args.get("text") or action.args.get("reason")
+                break
+            if page_ended is not None and await page_ended(tab_id):
+                status = "done"
                 break
     except BrowserError as exc:
         status, error = "failed", str(exc)

@@ -53,8 +53,9 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
                  out: Path | None, as_json: bool, **flags: Any) -> None:
     """Run MiniWoB++ tasks through the daemon, the extension and a headless Chromium.
 
-    Each episode's ground truth (the page's own reward) is stored as a `ground_truth` reward;
-    success means a raw reward above 0. Ctrl-C stops and keeps what finished.
+    The page's state is read after every step and the episode ends when the page's own episode
+    does. Its ground truth is stored as a `ground_truth` reward: 1 for success (the page's raw
+    reward above 0), else 0, the raw reward beside it. Ctrl-C stops and keeps what finished.
 
     Example: nightloop eval miniwob --suite core --seeds 5 --split test --parallel 2
     """

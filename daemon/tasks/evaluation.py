@@ -3,9 +3,13 @@
 `evaluate` starts a `harness` (its own endpoint and a headless Chromium with the extension
 paired to it) and serves the MiniWoB++ pages. For each (task, seed) it opens the task in a new
 tab through the extension, seeds and starts it in the page's main world (the ``miniwob.start``
-probe), takes the utterance as the episode's task, runs the ordinary episode loop, and reads the
-ground truth (``miniwob.state``) into a ``ground_truth`` reward. Up to `parallel` episodes run
-at once, each in its own tab. A page that hangs or errors counts as a failure with its reason;
+probe), takes the utterance as the episode's task and runs the ordinary episode loop. As in
+BrowserGym, the page's state (``miniwob.state``) is read after every step and the episode ends
+as soon as the page's own episode is done, so no action can follow the end (a click on the
+START cover would begin a new problem and erase the reward); an agent that leaves the task page
+ends it as failed. The ground truth is stored as a ``ground_truth`` reward: 1 for success (raw
+reward > 0), else 0, with the raw reward in its details. Up to `parallel` episodes run at once,
+each in its own tab. A page that hangs or errors counts as a failure with its reason;
 the run goes on.
 """
 
@@ -120,20 +124,33 @@ class _Runner:
                 task=state["utterance"], source=self.plan.source, start_url=url,
                 policy=self.policy.name, adapter=self.policy.adapter))
             result.episode_id = episode.id
+            state: dict = {}
+
+            async def page_ended(tab: int | None) -> bool:
+                try:
+                    state.update(await browser.probe(tab, "miniwob.state"))
+                except BrowserError as exc:     # BrowserGym ends such an episode too, with 0
+                    raise BrowserError(f"the agent left the task page ({exc})") from None
+                return bool(state.get("done"))
             # The harness opened and started the page itself: the loop must not reload it.
             final = await asyncio.wait_for(
                 run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
                             browser=browser, policy=self.policy, stop=asyncio.Event(),
-                            limits=self.plan.limits, tab_id=tab_id),
+                            limits=self.plan.limits, tab_id=tab_id, page_ended=page_ended),
                 self.plan.episode_timeout)
             result.status = final.status
-            truth = await browser.probe(tab_id, "miniwob.state")
-            result.done = bool(truth.get("done"))
-            result.raw_reward = float(truth.get("raw_reward") or 0.0) if result.done else 0.0
+            if not state.get("done"):           # ended by the agent, the limit or an error
+                try:
+                    state.update(await browser.probe(tab_id, "miniwob.state"))
+                except BrowserError as exc:
+                    state.update(done=False, reason=f"no task page to read: {exc}")
+            result.done = bool(state.get("done"))
+            result.raw_reward = float(state.get("raw_reward") or 0.0) if result.done else 0.0
             result.success = result.raw_reward > 0
-            await self.store.add_reward(Reward(episode.id, "ground_truth", result.raw_reward, {
+            await self.store.add_reward(Reward(episode.id, "ground_truth", float(result.success), {
                 "benchmark": "miniwob", "task": task, "seed": seed, "split": result.split,
-                "done": result.done, "reason": truth.get("reason")}))
+                "done": result.done, "raw_reward": result.raw_reward,
+                "reason": state.get("reason")}))
             steps = await self.store.steps(episode.id)
             result.steps, result.invalid = len(steps), sum(s.invalid for s in steps)
         except asyncio.TimeoutError:
