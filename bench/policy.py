@@ -107,8 +107,7 @@ def throughput(repeats: int) -> None:
     obs = Observation.from_json(observation(7, 60))
     context = StepContext("Type 'Lisbon' into the city field and press Enter", obs, [])
     text, tokens = policy._prompt(context)
-    grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema([e.id for e in obs.elements])),
-                                            verbose=False)
+    grammar = LlamaGrammar.from_json_schema(json.dumps(json_schema(obs)), verbose=False)
     ours = {"prefill": [], "decode": []}
     bare = {"prefill": [], "decode": []}
     for _ in range(repeats):

@@ -170,6 +170,7 @@
       const rect = el.getBoundingClientRect();
       if (!isVisible(el, rect)) continue;
       const d = describe(el, frame, offset, rect);
+      if (!interactive) d.context = true;     // read for what it says, never a target
       // Priority: in view and interactive first, then interactive, then labelled context.
       found.push({ d, order: order++, rank: (d.in_view ? 0 : 2) + (interactive ? 0 : 1) });
     }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jsonschema
 import pytest
 
 from daemon.core.actions import ACTIONS, Action, describe_actions, json_schema
+from daemon.core.observation import Element, Observation
 from daemon.core.wire import InvalidMessage
 
 VALID = [
@@ -68,3 +71,59 @@ def test_the_prompt_text_documents_every_action():
 
 def test_describe_is_a_short_readable_line():
     assert Action.parse({"action": "fill", "id": 4, "text": "Ada"}).describe() == "fill [4] 'Ada'"
+
+
+FORM = Observation("https://a.test/", "Form", [
+    Element(1, "h1", "heading", "Contact", context=True),
+    Element(2, "input", "textbox", "Name", type="text", editable=True),
+    Element(3, "select", "combobox", "Colour", options=["Red", "Blue"]),
+    Element(4, "button", "button", "Save"),
+    Element(5, "button", "button", "Delete", disabled=True)])
+
+
+def valid(data: dict, schema: dict) -> bool:
+    try:
+        jsonschema.validate(data, schema)
+    except jsonschema.ValidationError:
+        return False
+    return True
+
+
+def test_on_a_page_each_action_may_name_only_the_elements_it_applies_to():
+    schema = json_schema(FORM)
+    assert [i for i in range(1, 6) if valid({"action": "click", "id": i}, schema)] == [2, 3, 4]
+    assert [i for i in range(1, 6) if valid({"action": "fill", "id": i, "text": "x"},
+                                            schema)] == [2]
+    assert [i for i in range(1, 6) if valid({"action": "select_option", "id": i, "option": "Red"},
+                                            schema)] == [3]
+    assert valid({"action": "scroll", "id": 1}, schema)        # context can be scrolled to
+    assert not valid({"action": "click", "id": 9}, schema)     # not on the page
+
+
+def test_actions_with_nothing_to_act_on_and_blocked_ones_are_not_offered():
+    empty = json_schema(Observation("https://a.test/"))
+    offered = {v["properties"]["action"]["const"] for v in empty["oneOf"]}
+    assert "click" not in offered and "fill" not in offered and "done" in offered
+    assert valid({"action": "press", "key": "Enter"}, empty)        # its id is optional
+    assert not valid({"action": "press", "key": "Enter", "id": 1}, empty)
+    blocked = json_schema(FORM, frozenset({("click", 4), ("go_back", None)}))
+    assert not valid({"action": "click", "id": 4}, blocked)
+    assert valid({"action": "click", "id": 2}, blocked)
+    assert valid({"action": "fill", "id": 2, "text": "x"}, blocked)
+    assert not valid({"action": "go_back"}, blocked)
+
+
+def test_the_observation_lists_targets_first_and_context_after():
+    text = FORM.render()
+    assert text.index('[4] button "Save"') < text.index("Context (headings, images: not targets)")
+    assert text.index("Context (") < text.index('[1] heading "Contact"')
+
+
+def test_the_state_key_ignores_ids_and_sees_every_visible_change():
+    renumbered = Observation(FORM.url, FORM.title, [dataclasses.replace(e, id=e.id + 10)
+                                                    for e in FORM.elements])
+    assert renumbered.state_key() == FORM.state_key()
+    typed = Observation(FORM.url, FORM.title, [dataclasses.replace(e, value="Ada")
+                                               if e.id == 2 else e for e in FORM.elements])
+    assert typed.state_key() != FORM.state_key()
+    assert dataclasses.replace(FORM, text="Saved!").state_key() != FORM.state_key()

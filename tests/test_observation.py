@@ -38,6 +38,9 @@ def test_observation_covers_frames_shadow_dom_and_form_controls(browser, daemon_
     assert elements["Frame button"]["frame"] == "iframe"
     assert elements["Far below button"]["in_view"] is False
     assert elements["Size"]["in_view"] is True
+    # A heading is context, never a target; controls are targets.
+    assert elements["Widgets"]["role"] == "heading" and elements["Widgets"]["context"] is True
+    assert not any(elements[n].get("context") for n in ("Size", "Notes", "Shadow button"))
 
     # Hidden things are not there; the password's value never leaves the page.
     names = " ".join(elements)

@@ -3,7 +3,7 @@ history lines, and fitting a page to a token budget by cutting what matters leas
 
 from __future__ import annotations
 
-from daemon.agent.policy import PastStep
+from daemon.agent.policy import PastStep, StepContext
 from daemon.agent.prompt import SYSTEM, fit_observation, messages, user_message
 from daemon.core.actions import Action, describe_actions
 from daemon.core.observation import Element, Observation
@@ -18,18 +18,42 @@ def test_every_action_is_documented_in_the_system_part():
 
 
 def test_page_then_task_then_history_then_the_question():
+    page = Observation("https://a.test/", "A", [Element(3, "button", "button", "Go")])
     history = [PastStep(Action("click", {"id": 3}), True),
                PastStep(Action("fill", {"id": 4, "text": "Ada"}), False, "element [4] is gone"),
                PastStep(None, False, "no valid action")]
-    text = user_message("Send the form", "Page: Form", history)
+    context = StepContext("Send the form", page, history)
+    text = user_message("Send the form", "Page: Form", context)
     order = [text.index(s) for s in ("Page: Form", "Task: Send the form",
                                      "Your recent actions:", "Next action:")]
     assert order == sorted(order)
     assert "-> ok" in text and "-> error: element [4] is gone" in text
     assert "(no valid action) -> error: no valid action" in text
-    assert "Your recent actions" not in user_message("t", "p", [])
-    system, user = messages("Send the form", "Page: Form", history)
+    assert "did not change" not in text                 # nothing known about the page states
+    assert "Your recent actions" not in user_message("t", "p", StepContext("t", page, []))
+    assert user_message("t", "p", context, shown=1).count("\n- ") == 1    # the last one only
+    assert "Your recent actions" not in user_message("t", "p", context, shown=0)
+    system, user = messages("Send the form", "Page: Form", context)
     assert system == {"role": "system", "content": SYSTEM} and user["role"] == "user"
+
+
+def test_a_step_that_changed_nothing_says_so_and_a_third_repeat_is_not_offered():
+    page = Observation("https://a.test/", "A", [Element(1, "h1", "heading", "Title", context=True),
+                                                Element(3, "button", "button", "Go")])
+    same, other = page.state_key(), "another state"
+    click = Action("click", {"id": 3})
+    once = StepContext("t", page, [PastStep(click, True, seen=other)])
+    assert once.changed(0) is True and once.blocked == frozenset()
+    twice = StepContext("t", page, [PastStep(click, True, seen=same),
+                                    PastStep(click, True, seen=same)])
+    assert twice.changed(0) is False and twice.changed(1) is False
+    assert twice.blocked == {("click", 3)}
+    text = user_message("t", "p", twice)
+    assert text.count("click [3] -> ok, the page did not change") == 2
+    assert "Not offered now: click [3] (done twice, the page did not change)." in text
+    varied = StepContext("t", page, [PastStep(Action("click", {"id": 1}), True, seen=same),
+                                     PastStep(click, True, seen=same)])
+    assert varied.blocked == frozenset()                # not the same action twice
 
 
 def test_a_page_within_budget_is_rendered_whole():

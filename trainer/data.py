@@ -68,12 +68,12 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
     out, history = [], []
     for s in steps:
         action = Action.parse(s.action) if s.action else None
-        if action and s.ok and s.observation and action.args.get("text") != MASK:
-            context = StepContext(episode.task, Observation.from_json(s.observation),
-                                  list(history))
+        page = Observation.from_json(s.observation) if s.observation else None
+        if action and s.ok and page and action.args.get("text") != MASK:
+            context = StepContext(episode.task, page, list(history))
             out.append(Sample(episode.id, s.index, render_prompt(context),
                               json.dumps(s.action, ensure_ascii=False), reward, group))
-        history.append(PastStep(action, s.ok, s.error))
+        history.append(PastStep(action, s.ok, s.error, page.state_key() if page else None))
     return out
 
 

@@ -95,14 +95,14 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             if stop.is_set():
                 status = "stopped"
                 break
-            step, action = await _step(index, episode, tab_id, history, browser=browser,
-                                       policy=policy, secrets=secrets, stop=stop)
+            step, action, seen = await _step(index, episode, tab_id, history, browser=browser,
+                                             policy=policy, secrets=secrets, stop=stop)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
             await store.add_step(step)
             for secret in secrets.take_new():
                 await store.redact(episode.id, secret, MASK)
             await on_step(step)
-            history.append(PastStep(action, step.ok, step.error))
+            history.append(PastStep(action, step.ok, step.error, seen))
             if action is not None and action.spec.ends_episode and step.ok:
                 status = _FINAL_STATUS[action.name]
                 answer = action.args.get("text") or action.args.get("reason")
@@ -129,9 +129,10 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
 
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
                 browser: Browser, policy: Policy, secrets: EpisodeSecrets,
-                stop: asyncio.Event) -> tuple[Step, Action | None]:
-    """Observe, decide and act once; return the step to record and the action as recorded
-    (secrets masked), which is also what the policy sees in later steps."""
+                stop: asyncio.Event) -> tuple[Step, Action | None, str]:
+    """Observe, decide and act once; return the step to record, the action as recorded
+    (secrets masked), which is also what the policy sees in later steps, and the state key of
+    the page it acted on."""
     started = now()
     t0 = time.perf_counter()
     tab_id, obs = await browser.observe(tab_id)
@@ -172,7 +173,7 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         result=result, started_at=started, invalid=invalid, mode=decision.mode, target=target,
         observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))
-    return step, recorded
+    return step, recorded, obs.state_key()
 
 
 def _rejection(decision: Decision, obs: Observation) -> str | None:

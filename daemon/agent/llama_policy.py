@@ -2,8 +2,9 @@
 action per step.
 
 Contract:
-- The output grammar comes from `actions.json_schema(ids)` with the ids of the current page, so
-  every completed output parses into a valid action naming an element that exists. Strings are
+- The output grammar comes from `actions.json_schema(page, blocked)`: every completed output
+  parses into a valid action naming an element of the page that the action can apply to, and
+  not an action repeated twice on a page it did not change. Strings are
   bounded in length, so the grammar always completes within MAX_NEW_TOKENS.
 - The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
   models without one), and llama.cpp's prefix cache carries over between steps.
@@ -33,7 +34,7 @@ from . import prompt
 from .policy import Decision, StepContext, Usage
 
 MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strings ≤ 300 chars)
-GRAMMAR_CACHE = 32              # grammars kept, keyed by the page's element ids
+GRAMMAR_CACHE = 32              # grammars kept, keyed by their JSON schema
 
 
 class LlamaPolicy:
@@ -64,7 +65,8 @@ class LlamaPolicy:
         with self._lock:
             t0 = time.perf_counter()
             text, tokens = self._prompt(context)
-            grammar = self._grammar(tuple(e.id for e in context.observation.elements))
+            grammar = self._grammar(json.dumps(json_schema(context.observation,
+                                                           context.blocked)))
             prompt_ms = (time.perf_counter() - t0) * 1000
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
             output, usage = self._generate(tokens, grammar, seed)
@@ -81,25 +83,24 @@ class LlamaPolicy:
         return self._prompt(context)[0]
 
     def _prompt(self, context: StepContext) -> tuple[str, list[int]]:
-        history = context.history[-self.settings.history:] if self.settings.history else []
+        shown = self.settings.history
         task = f"{context.task}\n{context.plan}" if context.plan else context.task
-        frame = self._format(prompt.messages(task, "", history))
+        frame = self._format(prompt.messages(task, "", context, shown))
         room = self.settings.n_ctx - MAX_NEW_TOKENS - self.count_tokens(frame)
         budget = min(self.settings.obs_tokens, room)
         if budget < 50:
             raise InvalidMessage(f"the task and history leave no room for the page in a "
                                  f"{self.settings.n_ctx}-token context; raise n_ctx")
         observation = prompt.fit_observation(context.observation, budget, self.count_tokens)
-        text = self._format(prompt.messages(task, observation, history))
+        text = self._format(prompt.messages(task, observation, context, shown))
         return text, self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
-    def _grammar(self, ids: tuple[int, ...]) -> LlamaGrammar:
-        if ids not in self._grammars:
+    def _grammar(self, schema: str) -> LlamaGrammar:
+        if schema not in self._grammars:
             if len(self._grammars) >= GRAMMAR_CACHE:
                 self._grammars.pop(next(iter(self._grammars)))
-            schema = json.dumps(json_schema(list(ids)))
-            self._grammars[ids] = LlamaGrammar.from_json_schema(schema, verbose=False)
-        return self._grammars[ids]
+            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return self._grammars[schema]
 
     def _generate(self, tokens: list[int], grammar: LlamaGrammar, seed: int) -> tuple[str, Usage]:
         llm = self.llm

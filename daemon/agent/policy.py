@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from daemon.core.actions import Action
+from daemon.core.actions import Action, Blocked
 from daemon.core.observation import Element, Observation
 
 
@@ -31,6 +31,7 @@ class PastStep:
     action: Action | None
     ok: bool
     error: str | None = None
+    seen: str | None = None             # Observation.state_key() of the page it acted on
 
 
 @dataclass
@@ -43,6 +44,26 @@ class StepContext:
     @property
     def last_error(self) -> str | None:
         return self.history[-1].error if self.history else None
+
+    def changed(self, i: int) -> bool | None:
+        """Did history step `i` change what the page shows? (None: not known.)"""
+        after = self.history[i + 1].seen if i + 1 < len(self.history) else \
+            self.observation.state_key()
+        before = self.history[i].seen
+        return None if before is None or after is None else before != after
+
+    @property
+    def blocked(self) -> Blocked:
+        """An action done twice in a row on this very page state, changing nothing, is not
+        offered a third time (the grammar leaves it out; the prompt says so)."""
+        if len(self.history) < 2:
+            return frozenset()
+        before, last = self.history[-2], self.history[-1]
+        if last.action is None or before.action != last.action or \
+                self.changed(len(self.history) - 2) is not False or \
+                self.changed(len(self.history) - 1) is not False:
+            return frozenset()
+        return frozenset({(last.action.name, last.action.element_id)})
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The policy's prompt: what the model reads each step, in an order that llama.cpp can reuse.
 
 Layout, most stable first, so that each step re-evaluates as little as possible: the system part
-(action space and rules: the same every step), the page observation (document order: identical
-from the top down to the first element that changed), then the task (a few tokens), the recent
-actions with their results (a new line each step) and the question. The task sits after the
+(action space and rules: the same every step), the page observation (the elements an action may
+target in document order, then the labelled context: identical from the top down to the first
+element that changed), then the task (a few tokens), the recent actions with their results (a
+step that changed nothing on the page says so), any action not offered again (repeated on a
+page it did not change) and the question. The task sits after the
 page, close to where the model answers; and because it is short, putting it after the page costs
 a few tokens per step but lets every task asked of the same page reuse that page.
 
@@ -16,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from daemon.core.actions import describe_actions
+from daemon.core.actions import Action, describe_actions
 from daemon.core.observation import Observation
 
-from .policy import PastStep
+from .policy import PastStep, StepContext
 
 SYSTEM = f"""You are nightloop, a web agent in the user's browser. Each turn you see the task, \
 the current page and your recent actions. Reply with exactly one action, as JSON.
@@ -38,24 +40,36 @@ TEXT_WHEN_CUT = 400         # characters of page text kept when the observation 
 CountTokens = Callable[[str], int]
 
 
-def describe_step(step: PastStep) -> str:
+def describe_step(step: PastStep, changed: bool | None = None) -> str:
+    """`click [3] -> ok`; `changed` False adds that the page did not change."""
     action = step.action.describe() if step.action else "(no valid action)"
-    return f"{action} -> " + ("ok" if step.ok else f"error: {step.error}")
+    result = "ok" if step.ok else f"error: {step.error}"
+    return f"{action} -> {result}" + (", the page did not change" if changed is False else "")
 
 
-def user_message(task: str, observation: str, history: list[PastStep]) -> str:
+def user_message(task: str, observation: str, context: StepContext | None = None,
+                 shown: int | None = None) -> str:
+    """The page, the task, the last `shown` steps of `context.history` (all: None) with their
+    results, what is not offered again and why, and the question."""
+    history = context.history if context else []
+    first = max(0, len(history) - shown) if shown is not None else 0
     lines = [observation, "", f"Task: {task}", ""]
-    if history:
+    if history[first:]:
         lines.append("Your recent actions:")
-        lines += [f"- {describe_step(s)}" for s in history]
+        lines += [f"- {describe_step(history[i], context.changed(i))}"
+                  for i in range(first, len(history))]
         lines.append("")
+    for name, element_id in sorted(context.blocked, key=str) if context else ():
+        what = Action(name, {"id": element_id} if element_id is not None else {}).describe()
+        lines += [f"Not offered now: {what} (done twice, the page did not change).", ""]
     lines.append("Next action:")
     return "\n".join(lines)
 
 
-def messages(task: str, observation: str, history: list[PastStep]) -> list[dict[str, str]]:
+def messages(task: str, observation: str, context: StepContext | None = None,
+             shown: int | None = None) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": user_message(task, observation, history)}]
+            {"role": "user", "content": user_message(task, observation, context, shown)}]
 
 
 def fit_observation(obs: Observation, budget: int, count: CountTokens) -> str:

@@ -9,12 +9,24 @@ the service worker, ``episode`` actions end the episode (or pause) in the daemon
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
+from .observation import Element, Observation
 from .wire import InvalidMessage
 
 Runs = Literal["page", "tab", "episode"]
+Target = Literal["any", "clickable", "editable", "select", "focusable"]
 MAX_STRING = 300        # characters in any string argument (text, url, answer...)
+
+# Which elements of a page an id parameter may name, by its `target` (the policy's grammar
+# offers only these; headings and images are context, never targets).
+TARGETS: dict[str, Callable[[Element], bool]] = {
+    "any": lambda e: True,
+    "clickable": lambda e: not e.context and not e.disabled,
+    "editable": lambda e: bool(e.editable),
+    "select": lambda e: e.tag == "select" and not e.disabled,
+    "focusable": lambda e: not e.context and not e.disabled,
+}
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,7 @@ class Param:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    target: Target = "any"              # id parameters: the elements it may name (TARGETS)
 
 
 @dataclass(frozen=True)
@@ -39,22 +52,26 @@ class ActionSpec:
         return self.name in ("answer", "done", "give_up")
 
 
-ELEMENT = Param("id", "the [id] of an element in the current observation")
+def element(target: Target, doc: str = "the [id] of an element in the current observation",
+            required: bool = True) -> Param:
+    return Param("id", doc, required, target=target)
+
 
 ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
-    ActionSpec("click", "Click an element.", "page", {"id": ELEMENT}),
+    ActionSpec("click", "Click an element.", "page", {"id": element("clickable")}),
     ActionSpec("fill", "Replace the text of an input, textarea or editable element.", "page",
-               {"id": ELEMENT, "text": Param("string", "the new text")}),
+               {"id": element("editable"), "text": Param("string", "the new text")}),
     ActionSpec("select_option", "Choose an option of a select element by its text.", "page",
-               {"id": ELEMENT, "option": Param("string", "the option's text or value")}),
+               {"id": element("select"),
+                "option": Param("string", "the option's text or value")}),
     ActionSpec("press", "Press a key (Enter, Tab, Escape, ArrowDown...) on the focused element "
                "or on element id.", "page",
                {"key": Param("string", "the key name"),
-                "id": Param("id", "the element to press it on", required=False)}),
+                "id": element("focusable", "the element to press it on", required=False)}),
     ActionSpec("scroll", "Scroll the page up or down, or bring element id into view.", "page",
                {"direction": Param("enum", "which way", required=False, choices=("up", "down")),
-                "id": Param("id", "an element to scroll into view", required=False)}),
-    ActionSpec("hover", "Move the pointer over an element.", "page", {"id": ELEMENT}),
+                "id": element("any", "an element to scroll into view", required=False)}),
+    ActionSpec("hover", "Move the pointer over an element.", "page", {"id": element("clickable")}),
     ActionSpec("goto", "Open a URL in the agent's tab.", "tab",
                {"url": Param("string", "an http(s) URL")}),
     ActionSpec("go_back", "Go back to the previous page.", "tab"),
@@ -138,24 +155,33 @@ def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
     return value
 
 
-def json_schema(element_ids: list[int] | None = None) -> dict[str, Any]:
+Blocked = frozenset[tuple[str, int | None]]       # (action name, element id or None)
+
+
+def json_schema(page: Observation | None = None, blocked: Blocked = frozenset()
+                ) -> dict[str, Any]:
     """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions.
 
-    With `element_ids`, ids are further restricted to those elements (the policy's grammar uses
-    this so that it cannot name an element that is not on the page), and actions that need an
-    element are left out when there is none.
+    With `page`, every id is restricted to the page's elements its parameter may target
+    (`Param.target`): the policy's grammar cannot name an element that is not there, click a
+    heading or fill a button. An action whose required id has no element to name is left out.
+    `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
+    itself), e.g. an action repeated on a page it did not change.
     """
     variants = []
     for spec in ACTIONS.values():
-        needs_element = any(p.type == "id" and p.required for p in spec.params.values())
-        if element_ids is not None and not element_ids and needs_element:
+        if (spec.name, None) in blocked:
             continue
         props: dict[str, Any] = {"action": {"const": spec.name}}
         for key, param in spec.params.items():
-            if param.type == "id" and element_ids is not None and element_ids:
-                props[key] = {"enum": sorted(set(element_ids))}
-            elif param.type == "id" and element_ids is not None:
-                continue    # an optional id with no elements to name: leave it out
+            if param.type == "id" and page is not None:
+                ids = sorted({e.id for e in page.elements if TARGETS[param.target](e)}
+                             - {i for name, i in blocked if name == spec.name})
+                if ids:
+                    props[key] = {"enum": ids}
+                elif param.required:
+                    break               # nothing this action could act on
+                # else: an optional id with nothing to name is left out
             elif param.type == "id":
                 props[key] = {"type": "integer", "minimum": 0}
             elif param.type == "number":
@@ -165,9 +191,10 @@ def json_schema(element_ids: list[int] | None = None) -> dict[str, Any]:
                 props[key] = {"enum": list(param.choices)}
             else:
                 props[key] = {"type": "string", "maxLength": MAX_STRING}
-        required = ["action", *(k for k, p in spec.params.items() if p.required)]
-        variants.append({"type": "object", "properties": props, "required": required,
-                         "additionalProperties": False})
+        else:
+            required = ["action", *(k for k, p in spec.params.items() if p.required)]
+            variants.append({"type": "object", "properties": props, "required": required,
+                             "additionalProperties": False})
     return {"oneOf": variants}
 
 

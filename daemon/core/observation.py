@@ -9,6 +9,7 @@ page; `Element.from_json` drops any that would.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Element:
     disabled: bool | None = None
     in_view: bool = True
     frame: str | None = None             # "iframe" / "shadow" when not in the top document
+    context: bool | None = None          # labelled but not interactive (a heading, an image):
+                                         # read for what it says, never an action's target
 
     @property
     def is_password(self) -> bool:
@@ -80,10 +83,23 @@ class Observation:
     def element(self, element_id: int) -> Element | None:
         return next((e for e in self.elements if e.id == element_id), None)
 
+    def state_key(self) -> str:
+        """What the agent can see of the page, without element ids: two observations with the
+        same key show the same page state (a step between them changed nothing visible)."""
+        seen = [(e.role, e.name, e.value, e.checked, e.selected, e.disabled, e.in_view)
+                for e in self.elements]
+        digest = hashlib.sha256(repr((self.url, self.title, seen, self.text)).encode())
+        return digest.hexdigest()[:16]
+
     def render(self) -> str:
-        """Compact text for prompts and terminals; says what was cut."""
+        """Compact text for prompts and terminals, the elements an action may target first and
+        labelled context after them; says what was cut."""
+        targets = [e.render() for e in self.elements if not e.context]
+        context = [e.render() for e in self.elements if e.context]
         lines = [f"Page: {self.title or '(untitled)'} ({self.url})", "Elements:"]
-        lines += [e.render() for e in self.elements] or ["(none)"]
+        lines += targets or ["(none)"]
+        if context:
+            lines += ["Context (headings, images: not targets):", *context]
         if self.omitted_elements:
             lines.append(f"({self.omitted_elements} more elements not shown)")
         if self.text:
