@@ -189,3 +189,21 @@ def test_ctrl_c_stops_the_run_and_keeps_what_finished(home):
     assert 3 <= len(data["episodes"]) < 100
     assert all(e["success"] for e in data["episodes"])
     assert "Traceback" not in stderr
+
+
+def test_compare_pairs_the_seeds_both_runs_ran_and_tests_the_difference():
+    from daemon.tasks.evaluation import EpisodeResult
+    from daemon.tasks.report import compare, sign_test
+
+    def run(solved: dict) -> list[EpisodeResult]:
+        return [EpisodeResult(task, seed, "test", ok, 1.0 if ok else 0.0, True)
+                for (task, seed), ok in solved.items()]
+    a = run({("x", 0): False, ("x", 5): False, ("x", 10): True, ("y", 0): True})
+    b = run({("x", 0): True, ("x", 5): True, ("x", 10): True, ("y", 0): False, ("y", 5): True})
+    by_task = {d.task: d for d in compare(a, b)}
+    assert (by_task["x"].won, by_task["x"].lost) == (2, 0)
+    assert (by_task["y"].won, by_task["y"].lost) == (0, 1)     # seed 5 ran in B only
+    assert (by_task["all"].won, by_task["all"].lost) == (2, 1)
+    assert sign_test(0, 0) == 1.0 and sign_test(2, 1) == 1.0
+    assert sign_test(8, 1) == pytest.approx(2 * 10 / 512)      # 0.039
+    assert sign_test(6, 0) == sign_test(0, 6) == pytest.approx(2 / 64)

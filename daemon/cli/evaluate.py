@@ -121,7 +121,8 @@ def _seed_list(text: str, split: str) -> list[int]:
               default=None, help="Chart of the differences [default: RUN_B/compare.png].")
 @json_option
 def eval_compare(run_a: Path, run_b: Path, plot_path: Path | None, as_json: bool) -> None:
-    """Per-task success of two evaluation runs and their difference (B minus A).
+    """Per-task success of two evaluation runs, their difference (B minus A), and on the seeds
+    both ran: how many only B solved (won) and only A (lost), with a two-sided sign test.
 
     Example: nightloop eval compare runs/base runs/adapter-3
     """
@@ -131,15 +132,16 @@ def eval_compare(run_a: Path, run_b: Path, plot_path: Path | None, as_json: bool
     plot_path = plot_path or run_b / "compare.png"
     eval_report.plot_compare(diffs, plot_path, run_a.name, run_b.name)
     if as_json:
-        print_json([{"task": d.task, "a": d.rate_a, "b": d.rate_b, "diff": d.diff}
-                     for d in diffs])
+        print_json([{"task": d.task, "a": d.rate_a, "b": d.rate_b, "diff": d.diff,
+                     "won": d.won, "lost": d.lost, "p": round(d.p_value, 4)} for d in diffs])
         return
 
     def fmt(x: float | None) -> str:
         return "—" if x is None else f"{x:.2f}"
     click.echo(f"A: {run_a} ({meta_a.get('policy')})\nB: {run_b} ({meta_b.get('policy')})")
-    click.echo(f"{'task':<28} {'A':>5} {'B':>5} {'B-A':>6}")
+    click.echo(f"{'task':<28} {'A':>5} {'B':>5} {'B-A':>6} {'won':>4} {'lost':>4} {'p':>6}")
     for d in diffs:
         diff = "—" if d.diff is None else f"{d.diff:+.2f}"
-        click.echo(f"{d.task:<28} {fmt(d.rate_a):>5} {fmt(d.rate_b):>5} {diff:>6}")
+        click.echo(f"{d.task:<28} {fmt(d.rate_a):>5} {fmt(d.rate_b):>5} {diff:>6} "
+                   f"{d.won:>4} {d.lost:>4} {d.p_value:>6.3f}")
     click.echo(f"chart: {plot_path}")

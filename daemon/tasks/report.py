@@ -111,6 +111,8 @@ class TaskDiff:
     task: str
     rate_a: float | None
     rate_b: float | None
+    won: int = 0                    # seeds run in both that B solved and A did not
+    lost: int = 0                   # ... that A solved and B did not
 
     @property
     def diff(self) -> float | None:
@@ -118,13 +120,37 @@ class TaskDiff:
             return None
         return self.rate_b - self.rate_a
 
+    @property
+    def p_value(self) -> float:
+        """Two-sided exact sign test on the paired seeds that differ (1.0 when none do)."""
+        return sign_test(self.won, self.lost)
+
+
+def sign_test(won: int, lost: int) -> float:
+    """Two-sided exact binomial (sign) test of `won` against `lost`, ties left out."""
+    n, k = won + lost, min(won, lost)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
 
 def compare(a: list[EpisodeResult], b: list[EpisodeResult]) -> list[TaskDiff]:
+    """Per task (and "all"): both success rates, and the (task, seed) pairs run in both that
+    only one of them solved."""
     rates_a = {s.task: s.rate for s in summarize(a)}
     rates_b = {s.task: s.rate for s in summarize(b)}
     tasks = [t for t in rates_a if t != "all"] + \
         [t for t in rates_b if t not in rates_a and t != "all"] + ["all"]
-    return [TaskDiff(t, rates_a.get(t), rates_b.get(t)) for t in tasks]
+    solved_a = {(r.task, r.seed): r.success for r in a}
+    pairs = [(key, solved_a[key], r.success) for r in b if (key := (r.task, r.seed)) in solved_a]
+
+    def diff(task: str) -> TaskDiff:
+        mine = [(x, y) for (t, _), x, y in pairs if task in ("all", t)]
+        return TaskDiff(task, rates_a.get(task), rates_b.get(task),
+                        won=sum(y and not x for x, y in mine),
+                        lost=sum(x and not y for x, y in mine))
+    return [diff(t) for t in tasks]
 
 
 def plot_compare(diffs: list[TaskDiff], path: Path, label_a: str, label_b: str) -> None:
