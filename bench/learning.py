@@ -83,7 +83,7 @@ async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float, names:
 
     header("nightloop learning-curve bench")
     plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)
-    config = TrainConfig(practice_k=4, gate_margin=1.0)     # chain cycles: always continue
+    config = TrainConfig(practice_k=4, gate_promote="always")   # chain cycles: always continue
     arms = {
         "sft": ("SFT only", dataclasses.replace(config, grpo_epochs=0), plan, 1),
         "grpo": ("GRPO from base", dataclasses.replace(config, sft_epochs=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -207,3 +208,10 @@ def test_compare_pairs_the_seeds_both_runs_ran_and_tests_the_difference():
     assert sign_test(0, 0) == 1.0 and sign_test(2, 1) == 1.0
     assert sign_test(8, 1) == pytest.approx(2 * 10 / 512)      # 0.039
     assert sign_test(6, 0) == sign_test(0, 6) == pytest.approx(2 / 64)
+
+
+def test_a_plan_runs_task_by_task_or_seed_by_seed():
+    plan = EvalPlan(["a", "b"], [0, 5])
+    assert plan.jobs == [("a", 0), ("a", 5), ("b", 0), ("b", 5)]
+    assert dataclasses.replace(plan, by_seed=True).jobs == [("a", 0), ("b", 0), ("a", 5),
+                                                            ("b", 5)]   # a cut spares no task

@@ -17,35 +17,41 @@ from trainer.config import TrainConfig
 from trainer.cycle import CycleState, _compare, _passes
 
 
-def gate(candidate: float, serving: float, held=None, held_serving=None, n: int = 12) -> dict:
-    rates = {"candidate": {"success": candidate, "n": n}, "serving": {"success": serving, "n": 12}}
+def gate(won: int, lost: int, n: int = 12, held=None, held_serving=None, held_n=3) -> dict:
+    rates = {"candidate": {"success": 0.5, "n": n}, "serving": {"success": 0.5, "n": n},
+             "pairs": {"won": won, "lost": lost}, "unmeasured": []}
     if held is not None:
-        rates["candidate"]["held_out"] = {"reward": held, "n": 2}
-        rates["serving"]["held_out"] = {"reward": held_serving, "n": 2}
+        rates["candidate"]["held_out"] = {"reward": held, "n": held_n}
+        rates["serving"]["held_out"] = {"reward": held_serving, "n": held_n}
     return rates
 
 
-def test_the_gate_promotes_only_what_is_not_worse_beyond_both_margins():
-    config = TrainConfig(gate_margin=0.05, gate_reward_margin=0.1)
-    assert _passes(gate(0.50, 0.50), config)
-    assert _passes(gate(0.46, 0.50), config)                   # within the margin
-    assert not _passes(gate(0.40, 0.50), config)
-    assert not _passes(gate(0.90, 0.50, n=0), config)          # the gate never ran
-    assert _passes(gate(0.50, 0.50, held=0.25, held_serving=0.3), config)
-    assert not _passes(gate(0.60, 0.50, held=0.1, held_serving=0.3), config)   # the user's
-    # tasks got worse: better MiniWoB success does not make up for it
+def test_the_gate_promotes_only_on_evidence_and_a_tie_only_when_told():
+    better = TrainConfig(gate_reward_margin=0.1)
+    assert _passes(gate(3, 1), better)
+    assert not _passes(gate(2, 2), better)                     # a tie is no evidence
+    assert not _passes(gate(0, 0), better)
+    assert _passes(gate(2, 2), TrainConfig(gate_promote="not_worse"))
+    assert not _passes(gate(1, 2), TrainConfig(gate_promote="not_worse"))
+    assert _passes(gate(0, 5), TrainConfig(gate_promote="always"))
+    assert not _passes(gate(3, 0, n=0), TrainConfig(gate_promote="not_worse"))  # never ran
+    # The user's held-out tasks veto a loss beyond the margin, once there are enough of them.
+    assert _passes(gate(3, 1, held=0.25, held_serving=0.3), better)
+    assert not _passes(gate(3, 1, held=0.1, held_serving=0.3), better)
+    assert _passes(gate(3, 1, held=0.1, held_serving=0.3, held_n=2), better)  # 2: reported only
 
 
-def test_a_gate_cut_short_compares_only_what_both_adapters_finished():
+def test_a_gate_cut_short_compares_only_what_both_adapters_finished_and_says_what_is_missing():
     candidate = {("click-button", 5): 1.0, ("focus-text", 5): 1.0, "buy milk": 0.5}
     serving = {("click-button", 5): 0.0, ("focus-text", 5): 1.0, ("focus-text", 10): 1.0,
                ("click-link", 5): 1.0, "buy milk": 0.75, "pay rent": -1.0}
-    assert _compare(candidate, serving) == {
+    planned = ("click-button", "click-link", "focus-text")
+    assert _compare(candidate, serving, planned) == {
         "candidate": {"success": 1.0, "n": 2, "tasks": {"click-button": 1.0, "focus-text": 1.0},
                       "held_out": {"reward": 0.5, "n": 1}},
         "serving": {"success": 0.5, "n": 2, "tasks": {"click-button": 0.0, "focus-text": 1.0},
                     "held_out": {"reward": 0.75, "n": 1}},
-        "pairs": {"won": 1, "lost": 0}}
+        "pairs": {"won": 1, "lost": 0, "p": 1.0}, "unmeasured": ["click-link"]}
     assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0, "tasks": {}}
 
 
@@ -92,8 +98,8 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         before = json.loads(nightloop("status", "--json", *daemon.args()).stdout)
         assert before.get("adapter") is None
         config = tmp_path / "train.toml"
-        config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\ngate_margin = 1.0\n"
-                          "gate_reward_margin = 2.0\nlora_r = 4\nlora_alpha = 8\n")
+        config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\n"
+                          'gate_promote = "always"\nlora_r = 4\nlora_alpha = 8\n')
 
         def train(*extra: str) -> dict:
             return json.loads(nightloop(

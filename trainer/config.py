@@ -73,10 +73,19 @@ class TrainConfig:
                                       high=2)
     practice_user_tasks: int = setting(4, "newest practice-safe user tasks repeated per cycle",
                                        low=0, high=1000)
-    gate_margin: float = setting(0.02, "promote only if MiniWoB++ test success is not lower "
-                                 "than the serving adapter's by more than this", low=0, high=1)
-    gate_reward_margin: float = setting(0.1, "... and the judge's mean reward on held-out user "
-                                        "tasks not lower by more than this", low=0, high=2)
+    gate_promote: str = setting("better", "when the candidate is promoted, on the MiniWoB++ "
+                                "test seeds both adapters ran: better (it solved more of them "
+                                "than the serving adapter), not_worse (a tie too) or always "
+                                "(benchmarks that chain cycles)",
+                                choices=("better", "not_worse", "always"))
+    gate_episodes: int = setting(100, "MiniWoB++ gate episodes per adapter when the budget "
+                                 "allows (fewer when not, and the gate says so)", low=1,
+                                 high=100_000)
+    gate_min_held_out: int = setting(3, "held-out user tasks the judge's comparison needs "
+                                     "before it can veto (fewer: reported only)", low=1, high=1000)
+    gate_reward_margin: float = setting(0.1, "the candidate is rejected if the judge's mean "
+                                        "reward on held-out user tasks is lower than the serving "
+                                        "adapter's by more than this", low=0, high=2)
     # -- the cycle's time budget --------------------------------------------------------------
     practice_share: float = setting(0.35, "share of the budget for practice (the judge runs "
                                     "inside it)", low=0.01, high=0.98)
@@ -122,7 +131,7 @@ class TrainConfig:
             raise ConfigError(f"{path}: {exc}") from None
 
     def help(self) -> str:
-        """Every setting with its value and help, as `nightloop train --help-config` prints."""
+        """Every setting with its value and help, as `nightloop train --config-help` prints."""
         return "\n".join(f"{f.name} = {getattr(self, f.name)!r}\n    {f.metadata['help']}"
                          for f in dataclasses.fields(self))
 
@@ -133,8 +142,8 @@ class CyclePlan:
     tasks: tuple[str, ...] = ("click-button", "click-link", "click-checkboxes", "click-dialog",
                               "enter-text", "focus-text")     # the oracle can teach these
     practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
-    gate_seeds: int = 5             # test seeds per task: 30 episodes, as many as showed
-                                    # bench/learning.py's rise (0.40 -> 0.63, 8 won / 1 lost)
+    gate_seeds: int = 0             # test seeds per task; 0: enough for `gate_episodes` per
+                                    # adapter, as many as the gate's time fits
     max_steps: int = 6
     teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
                                     # more than practice: its episodes take no model time

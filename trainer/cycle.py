@@ -13,10 +13,13 @@ Contract:
   or a fresh LoRA; SFT on teacher / demonstration / good user and practice episodes, then GRPO
   on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
   candidate.
-- The gate runs the MiniWoB test split with the candidate and with the serving adapter, and the
-  held-out user tasks once each, scored by the judge, both at `gate_temperature` (greedy). The
-  candidate is promoted unless its success is lower by more than `gate_margin`, or its mean
-  judge reward on held-out user tasks lower by more than `gate_reward_margin`; else rejected.
+- The gate runs the MiniWoB test split seed by seed across the tasks (`gate_episodes` per
+  adapter when the budget allows; a cut leaves no task unmeasured, and one with no pair is
+  reported) with the candidate and with the serving adapter, and the held-out user tasks once
+  each, scored by the judge, both at `gate_temperature` (greedy). The candidate is promoted on
+  evidence: by `gate_promote`, more paired test seeds won than lost (a sign test is reported
+  beside it); the judge's reward on held-out user tasks vetoes only with `gate_min_held_out`
+  of them and a loss beyond `gate_reward_margin`.
   A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
   on with what it has. On any failure the serving adapter stays and `CycleResult.error` says
@@ -33,6 +36,7 @@ import asyncio
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,10 +48,15 @@ from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
+from daemon.tasks.report import sign_test
 
 from .config import CyclePlan, TrainConfig
 from .data import grpo_samples, load_samples, sft_samples
 from .train import Report, train
+
+# A greedy model step on 2 cores, with time to spare: the gate plans with it when this
+# process has not timed its own episodes (a resumed cycle).
+STEP_SECONDS = 2.0
 
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int], None]      # (what, done, total)
@@ -292,7 +301,7 @@ class _Cycle:
         self.result.adapter_id = self.state.candidate
         async with await Store.open(self.db, recover=False) as store:
             candidate = await store.adapter(self.state.candidate)
-        test = miniwob.seeds("test", plan.gate_seeds)
+        test = miniwob.seeds("test", self._gate_seeds())
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
         for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
             policy = LlamaPolicy(dataclasses.replace(
@@ -305,15 +314,19 @@ class _Cycle:
             def record(r, seen=seen[name], tick=tick) -> None:
                 seen[(r.task, r.seed)] = float(r.success)
                 tick(r)
-            await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps),
+            await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps,
+                                             by_seed=True),
                                     policy=policy, db=self.folder / "gate.db", on_result=record),
                            self.left("gate") * share * (self.config.miniwob_gate_share
                                                         if self.held else 1), self.say, "gate")
             if self.held:
                 seen[name].update(await self._held_out_rewards(policy, tick,
                                                                self.left("gate") * share))
-        rates = _compare(seen["candidate"], seen["serving"])
+        rates = _compare(seen["candidate"], seen["serving"], plan.tasks)
         self.say(f"gate: {rates}")
+        if rates["unmeasured"]:
+            self.say(f"gate: no pair of episodes within the budget for "
+                     f"{', '.join(rates['unmeasured'])}: not measured")
         self.result.seconds["gate"] = round(time.monotonic() - t0, 1)
         self.result.gate = rates
         self.result.promoted = _passes(rates, self.config)
@@ -323,6 +336,25 @@ class _Cycle:
                 metrics={"training": self.result.training or (candidate.metrics or {}).get(
                     "training"), "gate": rates})
         self.say(f"adapter {candidate.id} {'promoted' if self.result.promoted else 'rejected'}")
+
+    def _gate_seeds(self) -> int:
+        """Test seeds per task: the plan's, or enough for `gate_episodes` per adapter, cut to
+        what the gate's time fits at the speed this cycle's episodes ran (said either way)."""
+        tasks, config = len(self.plan.tasks), self.config
+        if self.plan.gate_seeds:
+            return self.plan.gate_seeds
+        wanted = math.ceil(config.gate_episodes / tasks)
+        practised = self.result.practice_episodes
+        per_episode = self.result.seconds.get("practice", 0) / practised if practised else \
+            self.plan.max_steps * STEP_SECONDS
+        seconds = self.left("gate") * (config.miniwob_gate_share if self.held else 1) / 2
+        fits = int(seconds / (tasks * per_episode))
+        seeds = max(1, min(wanted, fits))
+        self.say(f"gate: {seeds} test seeds x {tasks} tasks = {seeds * tasks} episodes per "
+                 f"adapter" + ("" if seeds == wanted else
+                               f" (the budget fits {seeds * tasks} of the {config.gate_episodes} "
+                               f"wanted, at {per_episode:.1f} s an episode)"))
+        return seeds
 
     async def _held_out_rewards(self, policy, tick, seconds: float) -> dict[str, float]:
         """The judge's reward for one attempt at each held-out user task, by task."""
@@ -338,11 +370,11 @@ class _Cycle:
                                  if r.kind == "judge") for e in episodes}
 
 
-def _compare(candidate: dict, serving: dict) -> dict:
+def _compare(candidate: dict, serving: dict, tasks_planned: tuple[str, ...] = ()) -> dict:
     """Both adapters' figures on what both finished (a gate cut short by the budget compares
     like with like): MiniWoB++ success over (task, seed) keys, overall and per task, the
-    (task, seed) pairs the candidate won and lost, and the judge's mean reward over held-out
-    task keys."""
+    (task, seed) pairs the candidate won and lost with a two-sided sign test, the planned tasks
+    with no pair (unmeasured), and the judge's mean reward over held-out task keys."""
     pairs = [k for k in candidate if isinstance(k, tuple) and k in serving]
     tasks = [k for k in candidate if isinstance(k, str) and k in serving]
     rates: dict = {}
@@ -353,19 +385,32 @@ def _compare(candidate: dict, serving: dict) -> dict:
         if tasks:
             rates[name]["held_out"] = {"reward": round(_rate([seen[k] for k in tasks]), 4),
                                        "n": len(tasks)}
-    rates["pairs"] = {"won": sum(candidate[k] > serving[k] for k in pairs),
-                      "lost": sum(candidate[k] < serving[k] for k in pairs)}
+    won = sum(candidate[k] > serving[k] for k in pairs)
+    lost = sum(candidate[k] < serving[k] for k in pairs)
+    rates["pairs"] = {"won": won, "lost": lost, "p": round(sign_test(won, lost), 4)}
+    measured = {k[0] for k in pairs}
+    rates["unmeasured"] = [t for t in tasks_planned if t not in measured]
     return rates
 
 
 def _passes(rates: dict, config: TrainConfig) -> bool:
-    """The gate's rule: not worse than the serving adapter beyond the margins."""
-    candidate, serving = rates["candidate"], rates["serving"]
-    if candidate["n"] == 0 or candidate["success"] < serving["success"] - config.gate_margin:
-        return False
+    """The gate's rule: evidence on the paired MiniWoB++ test seeds (`gate_promote`: more
+    seeds won than lost; or a tie too; or always), and no loss beyond `gate_reward_margin` in
+    the judge's reward on held-out user tasks once there are `gate_min_held_out` of them."""
+    candidate, serving, pairs = rates["candidate"], rates["serving"], rates["pairs"]
+    if config.gate_promote == "always":
+        return True
+    if candidate["n"] == 0:
+        return False                    # no evidence at all
     mine, theirs = candidate.get("held_out"), serving.get("held_out")
-    return not (mine and theirs and mine["n"] and
-                mine["reward"] < theirs["reward"] - config.gate_reward_margin)
+    if mine and theirs and mine["n"] >= config.gate_min_held_out and \
+            mine["reward"] < theirs["reward"] - config.gate_reward_margin:
+        return False
+    if config.gate_promote == "better":
+        return pairs["won"] > pairs["lost"]
+    if config.gate_promote == "not_worse":
+        return pairs["won"] >= pairs["lost"]
+    raise ValueError(f"unknown gate_promote {config.gate_promote!r}")
 
 
 async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,

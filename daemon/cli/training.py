@@ -55,9 +55,10 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
               default=CyclePlan.practice_seeds, show_default=True,
               help="Train seeds per task to practise, each attempted `practice_k` times.")
-@click.option("--gate-seeds", type=click.IntRange(1, 100), default=CyclePlan.gate_seeds,
+@click.option("--gate-seeds", type=click.IntRange(0, 1000), default=CyclePlan.gate_seeds,
               show_default=True,
-              help="Test seeds per task the gate runs with the candidate and the serving adapter.")
+              help="Test seeds per task the gate runs with the candidate and the serving "
+                   "adapter; 0: enough for the config's gate_episodes, as many as time fits.")
 @click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=CyclePlan.teacher_seeds,
               show_default=True,
               help="Train seeds per task the scripted teacher demonstrates for SFT (0: none).")

@@ -43,10 +43,19 @@ class EvalPlan:
     parallel: int = 1
     step_timeout: float = 30.0
     source: str = "eval"            # "practice" when the trainer asks
+    by_seed: bool = False           # run every task on a seed before the next seed (a run cut
+                                    # short then leaves no task unmeasured); else task by task
 
     @property
     def limits(self) -> Limits:
         return Limits(self.max_steps, self.step_timeout)
+
+    @property
+    def jobs(self) -> list[tuple[str, int]]:
+        """(task, seed) in the order they run."""
+        if self.by_seed:
+            return [(task, seed) for seed in self.seeds for task in self.tasks]
+        return [(task, seed) for task in self.tasks for seed in self.seeds]
 
     @property
     def episode_timeout(self) -> float:
@@ -89,7 +98,7 @@ class _Runner:
         self.base_url, self.on_result = base_url, on_result
 
     async def run_all(self) -> list[EpisodeResult]:
-        jobs = [(task, seed) for task in self.plan.tasks for seed in self.plan.seeds]
+        jobs = self.plan.jobs
         results: list[EpisodeResult | None] = [None] * len(jobs)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(len(jobs)):
