@@ -112,9 +112,13 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         assert result["practice_episodes"] == 4 + 2 and result["judged"] >= 6
         phases = {r["phase"]: r for r in result["training"]}
         assert phases["sft"]["steps"] > 0, result                    # the oracle taught
+        assert (result["sft_steps"], result["grpo_steps"]) == (phases["sft"]["steps"],
+                                                               phases["grpo"]["steps"])
         losses = phases["sft"]["losses"] + phases["grpo"]["losses"]
         assert all(isinstance(x, float) for x in losses)
-        assert result["gate"]["candidate"]["n"] == 2 and result["promoted"]   # margins wide
+        assert result["gate"]["candidate"]["n"] == 2 and result["promoted"]   # "always"
+        assert set(result["gate"]["candidate"]["tasks"]) == {"click-button", "focus-text"}
+        assert result["gate"]["unmeasured"] == [] and "p" in result["gate"]["pairs"]
         assert result["gate"]["candidate"]["held_out"]["n"] == 1      # the user's held-out task
         assert -1 <= result["gate"]["serving"]["held_out"]["reward"] <= 1
 

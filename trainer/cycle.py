@@ -69,7 +69,9 @@ class CycleResult:
     gate: dict = field(default_factory=dict)
     practice_episodes: int = 0
     judged: int = 0
-    training: list[dict] = field(default_factory=list)
+    training: list[dict] = field(default_factory=list)     # each phase's train.Report
+    sft_steps: int = 0
+    grpo_steps: int = 0
     seconds: dict = field(default_factory=dict)
     resumed: str | None = None      # the phase an unfinished cycle went on from
     error: str | None = None
@@ -279,6 +281,7 @@ class _Cycle:
             self.say(f"{phase}: {report.steps} steps, final loss {report.final_loss}"
                      + (" (stopped at the budget)" if report.stopped_early else ""))
             self.result.training.append(dataclasses.asdict(report))
+            setattr(self.result, f"{phase}_steps", report.steps)
         self.result.seconds["train"] = round(time.monotonic() - t0, 1)
 
         gguf = await asyncio.to_thread(export_adapter, model, self.folder / "adapter.gguf", arch)
