@@ -126,3 +126,16 @@ def test_inference_runs_off_the_event_loop(policy):
     seconds = (decision.usage.prefill_ms + decision.usage.decode_ms) / 1000
     assert seconds > 0.5
     assert ticks >= seconds * 20    # the loop kept ticking (every 10 ms) while the model ran
+
+
+def test_the_sampling_cuts_are_settings_and_take_effect():
+    """top_k 1 leaves one token to sample at any temperature: every seed gives the greedy
+    output; with the cuts off (as practice samples) seeds differ."""
+    page = Observation.from_json(observations(3, seed=8)[2])
+
+    def outputs(**sampling) -> set[str]:
+        policy = LlamaPolicy(Settings(temperature=1.5, obs_tokens=300, **sampling))
+        return {policy.decide_now(StepContext("Click the search button", page)).raw_output
+                for _ in range(4)}
+    assert len(outputs(top_k=1)) == 1
+    assert len(outputs(top_k=0, top_p=1.0, min_p=0.0)) > 1

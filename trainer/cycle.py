@@ -174,8 +174,11 @@ class _Cycle:
         self.held = [t for t in user if t.held_out]
         self.current = dataclasses.replace(
             self.settings, adapter=self.serving.path if self.serving else "")
+        # Practice samples the policy's whole distribution: no top-k / top-p / min-p cut (which
+        # llama.cpp applies by default), so attempts differ as the model really would.
         self.policy = LlamaPolicy(dataclasses.replace(
-            self.current, temperature=self.config.practice_temperature))
+            self.current, temperature=self.config.practice_temperature, top_k=0, top_p=1.0,
+            min_p=0.0))
         if state.phase == "practice":
             await self.practise()
             state.phase = "train"

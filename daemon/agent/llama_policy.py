@@ -109,7 +109,9 @@ class LlamaPolicy:
         out: list[int] = []
         t0 = time.perf_counter()
         t_first = None
-        for token in llm.generate(tokens, temp=self.settings.temperature, grammar=grammar):
+        settings = self.settings
+        for token in llm.generate(tokens, temp=settings.temperature, top_k=settings.top_k,
+                                  top_p=settings.top_p, min_p=settings.min_p, grammar=grammar):
             if t_first is None:
                 t_first = time.perf_counter()
             if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or \

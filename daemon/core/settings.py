@@ -63,6 +63,12 @@ class Settings:
                                   low=0, high=2)
     seed: int = setting(-1, "sampling seed for reproducible runs; -1: random", low=-1,
                          high=2**31 - 1)
+    top_k: int = setting(40, "sample among the k likeliest tokens only; 0: no limit (llama.cpp's "
+                         "default is 40)", low=0, high=1_000_000)
+    top_p: float = setting(0.95, "nucleus sampling: the likeliest tokens up to this probability "
+                           "mass; 1: no limit (llama.cpp's default is 0.95)", low=0, high=1)
+    min_p: float = setting(0.05, "drop tokens less likely than this fraction of the likeliest; "
+                           "0: none (llama.cpp's default is 0.05)", low=0, high=1)
     obs_tokens: int = setting(1200, "token budget for the page observation in a prompt",
                                low=100, high=100_000)
     history: int = setting(5, "previous actions (with results) shown to the model",
