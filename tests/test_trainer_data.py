@@ -8,7 +8,14 @@ from conftest import nightloop, run_async
 from daemon.core.settings import ConfigError
 from daemon.core.store import Episode, Reward, Step, Store
 from trainer.config import TrainConfig
-from trainer.data import Sample, advantages, grpo_samples, load_samples, sft_samples
+from trainer.data import (
+    Sample,
+    advantages,
+    grpo_samples,
+    load_samples,
+    rft_samples,
+    sft_samples,
+)
 
 CONFIG = TrainConfig()
 
@@ -100,3 +107,20 @@ def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything
                         check=False)
         assert run.returncode == 1 and error in run.stderr, run.stderr
     assert not (home / "s.db").exists()
+
+
+def test_teacher_samples_never_enter_a_grpo_group():
+    samples = [Sample(1, 0, "p", "a", 1.0, "g", teacher=True), Sample(2, 0, "p", "a", 0.0, "g"),
+               Sample(3, 0, "p", "b", 1.0, "g")]
+    assert {s.episode_id for s in grpo_samples(samples, CONFIG)} == {2, 3}
+    assert grpo_samples(samples[:2], CONFIG) == []          # one policy attempt: no group
+
+
+def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():
+    def episode(episode_id: int, group: str, steps: int, reward: float) -> list[Sample]:
+        return [Sample(episode_id, i, "p", "a", reward, group) for i in range(steps)]
+    samples = (episode(1, "a", 3, 1.0) + episode(2, "a", 1, 1.0) + episode(3, "a", 1, 1.0)
+               + episode(4, "a", 1, 0.0) + episode(5, "b", 2, 1.0) + episode(6, "c", 1, 0.0))
+    assert [(s.episode_id, s.index) for s in rft_samples(samples, cap=10)] == [
+        (5, 0), (5, 1), (3, 0)]              # b's only success; a's shortest (newest of ties)
+    assert {s.episode_id for s in rft_samples(samples, cap=1)} == {5}

@@ -28,6 +28,9 @@ class TrainConfig:
                              "group", low=2, high=1000)
     sft_threshold: float = setting(0.5, "reward at or above which an episode is good enough "
                                    "to imitate (SFT)", low=-1, high=1)
+    rft_groups: int = setting(300, "self-imitation: the newest tasks-and-seeds with a verified "
+                              "practice success (this and earlier nights) whose shortest "
+                              "success SFT imitates", low=0, high=1_000_000)
     # -- LoRA (peft) on attention and MLP projections ---------------------------------------
     lora_r: int = setting(16, "LoRA rank", low=1, high=512)
     lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",

@@ -51,7 +51,7 @@ from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
 from daemon.tasks.report import sign_test
 
 from .config import CyclePlan, TrainConfig
-from .data import grpo_samples, load_samples, sft_samples
+from .data import grpo_samples, load_samples, rft_samples, sft_samples
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
@@ -253,13 +253,15 @@ class _Cycle:
             practice = await load_samples(store, config, ("practice",), render, skip=skip,
                                           after=self.state.first_id)
             users = await load_samples(store, config, USER_SOURCES, render, skip=skip)
-            teacher = [s for s in await load_samples(    # this cycle's successes, any policy
+            # Self-imitation: verified successes of this and earlier nights' practice, the
+            # policy's own and the teacher's alike, the shortest per task and seed.
+            verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render, skip=skip, after=self.state.first_id) if s.reward > 0]
+                render, skip=skip), config.rft_groups)
             window = sorted(e.id for e in await store.episodes()
                             if e.id > self.state.first_id)
         sft = list({(s.episode_id, s.index): s
-                    for s in sft_samples(users + practice, config) + teacher}.values())
+                    for s in sft_samples(users + practice, config) + verified}.values())
         grpo = grpo_samples(practice, config)
         self.say(f"training: {len(sft)} SFT samples, {len(grpo)} GRPO samples "
                  f"({len({s.group for s in grpo})} informative groups)")

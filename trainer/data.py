@@ -8,7 +8,10 @@ Contract:
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for MiniWoB the same task and seed (from the ground-truth row).
 - Advantage = (r - group mean) / (group std + eps), shared by every step of a trajectory;
-  groups whose rewards are all equal carry no signal and are dropped.
+  groups whose rewards are all equal carry no signal and are dropped. Teacher samples never
+  enter a GRPO group: their actions are not the policy's own samples.
+- Rejection-sampling fine-tuning (`rft_samples`): of each group's successful attempts, the
+  shortest one's steps (a success ends at the page's own end, so no step after it exists).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ class Sample:
     reward: float
     group: str
     advantage: float = 0.0
+    teacher: bool = False               # model-free (demonstration, oracle): no GRPO group
 
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
@@ -72,7 +76,8 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
         if action and s.ok and page and action.args.get("text") != MASK:
             context = StepContext(episode.task, page, list(history))
             out.append(Sample(episode.id, s.index, render_prompt(context),
-                              json.dumps(s.action, ensure_ascii=False), reward, group))
+                              json.dumps(s.action, ensure_ascii=False), reward, group,
+                              teacher=True))
         history.append(PastStep(action, s.ok, s.error, page.state_key() if page else None))
     return out
 
@@ -111,6 +116,7 @@ def advantages(rewards: list[float], eps: float) -> list[float] | None:
 def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
     """Samples with their trajectory's advantage; groups with fewer than `group_min`
     trajectories or zero variance are dropped."""
+    samples = [s for s in samples if not s.teacher]
     trajectories: dict[str, dict[int, float]] = {}
     for s in samples:
         trajectories.setdefault(s.group, {})[s.episode_id] = s.reward
@@ -123,6 +129,23 @@ def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
             advantage.update(zip(episodes, values))
     return [replace(s, advantage=advantage[s.episode_id]) for s in samples
             if s.episode_id in advantage]
+
+
+def rft_samples(samples: list[Sample], cap: int) -> list[Sample]:
+    """Self-imitation data: per group, the shortest successful attempt (reward > 0; fewest
+    steps, then the newest), of the `cap` newest groups with a success."""
+    steps: dict[int, list[Sample]] = {}
+    for s in samples:
+        if s.reward > 0:
+            steps.setdefault(s.episode_id, []).append(s)
+    best: dict[str, list[Sample]] = {}
+    for episode_id in sorted(steps, reverse=True):          # newest first
+        mine = steps[episode_id]
+        kept = best.get(mine[0].group)
+        if kept is None or len(mine) < len(kept):
+            best[mine[0].group] = mine
+    newest = sorted(best.values(), key=lambda chosen: -chosen[0].episode_id)[:cap]
+    return [s for chosen in newest for s in chosen]
 
 
 def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
