@@ -51,7 +51,14 @@ from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
 from daemon.tasks.report import sign_test
 
 from .config import CyclePlan, TrainConfig
-from .data import grpo_samples, load_samples, rft_samples, sft_samples
+from .data import (
+    capped,
+    grpo_samples,
+    load_samples,
+    relabelled_samples,
+    rft_samples,
+    sft_samples,
+)
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
@@ -258,12 +265,16 @@ class _Cycle:
             verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
                 render, skip=skip), config.rft_groups)
+            hindsight = await relabelled_samples(store, render, self.state.first_id, skip) \
+                if config.relabel_share else []
             window = sorted(e.id for e in await store.episodes()
                             if e.id > self.state.first_id)
-        sft = list({(s.episode_id, s.index): s
-                    for s in sft_samples(users + practice, config) + verified}.values())
+        sft = capped(list({(s.episode_id, s.index): s for s in
+                           sft_samples(users + practice, config) + verified}.values()),
+                     hindsight, config.relabel_share)
         grpo = grpo_samples(practice, config)
-        self.say(f"training: {len(sft)} SFT samples, {len(grpo)} GRPO samples "
+        self.say(f"training: {len(sft)} SFT samples ({sum(s.relabelled for s in sft)} "
+                 f"relabelled), {len(grpo)} GRPO samples "
                  f"({len({s.group for s in grpo})} informative groups)")
         from .export import export_adapter
         from .model import add_lora, load_base, load_lora

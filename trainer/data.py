@@ -29,6 +29,7 @@ from judge.judge import template
 from judge.reward import reward_that_counts
 
 from .config import TrainConfig
+from .relabel import relabel
 
 RenderPrompt = Callable[[StepContext], str]     # e.g. LlamaPolicy.render
 
@@ -43,6 +44,7 @@ class Sample:
     group: str
     advantage: float = 0.0
     teacher: bool = False               # model-free (demonstration, oracle): no GRPO group
+    relabelled: bool = False            # a hindsight relabelling (relabel.py): SFT only
 
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
@@ -103,6 +105,31 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
         elif render_prompt:
             out += teacher_samples(episode, steps, reward, group, render_prompt)
     return out
+
+
+async def relabelled_samples(store: Store, render_prompt: RenderPrompt, after: int = 0,
+                             skip: Callable[[Episode], bool] = lambda episode: False
+                             ) -> list[Sample]:
+    """Hindsight samples of the practice episodes above `after`: each failure that fulfilled
+    another instruction of its template (relabel.py), as a success of that instruction."""
+    out: list[Sample] = []
+    for episode in reversed(await store.episodes()):
+        if episode.id <= after or episode.source != "practice" or skip(episode):
+            continue
+        steps = await store.steps(episode.id)
+        found = relabel(episode, steps, await store.rewards(episode.id))
+        if found:
+            out += [replace(s, relabelled=True)
+                    for s in teacher_samples(replace(episode, task=found.task), steps, 1.0,
+                                             f"relabelled\n{found.task}", render_prompt)]
+    return out
+
+
+def capped(samples: list[Sample], extra: list[Sample], share: float) -> list[Sample]:
+    """`samples` and the newest of `extra`, so that extra makes at most `share` of the whole."""
+    room = int(share / (1 - share) * len(samples)) if share < 1 else len(extra)
+    newest = sorted(extra, key=lambda s: (-s.episode_id, s.index))[:room]
+    return samples + sorted(newest, key=lambda s: (s.episode_id, s.index))
 
 
 def advantages(rewards: list[float], eps: float) -> list[float] | None:
