@@ -22,6 +22,7 @@ ORACLE_TASKS = sorted(SOLVERS)
 def test_the_seed_split_is_disjoint_and_stable():
     assert miniwob.seeds("test", 5) == [0, 5, 10, 15, 20]
     assert miniwob.seeds("train", 6) == [1, 2, 3, 4, 6, 7]
+    assert miniwob.seeds("train", 3, skip=3) == [4, 6, 7]      # the next night's block
     test, train = set(miniwob.seeds("test", 200)), set(miniwob.seeds("train", 800))
     assert not test & train and test | train == set(range(1000))
     assert all(miniwob.split_of(s) == "test" for s in test)

@@ -198,3 +198,18 @@ def test_rollback_retires_the_serving_adapter_and_promotes_its_parent_in_one_ste
             assert retired.id == first.id and serving is None
             assert await store.promoted_adapter() is None
     run_async(go())
+
+
+def test_the_judge_waits_only_for_finished_episodes_without_a_verdict(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            ids = []
+            for kind in (None, "judge", "ground_truth", None):
+                episode = await store.start_episode(Episode("t", "practice"))
+                await store.finish_episode(episode.id, "done")
+                if kind:
+                    await store.add_reward(Reward(episode.id, kind, 1.0))
+                ids.append(episode.id)
+            await store.start_episode(Episode("still running", "cli"))
+            assert await store.unjudged() == [ids[0], ids[3]]   # truth needs no judge
+    run_async(go())

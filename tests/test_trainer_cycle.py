@@ -109,7 +109,8 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
                 "--db", str(db), *daemon.args(), *extra, timeout=840).stdout)
         result = train()
         assert result["error"] is None, result
-        assert result["practice_episodes"] == 4 + 2 and result["judged"] >= 6
+        # Only the user task's practice is judged: MiniWoB++ episodes carry ground truth.
+        assert result["practice_episodes"] == 4 + 2 and result["judged"] == 2
         phases = {r["phase"]: r for r in result["training"]}
         assert phases["sft"]["steps"] > 0, result                    # the oracle taught
         assert (result["sft_steps"], result["grpo_steps"]) == (phases["sft"]["steps"],

@@ -88,7 +88,7 @@ def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home
                         ("lora_r = 0\n", "bad.toml: lora_r must be from 1 to 512, got 0"),
                         ('sft_lr = "fast"\n', "sft_lr must be a number, got 'fast'"),
                         ("target_modules = [1]\n", "target_modules must be a list of strings"),
-                        ("gate_share = 0.5\n", "practice_share \\+ train_share \\+ gate_share"),
+                        ("gate_share = 0.5\n", "judge_share \\+ train_share \\+ gate_share must"),
                         ("practice_k = \n", "cannot read training config")):
         bad = tmp_path / "bad.toml"
         bad.write_text(text)

@@ -69,8 +69,8 @@ class TrainConfig:
     save_every: int = setting(10, "optimiser steps between saved training states (what an "
                               "interrupted cycle resumes from)", low=1, high=100_000)
     # -- practice and the gate ----------------------------------------------------------------
-    practice_k: int = setting(4, "attempts per task and start page in a cycle", low=1,
-                              high=64)
+    practice_k: int = setting(8, "attempts per task and seed (or start page) in a cycle, as the "
+                              "budget allows", low=1, high=64)
     practice_temperature: float = setting(1.0, "sampling temperature while practising: "
                                           "attempts must differ for a group to teach anything",
                                           low=0, high=2)
@@ -93,10 +93,13 @@ class TrainConfig:
                                         "reward on held-out user tasks is lower than the serving "
                                         "adapter's by more than this", low=0, high=2)
     # -- the cycle's time budget --------------------------------------------------------------
-    practice_share: float = setting(0.35, "share of the budget for practice (the judge runs "
-                                    "inside it)", low=0.01, high=0.98)
-    train_share: float = setting(0.45, "share of the budget for training", low=0.01, high=0.98)
-    gate_share: float = setting(0.2, "share of the budget for the gate", low=0.01, high=0.98)
+    practice_share: float = setting(0.3, "share of the budget for practice", low=0.01,
+                                    high=0.97)
+    judge_share: float = setting(0.05, "share of the budget for judging practice episodes that "
+                                 "have no ground truth (the rest wait for the daemon's queue)",
+                                 low=0.01, high=0.97)
+    train_share: float = setting(0.45, "share of the budget for training", low=0.01, high=0.97)
+    gate_share: float = setting(0.2, "share of the budget for the gate", low=0.01, high=0.97)
     sft_share: float = setting(0.6, "share of the training time SFT may use when GRPO has "
                                "groups (all of it otherwise)", low=0.01, high=1)
     miniwob_practice_share: float = setting(0.6, "share of the practice time for MiniWoB++ when "
@@ -107,16 +110,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for spec in dataclasses.fields(self):
             check_value(TrainConfig, spec.name, getattr(self, spec.name), "training config")
-        shares = self.practice_share + self.train_share + self.gate_share
+        shares = sum(self.shares.values())
         if abs(shares - 1) > 1e-6:
-            raise ConfigError(f"training config: practice_share + train_share + gate_share "
-                              f"must be 1, got {shares:g}")
+            raise ConfigError(f"training config: practice_share + judge_share + train_share + "
+                              f"gate_share must be 1, got {shares:g}")
 
     @property
     def shares(self) -> dict[str, float]:
         """The cycle's phases in order, with their shares of the budget."""
-        return {"practice": self.practice_share, "train": self.train_share,
-                "gate": self.gate_share}
+        return {"practice": self.practice_share, "judge": self.judge_share,
+                "train": self.train_share, "gate": self.gate_share}
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
@@ -145,9 +148,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class CyclePlan:
     """The MiniWoB++ tasks and seeds one learning cycle practises, teaches and gates on."""
-    tasks: tuple[str, ...] = ("click-button", "click-link", "click-checkboxes", "click-dialog",
-                              "enter-text", "focus-text")     # the oracle can teach these
-    practice_seeds: int = 3         # train seeds per task; each attempted `practice_k` times
+    tasks: tuple[str, ...] = ()     # MiniWoB++ tasks; (): every DOM-level task (suite "all")
+    practice_seeds: int = 3         # train seeds per task, new each night (the block after the
+                                    # last cycle's); each attempted `practice_k` times
     gate_seeds: int = 0             # test seeds per task; 0: enough for `gate_episodes` per
                                     # adapter, as many as the gate's time fits
     max_steps: int = 6

@@ -1,12 +1,15 @@
 """One learning cycle: practice → judge → SFT / GRPO → export → gate → promote.
 
 Contract:
-- Practice repeats MiniWoB++ tasks on train seeds (always safe to repeat) and the user's newest
-  practice-safe tasks (daemon/tasks/practice.py: only those the user allowed, forms submitted
-  only on allowed sites), K times each, through the normal daemon → extension path in a
-  browser of its own, with the serving adapter sampling at `practice_temperature`, source
-  ``practice``; the scripted teacher (the oracle) runs `teacher_seeds` MiniWoB++ train seeds
-  per task once for warm-up demonstrations. The judge scores every episode of the cycle.
+- Practice repeats MiniWoB++ tasks (by default every DOM-level task) on train seeds (always
+  safe to repeat; a new block of seeds every night, seed by seed across the tasks so a budget
+  cut spares no task) and the user's newest practice-safe tasks (daemon/tasks/practice.py:
+  only those the user allowed, forms submitted only on allowed sites), K times each, through
+  the normal daemon → extension path in a browser of its own, with the serving adapter
+  sampling its whole distribution (no top-k/top-p/min-p cut) at `practice_temperature`, source
+  ``practice``; the scripted teacher (the oracle), where it knows a task, runs `teacher_seeds`
+  MiniWoB++ train seeds once, one source of demonstrations among others. The judge scores
+  every episode of the cycle that has no ground truth.
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
@@ -94,6 +97,7 @@ class CycleState:
     folder: str                     # where its adapter, training state and gate db go
     phase: str = "practice"
     candidate: int | None = None
+    night: int = 0                  # cycles the store saw before: picks new practice seeds
     started: str = field(default_factory=now)
 
     @staticmethod
@@ -146,6 +150,7 @@ class _Cycle:
 
     def __init__(self, settings: Settings, config: TrainConfig, plan: CyclePlan, budget: float,
                  say: Say, progress: Progress):
+        plan = plan if plan.tasks else dataclasses.replace(plan, tasks=tuple(miniwob.suite("all")))
         self.settings, self.config, self.plan = settings, config, plan
         self.say, self.progress = say, progress
         self.db = settings.db_path
@@ -171,7 +176,8 @@ class _Cycle:
             else:
                 first = max((e.id for e in await store.episodes(1)), default=0)
                 state = CycleState(str(self.db), first, serving_id,
-                                   str(data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")))
+                                   str(data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")),
+                                   night=len(await store.adapters()))
             user = await practice_tasks(store, self.config.practice_user_tasks)
             self.rules = Rules(await store.practice_rules())
         self.state = state
@@ -201,15 +207,18 @@ class _Cycle:
     # -- practice and the judge ---------------------------------------------------------------
 
     async def practise(self) -> None:
-        from daemon.tasks.oracle import OraclePolicy
+        from daemon.tasks.oracle import SOLVERS, OraclePolicy
         t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
-        seeds = miniwob.seeds("train", plan.practice_seeds)
-        if plan.teacher_seeds:
-            taught = miniwob.seeds("train", plan.teacher_seeds)
-            self.say(f"teacher: oracle on {len(plan.tasks)} tasks x {len(taught)} train seeds")
-            await _bounded(evaluate(EvalPlan(list(plan.tasks), taught, plan.max_steps,
-                                             source="practice"), policy=OraclePolicy(),
-                                    db=self.db), self.left("practice"), self.say, "teacher")
+        # New seeds every night: the block after the one the last cycle practised.
+        seeds = miniwob.seeds("train", plan.practice_seeds,
+                              skip=self.state.night * plan.practice_seeds)
+        taught = [t for t in plan.tasks if t in SOLVERS]
+        if plan.teacher_seeds and taught:
+            teach = miniwob.seeds("train", plan.teacher_seeds)
+            self.say(f"teacher: oracle on {len(taught)} tasks x {len(teach)} train seeds")
+            await _bounded(evaluate(EvalPlan(taught, teach, plan.max_steps, source="practice",
+                                             by_seed=True), policy=OraclePolicy(), db=self.db),
+                           self.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
         self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
         tick = _counter(self.progress, "practice", len(plan.tasks) * len(seeds) * k
@@ -219,7 +228,7 @@ class _Cycle:
             self.result.practice_episodes += 1
             tick(done)
         await _bounded(evaluate(EvalPlan(list(plan.tasks), [s for s in seeds for _ in range(k)],
-                                         plan.max_steps, source="practice"),
+                                         plan.max_steps, source="practice", by_seed=True),
                                 policy=self.policy, db=self.db, on_result=count),
                        self.left("practice") * (self.config.miniwob_practice_share if self.mine
                                                 else 1), self.say, "practice")
@@ -235,14 +244,19 @@ class _Cycle:
             self.result.judged = await self._judge(store, pending)
         self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
 
-    async def _judge(self, store: Store, episode_ids: list[int]) -> int:
+    async def _judge(self, store: Store, episode_ids: list[int], phase: str = "judge") -> int:
+        """Score `episode_ids` with the judge while `phase`'s time lasts; how many it scored."""
         from judge.judge import judge_from_settings
         from judge.scoring import judge_episode
         if not episode_ids:
             return 0
         judge = judge_from_settings(self.settings)
         tick = _counter(self.progress, "judge", len(episode_ids))
-        for episode_id in episode_ids:
+        for done, episode_id in enumerate(episode_ids):
+            if self.left(phase) <= 0:
+                self.say(f"judge: budget reached after {done} of {len(episode_ids)}; the "
+                         "daemon's queue judges the rest")
+                return done
             await judge_episode(store, judge, episode_id)
             tick(episode_id)
         return len(episode_ids)
@@ -384,7 +398,7 @@ class _Cycle:
                                 on_episode=lambda e: (episodes.append(e), tick(e))),
                        seconds, self.say, "gate on held-out tasks")
         async with await Store.open(db, recover=False) as store:
-            await self._judge(store, [e.id for e in episodes])
+            await self._judge(store, [e.id for e in episodes], "gate")
             return {e.task: next(r.value for r in reversed(await store.rewards(e.id))
                                  if r.kind == "judge") for e in episodes}
 

@@ -50,11 +50,13 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path), default=None,
               help="TOML file overriding training settings (names: --config-help).")
-@click.option("--tasks", default=",".join(CyclePlan.tasks), show_default=True,
-              help="Comma-separated MiniWoB++ tasks to practise, teach and gate on.")
+@click.option("--tasks", default="",
+              help="Comma-separated MiniWoB++ tasks to practise, teach and gate on "
+                   "[default: every DOM-level task].")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
               default=CyclePlan.practice_seeds, show_default=True,
-              help="Train seeds per task to practise, each attempted `practice_k` times.")
+              help="Train seeds per task to practise, each attempted `practice_k` times; a new "
+                   "block of seeds every cycle.")
 @click.option("--gate-seeds", type=click.IntRange(0, 1000), default=CyclePlan.gate_seeds,
               show_default=True,
               help="Test seeds per task the gate runs with the candidate and the serving "
@@ -81,7 +83,7 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     """
     from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)), n_seeds, gate_seeds,
+    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), n_seeds, gate_seeds,
                      teacher_seeds=teacher_seeds)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     bars = Bars(quiet=as_json)

@@ -90,16 +90,16 @@ def split_of(seed: int) -> str:
     return "test" if seed % TEST_EVERY == 0 else "train"
 
 
-def seeds(split: str, count: int) -> list[int]:
-    """The first `count` non-negative seeds of `split`, in order (stable across versions)."""
+def seeds(split: str, count: int, skip: int = 0) -> list[int]:
+    """`count` seeds of `split` in order, after its first `skip` (stable across versions)."""
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; choose train or test")
     found, seed = [], 0
-    while len(found) < count:
+    while len(found) < skip + count:
         if split_of(seed) == split:
             found.append(seed)
         seed += 1
-    return found
+    return found[skip:]
 
 
 def task_url(base_url: str, task: str) -> str:
