@@ -3,18 +3,21 @@
 - SFT: mean negative log-likelihood of the action tokens of good episodes' steps.
 - GRPO: clipped policy gradient with the trajectory's group-normalised advantage shared by its
   action tokens, asymmetric clip (clip_low / clip_high), an optional k3 KL term to the base
-  (the adapter switched off) and an entropy bonus. Samples are fresh, so the "old" policy is
-  the model at the start of each update (ratio 1 on the first epoch; the clip acts on later
-  epochs).
+  (the adapter switched off) and an entropy bonus. A sample's "old" log-probs are its own
+  at its first visit, taken from that same forward pass (ratio 1 on the first epoch; the clip
+  acts on later epochs): no separate pass over every sample before training starts.
 - CPU: fp32 (bf16 autocast on this CPU re-compiles for every new sequence length, ~7 s a call).
-- The tokens every sample starts with (the policy's system prompt, ~3/4 of each prompt) run
-  once per batch without gradient and their keys/values are reused by each sample: losses are
-  unchanged, the prefix's own positions get no gradient, a step costs about a third.
+- The tokens every sample of a batch starts with (the policy's system prompt, ~3/4 of each
+  prompt) run once per batch without gradient and their keys/values are reused by each
+  sample: losses are unchanged, the prefix's own positions get no gradient, a step costs about
+  a third. The prefix is the batch's own, so one prompt cut to `max_tokens` (its start gone)
+  costs only its batch the saving, not every batch.
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
-- Resumable: with `state_file`, every `every` steps (and at the end) the adapter weights, the
-  optimiser, the steps done and GRPO's old log-probs are saved there (atomically); a later call
-  with the same samples, config and file loads them and goes on after the last saved step (the
-  batch order is the seeded one, so the skipped batches are exactly the ones done).
+- Resumable: with `state_file`, every `save_every` steps (and at the end) the adapter weights,
+  the optimiser, the steps done, the config and GRPO's old log-probs are saved there
+  (atomically); a later call with the same samples, config and file loads them and goes on
+  after the last saved step (the batch order is the seeded one, so the skipped batches are
+  exactly the ones done).
 """
 
 from __future__ import annotations
@@ -110,9 +113,12 @@ def sft_loss(model, item: Encoded, shared: Prefix | None = None) -> torch.Tensor
     return -_logprobs(model, item, shared)[0].mean()
 
 
-def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig,
-              shared: Prefix | None = None) -> torch.Tensor:
+def grpo_loss(model, item: Encoded, old: torch.Tensor | None, config: TrainConfig,
+              shared: Prefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the loss, the action tokens' log-probs detached: the sample's "old" ones when `old` is
+    None, i.e. at its first visit)."""
     logp, entropy = _logprobs(model, item, shared)
+    old = logp.detach() if old is None else old
     ratio = (logp - old).exp()
     advantage = item.sample.advantage
     clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
@@ -121,7 +127,7 @@ def grpo_loss(model, item: Encoded, old: torch.Tensor, config: TrainConfig,
         with torch.no_grad(), model.disable_adapter():
             ref = _logprobs(model, item)[0]
         loss = loss + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1).mean()
-    return loss - config.entropy_coef * entropy.mean()
+    return loss - config.entropy_coef * entropy.mean(), old
 
 
 def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
@@ -141,19 +147,16 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     items = [i for i in items if i.action.any()]
     if not items:
         return report
-    length = shared_length(items, config.prefix_min_tokens)
     report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
     order = random.Random(config.seed)
     t0 = time.monotonic()
-    old: list[torch.Tensor] = []
+    originals = list(items)                 # the order "old" log-probs are saved in
+    olds: dict[int, torch.Tensor] = {}      # id(item) → its log-probs at its first visit
     saved = _load_state(state_file, phase, config, model, optimiser)
     if saved:
-        old, report.losses = saved["old"], saved["losses"]
+        olds = {id(i): o for i, o in zip(originals, saved["old"]) if o is not None}
+        report.losses = saved["losses"]
         report.steps = report.resumed_at = len(report.losses)
-    elif phase == "grpo" and epochs:
-        with torch.no_grad():
-            old = [_logprobs(model, i)[0] for i in items]
-    olds = {id(item): o for item, o in zip(items, old)}
     model.train()
     step = 0
     for _ in range(epochs):
@@ -167,10 +170,14 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
                 break
             batch = items[start:start + config.batch_size]
             optimiser.zero_grad()
-            total, shared = 0.0, prefix(model, batch[0], length)
+            total = 0.0
+            shared = prefix(model, batch[0], shared_length(batch, config.prefix_min_tokens))
             for item in batch:
-                loss = sft_loss(model, item, shared) if phase == "sft" else \
-                    grpo_loss(model, item, olds[id(item)], config, shared)
+                if phase == "sft":
+                    loss = sft_loss(model, item, shared)
+                else:
+                    loss, olds[id(item)] = grpo_loss(model, item, olds.get(id(item)), config,
+                                                     shared)
                 (loss / len(batch)).backward()
                 total += loss.item() / len(batch)
             if not math.isfinite(total):
@@ -181,17 +188,19 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             report.samples += len(batch)
             report.losses.append(round(total, 5))
             if state_file and report.steps % config.save_every == 0:
-                _save_state(state_file, phase, config, model, optimiser, report, old)
+                _save_state(state_file, phase, config, model, optimiser, report,
+                            [olds.get(id(i)) for i in originals])
             progress(report)
     if state_file and report.steps > report.resumed_at:
-        _save_state(state_file, phase, config, model, optimiser, report, old)
+        _save_state(state_file, phase, config, model, optimiser, report,
+                    [olds.get(id(i)) for i in originals])
     model.eval()
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
 
 def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser, report: Report,
-                old: list[torch.Tensor]) -> None:
+                old: list[torch.Tensor | None]) -> None:
     """A plain dict, like nanoGPT's checkpoint: the config it was trained with included."""
     from peft import get_peft_model_state_dict
     tmp = path.with_suffix(".partial")
