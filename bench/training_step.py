@@ -1,5 +1,6 @@
-"""Benchmark: seconds per SFT step on real policy prompts, with the shared prompt prefix run
-once per batch without gradient (trainer/train.py) against the whole prompt with gradient.
+"""Benchmark: seconds per training step on real policy prompts: SFT with the shared prompt
+prefix run once per batch without gradient (trainer/train.py) against the whole prompt with
+gradient, and a GRPO step on the same samples (advantages ±1) against the SFT step.
 
 The oracle plays MiniWoB++ train seeds; its steps become samples rendered with the policy's own
 prompt builder, exactly as a learning cycle's teacher set. Usage: python bench/training_step.py
@@ -60,17 +61,21 @@ def main(steps: int) -> None:
     print(f"{len(rows)} samples, prompt+action {lengths[0]}-{lengths[-1]} tokens, "
           f"shared prefix {shared} tokens, batch {config.batch_size}, "
           f"{torch.get_num_threads()} threads\n")
-    print("| forward/backward over | s/step | vs whole prompt |")
+    print("| phase: forward/backward over | s/step | vs SFT on the whole prompt |")
     print("|---|---|---|")
     timings = {}
+    grpo_rows = [replace(s, advantage=1.0 if i % 2 else -1.0) for i, s in enumerate(rows)]
     # A prefix can never be longer than max_tokens: that setting runs every prompt whole.
-    for name, arm in (("whole prompt", replace(config, prefix_min_tokens=config.max_tokens + 1)),
-                      ("after the shared prefix", config)):
-        training.train(model, tokenizer, rows[:config.batch_size], arm, "sft")  # warm-up
+    for name, arm, phase, data in (
+            ("SFT: whole prompt", replace(config, prefix_min_tokens=config.max_tokens + 1),
+             "sft", rows),
+            ("SFT: after the shared prefix", config, "sft", rows),
+            ("GRPO: after the shared prefix", config, "grpo", grpo_rows)):
+        training.train(model, tokenizer, data[:config.batch_size], arm, phase)  # warm-up
         t0 = time.perf_counter()
-        report = training.train(model, tokenizer, rows, arm, "sft")
+        report = training.train(model, tokenizer, data, arm, phase)
         timings[name] = (time.perf_counter() - t0) / report.steps
-        base = timings["whole prompt"]
+        base = timings["SFT: whole prompt"]
         print(f"| {name} | {timings[name]:.2f} | {base / timings[name]:.2f}x |", flush=True)
 
 
