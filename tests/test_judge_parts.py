@@ -128,14 +128,6 @@ def test_one_rule_says_which_reward_counts():
         reward_that_counts([judge], "best")
 
 
-def test_the_trainer_uses_the_judges_rule():
-    from trainer.config import TrainConfig
-    from trainer.data import episode_reward
-    rows = [Reward(1, "judge", 0.4), Reward(1, "ground_truth", 1.0)]
-    assert episode_reward(rows, TrainConfig()) == 1.0
-    assert episode_reward(rows, TrainConfig(reward="judge")) == 0.4
-
-
 def test_calibration_helpers():
     # distractors: other instructions of the template, never the real one, no duplicates
     peers = ["Click the OK button", "click the ok button.", "Click the No button",

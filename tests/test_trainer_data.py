@@ -75,6 +75,11 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 1.0), (2, 0, 1.0)]
     assert [s.reward for s in truth] == [1.0, -1.0]
     assert [s.reward for s in judged] == [0.3, 1.0]
+    # The judge's score is no absolute SFT threshold (uncalibrated); the user's word is.
+    assert [s.verified for s in judged] == [False, True]
+    assert [s.episode_id for s in sft_samples(judged, CONFIG)] == [2]
+    trusting = TrainConfig(sft_threshold=0.2, sft_trusts_judge=True)
+    assert [s.episode_id for s in sft_samples(judged, trusting)] == [1, 2]
     assert {s.group for s in outcome} == {"miniwob:x:7"}
 
 

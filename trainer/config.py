@@ -28,6 +28,9 @@ class TrainConfig:
                              "group", low=2, high=1000)
     sft_threshold: float = setting(0.5, "reward at or above which an episode is good enough "
                                    "to imitate (SFT)", low=-1, high=1)
+    sft_trusts_judge: bool = setting(False, "SFT may imitate episodes only the judge approved "
+                                     "(off: its scores are not calibrated across tasks yet; "
+                                     "they still rank attempts within a GRPO group)")
     relabel_share: float = setting(0.25, "hindsight: at most this share of the SFT samples "
                                    "are failures relabelled as the instruction they did "
                                    "fulfil (0: none)", low=0, high=0.9)

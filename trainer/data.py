@@ -45,6 +45,8 @@ class Sample:
     advantage: float = 0.0
     teacher: bool = False               # model-free (demonstration, oracle): no GRPO group
     relabelled: bool = False            # a hindsight relabelling (relabel.py): SFT only
+    verified: bool = True               # its reward is the user's word or ground truth, not
+                                        # the judge's
 
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
@@ -52,13 +54,6 @@ def group_key(episode: Episode, rewards: list[Reward]) -> str:
     if truth and truth.details.get("benchmark") == "miniwob":
         return f"miniwob:{truth.details['task']}:{truth.details['seed']}"
     return f"{template(episode.start_url)}\n{episode.task}"
-
-
-def episode_reward(rewards: list[Reward], config: TrainConfig) -> float | None:
-    """The value an episode trains with under `config.reward` (judge.reward.RULES); None: it
-    has no reward that counts."""
-    counted = reward_that_counts(rewards, config.reward)
-    return counted.value if counted else None
 
 
 def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
@@ -96,14 +91,17 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
                 (sources and episode.source not in sources) or skip(episode):
             continue
         rewards = await store.rewards(episode.id)
-        reward = episode_reward(rewards, config)
-        if reward is None:
+        counted = reward_that_counts(rewards, config.reward)     # the rule of config.reward
+        if counted is None:
             continue
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
         if any(s.prompt for s in steps):
-            out += step_samples(episode, steps, reward, group)
+            mine = step_samples(episode, steps, counted.value, group)
         elif render_prompt:
-            out += teacher_samples(episode, steps, reward, group, render_prompt)
+            mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
+        else:
+            continue
+        out += [replace(s, verified=counted.kind != "judge") for s in mine]
     return out
 
 
@@ -176,5 +174,8 @@ def rft_samples(samples: list[Sample], cap: int) -> list[Sample]:
 
 
 def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
-    """The good episodes' steps: outcome reward at or above `sft_threshold`."""
-    return [s for s in samples if s.reward >= config.sft_threshold]
+    """The good episodes' steps: reward at or above `sft_threshold`, and verified (the user's
+    word, ground truth) unless `sft_trusts_judge`: a judge score is no absolute threshold
+    until the judge is calibrated across tasks; within a GRPO group it may still rank."""
+    return [s for s in samples if s.reward >= config.sft_threshold
+            and (s.verified or config.sft_trusts_judge)]
