@@ -30,6 +30,8 @@ def test_advantages_are_group_normalised():
     assert advantages([0.5, 0.5, 0.5], eps=1e-4) is None            # no variance, no signal
     assert advantages([1.0], eps=1e-4) is None
     assert sum(advantages([0.2, 0.9, -1.0], eps=1e-4)) == pytest.approx(0.0, abs=1e-9)
+    # Continuous (judge) rewards are centred, not divided by the std (Dr. GRPO).
+    assert advantages([0.2, 0.4], eps=1e-4) == pytest.approx([-0.1, 0.1])
 
 
 def test_grpo_shares_a_trajectorys_advantage_and_drops_flat_or_lonely_groups():

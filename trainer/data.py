@@ -7,8 +7,9 @@ Contract:
   policy's own prompt builder, and the action as the policy writes it. Invalid steps give none.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for MiniWoB the same task and seed (from the ground-truth row).
-- Advantage = (r - group mean) / (group std + eps), shared by every step of a trajectory;
-  groups whose rewards are all equal carry no signal and are dropped. Teacher samples never
+- Advantage = r - group mean, divided by (group std + eps) when the rewards are binary, shared
+  by every step of a trajectory; groups whose rewards are all equal carry no signal and are
+  dropped. Teacher samples never
   enter a GRPO group: their actions are not the policy's own samples.
 - Rejection-sampling fine-tuning (`rft_samples`): of each group's successful attempts, the
   shortest one's steps (a success ends at the page's own end, so no step after it exists).
@@ -131,11 +132,16 @@ def capped(samples: list[Sample], extra: list[Sample], share: float) -> list[Sam
 
 
 def advantages(rewards: list[float], eps: float) -> list[float] | None:
-    """Group-normalised advantages, or None when the group has no variance."""
+    """Group-relative advantages, or None when the group has no variance: binary rewards
+    (success or not) are divided by the group's std as in GRPO; continuous ones (a judge's
+    score) are not (Dr. GRPO: the std division over-weights groups whose scores barely
+    differ)."""
     if len(rewards) < 2 or max(rewards) == min(rewards):
         return None
-    mean, std = statistics.fmean(rewards), statistics.pstdev(rewards)
-    return [(r - mean) / (std + eps) for r in rewards]
+    mean = statistics.fmean(rewards)
+    if set(rewards) <= {0.0, 1.0}:
+        return [(r - mean) / (statistics.pstdev(rewards) + eps) for r in rewards]
+    return [r - mean for r in rewards]
 
 
 def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:

@@ -1,11 +1,12 @@
 """SFT warm-up and GRPO on LoRA: losses over the action tokens only, one optimiser loop.
 
 - SFT: mean negative log-likelihood of the action tokens of good episodes' steps.
-- GRPO: clipped policy gradient with the trajectory's group-normalised advantage shared by its
+- GRPO: clipped policy gradient with the trajectory's group-relative advantage shared by its
   action tokens, asymmetric clip (clip_low / clip_high), an optional k3 KL term to the base
-  (the adapter switched off) and an entropy bonus. A sample's "old" log-probs are its own
-  at its first visit, taken from that same forward pass (ratio 1 on the first epoch; the clip
-  acts on later epochs): no separate pass over every sample before training starts.
+  (the adapter switched off) and an entropy bonus, averaged over all action tokens of a batch
+  (DAPO), so a long action weighs by its tokens, not as one sample. A sample's "old" log-probs
+  are its own at its first visit, taken from that same forward pass (ratio 1 on the first
+  epoch; the clip acts on later epochs): no separate pass over every sample beforehand.
 - CPU: fp32 (bf16 autocast on this CPU re-compiles for every new sequence length, ~7 s a call).
 - The tokens every sample of a batch starts with (the policy's system prompt, ~3/4 of each
   prompt) run once per batch without gradient and their keys/values are reused by each
@@ -115,19 +116,20 @@ def sft_loss(model, item: Encoded, shared: Prefix | None = None) -> torch.Tensor
 
 def grpo_loss(model, item: Encoded, old: torch.Tensor | None, config: TrainConfig,
               shared: Prefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the loss, the action tokens' log-probs detached: the sample's "old" ones when `old` is
-    None, i.e. at its first visit)."""
-    logp, entropy = _logprobs(model, item, shared)
+    """(the loss of each action token, shape (n,); the action tokens' log-probs detached: the
+    sample's "old" ones when `old` is None, i.e. at its first visit). The caller averages over
+    all action tokens of the batch (DAPO's token-level mean), not per sample."""
+    logp, entropy = _logprobs(model, item, shared)             # (n,), (n,)
     old = logp.detach() if old is None else old
     ratio = (logp - old).exp()
     advantage = item.sample.advantage
     clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
-    loss = -torch.minimum(ratio * advantage, clipped * advantage).mean()
+    per_token = -torch.minimum(ratio * advantage, clipped * advantage)
     if config.kl_coef:
         with torch.no_grad(), model.disable_adapter():
             ref = _logprobs(model, item)[0]
-        loss = loss + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1).mean()
-    return loss - config.entropy_coef * entropy.mean(), old
+        per_token = per_token + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1)
+    return per_token - config.entropy_coef * entropy, old
 
 
 def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
@@ -172,14 +174,16 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             optimiser.zero_grad()
             total = 0.0
             shared = prefix(model, batch[0], shared_length(batch, config.prefix_min_tokens))
+            tokens = sum(int(item.action.sum()) for item in batch)   # GRPO's token-level mean
             for item in batch:
                 if phase == "sft":
-                    loss = sft_loss(model, item, shared)
+                    loss = sft_loss(model, item, shared) / len(batch)
                 else:
-                    loss, olds[id(item)] = grpo_loss(model, item, olds.get(id(item)), config,
-                                                     shared)
-                (loss / len(batch)).backward()
-                total += loss.item() / len(batch)
+                    per_token, olds[id(item)] = grpo_loss(model, item, olds.get(id(item)),
+                                                          config, shared)
+                    loss = per_token.sum() / tokens
+                loss.backward()
+                total += loss.item()
             if not math.isfinite(total):
                 raise FloatingPointError(f"{phase} loss became {total} at step {report.steps}")
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
