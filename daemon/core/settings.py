@@ -51,18 +51,18 @@ def setting(default: Any, help: str, *, low: float | None = None, high: float | 
 class Settings:
     # -- the policy ---------------------------------------------------------------------------
     policy: str = setting("llm", "who decides each step: llm (the local model) or scripted "
-                           "(instructions written in the task; see the README)",
-                           choices=("llm", "scripted"))
+                          "(instructions written in the task; see the README)",
+                          choices=("llm", "scripted"))
     model: str = setting("", "GGUF model file for the policy; empty: the shipped "
-                          "SmolLM2-135M-Instruct")
+                         "SmolLM2-135M-Instruct")
     adapter: str = setting("", "LoRA adapter (GGUF) applied to the model; empty: none")
     n_ctx: int = setting(4096, "model context size in tokens", low=512, high=131072)
     threads: int = setting(min(os.cpu_count() or 2, 8), "CPU threads for inference",
-                            low=1, high=256)
+                           low=1, high=256)
     temperature: float = setting(0.25, "sampling temperature (0: always the likeliest token)",
-                                  low=0, high=2)
+                                 low=0, high=2)
     seed: int = setting(-1, "sampling seed for reproducible runs; -1: random", low=-1,
-                         high=2**31 - 1)
+                        high=2**31 - 1)
     top_k: int = setting(40, "sample among the k likeliest tokens only; 0: no limit (llama.cpp's "
                          "default is 40)", low=0, high=1_000_000)
     top_p: float = setting(0.95, "nucleus sampling: the likeliest tokens up to this probability "
@@ -70,32 +70,32 @@ class Settings:
     min_p: float = setting(0.05, "drop tokens less likely than this fraction of the likeliest; "
                            "0: none (llama.cpp's default is 0.05)", low=0, high=1)
     obs_tokens: int = setting(1200, "token budget for the page observation in a prompt",
-                               low=100, high=100_000)
+                              low=100, high=100_000)
     history: int = setting(5, "previous actions (with results) shown to the model",
-                            low=0, high=50)
+                           low=0, high=50)
     # -- the judge (issue 5; the defaults are the measured choice, see the README) -----------
     judge: str = setting("on", "score each finished episode in the background: on or off",
-                          choices=("on", "off"))
+                         choices=("on", "off"))
     judge_model: str = setting("", "judge model: smollm2, gemma3 (the shipped candidates) or "
-                                "a GGUF path; empty: smollm2")
+                               "a GGUF path; empty: smollm2")
     judge_form: str = setting("likelihood", "FLIP's form: likelihood (calibrated against "
-                               "other instructions of the same task) or generate",
-                               choices=("likelihood", "generate"))
+                              "other instructions of the same task) or generate",
+                              choices=("likelihood", "generate"))
     judge_samples: int = setting(1, "generate form: inferred instructions averaged per "
-                                  "episode", low=1, high=16)
+                                 "episode", low=1, high=16)
     judge_temperature: float = setting(0.7, "generate form: sampling temperature when "
-                                        "judge_samples > 1", low=0, high=2)
+                                       "judge_samples > 1", low=0, high=2)
     # -- nightly learning (issue 7) -------------------------------------------------------
     train_at: str = setting("", "local time HH:MM to start the nightly learning cycle; "
-                             "empty: never (run `nightloop train --now` yourself)")
+                            "empty: never (run `nightloop train --now` yourself)")
     train_idle: int = setting(30, "minutes without an episode before the nightly cycle may "
-                               "start", low=0, high=24 * 60)
+                              "start", low=0, high=24 * 60)
     train_budget: float = setting(60.0, "minutes a nightly cycle may take", low=1,
-                                   high=24 * 60)
+                                  high=24 * 60)
     # -- episodes and the daemon --------------------------------------------------------------
     max_steps: int = setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = setting(30.0, "seconds the browser has to answer one observe or act",
-                                   low=1, high=600)
+                                  low=1, high=600)
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
     db: str = setting("", "SQLite store; empty: nightloop.db in the XDG data dir")
 
