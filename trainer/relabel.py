@@ -41,7 +41,7 @@ def relabel(episode: Episode, steps: list[Step], rewards: list[Reward]) -> Relab
     """The instruction a failed MiniWoB++ episode fulfilled instead, or None (see the module
     docstring for which episodes qualify)."""
     truth = next((r for r in reversed(rewards) if r.kind == "ground_truth"), None)
-    details = truth.details or {} if truth else {}
+    details = (truth.details or {}) if truth else {}
     if truth is None or truth.value > 0 or details.get("benchmark") != "miniwob" \
             or not details.get("done") or details.get("task") not in RULES:
         return None
