@@ -142,6 +142,12 @@ class TrainConfig:
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 
+    def to_json(self) -> dict:
+        """The config as JSON keeps it (in an adapter row, a training checkpoint): tuples as
+        lists, so a saved copy compares equal to a fresh one."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
     def help(self) -> str:
         """Every setting with its value and help, as `nightloop train --config-help` prints."""
         return "\n".join(f"{f.name} = {getattr(self, f.name)!r}\n    {f.metadata['help']}"

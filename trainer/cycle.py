@@ -320,7 +320,7 @@ class _Cycle:
             candidate = await store.add_adapter(Adapter(
                 path=str(gguf), sha256=hashlib.sha256(gguf.read_bytes()).hexdigest(),
                 base_model=base_path.name, parent=self.state.serving,
-                config=_jsonable(config), metrics={"training": self.result.training},
+                config=config.to_json(), metrics={"training": self.result.training},
                 data_window={"after_episode": self.state.first_id, "episodes": window,
                              "held_out_tasks": sorted(held)}))
         self.say(f"adapter {candidate.id} written: {gguf}")
@@ -461,8 +461,3 @@ async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
             f"train --now` again to go on from the last finished phase)")
     cycle.result.seconds["total"] = round(time.monotonic() - cycle.start, 1)
     return cycle.result
-
-
-def _jsonable(config: TrainConfig) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(config).items()}

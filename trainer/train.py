@@ -24,7 +24,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import random
 import time
@@ -208,7 +207,7 @@ def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser, r
     """A plain dict, like nanoGPT's checkpoint: the config it was trained with included."""
     from peft import get_peft_model_state_dict
     tmp = path.with_suffix(".partial")
-    torch.save({"phase": phase, "config": _as_saved(config),
+    torch.save({"phase": phase, "config": config.to_json(),
                 "adapter": get_peft_model_state_dict(model),
                 "optimiser": optimiser.state_dict(), "losses": report.losses, "old": old}, tmp)
     tmp.replace(path)
@@ -222,14 +221,8 @@ def _load_state(path: Path | None, phase: str, config: TrainConfig, model,
         return None
     from peft import set_peft_model_state_dict
     state = torch.load(path, weights_only=True)
-    if state["phase"] != phase or state.get("config") != _as_saved(config):
+    if state["phase"] != phase or state.get("config") != config.to_json():
         return None
     set_peft_model_state_dict(model, state["adapter"])
     optimiser.load_state_dict(state["optimiser"])
     return state
-
-
-def _as_saved(config: TrainConfig) -> dict:
-    """The config as a checkpoint holds it (tuples come back from torch.load as lists)."""
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(config).items()}
