@@ -10,7 +10,7 @@ from conftest import run_async
 from daemon.core.observation import Element, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from trainer.data import Sample, capped, relabelled_samples
-from trainer.relabel import relabel
+from trainer.relabel import as_instructions, relabel
 
 
 def truth(task: str, success: bool = False, done: bool = True, episode_id: int = 1
@@ -72,11 +72,19 @@ def test_relabelled_samples_come_from_the_store_rendered_for_the_new_instruction
                                               "tag": "button"}))
             await store.finish_episode(episode.id, "done")
             await store.add_reward(truth("click-button", episode_id=episode.id)[0])
+            mine = await store.start_episode(Episode("cancel it", "practice",
+                                                     start_url="https://shop.test/"))
+            await store.add_step(Step(mine.id, 0, {"action": "click", "id": 7}, True,
+                                      observation=dataclasses.asdict(page),
+                                      target={"role": "button", "name": "Cancel",
+                                              "tag": "button"}))
+            await store.finish_episode(mine.id, "done")      # a user task: no ground truth
             return await relabelled_samples(store, lambda context: f"PROMPT {context.task}")
     samples = run_async(go())
     assert [(s.prompt, s.completion, s.reward, s.relabelled, s.teacher) for s in samples] == [
         ('PROMPT Click on the "Cancel" button.', '{"action": "click", "id": 7}', 1.0, True,
-         True)]
+         True),
+        ('PROMPT click "Cancel"', '{"action": "click", "id": 7}', 1.0, True, True)]
 
 
 def test_relabelled_samples_are_capped_to_their_share_newest_first():
@@ -85,3 +93,49 @@ def test_relabelled_samples_are_capped_to_their_share_newest_first():
     mixed = capped(own, extra, 0.25)                    # 6 own → at most 2 relabelled
     assert [s.episode_id for s in mixed if s.relabelled] == [13, 14]
     assert capped(own, extra, 0.0) == own
+
+
+FORM = Observation("https://shop.test/form", "Form", [
+    Element(1, "input", "textbox", "Name", type="text", editable=True),
+    Element(2, "select", "combobox", "Colour", options=["Red", "Blue"]),
+    Element(3, "button", "button", "Send")])
+
+
+def acted(*actions: dict) -> list[Step]:
+    from daemon.agent.descriptors import describe
+    return [Step(1, i, a, True, observation=dataclasses.asdict(FORM),
+                 target=describe(FORM, a["id"]) if "id" in a else None)
+            for i, a in enumerate(actions)]
+
+
+def test_a_user_tasks_actions_become_instructions_the_scripted_policy_carries_out():
+    from daemon.agent.policy import PastStep, ScriptedPolicy, StepContext
+    from daemon.core.actions import Action
+    steps = acted({"action": "fill", "id": 1, "text": "Ada"},
+                  {"action": "select_option", "id": 2, "option": "Blue"},
+                  {"action": "press", "key": "Tab"}, {"action": "click", "id": 3},
+                  {"action": "done"})
+    text = as_instructions(steps)
+    assert text == 'fill "Name" with "Ada"; select "Blue" in "Colour"; press Tab; click "Send"'
+
+    async def replay() -> list[dict]:
+        policy, history, done = ScriptedPolicy(), [], []
+        for _ in range(4):
+            decision = await policy.decide(StepContext(text, FORM, list(history)))
+            done.append(decision.action.to_json())
+            history.append(PastStep(decision.action, True))
+        return done
+    assert run_async(replay()) == [s.action for s in steps[:4]]     # the same actions back
+    assert Action.parse(steps[4].action).name == "done"
+
+
+def test_actions_that_cannot_be_written_as_instructions_leave_the_episode_out():
+    assert as_instructions(acted({"action": "fill", "id": 1, "text": "•••"})) is None  # secret
+    assert as_instructions(acted({"action": "fill", "id": 1, "text": 'say "hi"'})) is None
+    assert as_instructions(acted({"action": "give_up", "reason": "x"})) is None
+    assert as_instructions(acted({"action": "done"})) is None                  # nothing done
+    unnamed = [Step(1, 0, {"action": "click", "id": 9}, True, target={"role": "button"})]
+    assert as_instructions(unnamed) is None
+    failed = acted({"action": "click", "id": 3})
+    failed[0].ok = False
+    assert as_instructions(failed) is None

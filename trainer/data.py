@@ -30,7 +30,7 @@ from judge.judge import template
 from judge.reward import reward_that_counts
 
 from .config import TrainConfig
-from .relabel import relabel
+from .relabel import as_instructions, relabel
 
 RenderPrompt = Callable[[StepContext], str]     # e.g. LlamaPolicy.render
 
@@ -109,18 +109,23 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
 async def relabelled_samples(store: Store, render_prompt: RenderPrompt, after: int = 0,
                              skip: Callable[[Episode], bool] = lambda episode: False
                              ) -> list[Sample]:
-    """Hindsight samples of the practice episodes above `after`: each failure that fulfilled
-    another instruction of its template (relabel.py), as a success of that instruction."""
+    """Hindsight samples of the practice episodes above `after` (relabel.py): each MiniWoB++
+    failure that fulfilled another instruction of its template, and each practice of a user's
+    task as the instructions its actions carried out, as successes of those instructions."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.source != "practice" or skip(episode):
             continue
-        steps = await store.steps(episode.id)
-        found = relabel(episode, steps, await store.rewards(episode.id))
-        if found:
+        steps, rewards = await store.steps(episode.id), await store.rewards(episode.id)
+        if any(r.kind == "ground_truth" for r in rewards):
+            found = relabel(episode, steps, rewards)
+            task = found.task if found else None
+        else:
+            task = as_instructions(steps)
+        if task:
             out += [replace(s, relabelled=True)
-                    for s in teacher_samples(replace(episode, task=found.task), steps, 1.0,
-                                             f"relabelled\n{found.task}", render_prompt)]
+                    for s in teacher_samples(replace(episode, task=task), steps, 1.0,
+                                             f"relabelled\n{task}", render_prompt)]
     return out
 
 
