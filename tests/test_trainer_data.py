@@ -70,8 +70,11 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
             return (await load_samples(store, CONFIG),
                     await load_samples(store, TrainConfig(reward="ground_truth")),
                     await load_samples(store, TrainConfig(reward="judge")),
-                    await load_samples(store, CONFIG, after=1))
-    outcome, truth, judged, later = run_async(go())
+                    await load_samples(store, CONFIG, after=1),
+                    await load_samples(store, TrainConfig(reward="ground_truth"),
+                                       successes_only=True))
+    outcome, truth, judged, later, successes = run_async(go())
+    assert [s.episode_id for s in successes] == [1]         # the failure is never read
     assert [s.episode_id for s in later] == [2]             # a cycle's own episodes only
     # ground truth beats the judge where it exists; the user's word beats both
     assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 1.0), (2, 0, 1.0)]

@@ -276,9 +276,11 @@ class _Cycle:
             users = await load_samples(store, config, USER_SOURCES, render, skip=skip)
             # Self-imitation: verified successes of this and earlier nights' practice, the
             # policy's own and the teacher's alike, the shortest per task and seed.
+            # Only successes are read: every night's failures would otherwise be rendered
+            # into prompts again, for nothing.
             verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render, skip=skip), config.rft_groups)
+                render, skip=skip, successes_only=True), config.rft_groups)
             hindsight = await relabelled_samples(store, render, self.state.first_id, skip) \
                 if config.relabel_share else []
             window = sorted(e.id for e in await store.episodes()

@@ -9,8 +9,8 @@ Contract:
   or for MiniWoB the same task and seed (from the ground-truth row).
 - Advantage = r - group mean, divided by (group std + eps) when the rewards are binary, shared
   by every step of a trajectory; groups whose rewards are all equal carry no signal and are
-  dropped. Teacher samples never
-  enter a GRPO group: their actions are not the policy's own samples.
+  dropped. Teacher samples never enter a GRPO group: their actions are not the policy's own
+  samples.
 - Rejection-sampling fine-tuning (`rft_samples`): of each group's successful attempts, the
   shortest one's steps (a success ends at the page's own end, so no step after it exists).
 """
@@ -82,10 +82,12 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
                        render_prompt: RenderPrompt | None = None, after: int = 0,
-                       skip: Callable[[Episode], bool] = lambda episode: False) -> list[Sample]:
+                       skip: Callable[[Episode], bool] = lambda episode: False,
+                       successes_only: bool = False) -> list[Sample]:
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
-    `after`; not those `skip` names, e.g. held-out tasks), oldest first; with `render_prompt`,
-    model-free episodes give teacher samples too."""
+    `after`; not those `skip` names, e.g. held-out tasks; with `successes_only`, only those
+    whose reward is above 0, the others' steps never read), oldest first; with
+    `render_prompt`, model-free episodes give teacher samples too."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.status == "running" or \
@@ -93,7 +95,7 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             continue
         rewards = await store.rewards(episode.id)
         counted = reward_that_counts(rewards, config.reward)     # the rule of config.reward
-        if counted is None:
+        if counted is None or (successes_only and counted.value <= 0):
             continue
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
         if any(s.prompt for s in steps):

@@ -31,6 +31,7 @@ from .adapters import change_adapter
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Running:
     episode: Episode
