@@ -74,9 +74,10 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
-    The cycle never touches the serving adapter unless the candidate is at least as good on
-    the MiniWoB++ test seeds and on your held-out tasks (within the config's margins); a
-    running daemon switches to a promoted adapter at once, between episodes. An interrupted
+    The candidate is promoted only on evidence: more paired MiniWoB++ test seeds solved than
+    the serving adapter (the config's gate_promote), and no loss beyond the margin on your
+    held-out tasks once there are enough of them; a running daemon switches to a promoted
+    adapter at once, between episodes. An interrupted
     cycle goes on from its last finished phase the next time.
 
     Example: nightloop train --now --budget 30
