@@ -1,19 +1,26 @@
-"""Benchmark: the learning curve — success on MiniWoB++ test seeds after real learning cycles.
+"""Benchmark: does a night of learning help, without the teacher? Core test seeds after real cycles.
 
-Arms, each in its own fresh home and store, on the same tasks and seeds:
-- base: the shipped SmolLM2 with no adapter (the first cycle's gate measures it);
-- text-blind: always click the first clickable element (a gain that only reflects position
-  habits would not beat it);
-- SFT only (oracle teacher + good episodes, no GRPO), GRPO from the base (no teacher, no SFT),
-  and SFT + GRPO for several cycles in a row (each starts from the adapter the last promoted).
+Stages, each saved to ``OUT/<stage>.json`` as it finishes (a rerun skips finished stages and a
+cycle cut short goes on from its last finished phase: the curve spans several sessions):
 
-Each cycle is `trainer.cycle.run_cycle` (practice → judge → train → export → gate); the figure
-per cycle is its candidate's success on the test seeds, with wall time and peak memory.
+- ``base``: the shipped SmolLM2, no adapter, greedy, on every `core` task x 5 test seeds
+  (160 episodes, 10 steps each), and ``blind``: always click the first clickable element, on the
+  same episodes (a gain that only reflects position habits would not beat it);
+- ``curve-1`` … ``curve-4``: four consecutive teacher-free cycles (`trainer.cycle.run_cycle`,
+  the product's defaults: self-imitation of verified successes, hindsight relabelling, GRPO, the
+  gate promoting on evidence) in one store, practising on `core` minus HELD_OUT (never practised,
+  never trained on), each within ``--budget`` seconds; after each, its candidate adapter on the
+  same 160 episodes as the base;
+- ablations, one cycle each from the base on the same budget: ``rft`` (self-imitation only),
+  ``rft+relabel``, ``rft+grpo``, ``teacher`` (the oracle's demonstrations on the tasks it knows
+  plus self-imitation, no GRPO: the old arm, for reference).
 
-Usage: python bench/learning.py [--cycles 2] [--seeds 3] [--gate-seeds 10] [--budget SECONDS]
-[--arms sft,grpo,sft+grpo] [--png PATH]. Prints a table and draws the curve (bench/learning.png
-unless --png); asserts nothing. "serving" is the adapter the cycle started from, measured again
-on the same test seeds in the same cycle (run-to-run noise is visible there).
+Every measurement is paired with the base on the same (task, seed): won / lost and a two-sided
+sign test, overall, on the practised tasks and on the held-out ones.
+
+Usage: python bench/learning.py [--out DIR] [--stages base,blind,...] [--budget 2700]
+[--report]. Runs each missing stage in a child process (its own XDG home under OUT), then
+prints the table and draws OUT/learning.png; asserts nothing.
 """
 
 from __future__ import annotations
@@ -21,16 +28,53 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import os
 import resource
-import tempfile
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from harness import header
+from harness import REPO, header
 
-TASKS = ("click-button", "click-link", "focus-text")
+# Held out of practice entirely: every fourth `core` task (a fixed rule, chosen before any run).
+HELD_OUT_EVERY = 4
+EVAL_SEEDS = 5                  # test seeds per task for every measurement
+EVAL_STEPS = 10                 # steps per measured episode (the README's baseline)
+CURVE = tuple(f"curve-{n}" for n in range(1, 5))
+ABLATIONS = ("rft", "rft+relabel", "teacher", "rft+grpo")
+STAGES = ("base", "blind", "rft", "rft+relabel", "teacher", *CURVE, "rft+grpo")
 
+
+def core_split() -> tuple[list[str], list[str]]:
+    """(practised, held out) `core` tasks."""
+    from daemon.tasks import miniwob
+    core = miniwob.suite("core")
+    held = core[HELD_OUT_EVERY - 1::HELD_OUT_EVERY]
+    return [t for t in core if t not in held], held
+
+
+def arm_of(stage: str) -> tuple[str, int]:
+    """(the store a cycle stage trains in, its cycle number): curve-N share one store."""
+    return ("curve", int(stage.split("-")[1])) if stage in CURVE else (stage, 1)
+
+
+def recipe(stage: str):
+    """(TrainConfig, CyclePlan) of a cycle stage."""
+    from trainer.config import CyclePlan, TrainConfig
+    practised, _ = core_split()
+    plan, config = CyclePlan(tasks=tuple(practised), teacher_seeds=0), TrainConfig()
+    no_grpo, no_relabel = {"grpo_epochs": 0}, {"relabel_share": 0.0}
+    changes = {"rft": {**no_grpo, **no_relabel}, "rft+relabel": no_grpo,
+               "rft+grpo": no_relabel, "teacher": {**no_grpo, **no_relabel}}
+    config = dataclasses.replace(config, **changes.get(stage, {}))
+    if stage == "teacher":
+        plan = dataclasses.replace(plan, teacher_seeds=CyclePlan().teacher_seeds)
+    return config, plan
+
+
+# -- one stage, in a child process ------------------------------------------------------------
 
 class FirstClickable:
     """The text-blind baseline: click the first button, link or clickable element."""
@@ -45,129 +89,180 @@ class FirstClickable:
         return Decision(Action("done"))
 
 
-def peak_mib() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(own, children) / 1024, 0)
-
-
-def fresh_home(name: str) -> Path:
-    home = Path(tempfile.mkdtemp(prefix=f"nightloop-learn-{name}-"))
+def use_home(home: Path):
+    """Point the XDG folders (config, store, adapters) into `home`; the settings there."""
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
-    return home
-
-
-async def arm(name: str, config, plan, cycles: int, budget: float) -> list[dict]:
     from daemon.core.settings import load_settings
-    from trainer.cycle import run_cycle
-    home = fresh_home(name)
-    settings = load_settings({"db": str(home / "store.db")}).settings
-    rows = []
-    for n in range(1, cycles + 1):
-        t0 = time.monotonic()
-        result = await run_cycle(settings, config, plan, budget=budget,
-                                 say=lambda line: print(f"  [{name} {n}] {line}", flush=True))
-        rows.append({"arm": name, "cycle": n, "gate": result.gate, "error": result.error,
-                     "promoted": result.promoted, "seconds": round(time.monotonic() - t0),
-                     "peak_mib": peak_mib(),
-                     "steps": " / ".join(str(r["steps"]) for r in result.training)})
-    return rows
+    return load_settings({"db": str(home / "store.db"), "seed": 1}).settings
 
 
-async def main(cycles: int, n_seeds: int, gate_seeds: int, budget: float, names: list[str],
-               png: Path) -> None:
+async def measure(policy, db: Path, partial: Path) -> list[dict]:
+    """Every core task x EVAL_SEEDS test seeds with `policy`; each result is appended to
+    `partial` as it finishes, and those already there are not run again."""
     from daemon.tasks import miniwob
     from daemon.tasks.evaluation import EvalPlan, evaluate
-    from trainer.config import CyclePlan, TrainConfig
+    done = [json.loads(line) for line in partial.read_text().splitlines()] \
+        if partial.exists() else []
+    seen = {(r["task"], r["seed"]) for r in done}
+    tasks = miniwob.suite("core")
+    for seed in miniwob.seeds("test", EVAL_SEEDS):
+        todo = [t for t in tasks if (t, seed) not in seen]
+        if not todo:
+            continue
 
-    header("nightloop learning-curve bench")
-    plan = CyclePlan(tasks=TASKS, practice_seeds=n_seeds, gate_seeds=gate_seeds, max_steps=3)
-    config = TrainConfig(practice_k=4, gate_promote="always")   # chain cycles: always continue
-    arms = {
-        "sft": ("SFT only", dataclasses.replace(config, grpo_epochs=0), plan, 1),
-        "grpo": ("GRPO from base", dataclasses.replace(config, sft_epochs=0),
-                 dataclasses.replace(plan, teacher_seeds=0), 1),
-        "sft+grpo": ("SFT + GRPO", config, plan, cycles),
-    }
-    home = fresh_home("blind")
-    blind = await evaluate(EvalPlan(list(TASKS), miniwob.seeds("test", gate_seeds), 3),
-                           policy=FirstClickable(), db=home / "blind.db")
-    rows = []
-    for name, arm_config, arm_plan, n in (arms[key] for key in names):
-        rows += await arm(name, arm_config, arm_plan, n, budget)
-    report(rows, blind, config, plan, budget, png)
+        def keep(r) -> None:
+            row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
+                   "error": r.error}
+            done.append(row)
+            with partial.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {len(done)}/{len(tasks) * EVAL_SEEDS} {r.task} seed {r.seed}: "
+                  f"{'solved' if r.success else 'failed'} in {r.steps} steps", flush=True)
+        await evaluate(EvalPlan(todo, [seed], EVAL_STEPS), policy=policy, db=db, on_result=keep)
+    return done
 
 
-def report(rows: list[dict], blind: list, config, plan, budget: float, png: Path) -> None:
-    """Print the table and draw the curve into `png`."""
-    base = rows[0]["gate"].get("serving", {})
-    base_rate, blind_rate = base.get("success"), _rate(blind)
-    n_seeds, gate_seeds = plan.practice_seeds, plan.gate_seeds
-    n_test = len(TASKS) * gate_seeds
-    print(f"\n{len(TASKS)} tasks ({', '.join(TASKS)}), practice {n_seeds} train seeds x "
-          f"{config.practice_k} attempts at temperature {config.practice_temperature:g}, teacher "
-          f"{plan.teacher_seeds} train seeds per task, gate {gate_seeds} test seeds per task "
-          f"({n_test} episodes) at temperature {config.gate_temperature:g}, "
+async def run_stage(stage: str, out: Path, budget: float) -> dict:
+    """Run `stage` and return what it measured (saved by the caller)."""
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.core.store import Store
+    from trainer.cycle import run_cycle
+    t0 = time.monotonic()
+    if stage in ("base", "blind"):
+        settings = use_home(out / "eval-home")
+        policy = FirstClickable() if stage == "blind" else \
+            LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=""))
+        rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+        return {"results": rows, "seconds": round(time.monotonic() - t0)}
+    arm = arm_of(stage)[0]
+    settings = use_home(out / arm)
+    cycle_file = out / f"{stage}.cycle.json"
+    if not cycle_file.exists():        # the cycle first (it resumes itself), then the measure
+        config, plan = recipe(stage)
+        result = await run_cycle(settings, config, plan, budget=budget,
+                                 say=lambda line: print(f"  [{stage}] {line}", flush=True))
+        if result.error:
+            raise SystemExit(f"{stage}: the cycle failed: {result.error}")
+        async with await Store.open(settings.db_path, recover=False) as store:
+            adapter = await store.adapter(result.adapter_id)
+        cycle_file.write_text(json.dumps({"cycle": dataclasses.asdict(result),
+                                          "adapter": adapter.path}, indent=1))
+    cycle = json.loads(cycle_file.read_text())
+    policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0,
+                                             adapter=cycle["adapter"]))
+    rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+    return {**cycle, "results": rows, "seconds": round(time.monotonic() - t0)}
+
+
+def child(stage: str, out: Path, budget: float) -> None:
+    result = asyncio.run(run_stage(stage, out, budget))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    result.update(stage=stage, commit=commit, budget=budget,
+                  peak_mib=round(max(own, kids) / 1024), finished=time.strftime("%Y-%m-%d %H:%M"))
+    path = out / f"{stage}.json"
+    path.with_suffix(".partial").write_text(json.dumps(result, indent=1))
+    path.with_suffix(".partial").replace(path)
+
+
+# -- the report -------------------------------------------------------------------------------
+
+def report(out: Path, budget: float) -> None:
+    from daemon.tasks.report import sign_test
+    practised, held = core_split()
+    runs = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES
+            if (out / f"{s}.json").exists()}
+    if "base" not in runs:
+        print("no base measurement yet")
+        return
+    base = {(r["task"], r["seed"]): r["success"] for r in runs["base"]["results"]}
+
+    def rate(outcome: dict, tasks: list[str]) -> str:
+        keys = [k for k in outcome if k[0] in tasks]
+        return f"{sum(outcome[k] for k in keys) / len(keys):.3f}" if keys else "-"
+
+    def paired(outcome: dict, tasks: list[str]) -> str:
+        keys = [k for k in outcome if k[0] in tasks and k in base]
+        won = sum(outcome[k] and not base[k] for k in keys)
+        lost = sum(base[k] and not outcome[k] for k in keys)
+        return f"{won} / {lost} (p {sign_test(won, lost):.2f})"
+
+    print(f"core: {len(practised) + len(held)} tasks x {EVAL_SEEDS} test seeds, greedy, "
+          f"{EVAL_STEPS} steps; held out of practice: {', '.join(held)}; "
           f"{budget / 60:g} min budget per cycle\n")
-    print(f"| arm | cycle | test success (n) | vs base | {' / '.join(TASKS)} | serving then | "
-          "seeds won / lost vs serving | SFT / GRPO steps | promoted | wall s | peak MiB so far |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    blind_tasks = " / ".join(f"{_rate([r for r in blind if r.task == t]):.2f}" for t in TASKS)
-    print(f"| base (no adapter) | - | {base_rate:.2f} ({base.get('n')}) | 1.00x | "
-          f"{_tasks(base)} | - | - | - | - | - | - |")
-    print(f"| text-blind (first clickable) | - | {blind_rate:.2f} ({len(blind)}) | "
-          f"{blind_rate / base_rate:.2f}x | {blind_tasks} | - | - | - | - | - | - |")
-    for r in rows:
-        candidate, serving = r["gate"].get("candidate", {}), r["gate"].get("serving", {})
-        rate, pairs = candidate.get("success", 0.0), r["gate"].get("pairs", {})
-        ratio = f"{rate / base_rate:.2f}x" if base_rate else "-"
-        print(f"| {r['arm']} | {r['cycle']} | {rate:.2f} ({candidate.get('n')}) | {ratio} | "
-              f"{_tasks(candidate)} | {serving.get('success', 0):.2f} | "
-              f"{pairs.get('won')} / {pairs.get('lost')} | {r['steps']} | {r['promoted']} | "
-              f"{r['seconds']} | {r['peak_mib']:.0f} |"
-              + (f" error: {r['error']}" if r["error"] else ""))
-    _plot(rows, base_rate, blind_rate, png)
+    print("| stage | success (all) | practised | held out | won / lost vs base (all) | "
+          "practised | held out | SFT / GRPO steps | practice episodes | promoted | "
+          "cycle s | peak MiB | commit |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    everything = practised + held
+    for stage, run in runs.items():
+        outcome = {(r["task"], r["seed"]): r["success"] for r in run["results"]}
+        cycle = run.get("cycle", {})
+        cells = [stage, rate(outcome, everything), rate(outcome, practised), rate(outcome, held)]
+        cells += ["-"] * 3 if stage == "base" else \
+            [paired(outcome, t) for t in (everything, practised, held)]
+        cells += [f"{cycle['sft_steps']} / {cycle['grpo_steps']}", cycle["practice_episodes"],
+                  cycle["promoted"], cycle["seconds"].get("total")] if cycle else ["-"] * 4
+        cells += [run["peak_mib"], run["commit"]]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    _plot(runs, out / "learning.png")
 
 
-def _rate(results) -> float:
-    return sum(r.success for r in results) / len(results) if results else 0.0
-
-
-def _tasks(rates: dict) -> str:
-    """Per-task success from a gate's figures, in TASKS order."""
-    return " / ".join(f"{rates.get('tasks', {}).get(t, 0):.2f}" for t in TASKS)
-
-
-def _plot(rows: list[dict], base_rate, blind_rate, png: Path) -> None:
+def _plot(runs: dict, png: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    def success(stage: str) -> float:
+        rows = runs[stage]["results"]
+        return sum(r["success"] for r in rows) / len(rows)
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name in dict.fromkeys(r["arm"] for r in rows):
-        points = [(0, base_rate)] + [(r["cycle"], r["gate"].get("candidate", {}).get("success"))
-                                     for r in rows if r["arm"] == name]
-        ax.plot(*zip(*points), marker="o", label=name)
-    ax.axhline(blind_rate, linestyle="--", color="grey", label="text-blind")
+    curve = [(0, success("base"))] + [(arm_of(s)[1], success(s)) for s in CURVE if s in runs]
+    ax.plot(*zip(*curve), marker="o", label="teacher-free cycles")
+    for stage in ABLATIONS:
+        if stage in runs:
+            ax.scatter([1], [success(stage)], marker="x", label=stage)
+    if "blind" in runs:
+        ax.axhline(success("blind"), linestyle="--", color="grey", label="text-blind")
     ax.set_xlabel("learning cycle")
-    ax.set_ylabel("success on test seeds")
+    ax.set_ylabel("success, core test seeds")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cycles", type=int, default=2)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--gate-seeds", type=int, default=10)
-    parser.add_argument("--budget", type=float, default=16 * 60, help="seconds per cycle")
-    parser.add_argument("--arms", default="sft,grpo,sft+grpo",
-                        help="comma-separated, in order: sft, grpo, sft+grpo (the first one's "
-                             "first cycle measures the base)")
-    parser.add_argument("--png", type=Path, default=Path(__file__).with_name("learning.png"))
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "learning",
+                        help="where each stage's result is kept (and resumed from)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated, run in this order (default: {','.join(STAGES)})")
+    parser.add_argument("--budget", type=float, default=45 * 60, help="seconds per cycle")
+    parser.add_argument("--report", action="store_true", help="only print what is measured")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)      # the child's one stage
     args = parser.parse_args()
-    names = [a.strip() for a in args.arms.split(",")]
-    if set(names) - {"sft", "grpo", "sft+grpo"}:
-        parser.error(f"--arms: choose from sft, grpo, sft+grpo; got {args.arms!r}")
-    asyncio.run(main(args.cycles, args.seeds, args.gate_seeds, args.budget, names, args.png))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage:
+        return child(args.stage, args.out, args.budget)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    header("nightloop learning bench")
+    for stage in [] if args.report else stages:
+        if (args.out / f"{stage}.json").exists():
+            continue
+        print(f"stage {stage} ({time.strftime('%H:%M')})", flush=True)
+        done = subprocess.run([sys.executable, __file__, "--stage", stage, "--out",
+                               str(args.out), "--budget", str(args.budget)],
+                              check=False)
+        if done.returncode:
+            sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+    report(args.out, args.budget)
+
+
+if __name__ == "__main__":
+    main()

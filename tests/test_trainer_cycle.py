@@ -13,8 +13,8 @@ from conftest import DaemonProcess, free_port, nightloop, run_async
 
 from daemon.core.store import Episode, PracticeRule, Store
 from daemon.tasks.practice import PracticeTask, site_of
-from trainer.config import TrainConfig
-from trainer.cycle import CycleState, _compare, _passes
+from trainer.config import CyclePlan, TrainConfig
+from trainer.cycle import CycleState, _compare, _Cycle, _passes
 
 
 def gate(won: int, lost: int, n: int = 12, held=None, held_serving=None, held_n=3) -> dict:
@@ -53,6 +53,19 @@ def test_a_gate_cut_short_compares_only_what_both_adapters_finished_and_says_wha
                     "held_out": {"reward": 0.75, "n": 1}},
         "pairs": {"won": 1, "lost": 0, "p": 1.0}, "unmeasured": ["click-link"]}
     assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0, "tasks": {}}
+
+
+def test_a_resumed_cycle_spends_only_the_shares_of_the_phases_it_has_left(home):
+    from daemon.core.settings import load_settings
+    config = TrainConfig()           # practice 0.3, judge 0.05, train 0.45, gate 0.2
+    cycle = _Cycle(load_settings({"db": str(home / "a.db")}).settings, config,
+                   CyclePlan(tasks=("click-button",)), 1000, print, lambda *a: None)
+    assert cycle.left("judge") == pytest.approx(350, abs=2)
+    assert cycle.left("gate") == pytest.approx(1000, abs=2)
+    cycle.plan_time("train")        # resumed after practice and judging
+    assert cycle.left("practice") <= 0 and cycle.left("judge") <= 0
+    assert cycle.left("train") == pytest.approx(450, abs=2)
+    assert cycle.left("gate") == pytest.approx(650, abs=2)
 
 
 def test_a_cycle_state_survives_on_disk_until_done(home):

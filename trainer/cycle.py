@@ -25,8 +25,8 @@ Contract:
   of them and a loss beyond `gate_reward_margin`.
   A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
-  on with what it has. On any failure the serving adapter stays and `CycleResult.error` says
-  why.
+  on with what it has (a resumed cycle gives the phases it has left their own shares). On
+  any failure the serving adapter stays and `CycleResult.error` says why.
 - Resumable: the cycle's state (data window, phase, candidate) lives in ``<store>.cycle.json``
   beside the store it belongs to, and training saves its state every few steps; a cycle
   started while an unfinished one is on record for the same store and serving adapter goes on
@@ -155,10 +155,19 @@ class _Cycle:
         self.say, self.progress = say, progress
         self.db = settings.db_path
         self.result = CycleResult()
-        self.start = time.monotonic()
-        shares = config.shares
-        self.deadline = {name: self.start + budget * sum(list(shares.values())[:i + 1])
-                         for i, name in enumerate(shares)}
+        self.start, self.budget = time.monotonic(), budget
+        self.plan_time("practice")
+
+    def plan_time(self, first: str) -> None:
+        """Deadlines from now for phase `first` and those after it, each at its share of the
+        budget (a resumed cycle spends only the shares of the phases it has left)."""
+        phases = list(self.config.shares)
+        left = phases[phases.index(first):]
+        end = time.monotonic()
+        self.deadline = dict.fromkeys(phases, end)
+        for name in left:
+            end += self.budget * self.config.shares[name]
+            self.deadline[name] = end
 
     def left(self, phase: str) -> float:
         return self.deadline[phase] - time.monotonic()
@@ -171,6 +180,7 @@ class _Cycle:
             state = None if fresh else CycleState.load(self.db)
             if state and state.serving == serving_id:
                 self.result.resumed = state.phase
+                self.plan_time(state.phase)
                 self.say(f"going on with the cycle started {state.started} at its "
                          f"{state.phase} phase (--fresh starts over)")
             else:
