@@ -139,3 +139,57 @@ def test_the_sampling_cuts_are_settings_and_take_effect():
                 for _ in range(4)}
     assert len(outputs(top_k=1)) == 1
     assert len(outputs(top_k=0, top_p=1.0, min_p=0.0)) > 1
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabilities(
+        temperature):
+    """The grammar runs as a logits processor so the draw can be recorded: the output is the
+    one llama.cpp's own grammar sampling gives for the same seed, and each recorded log-prob is
+    the drawn token's under the allowed tokens' distribution at the sampling temperature,
+    recomputed here from the model's raw logits."""
+    import numpy as np
+    from llama_cpp import Llama, LlamaGrammar
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    page = Observation.from_json(observations(3, seed=8)[2])
+    policy = LlamaPolicy(Settings(temperature=temperature, seed=3, top_k=0, top_p=1.0,
+                                  min_p=0.0, obs_tokens=300))
+    context = StepContext("Click the search button", page)
+    decision = policy.decide_now(context)
+    drawn = decision.sampled
+    llm = policy.llm
+    tokens = llm.tokenize(decision.prompt.encode(), add_bos=False, special=True)
+    gbnf = json_schema_to_gbnf(json.dumps(json_schema(page)))
+    llm.reset()
+    llm.set_seed(3)
+    reference = []
+    for token in llm.generate(tokens, temp=temperature, top_k=0, top_p=1.0, min_p=0.0,
+                              grammar=LlamaGrammar.from_string(gbnf, verbose=False)):
+        reference.append(token)
+        if llm.token_eos() == token or len(reference) > 400:
+            break
+    assert drawn.tokens == reference                           # the same draw, EOG included
+    assert llm.detokenize(drawn.tokens[:-1]).decode() == decision.raw_output
+    assert len(drawn.logprobs) == len(drawn.choices) == len(drawn.tokens)
+    assert drawn.temperature == (temperature or 1.0)
+
+    scorer = Llama(model_path=str(policy.info.path), n_ctx=policy.settings.n_ctx,
+                   logits_all=True, verbose=False, n_threads=2)
+    scorer.eval(tokens)
+    for token in drawn.tokens:      # one at a time, as drawn (a batch's logits differ a little)
+        scorer.eval([token])
+    decisions = 0
+    for i, (token, logprob, allowed) in enumerate(zip(drawn.tokens, drawn.logprobs,
+                                                      drawn.choices)):
+        if not isinstance(allowed, list):
+            continue
+        assert token in allowed
+        if len(allowed) == 1:
+            assert logprob == 0.0                               # forced: nothing was chosen
+            continue
+        decisions += 1
+        logits = np.array(scorer.scores[len(tokens) + i - 1], dtype=np.float64)[allowed]
+        logits /= drawn.temperature
+        expected = logits[allowed.index(token)] - np.logaddexp.reduce(logits)
+        assert logprob == pytest.approx(expected, abs=1e-3)
+    assert decisions >= 2           # at least the action's name and its element were chosen

@@ -23,7 +23,7 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")] == [
-        "initial", "model_usage", "demonstrations", "adapters", "practice_rules"]
+        "initial", "model_usage", "demonstrations", "adapters", "practice_rules", "sampled"]
 
 
 def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
@@ -44,9 +44,9 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkey
         async with await Store.open(db) as store:
             return await store.schema_version(), await store.steps(1)
     version, steps = run_async(go())
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION == 6
     assert steps[0].invalid is False and steps[0].prompt_tokens is None
-    assert steps[0].mode is None and steps[0].target is None
+    assert steps[0].mode is None and steps[0].target is None and steps[0].sampled is None
 
 
 def test_rows_round_trip_and_each_write_is_committed_at_once(tmp_path):
@@ -128,14 +128,17 @@ def test_redaction_leaves_no_trace_of_the_secret_in_any_file(tmp_path):
     async def go():
         async with await Store.open(db) as store:
             e = await store.start_episode(Episode('log in with "pa\\"ss"', "cli"))
+            drawn = {"temperature": 1.0, "tokens": [1, 2], "logprobs": [0, 0], "choices": [2, 2]}
             await store.add_step(step(e.id, 0, prompt='type pa"ss now',
-                                      raw_output='{"text": "pa\\"ss"}'))
+                                      raw_output='{"text": "pa\\"ss"}', sampled=drawn))
+            await store.add_step(step(e.id, 1, raw_output='{"action": "done"}', sampled=drawn))
             await store.redact(e.id, 'pa"ss', "•••")
-            return (await store.episode(e.id)).task, (await store.steps(e.id))[0]
+            return (await store.episode(e.id)).task, await store.steps(e.id)
 
-    task, s = run_async(go())
+    task, (s, clean) = run_async(go())
     assert task == 'log in with "•••"'
     assert s.prompt == "type ••• now" and s.raw_output == '{"text": "•••"}'
+    assert s.sampled is None and clean.sampled["tokens"] == [1, 2]  # ids spell it: dropped
     for path in tmp_path.glob("s.db*"):
         data = path.read_bytes()
         assert b'pa"ss' not in data and b'pa\\"ss' not in data, path

@@ -7,6 +7,7 @@ from conftest import nightloop, run_async
 
 from daemon.core.settings import ConfigError
 from daemon.core.store import Episode, Reward, Step, Store
+from daemon.agent.policy import Sampled
 from trainer.config import TrainConfig
 from trainer.data import (
     Sample,
@@ -18,10 +19,12 @@ from trainer.data import (
 )
 
 CONFIG = TrainConfig()
+DRAWN = Sampled(1.0, [5, 2], [-0.1, 0.0], [[5, 6], 1])     # a sampler's record of two tokens
 
 
-def sample(episode_id, reward, group, index=0):
-    return Sample(episode_id, index, "prompt", '{"action":"done"}', reward, group)
+def sample(episode_id, reward, group, index=0, sampled=DRAWN):
+    return Sample(episode_id, index, "prompt", '{"action":"done"}', reward, group,
+                  sampled=sampled)
 
 
 def test_advantages_are_group_normalised():
@@ -58,7 +61,8 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
                 e = await store.start_episode(Episode("Click OK", "practice",
                                                       start_url="http://h:1/miniwob/x.html"))
                 await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
-                                          prompt="P", raw_output='{"action":"click","id":1}'))
+                                          prompt="P", raw_output='{"action":"click","id":1}',
+                                          sampled=DRAWN.to_json()))
                 await store.add_step(Step(e.id, 1, {"action": "click", "id": 9}, False,
                                           prompt="P", raw_output="x", invalid=True))
                 await store.add_step(Step(e.id, 2, {"action": "done"}, True, mode="replayed"))
@@ -86,6 +90,7 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     trusting = TrainConfig(sft_threshold=0.2, sft_trusts_judge=True)
     assert [s.episode_id for s in sft_samples(judged, trusting)] == [1, 2]
     assert {s.group for s in outcome} == {"miniwob:x:7"}
+    assert all(s.sampled == DRAWN for s in outcome)          # the sampler's record comes along
 
 
 def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home, tmp_path):
@@ -119,11 +124,12 @@ def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything
     assert not (home / "s.db").exists()
 
 
-def test_teacher_samples_never_enter_a_grpo_group():
-    samples = [Sample(1, 0, "p", "a", 1.0, "g", teacher=True), Sample(2, 0, "p", "a", 0.0, "g"),
-               Sample(3, 0, "p", "b", 1.0, "g")]
+def test_only_the_policys_own_recorded_draws_enter_a_grpo_group():
+    samples = [Sample(1, 0, "p", "a", 1.0, "g", teacher=True), sample(2, 0.0, "g"),
+               sample(3, 1.0, "g"), sample(4, 1.0, "g", sampled=None)]   # stored before records
     assert {s.episode_id for s in grpo_samples(samples, CONFIG)} == {2, 3}
     assert grpo_samples(samples[:2], CONFIG) == []          # one policy attempt: no group
+    assert grpo_samples([samples[1], samples[3]], CONFIG) == []
 
 
 def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():

@@ -9,8 +9,8 @@ Contract:
   or for MiniWoB the same task and seed (from the ground-truth row).
 - Advantage = r - group mean, divided by (group std + eps) when the rewards are binary, shared
   by every step of a trajectory; groups whose rewards are all equal carry no signal and are
-  dropped. Teacher samples never enter a GRPO group: their actions are not the policy's own
-  samples.
+  dropped. Only the policy's own draws enter a GRPO group, with the sampler's record of them
+  (`Sample.sampled`): never teacher samples, nor steps stored before the record existed.
 - Rejection-sampling fine-tuning (`rft_samples`): of each group's successful attempts, the
   shortest one's steps (a success ends at the page's own end, so no step after it exists).
 """
@@ -22,7 +22,7 @@ import statistics
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from daemon.agent.policy import PastStep, StepContext
+from daemon.agent.policy import PastStep, Sampled, StepContext
 from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
@@ -48,6 +48,7 @@ class Sample:
     relabelled: bool = False            # a hindsight relabelling (relabel.py): SFT only
     verified: bool = True               # its reward is the user's word or ground truth, not
                                         # the judge's
+    sampled: Sampled | None = None      # what the policy's sampler drew (GRPO's old policy)
 
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
@@ -58,7 +59,8 @@ def group_key(episode: Episode, rewards: list[Reward]) -> str:
 
 
 def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
-    return [Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group)
+    return [Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group,
+                   sampled=Sampled.from_json(s.sampled) if s.sampled else None)
             for s in steps if s.prompt and s.raw_output and s.action and not s.invalid]
 
 
@@ -153,8 +155,8 @@ def advantages(rewards: list[float], eps: float) -> list[float] | None:
 
 def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
     """Samples with their trajectory's advantage; groups with fewer than `group_min`
-    trajectories or zero variance are dropped."""
-    samples = [s for s in samples if not s.teacher]
+    trajectories or zero variance are dropped, and steps without the sampler's record."""
+    samples = [s for s in samples if s.sampled and not s.teacher]
     trajectories: dict[str, dict[int, float]] = {}
     for s in samples:
         trajectories.setdefault(s.group, {})[s.episode_id] = s.reward

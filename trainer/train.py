@@ -3,10 +3,13 @@
 - SFT: mean negative log-likelihood of the action tokens of good episodes' steps.
 - GRPO: clipped policy gradient with the trajectory's group-relative advantage shared by its
   action tokens, asymmetric clip (clip_low / clip_high), an optional k3 KL term to the base
-  (the adapter switched off) and an entropy bonus, averaged over all action tokens of a batch
-  (DAPO), so a long action weighs by its tokens, not as one sample. A sample's "old" log-probs
-  are its own at its first visit, taken from that same forward pass (ratio 1 on the first
-  epoch; the clip acts on later epochs): no separate pass over every sample beforehand.
+  (the adapter switched off) and an entropy bonus. Its samples are the policy's own draws
+  (`Sample.sampled`): the "old" log-probs are the sampler's, recorded while practising; the
+  new ones are renormalised as the sampler's were, over the tokens the grammar allowed at
+  that position (when it kept them: free text counts the whole vocabulary) and at the
+  sampling temperature, as TRL divides by it. Only tokens where the grammar left a choice carry
+  loss (a forced token has probability 1 either way), averaged over all such tokens of a batch
+  (DAPO), so a long action weighs by its choices, not as one sample.
 - CPU: fp32 (bf16 autocast on this CPU re-compiles for every new sequence length, ~7 s a call).
 - The tokens every sample of a batch starts with (the policy's system prompt, ~3/4 of each
   prompt) run once per batch without gradient and their keys/values are reused by each
@@ -15,7 +18,7 @@
   costs only its batch the saving, not every batch.
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
 - Resumable: with `state_file`, every `save_every` steps (and at the end) the adapter weights,
-  the optimiser, the steps done, the config and GRPO's old log-probs are saved there
+  the optimiser, the steps done and the config are saved there
   (atomically); a later call with the same samples, config and file loads them and goes on
   after the last saved step (the batch order is the seeded one, so the skipped batches are
   exactly the ones done).
@@ -42,6 +45,10 @@ class Encoded:
     ids: torch.Tensor           # (1, n) prompt + action tokens
     action: torch.Tensor        # (n - 1,) bool: which next-token targets are action tokens
     sample: Sample
+    # From the sampler's record (None without one), one entry per action token:
+    old: torch.Tensor | None = None             # its log-probs
+    allowed: list[list[int] | int] | None = None    # the ids the grammar allowed, or how many
+    choice: torch.Tensor | None = None          # bool: more than one was allowed
 
 
 @dataclass
@@ -61,14 +68,26 @@ class Report:
 
 
 def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
-    """Prompt and action as token ids, cut from the left to `max_tokens` (the action stays)."""
+    """Prompt and action as token ids, cut from the left to `max_tokens` (the action stays):
+    the action's tokens are the ones the sampler drew when it recorded them, else the
+    completion's tokens and end-of-sequence."""
     prompt = tokenizer(sample.prompt, add_special_tokens=False)["input_ids"]
-    action = tokenizer(sample.completion, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        action = action + [tokenizer.eos_token_id]      # the policy stops there
+    drawn = sample.sampled
+    if drawn:
+        action = list(drawn.tokens)
+    else:
+        action = tokenizer(sample.completion, add_special_tokens=False)["input_ids"]
+        if tokenizer.eos_token_id is not None:
+            action = action + [tokenizer.eos_token_id]      # the policy stops there
     ids = (prompt + action)[-max_tokens:]
     is_action = ([False] * len(prompt) + [True] * len(action))[-max_tokens:]
-    return Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample)
+    item = Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample)
+    if drawn:
+        item.old = torch.tensor(drawn.logprobs, dtype=torch.float32)
+        item.allowed = drawn.choices
+        item.choice = torch.tensor([len(c) > 1 if isinstance(c, list) else c > 1
+                                    for c in drawn.choices])
+    return item
 
 
 Prefix = tuple[int, object]     # (length, the key/value cache of those tokens)
@@ -95,17 +114,26 @@ def prefix(model, item: Encoded, length: int) -> Prefix | None:
         return length, model(ids, use_cache=True).past_key_values
 
 
-def _logprobs(model, item: Encoded, shared: Prefix | None = None
+def _logprobs(model, item: Encoded, shared: Prefix | None = None, as_sampled: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p of each action token, entropy at each action position); with `shared`, the
-    forward pass starts after that prefix from a copy of its cache."""
+    """(log p of each action token, entropy at each action position); with `as_sampled`,
+    over the distribution the sampler drew from (the allowed tokens, at its temperature);
+    with `shared`, the forward pass starts after that prefix from a copy of its cache."""
     ids, action = item.ids.to(model.device), item.action.to(model.device)
     start, past = shared if shared else (0, None)
     logits = model(ids[:, start:], past_key_values=copy.deepcopy(past)).logits[0, :-1]
-    logits = logits[action[start:]]
+    logits = logits[action[start:]].float()
     targets = ids[0, 1:][action]
-    logp = F.log_softmax(logits.float(), dim=-1)
-    entropy = -(logp.exp() * logp).sum(-1)
+    if as_sampled and item.sample.sampled:
+        logits = logits / item.sample.sampled.temperature
+        allowed = torch.ones_like(logits, dtype=torch.bool)
+        for row, ids_allowed in enumerate(item.allowed):
+            if isinstance(ids_allowed, list):
+                allowed[row] = False
+                allowed[row, ids_allowed] = True
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    logp = F.log_softmax(logits, dim=-1)
+    entropy = -torch.where(logp.isfinite(), logp.exp() * logp, 0).sum(-1)
     return logp.gather(-1, targets[:, None])[:, 0], entropy
 
 
@@ -113,22 +141,24 @@ def sft_loss(model, item: Encoded, shared: Prefix | None = None) -> torch.Tensor
     return -_logprobs(model, item, shared)[0].mean()
 
 
-def grpo_loss(model, item: Encoded, old: torch.Tensor | None, config: TrainConfig,
-              shared: Prefix | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the loss of each action token, shape (n,); the action tokens' log-probs detached: the
-    sample's "old" ones when `old` is None, i.e. at its first visit). The caller averages over
-    all action tokens of the batch (DAPO's token-level mean), not per sample."""
-    logp, entropy = _logprobs(model, item, shared)             # (n,), (n,)
-    old = logp.detach() if old is None else old
-    ratio = (logp - old).exp()
+def grpo_loss(model, item: Encoded, config: TrainConfig, shared: Prefix | None = None
+              ) -> torch.Tensor:
+    """The loss of each action token, shape (n,), zero where the grammar left no choice; the
+    ratio is against the sampler's own log-probs. The caller averages over the choice tokens
+    of the batch (DAPO's token-level mean), not per sample."""
+    if item.old is None:
+        raise ValueError(f"episode {item.sample.episode_id}: GRPO needs the sampler's "
+                         "recorded log-probs")
+    logp, entropy = _logprobs(model, item, shared, as_sampled=True)     # (n,), (n,)
+    ratio = (logp - item.old).exp()
     advantage = item.sample.advantage
     clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
     per_token = -torch.minimum(ratio * advantage, clipped * advantage)
     if config.kl_coef:
         with torch.no_grad(), model.disable_adapter():
-            ref = _logprobs(model, item)[0]
+            ref = _logprobs(model, item, as_sampled=True)[0]
         per_token = per_token + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1)
-    return per_token - config.entropy_coef * entropy, old
+    return torch.where(item.choice, per_token - config.entropy_coef * entropy, 0.0)
 
 
 def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: str,
@@ -151,11 +181,8 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
     order = random.Random(config.seed)
     t0 = time.monotonic()
-    originals = list(items)                 # the order "old" log-probs are saved in
-    olds: dict[int, torch.Tensor] = {}      # id(item) → its log-probs at its first visit
     saved = _load_state(state_file, phase, config, model, optimiser)
     if saved:
-        olds = {id(i): o for i, o in zip(originals, saved["old"]) if o is not None}
         report.losses = saved["losses"]
         report.steps = report.resumed_at = len(report.losses)
     model.train()
@@ -173,14 +200,12 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             optimiser.zero_grad()
             total = 0.0
             shared = prefix(model, batch[0], shared_length(batch, config.prefix_min_tokens))
-            tokens = sum(int(item.action.sum()) for item in batch)   # GRPO's token-level mean
+            choices = sum(int(item.choice.sum()) for item in batch) if phase == "grpo" else 0
             for item in batch:
                 if phase == "sft":
                     loss = sft_loss(model, item, shared) / len(batch)
-                else:
-                    per_token, olds[id(item)] = grpo_loss(model, item, olds.get(id(item)),
-                                                          config, shared)
-                    loss = per_token.sum() / tokens
+                else:           # DAPO: the mean over every choice token of the batch
+                    loss = grpo_loss(model, item, config, shared).sum() / max(1, choices)
                 loss.backward()
                 total += loss.item()
             if not math.isfinite(total):
@@ -191,25 +216,23 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             report.samples += len(batch)
             report.losses.append(round(total, 5))
             if state_file and report.steps % config.save_every == 0:
-                _save_state(state_file, phase, config, model, optimiser, report,
-                            [olds.get(id(i)) for i in originals])
+                _save_state(state_file, phase, config, model, optimiser, report)
             progress(report)
     if state_file and report.steps > report.resumed_at:
-        _save_state(state_file, phase, config, model, optimiser, report,
-                    [olds.get(id(i)) for i in originals])
+        _save_state(state_file, phase, config, model, optimiser, report)
     model.eval()
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
 
-def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser, report: Report,
-                old: list[torch.Tensor | None]) -> None:
+def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser,
+                report: Report) -> None:
     """A plain dict, like nanoGPT's checkpoint: the config it was trained with included."""
     from peft import get_peft_model_state_dict
     tmp = path.with_suffix(".partial")
     torch.save({"phase": phase, "config": config.to_json(),
                 "adapter": get_peft_model_state_dict(model),
-                "optimiser": optimiser.state_dict(), "losses": report.losses, "old": old}, tmp)
+                "optimiser": optimiser.state_dict(), "losses": report.losses}, tmp)
     tmp.replace(path)
 
 

@@ -165,11 +165,15 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     recorded = secrets.mask(action, obs) if action else None
     log.info("episode %d step %d: %s → %s", episode.id, index,
              recorded.describe() if recorded else "(no action)", "ok" if ok else error)
+    raw_output = secrets.scrub(decision.raw_output)
+    # The drawn tokens spell the output: with a secret masked out of it, they are dropped too.
+    sampled = decision.sampled.to_json() \
+        if decision.sampled and raw_output == decision.raw_output else None
     step = Step(
         episode_id=episode.id, index=index, url=obs.url,
         observation=dataclasses.asdict(obs),
         action=recorded.to_json() if recorded else None, ok=ok, error=secrets.scrub(error),
-        prompt=secrets.scrub(decision.prompt), raw_output=secrets.scrub(decision.raw_output),
+        prompt=secrets.scrub(decision.prompt), raw_output=raw_output, sampled=sampled,
         result=result, started_at=started, invalid=invalid, mode=decision.mode, target=target,
         observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))

@@ -6,6 +6,9 @@ Contract:
   parses into a valid action naming an element of the page that the action can apply to, and
   not an action repeated twice on a page it did not change. Strings are
   bounded in length, so the grammar always completes within MAX_NEW_TOKENS.
+- Each decision carries what its sampler drew (`policy.Sampled`: the tokens, their
+  log-probabilities under the grammar-masked distribution at the sampling temperature, and
+  the choices the grammar left): the old policy's own numbers for GRPO.
 - The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
   models without one), and llama.cpp's prefix cache carries over between steps.
 - Inference runs in a worker thread (one at a time), never on the event loop.
@@ -22,8 +25,9 @@ from pathlib import Path
 from typing import Callable
 
 import llama_cpp
-from llama_cpp import Llama, LlamaGrammar
+from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from daemon.core.actions import Action, json_schema
 from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
@@ -31,7 +35,8 @@ from daemon.core.settings import Settings
 from daemon.core.wire import InvalidMessage
 
 from . import prompt
-from .policy import Decision, StepContext, Usage
+from .policy import Decision, Sampled, StepContext, Usage
+from .sampling import GrammarSampler
 
 MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strings ≤ 300 chars)
 GRAMMAR_CACHE = 32              # grammars kept, keyed by their JSON schema
@@ -51,7 +56,7 @@ class LlamaPolicy:
         except (ValueError, RuntimeError) as exc:
             raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
         self._format = prompt_formatter(self.llm)
-        self._grammars: dict[tuple[int, ...], LlamaGrammar] = {}
+        self._grammars: dict[str, str] = {}     # JSON schema → GBNF
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -69,14 +74,14 @@ class LlamaPolicy:
                                                            context.blocked)))
             prompt_ms = (time.perf_counter() - t0) * 1000
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
-            output, usage = self._generate(tokens, grammar, seed)
+            output, usage, sampled = self._generate(tokens, grammar, seed)
         usage.prompt_ms = round(prompt_ms, 2)
         try:
             action = Action.parse(json.loads(output))
         except (ValueError, InvalidMessage) as exc:
             return Decision(None, f"the model's output is not a valid action: {exc}",
-                            prompt=text, raw_output=output, usage=usage)
-        return Decision(action, prompt=text, raw_output=output, usage=usage)
+                            prompt=text, raw_output=output, usage=usage, sampled=sampled)
+        return Decision(action, prompt=text, raw_output=output, usage=usage, sampled=sampled)
 
     def render(self, context: StepContext) -> str:
         """The prompt this policy would read in `context` (teacher samples for training)."""
@@ -95,14 +100,16 @@ class LlamaPolicy:
         text = self._format(prompt.messages(task, observation, context, shown))
         return text, self.llm.tokenize(text.encode(), add_bos=False, special=True)
 
-    def _grammar(self, schema: str) -> LlamaGrammar:
+    def _grammar(self, schema: str) -> str:
+        """The GBNF of a JSON schema (converting is the slow part: kept per schema)."""
         if schema not in self._grammars:
             if len(self._grammars) >= GRAMMAR_CACHE:
                 self._grammars.pop(next(iter(self._grammars)))
-            self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+            self._grammars[schema] = json_schema_to_gbnf(schema)
         return self._grammars[schema]
 
-    def _generate(self, tokens: list[int], grammar: LlamaGrammar, seed: int) -> tuple[str, Usage]:
+    def _generate(self, tokens: list[int], gbnf: str, seed: int
+                  ) -> tuple[str, Usage, Sampled]:
         llm = self.llm
         cached = cached_prefix(llm, tokens)
         llm.set_seed(seed)
@@ -110,21 +117,25 @@ class LlamaPolicy:
         t0 = time.perf_counter()
         t_first = None
         settings = self.settings
-        for token in llm.generate(tokens, temp=settings.temperature, top_k=settings.top_k,
-                                  top_p=settings.top_p, min_p=settings.min_p, grammar=grammar):
-            if t_first is None:
-                t_first = time.perf_counter()
-            if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or \
-                    len(out) >= MAX_NEW_TOKENS:   # noqa: SLF001
-                break
-            out.append(token)
+        with GrammarSampler(llm, gbnf, settings.temperature) as grammar:
+            for token in llm.generate(tokens, temp=settings.temperature, top_k=settings.top_k,
+                                      top_p=settings.top_p, min_p=settings.min_p,
+                                      logits_processor=LogitsProcessorList([grammar])):
+                if t_first is None:
+                    t_first = time.perf_counter()
+                grammar.accept(token)
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or \
+                        len(out) >= MAX_NEW_TOKENS:   # noqa: SLF001
+                    break
+                out.append(token)
         t_end = time.perf_counter()
         t_first = t_first or t_end
         text = llm.detokenize(out).decode("utf-8", errors="replace")
         return text, Usage(prompt_tokens=len(tokens), cached_tokens=cached,
                            completion_tokens=len(out), prompt_ms=0.0,
                            prefill_ms=round((t_first - t0) * 1000, 2),
-                           decode_ms=round((t_end - t_first) * 1000, 2), seed=seed)
+                           decode_ms=round((t_end - t_first) * 1000, 2),
+                           seed=seed), grammar.sampled
 
 
 def cached_prefix(llm: Llama, tokens: list[int]) -> int:

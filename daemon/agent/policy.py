@@ -19,7 +19,7 @@ Instructions: ``click|check|uncheck "LABEL"``, ``fill "LABEL" with "TEXT"``,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from daemon.core.actions import Action, Blocked
@@ -80,6 +80,25 @@ class Usage:
 
 
 @dataclass
+class Sampled:
+    """What a sampling policy drew for one decision, token by token (stored with its step):
+    each token's log-probability under the distribution it was drawn from, and the choices it
+    had (`choices[i]`: the ids allowed there, sorted, or only how many when they are many; one
+    allowed id means the token was forced)."""
+    temperature: float                  # of the log-probs (1.0 when the draw was greedy)
+    tokens: list[int] = field(default_factory=list)     # the end-of-generation token included
+    logprobs: list[float] = field(default_factory=list)
+    choices: list[list[int] | int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Sampled:
+        return cls(**data)
+
+
+@dataclass
 class Decision:
     action: Action | None               # None: the policy produced no valid action
     error: str | None = None            # why there is no action
@@ -87,6 +106,7 @@ class Decision:
     raw_output: str | None = None
     usage: Usage | None = None
     mode: str | None = None             # store.Step.mode: how the action was chosen
+    sampled: Sampled | None = None      # what a sampling policy drew, token by token
 
 
 class Policy(Protocol):

@@ -109,6 +109,12 @@ async def _migration_5_practice_rules(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_6_sampled(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        ALTER TABLE steps ADD COLUMN sampled TEXT;
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -125,5 +131,6 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("demonstrations", _migration_3_demonstrations),
     ("adapters", _migration_4_adapters),
     ("practice_rules", _migration_5_practice_rules),
+    ("sampled", _migration_6_sampled),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

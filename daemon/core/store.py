@@ -83,6 +83,9 @@ class Step:
     # "user" (a replay paused for the user, e.g. to type a password).
     mode: str | None = None
     target: dict | None = None          # the acted-on element's descriptor (see descriptors.py)
+    # What the policy's sampler drew, token by token (agent.policy.Sampled as JSON): the
+    # log-probabilities GRPO's ratio starts from; None when no model sampled or a secret was in it.
+    sampled: dict | None = None
 
 
 @dataclass
@@ -123,7 +126,7 @@ class PracticeRule:
 
 ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
 _JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
-                 "data_window"}
+                 "data_window", "sampled"}
 
 
 
@@ -266,9 +269,13 @@ class Store:
 
     async def redact(self, episode_id: int, secret: str, mask: str) -> None:
         """Replace `secret` (and its JSON-escaped form) by `mask` in everything the episode
-        stored: its task, answer and every text column of its steps."""
+        stored: its task, answer and every text column of its steps; the drawn tokens of a
+        step whose output held it are dropped (token ids spell it too)."""
         forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}
         for form in forms:
+            await self._db.execute(
+                "UPDATE steps SET sampled=NULL WHERE episode_id=?2 AND instr(raw_output, ?1)",
+                (form, episode_id))
             await self._db.execute(
                 "UPDATE episodes SET task=replace(task, ?1, ?2), "
                 "final_answer=replace(final_answer, ?1, ?2) WHERE id=?3",
