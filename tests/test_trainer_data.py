@@ -14,6 +14,7 @@ from trainer.data import (
     advantages,
     grpo_samples,
     load_samples,
+    nights_since,
     rft_samples,
     sft_samples,
 )
@@ -140,3 +141,10 @@ def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():
     assert [(s.episode_id, s.index) for s in rft_samples(samples, cap=10)] == [
         (5, 0), (5, 1), (3, 0)]              # b's only success; a's shortest (newest of ties)
     assert {s.episode_id for s in rft_samples(samples, cap=1)} == {5}
+    # Old nights fade: with every success 3 nights old, about decay^3 of them stay.
+    many = [s for e in range(1000) for s in episode(e, f"g{e}", 1, 1.0)]
+    kept = rft_samples(many, cap=1000, age=lambda e: 3, decay=0.5)
+    assert 90 <= len(kept) <= 160 and kept == rft_samples(many, 1000, lambda e: 3, 0.5)
+    assert len(rft_samples(many, 1000, lambda e: 0, 0.5)) == 1000   # tonight's all stay
+    age = nights_since([10, 25, 40])        # three cycles; tonight's began after episode 40
+    assert [age(e) for e in (3, 10, 11, 25, 30, 41)] == [3, 3, 2, 2, 1, 0]

@@ -13,12 +13,22 @@ import pytest
 import torch
 from llama_cpp import Llama
 
+from daemon.agent.policy import Sampled
 from daemon.core.models import shipped_model
 from trainer.config import TrainConfig
 from trainer.data import Sample
 from trainer.export import export_adapter
 from trainer.model import add_lora, load_base
-from trainer.train import _logprobs, encode, prefix, sft_loss, shared_length, train
+from trainer.train import (
+    _logprobs,
+    backward,
+    encode,
+    grpo_loss,
+    prefix,
+    sft_loss,
+    shared_length,
+    train,
+)
 
 PROMPT = ("<|im_start|>system\nYou control a web page. Answer with one JSON action.<|im_end|>\n"
           "<|im_start|>user\nPage: [1] button \"OK\" [2] button \"Cancel\"\n"
@@ -41,6 +51,24 @@ def logp(model, tokenizer, completion: str) -> float:
                                        CONFIG.max_tokens))[0].sum().item()
 
 
+def drawn(model, tokenizer, completion: str) -> Sampled:
+    """The sampler's record of `completion` as the grammar of a page with elements 1 and 2
+    would leave it: the id's digit chosen between "1" and "2", every other token forced; the
+    log-probs are the model's own now (a ratio of 1 to start from)."""
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in (GOOD, BAD)]
+    where = next(i for i, (a, b) in enumerate(zip(*ids)) if a != b)
+    tokens = tokenizer(completion, add_special_tokens=False)["input_ids"] + \
+        [tokenizer.eos_token_id]
+    choices = [sorted({ids[0][where], ids[1][where]}) if i == where else 1
+               for i in range(len(tokens))]
+    record = Sampled(1.0, tokens, [0.0] * len(tokens), choices)
+    with torch.no_grad():
+        item = encode(tokenizer, Sample(0, 0, PROMPT, completion, 0, "g", sampled=record),
+                      CONFIG.max_tokens)
+        record.logprobs = _logprobs(model, item, as_sampled=True)[0].tolist()
+    return record
+
+
 @pytest.mark.timeout(600)
 def test_sft_then_grpo_train_the_adapter_and_it_exports(trained):
     model, tokenizer, arch, out = trained
@@ -52,8 +80,14 @@ def test_sft_then_grpo_train_the_adapter_and_it_exports(trained):
     after_sft = logp(model, tokenizer, GOOD)
     assert after_sft > before_good
 
-    attempts = [Sample(1, 0, PROMPT, BAD, 1.0, "g", advantage=1.0),      # GRPO follows the
-                Sample(2, 0, PROMPT, GOOD, -1.0, "g", advantage=-1.0)]   # advantage's sign
+    attempts = [Sample(1, 0, PROMPT, BAD, 1.0, "g", advantage=1.0,         # GRPO follows the
+                       sampled=drawn(model, tokenizer, BAD)),              # advantage's sign
+                Sample(2, 0, PROMPT, GOOD, -1.0, "g", advantage=-1.0,
+                       sampled=drawn(model, tokenizer, GOOD))]
+    items = [encode(tokenizer, a, CONFIG.max_tokens) for a in attempts]
+    losses = grpo_loss(model, items[0], CONFIG)
+    assert (losses != 0).tolist() == items[0].choice.tolist() == \
+        [isinstance(c, list) for c in attempts[0].sampled.choices]     # forced tokens: no loss
     grpo = train(model, tokenizer, attempts, CONFIG, "grpo")
     assert grpo.steps == 3 and all(np.isfinite(grpo.losses))
     assert logp(model, tokenizer, BAD) - before_bad > logp(model, tokenizer, GOOD) - after_sft
@@ -121,7 +155,7 @@ def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(t
     assert other.resumed_at == 0 and other.steps == 4
 
 
-def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss(trained):
+def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss_and_no_gradient(trained):
     model, tokenizer, _, _ = trained
     system = "<|im_start|>system\n" + "Reply with one JSON action for the page. " * 12
     prompts = [system + f"<|im_end|>\n<|im_start|>user\nTask: Click on the \"{name}\" "
@@ -138,11 +172,18 @@ def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss(trained):
         for item in items:
             assert torch.allclose(sft_loss(model, item, shared), sft_loss(model, item),
                                   atol=1e-4)
-    loss = sft_loss(model, items[1], shared)
-    loss.backward()                                 # the suffix still trains the adapter
-    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
-    assert grads and any(g.abs().sum() > 0 for g in grads)
-    model.zero_grad()
+    # ... nor any gradient: the batch's loss goes back through the shared prefix too.
+    def gradient(config: TrainConfig) -> torch.Tensor:
+        model.zero_grad()
+        backward(model, items, config, "sft")
+        flat = torch.cat([p.grad.flatten() for p in model.parameters()
+                          if p.requires_grad and p.grad is not None])
+        model.zero_grad()
+        return flat
+    shared_once = gradient(CONFIG)
+    whole = gradient(dataclasses.replace(CONFIG, prefix_min_tokens=CONFIG.max_tokens + 1))
+    assert shared_once.abs().sum() > 0
+    assert torch.allclose(shared_once, whole, rtol=1e-3, atol=1e-7)
 
 
 def test_qlora_is_chosen_only_when_cuda_and_bitsandbytes_are_both_present(monkeypatch):
@@ -157,3 +198,30 @@ def test_qlora_is_chosen_only_when_cuda_and_bitsandbytes_are_both_present(monkey
     q = quantization()
     assert (q.load_in_4bit, q.bnb_4bit_quant_type, q.bnb_4bit_use_double_quant) == \
         (True, "nf4", True)
+
+
+def test_the_trainer_reads_a_real_draw_as_the_sampler_drew_it(trained):
+    """The shipped model's own grammar-constrained draw on a MiniWoB-like page, read back by
+    the trainer (dequantized weights, adapter off): the same tokens after the same prompt, and
+    per chosen token a log-prob close to the sampler's (the gap is Q4_1 against fp32)."""
+    from synthetic import observations
+
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.agent.policy import StepContext
+    from daemon.core.observation import Observation
+    from daemon.core.settings import Settings
+    model, tokenizer, _, _ = trained
+    policy = LlamaPolicy(Settings(temperature=1.0, seed=4, top_k=0, top_p=1.0, min_p=0.0,
+                                  obs_tokens=300))
+    page = Observation.from_json(observations(3, seed=8)[2])
+    decision = policy.decide_now(StepContext("Click the search button", page))
+    sample = Sample(0, 0, decision.prompt, decision.raw_output, 1.0, "g",
+                    sampled=decision.sampled)
+    item = encode(tokenizer, sample, 4096)
+    prompt = tokenizer(decision.prompt, add_special_tokens=False)["input_ids"]
+    assert item.ids[0].tolist() == prompt + decision.sampled.tokens
+    with torch.no_grad(), model.disable_adapter():
+        mine = _logprobs(model, item, as_sampled=True)[0]
+    chosen = item.choice
+    gap = (mine[chosen] - item.old[chosen]).abs()
+    assert chosen.sum() >= 2 and gap.mean() < 0.1, (mine, item.old)

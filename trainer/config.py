@@ -37,6 +37,9 @@ class TrainConfig:
     rft_groups: int = setting(300, "self-imitation: the newest tasks-and-seeds with a verified "
                               "practice success (this and earlier nights) whose shortest "
                               "success SFT imitates", low=0, high=1_000_000)
+    rft_decay: float = setting(0.7, "self-imitation: a success n nights old stays in the buffer "
+                               "with probability rft_decay^n (1: never fades), so the policy "
+                               "leans on what it still solves", low=0, high=1)
     # -- LoRA (peft) on attention and MLP projections ---------------------------------------
     lora_r: int = setting(16, "LoRA rank", low=1, high=512)
     lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",

@@ -58,6 +58,7 @@ from .data import (
     capped,
     grpo_samples,
     load_samples,
+    nights_since,
     relabelled_samples,
     rft_samples,
     sft_samples,
@@ -288,9 +289,12 @@ class _Cycle:
             # policy's own and the teacher's alike, the shortest per task and seed.
             # Only successes are read: every night's failures would otherwise be rendered
             # into prompts again, for nothing.
+            age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
+                                if a.data_window] + [self.state.first_id])
             verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render, skip=skip, successes_only=True), config.rft_groups)
+                render, skip=skip, successes_only=True), config.rft_groups, age,
+                config.rft_decay)
             hindsight = await relabelled_samples(store, render, self.state.first_id, skip) \
                 if config.relabel_share else []
             window = sorted(e.id for e in await store.episodes()

@@ -12,12 +12,14 @@ Contract:
   dropped. Only the policy's own draws enter a GRPO group, with the sampler's record of them
   (`Sample.sampled`): never teacher samples, nor steps stored before the record existed.
 - Rejection-sampling fine-tuning (`rft_samples`): of each group's successful attempts, the
-  shortest one's steps (a success ends at the page's own end, so no step after it exists).
+  shortest one's steps (a success ends at the page's own end, so no step after it exists), from
+  a buffer that keeps the newest groups (a cap) and lets old nights' successes fade (a decay).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import statistics
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -171,12 +173,21 @@ def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
             if s.episode_id in advantage]
 
 
-def rft_samples(samples: list[Sample], cap: int) -> list[Sample]:
+def nights_since(cycle_starts: list[int]) -> Callable[[int], int]:
+    """Episode id → how many cycles started after it (`cycle_starts`: the last episode id
+    before each cycle, tonight's included): 0 for tonight's episodes."""
+    return lambda episode_id: sum(start >= episode_id for start in cycle_starts)
+
+
+def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lambda e: 0,
+                decay: float = 1.0) -> list[Sample]:
     """Self-imitation data: per group, the shortest successful attempt (reward > 0; fewest
-    steps, then the newest), of the `cap` newest groups with a success."""
+    steps, then the newest), of the `cap` newest groups with a success. A success `age(episode
+    id)` nights old is in the buffer with probability `decay` ** age, drawn from its episode
+    id (a resumed cycle reads the same buffer): old successes fade unless solved again."""
     steps: dict[int, list[Sample]] = {}
     for s in samples:
-        if s.reward > 0:
+        if s.reward > 0 and random.Random(s.episode_id).random() < decay ** age(s.episode_id):
             steps.setdefault(s.episode_id, []).append(s)
     best: dict[str, list[Sample]] = {}
     for episode_id in sorted(steps, reverse=True):          # newest first
