@@ -127,7 +127,7 @@ def main(steps: int) -> None:
         batch = items[n * config.batch_size:(n + 1) * config.batch_size]
         cut = gradient(model, batch, config, "grpo")
         exact = gradient(model, batch, whole, "grpo")
-        cosine = torch.nn.functional.cosine_similarity(cut, exact, dim=0).item()
+        cosine = torch.nn.functional.cosine_similarity(cut.double(), exact.double(), dim=0).item()
         print(f"| {n + 1} | shared prefix "
               f"{training.shared_length(batch, config.prefix_min_tokens)} tokens | "
               f"{cosine:.4f} | {cut.norm().item() / exact.norm().item():.3f} |", flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from conftest import run_async
 
@@ -148,3 +149,27 @@ def test_an_unexpected_error_fails_the_episode_instead_of_leaving_it_running(tmp
 
     final = run_async(go())
     assert final.status == "failed" and final.error == "internal error: RuntimeError('policy bug')"
+
+
+def test_the_samplers_record_is_stored_unless_the_output_held_a_secret(tmp_path):
+    """Drawn token ids spell the output: where a typed password was masked out of it, the
+    record would still hold the password, so it is dropped; elsewhere it is kept."""
+    from daemon.agent.policy import Sampled
+
+    class Drawing:
+        name = "drawing"
+
+        def __init__(self):
+            self.outputs = ['{"action": "fill", "id": 2, "text": "hunter2"}',
+                            '{"action": "click", "id": 3}']
+
+        async def decide(self, context):
+            raw = self.outputs.pop(0)
+            return Decision(Action.parse(json.loads(raw)), raw_output=raw,
+                            prompt="p", sampled=Sampled(1.0, [7, 8], [-0.5, 0.0], [[7, 9], 1]))
+
+    _, steps, _ = play(tmp_path, "log in", Drawing(), StandInBrowser(), limits=Limits(2))
+    assert steps[0].raw_output == '{"action": "fill", "id": 2, "text": "•••"}'
+    assert steps[0].sampled is None
+    assert steps[1].sampled == {"temperature": 1.0, "tokens": [7, 8], "logprobs": [-0.5, 0.0],
+                                "choices": [[7, 9], 1]}
