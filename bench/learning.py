@@ -43,8 +43,8 @@ HELD_OUT_EVERY = 4
 EVAL_SEEDS = 5                  # test seeds per task for every measurement
 EVAL_STEPS = 10                 # steps per measured episode (the README's baseline)
 CURVE = tuple(f"curve-{n}" for n in range(1, 5))
-ABLATIONS = ("rft", "rft+relabel", "teacher", "rft+grpo")
-STAGES = ("base", "blind", "rft", "rft+relabel", "teacher", *CURVE, "rft+grpo")
+ABLATIONS = ("rft", "rft+relabel", "rft+grpo", "teacher")
+STAGES = ("base", "blind", *CURVE, *ABLATIONS)
 
 
 def core_split() -> tuple[list[str], list[str]]:
