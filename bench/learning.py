@@ -171,7 +171,7 @@ def child(stage: str, out: Path, budget: float) -> None:
 # -- the report -------------------------------------------------------------------------------
 
 def report(out: Path, budget: float) -> None:
-    from daemon.tasks.report import sign_test
+    from daemon.tasks.report import sign_test, won_lost
     practised, held = core_split()
     runs = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES
             if (out / f"{s}.json").exists()}
@@ -185,9 +185,7 @@ def report(out: Path, budget: float) -> None:
         return f"{sum(outcome[k] for k in keys) / len(keys):.3f}" if keys else "-"
 
     def paired(outcome: dict, tasks: list[str]) -> str:
-        keys = [k for k in outcome if k[0] in tasks and k in base]
-        won = sum(outcome[k] and not base[k] for k in keys)
-        lost = sum(base[k] and not outcome[k] for k in keys)
+        won, lost = won_lost({k: v for k, v in base.items() if k[0] in tasks}, outcome)
         return f"{won} / {lost} (p {sign_test(won, lost):.2f})"
 
     print(f"core: {len(practised) + len(held)} tasks x {EVAL_SEEDS} test seeds, greedy, "

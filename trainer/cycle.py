@@ -51,7 +51,7 @@ from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
-from daemon.tasks.report import sign_test
+from daemon.tasks.report import sign_test, won_lost
 
 from .config import CyclePlan, TrainConfig
 from .data import (
@@ -434,8 +434,7 @@ def _compare(candidate: dict, serving: dict, tasks_planned: tuple[str, ...] = ()
         if tasks:
             rates[name]["held_out"] = {"reward": round(_rate([seen[k] for k in tasks]), 4),
                                        "n": len(tasks)}
-    won = sum(candidate[k] > serving[k] for k in pairs)
-    lost = sum(candidate[k] < serving[k] for k in pairs)
+    won, lost = won_lost({k: serving[k] for k in pairs}, candidate)
     rates["pairs"] = {"won": won, "lost": lost, "p": round(sign_test(won, lost), 4)}
     measured = {k[0] for k in pairs}
     rates["unmeasured"] = [t for t in tasks_planned if t not in measured]

@@ -135,6 +135,12 @@ def sign_test(won: int, lost: int) -> float:
     return min(1.0, 2 * tail)
 
 
+def won_lost(before: dict, after: dict) -> tuple[int, int]:
+    """Paired outcomes: (the keys both have where `after` did better, where it did worse)."""
+    keys = before.keys() & after.keys()
+    return sum(after[k] > before[k] for k in keys), sum(after[k] < before[k] for k in keys)
+
+
 def compare(a: list[EpisodeResult], b: list[EpisodeResult]) -> list[TaskDiff]:
     """Per task (and "all"): both success rates, and the (task, seed) pairs run in both that
     only one of them solved."""
@@ -143,13 +149,12 @@ def compare(a: list[EpisodeResult], b: list[EpisodeResult]) -> list[TaskDiff]:
     tasks = [t for t in rates_a if t != "all"] + \
         [t for t in rates_b if t not in rates_a and t != "all"] + ["all"]
     solved_a = {(r.task, r.seed): r.success for r in a}
-    pairs = [(key, solved_a[key], r.success) for r in b if (key := (r.task, r.seed)) in solved_a]
+    solved_b = {(r.task, r.seed): r.success for r in b}
 
     def diff(task: str) -> TaskDiff:
-        mine = [(x, y) for (t, _), x, y in pairs if task in ("all", t)]
-        return TaskDiff(task, rates_a.get(task), rates_b.get(task),
-                        won=sum(y and not x for x, y in mine),
-                        lost=sum(x and not y for x, y in mine))
+        won, lost = won_lost({k: v for k, v in solved_a.items() if task in ("all", k[0])},
+                             solved_b)
+        return TaskDiff(task, rates_a.get(task), rates_b.get(task), won=won, lost=lost)
     return [diff(t) for t in tasks]
 
 
