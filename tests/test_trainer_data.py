@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import nightloop, run_async
 
+from daemon.agent.policy import Sampled
 from daemon.core.settings import ConfigError
 from daemon.core.store import Episode, Reward, Step, Store
-from daemon.agent.policy import Sampled
 from trainer.config import TrainConfig
 from trainer.data import (
     Sample,
