@@ -63,6 +63,20 @@ def test_the_json_schema_rejects_what_the_validator_rejects(data, _):
         jsonschema.validate(data, json_schema())
 
 
+@pytest.mark.parametrize("data, reason", [
+    ({"action": "goto", "url": "javascript:alert(1)"}, "must be an http\\(s\\) URL"),
+    ({"action": "goto", "url": "file:///etc/passwd"}, "must be an http\\(s\\) URL"),
+    ({"action": "goto", "url": "https://"}, "must be an http\\(s\\) URL"),
+    ({"action": "wait", "seconds": float("nan")}, "must be a finite number"),
+    ({"action": "wait", "seconds": float("inf")}, "must be a finite number"),
+])
+def test_goto_opens_only_web_pages_and_wait_only_a_finite_time(data, reason):
+    """What a grammar cannot say (the policy's output is a plain string there; a peer's JSON
+    may hold NaN): the validator refuses it."""
+    with pytest.raises(InvalidMessage, match=reason):
+        Action.parse(data)
+
+
 def test_the_prompt_text_documents_every_action():
     text = describe_actions()
     for name, spec in ACTIONS.items():

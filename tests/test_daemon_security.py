@@ -100,7 +100,46 @@ def test_oversized_frame_closes_with_a_reason(daemon_proc):
     run_async(go())
 
 
+def test_before_pairing_frames_are_small_and_few_connections_may_wait(daemon_proc):
+    from daemon.bridge.endpoint import HELLO_FRAME_BYTES, MAX_UNPAIRED
+
+    async def go():
+        url = f"ws://127.0.0.1:{daemon_proc.port}/"
+        ws = await connect(url)
+        await ws.send(json.dumps({"type": "hello", "token": "x" * HELLO_FRAME_BYTES}))
+        assert (await closed_with(ws))[0] == 1009          # no 4 MiB before pairing
+        big = await paired(daemon_proc.port)                # after it, a large frame is fine
+        await big.send(json.dumps({"type": "ping", "pad": "x" * (2 * HELLO_FRAME_BYTES)}))
+        assert json.loads(await big.recv()) == {"type": "pong"}
+        waiting = [await connect(url) for _ in range(MAX_UNPAIRED)]
+        with pytest.raises(InvalidStatus) as info:
+            await connect(url)
+        assert info.value.response.status_code == 503
+        await waiting[0].send(hello(load_or_create_token(config_dir())))    # one pairs...
+        assert json.loads(await waiting[0].recv())["type"] == "welcome"
+        late = await connect(url)                           # ... and makes room for another
+        for ws in [*waiting, late, big]:
+            await ws.close()
+        await still_serves(daemon_proc.port)
+    run_async(go())
+
+
+def test_two_origin_headers_are_refused_not_an_internal_error(daemon_proc):
+    async def go():
+        with pytest.raises(InvalidStatus) as info:
+            await connect(f"ws://127.0.0.1:{daemon_proc.port}/", additional_headers=[
+                ("Origin", extension_origin()), ("Origin", "http://evil.example")])
+        assert info.value.response.status_code == 403
+        await still_serves(daemon_proc.port)
+    run_async(go())
+
+
 @pytest.mark.parametrize("frame, expected", [
+    ('{"type": ["ping"]}', "unknown message type ['ping']"),
+    ("[" * 50_000 + "]" * 50_000, "unreadable JSON"),
+    ('{"type": "feedback", "episode_id": %s, "value": 1}' % ("9" * 5000), "unreadable JSON"),
+    ('{"type": "feedback", "episode_id": %s, "value": 1}' % ("9" * 30), "out of range"),
+    ('{"type": "task", "task": "half a pair \\ud800"}', "no browser is connected"),  # read
     ("{not json", "malformed JSON"),
     ('["a list"]', "must be a JSON object"),
     ('{"type": "launch_missiles"}', "unknown message type 'launch_missiles'"),

@@ -85,6 +85,20 @@ def test_bad_frames_after_pairing_are_errors_not_refusals(frame, reason):
     assert s.state is p.State.OPEN
 
 
+def test_any_json_is_read_or_refused_with_a_reason():
+    assert p.decode('{"type": "task", "task": "a\\ud800b"}').task == "a\ufffdb"  # half a pair
+    assert p.decode('{"type": "task", "task": "\\ud83d\\ude00"}').task == "\U0001f600"
+    for frame, reason in [('{"type": 7}', "unknown message type 7"),
+                          ("{" * 100_000, "malformed JSON|unreadable JSON"),
+                          ('{"type": "ping", "n": %s}' % ("1" * 5000), "unreadable JSON"),
+                          ('{"type": "feedback", "episode_id": 1, "value": NaN}', "one of"),
+                          ('{"type": "feedback", "episode_id": -%s, "value": 1}' % ("9" * 20),
+                           "out of range")]:
+        with pytest.raises(InvalidMessage, match=reason):
+            p.decode(frame)
+    assert p.request_id_of("[" * 100_000) is None
+
+
 def test_the_extension_may_not_relay_requests():
     with pytest.raises(InvalidMessage, match="may not send 'observe'"):
         open_session("extension").receive('{"type": "observe", "request_id": "1"}')

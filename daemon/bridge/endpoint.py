@@ -1,6 +1,7 @@
 """The WebSocket endpoint on 127.0.0.1 the extension connects to.
 
-Every frame goes through `protocol.Session` (origin, pairing token, validation). The endpoint
+Every frame goes through `protocol.Session` (origin, pairing token, validation); before pairing
+frames are capped at HELLO_FRAME_BYTES and at most MAX_UNPAIRED connections wait. The endpoint
 itself answers pings and routes the extension's replies to its `ExtensionBrowser`; any other
 message goes to `handle`, which a bare endpoint (the task harness) refuses and the daemon
 (`daemon.service.server`) overrides. Nothing a client sends can crash it: a bad frame gets an
@@ -28,6 +29,9 @@ from .extension_browser import ExtensionBrowser
 log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT = 10.0        # seconds a new connection has to say hello
+HELLO_FRAME_BYTES = 64 * 1024   # a frame before pairing (hello is tiny); after it, max_frame_bytes
+MAX_UNPAIRED = 8            # connections waiting to pair at once; more are refused (503)
+LOGGED_CHARS = 120          # of a refused peer's text in the log
 DAEMON_AGENT = f"nightloop/{version('nightloop')}"
 
 
@@ -55,6 +59,7 @@ class Endpoint:
         self._has_extension = asyncio.Event()
         self.browser = ExtensionBrowser(lambda: self.extension, step_timeout)
         self._server: Server | None = None
+        self._unpaired = 0
 
     @property
     def address(self) -> str:
@@ -65,8 +70,9 @@ class Endpoint:
     async def start(self) -> None:
         """Start listening (raises OSError when the port is taken)."""
         self._server = await serve(
-            self._handle, self.host, self.port, process_request=self._check_origin,
-            max_size=self.max_frame_bytes, ping_interval=20, ping_timeout=20)
+            self._handle, self.host, self.port, process_request=self._check_request,
+            max_size=min(HELLO_FRAME_BYTES, self.max_frame_bytes), ping_interval=20,
+            ping_timeout=20)
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
         log.info("listening on ws://%s", self.address)
@@ -85,24 +91,38 @@ class Endpoint:
 
     # -- connections ----------------------------------------------------------------------
 
-    def _check_origin(self, connection: ServerConnection, request: Request) -> Response | None:
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != self.extension_origin:
-            log.warning("refused a connection from origin %r", origin)
-            return connection.respond(HTTPStatus.FORBIDDEN, f"origin {origin} is not allowed\n")
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse at the handshake: a web page's origin (or more than one Origin header), and
+        a connection beyond MAX_UNPAIRED waiting to pair."""
+        origins = request.headers.get_all("Origin")
+        if len(origins) > 1:
+            log.warning("refused a connection with %d Origin headers", len(origins))
+            return connection.respond(HTTPStatus.FORBIDDEN, "one Origin header at most\n")
+        if origins and origins[0] != self.extension_origin:
+            log.warning("refused a connection from origin %r", origins[0][:LOGGED_CHARS])
+            return connection.respond(HTTPStatus.FORBIDDEN,
+                                      f"origin {origins[0][:LOGGED_CHARS]} is not allowed\n")
+        if self._unpaired >= MAX_UNPAIRED:
+            log.warning("refused a connection: %d already waiting to pair", self._unpaired)
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE,
+                                      "too many connections waiting to pair\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         session = p.Session(self.token, self.extension_origin, ws.request.headers.get("Origin"))
+        self._unpaired += 1
         try:
             session.receive(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT))
         except (Refused, asyncio.TimeoutError) as exc:
-            reason = str(exc) or "no hello within %g s" % HELLO_TIMEOUT
+            reason = (str(exc) or "no hello within %g s" % HELLO_TIMEOUT)[:LOGGED_CHARS]
             log.warning("refused a client: %s", reason)
-            await ws.close(1008, reason[:120])
+            await ws.close(1008, reason)
             return
         except ConnectionClosed:
             return
+        finally:
+            self._unpaired -= 1
+        ws.protocol.max_message_size = self.max_frame_bytes     # paired: full-size frames
         client = Client(ws, session.client)
         self.clients.add(client)
         if client.kind == "extension":

@@ -8,8 +8,10 @@ the service worker, ``episode`` actions end the episode (or pause) in the daemon
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
+from urllib.parse import urlsplit
 
 from .observation import Element, Observation
 from .wire import InvalidMessage
@@ -31,7 +33,7 @@ TARGETS: dict[str, Callable[[Element], bool]] = {
 
 @dataclass(frozen=True)
 class Param:
-    type: Literal["id", "string", "number", "enum"]
+    type: Literal["id", "string", "url", "number", "enum"]
     doc: str
     required: bool = True
     choices: tuple[str, ...] = ()
@@ -73,7 +75,7 @@ ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
                 "id": element("any", "an element to scroll into view", required=False)}),
     ActionSpec("hover", "Move the pointer over an element.", "page", {"id": element("clickable")}),
     ActionSpec("goto", "Open a URL in the agent's tab.", "tab",
-               {"url": Param("string", "an http(s) URL")}),
+               {"url": Param("url", "an http(s) URL")}),
     ActionSpec("go_back", "Go back to the previous page.", "tab"),
     ActionSpec("wait", "Wait for the page to change.", "episode",
                {"seconds": Param("number", "how long", minimum=0, maximum=30)}),
@@ -140,8 +142,9 @@ def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
             raise InvalidMessage(f"{where} must be an element id (a non-negative integer)")
         return value
     if param.type == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidMessage(f"{where} must be a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value):
+            raise InvalidMessage(f"{where} must be a finite number")
         if param.minimum is not None and value < param.minimum or \
                 param.maximum is not None and value > param.maximum:
             raise InvalidMessage(f"{where} must be between {param.minimum} and {param.maximum}")
@@ -152,6 +155,10 @@ def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
         raise InvalidMessage(f"{where} is longer than {MAX_STRING} characters")
     if param.type == "enum" and value not in param.choices:
         raise InvalidMessage(f"{where} must be one of {', '.join(param.choices)}")
+    if param.type == "url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidMessage(f"{where} must be an http(s) URL, got {value[:80]!r}")
     return value
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 import enum
 import hmac
 import json
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -310,21 +311,40 @@ def decode(text: str | bytes) -> Message:
         raise InvalidMessage("binary frames are not part of the protocol; send JSON text")
     try:
         data = json.loads(text)
+        if "\\u" in text:                 # an escape may spell half a surrogate pair
+            data = _whole_characters(data)
     except json.JSONDecodeError as exc:
         raise InvalidMessage(f"malformed JSON: {exc.msg} at position {exc.pos}") from None
+    except (ValueError, RecursionError) as exc:     # a number past Python's digit limit,
+        raise InvalidMessage(f"unreadable JSON: {str(exc)[:100]}") from None  # deep nesting
     if not isinstance(data, dict):
         raise InvalidMessage("a message must be a JSON object with a 'type'")
     kind = data.get("type")
-    if kind not in MESSAGES:
-        raise InvalidMessage(f"unknown message type {kind!r}")
+    if not isinstance(kind, str) or kind not in MESSAGES:
+        raise InvalidMessage(f"unknown message type {repr(kind)[:60]}")
     return from_json(MESSAGES[kind], data, where=kind)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_characters(value):
+    """`value` with every lone surrogate (valid JSON, not text: UTF-8 and SQLite refuse it)
+    replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_whole_characters(v) for v in value]
+    if isinstance(value, dict):
+        return {_whole_characters(k): _whole_characters(v) for k, v in value.items()}
+    return value
 
 
 def request_id_of(text: str | bytes) -> str | None:
     """Best-effort request_id of a frame that failed to parse, so the error can echo it."""
     try:
         rid = json.loads(text).get("request_id")
-    except (ValueError, AttributeError, TypeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return None
     return rid if isinstance(rid, str) else None
 

@@ -2,13 +2,15 @@
 
 `from_json(cls, data)` builds a dataclass from a decoded JSON object and raises `InvalidMessage`
 naming the first field that is missing or of the wrong type. Supported field types: str, int,
-float, bool, dict, list, `Literal[...]`, and any of those `| None`. Unknown keys are ignored so
+float, bool, dict, list, `Literal[...]`, and any of those `| None`; integers are 64-bit and
+floats finite. Unknown keys are ignored so
 that a newer peer can add optional fields without breaking an older one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union
@@ -56,12 +58,18 @@ def _check(value: Any, tp: Any, where: str) -> Any:
         return value
     expected = origin or tp
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value) if abs(value) < 2 ** 63 else math.inf
     # bool is a subclass of int in Python but never an acceptable int on the wire.
     if expected is int and isinstance(value, bool):
         raise InvalidMessage(f"{where} must be an integer, got {value!r}")
     if not isinstance(value, expected):
         raise InvalidMessage(f"{where} must be {_type_name(expected)}, got {type(value).__name__}")
+    # What SQLite and every peer can hold: 64-bit integers, finite numbers (Python's JSON
+    # reads NaN and Infinity).
+    if expected is int and not -2 ** 63 <= value < 2 ** 63:
+        raise InvalidMessage(f"{where} is out of range")
+    if expected is float and not math.isfinite(value):
+        raise InvalidMessage(f"{where} must be a finite number, got {value!r}")
     return value
 
 
