@@ -168,3 +168,20 @@ def test_bad_messages_get_an_error_and_the_connection_is_kept(daemon_proc, frame
         assert json.loads(await ws.recv()) == {"type": "pong"}
         await ws.close()
     run_async(go())
+
+
+def test_pairing_files_and_profiles_end_up_private_even_when_they_existed(tmp_path):
+    import os
+
+    from daemon.bridge.pairing import write_pairing_file
+    from daemon.core.files import private_dir
+    old = tmp_path / "pairing.json"
+    old.write_text("{}")
+    old.chmod(0o644)
+    path = write_pairing_file(tmp_path, 1234, "secret")
+    assert json.loads(path.read_text()) == {"port": 1234, "token": "secret"}
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    profile = tmp_path / "profile"
+    profile.mkdir(mode=0o755)
+    private_dir(profile)                    # what a browser launch does with its profile
+    assert os.stat(profile).st_mode & 0o777 == 0o700

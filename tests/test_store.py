@@ -26,6 +26,24 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
         "initial", "model_usage", "demonstrations", "adapters", "practice_rules", "sampled"]
 
 
+def test_the_store_and_its_wal_are_private_to_the_user(tmp_path):
+    import os
+    folder, shared = tmp_path / "new" / "data", tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    old = shared / "old.db"
+    old.touch(mode=0o644)
+
+    async def go(path):
+        async with await Store.open(path) as store:
+            await store.start_episode(Episode("buy milk", "cli"))   # a write: WAL and SHM
+            return {p.name: os.stat(p).st_mode & 0o777 for p in path.parent.glob("*.db*")}
+    modes = run_async(go(folder / "s.db")) | run_async(go(old))
+    assert set(modes) == {"s.db", "s.db-wal", "s.db-shm", "old.db", "old.db-wal", "old.db-shm"}
+    assert set(modes.values()) == {0o600}
+    assert os.stat(folder).st_mode & 0o777 == 0o700            # a folder it created
+    assert os.stat(shared).st_mode & 0o777 == 0o755            # one the user had: as it was
+
+
 def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkeypatch):
     import daemon.core.store as store_module
     db = tmp_path / "s.db"

@@ -13,6 +13,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from daemon.core.files import private_dir
+
 from .pairing import EXTENSION_DIR, PAIRING_FILE, write_pairing_file
 
 CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser",
@@ -63,7 +65,7 @@ def chromium_args(extension: Path, *, headless: bool) -> list[str]:
 def launch(profile: Path, *, port: int, token: str, headless: bool,
            url: str = "about:blank") -> subprocess.Popen:
     """Start the browser as a child process; its output goes to <profile>/chromium.log."""
-    profile.mkdir(parents=True, exist_ok=True)
+    private_dir(profile)
     extension = prepare_extension(profile, port, token)
     log = open(profile / "chromium.log", "ab")
     return subprocess.Popen(
@@ -79,7 +81,7 @@ def launch_with_playwright(chromium_type, profile: Path, *, port: int, token: st
     `chromium_type` is `playwright.chromium` from the sync or the async API; this returns what
     its `launch_persistent_context` returns (a context, or an awaitable of one).
     """
-    extension = prepare_extension(profile, port, token)
+    extension = prepare_extension(private_dir(profile), port, token)
     return chromium_type.launch_persistent_context(
         str(profile), executable_path=find_chromium(), headless=headless,
         args=chromium_args(extension, headless=False))   # Playwright adds its own --headless

@@ -56,6 +56,7 @@ def write_pairing_file(extension_dir: Path, port: int, token: str) -> Path:
     """Write pairing.json into an extension folder so the extension pairs by itself on start."""
     path = extension_dir / PAIRING_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)                # the mode above applies only to a new file
     with os.fdopen(fd, "w") as f:
         json.dump({"port": port, "token": token}, f)
     return path

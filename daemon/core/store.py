@@ -25,7 +25,9 @@ from typing import Any, AsyncIterator
 
 import aiosqlite
 
+from .files import private_dir, private_file
 from .migrations import MIGRATIONS
+from .settings import data_dir
 from .wire import NightloopError
 
 STATUSES = ("running", "done", "gave_up", "step_limit", "stopped", "failed", "interrupted")
@@ -165,7 +167,9 @@ class Store:
         opens with recover=True, and a daemon that starts owns no episode yet.
         """
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.exists() or path.parent == data_dir():
+            private_dir(path.parent)
+        private_file(path)              # before SQLite: its WAL and SHM take the store's mode
         db = await aiosqlite.connect(path)
         store = cls(db, path)
         try:
