@@ -55,9 +55,13 @@ async function onPractice(rule) {
 
 // -- the connection -----------------------------------------------------------------------
 
+// A token pasted in the popup lives in session storage: in memory, gone when the browser closes,
+// out of reach of content scripts; never on disk in storage.local (where older versions kept it).
+chrome.storage.local.remove(["port", "token"]);
+
 async function pairing() {
-  const stored = await chrome.storage.local.get(["port", "token"]);
-  if (stored.token) return { port: stored.port || DEFAULT_PORT, token: stored.token };
+  const { pasted } = await chrome.storage.session.get("pasted");
+  if (pasted?.token) return { port: pasted.port || DEFAULT_PORT, token: pasted.token };
   try {
     const response = await fetch(chrome.runtime.getURL("pairing.json"));
     if (response.ok) return await response.json();
@@ -421,7 +425,9 @@ async function fromPopup(message) {
     case POPUP.RESUME:
       return send({ type: "resume", episode_id: message.episode_id, request_id: requestId });
     case POPUP.PAIR:
-      await chrome.storage.local.set({ port: Number(message.port) || DEFAULT_PORT, token: message.token });
+      await chrome.storage.session.set({
+        pasted: { port: Number(message.port) || DEFAULT_PORT, token: message.token },
+      });
       if (socket) socket.close();
       else connect();
       return true;

@@ -102,3 +102,30 @@ def test_the_popup_marks_the_site_and_a_task_safe_to_practise(browser, daemon_pr
                                   str(daemon_proc.db)).stdout)
     assert [(t["task"], t["url"]) for t in listed["tasks"]] == [
         ('fill "Name" with "Ada"', f"{pages_url}/form.html")]
+
+
+def test_a_token_pasted_in_the_popup_pairs_and_stays_in_memory(playwright, daemon_proc, tmp_path):
+    """Paired with a stale token, the extension is refused; the token pasted in the popup pairs
+    it, and is kept in session storage (memory), never in storage.local (disk)."""
+    from conftest import Browser
+
+    from daemon.bridge.launch import launch_with_playwright
+    from daemon.bridge.pairing import extension_id, load_or_create_token
+    from daemon.core.settings import config_dir
+    context = launch_with_playwright(playwright.chromium, tmp_path / "profile",
+                                     port=daemon_proc.port, token="a-stale-token")
+    try:
+        popup = Browser(context, extension_id()).popup()
+        wait_until(lambda: popup.text_content("#connection") == "pairing refused", timeout=20,
+                   what="the stale token refused")
+        popup.fill("#pair-port", str(daemon_proc.port))
+        popup.fill("#pair-token", load_or_create_token(config_dir()))
+        popup.click("#pair-form button")
+        wait_until(lambda: popup.text_content("#connection") == "connected", timeout=20,
+                   what="paired with the pasted token")
+        stored = popup.evaluate("chrome.storage.local.get(null)")
+        in_memory = popup.evaluate("chrome.storage.session.get('pasted')")
+        assert "token" not in json.dumps(stored)
+        assert in_memory["pasted"]["token"] == load_or_create_token(config_dir())
+    finally:
+        context.close()
