@@ -141,3 +141,22 @@ def test_the_state_key_ignores_ids_and_sees_every_visible_change():
                                                if e.id == 2 else e for e in FORM.elements])
     assert typed.state_key() != FORM.state_key()
     assert dataclasses.replace(FORM, text="Saved!").state_key() != FORM.state_key()
+
+
+def test_goto_may_lead_only_where_the_task_says_or_to_the_sites_front_page():
+    from daemon.agent.policy import StepContext
+    from daemon.core.actions import urls_in
+    assert urls_in("Open https://a.test/x?q=1, then http://b.test/. Not ftp://c.test") == (
+        "https://a.test/x?q=1", "http://b.test/")
+    page = Observation("https://shop.test/cart?id=3", elements=[])
+    context = StepContext("Compare with https://other.test/price.", page)
+    assert context.destinations == ("https://other.test/price", "https://shop.test/")
+    schema = json_schema(page, urls=context.destinations)
+    goto = next(v for v in schema["oneOf"] if v["properties"]["action"]["const"] == "goto")
+    assert goto["properties"]["url"] == {"enum": ["https://other.test/price",
+                                                  "https://shop.test/"]}
+    jsonschema.validate({"action": "goto", "url": "https://shop.test/"}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"action": "goto", "url": "http://evil.example/"}, schema)
+    nowhere = json_schema(Observation("file:///tmp/a.html"), urls=())
+    assert "goto" not in {v["properties"]["action"]["const"] for v in nowhere["oneOf"]}

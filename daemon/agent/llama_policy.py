@@ -2,15 +2,18 @@
 action per step.
 
 Contract:
-- The output grammar comes from `actions.json_schema(page, blocked)`: every completed output
-  parses into a valid action naming an element of the page that the action can apply to, and
-  not an action repeated twice on a page it did not change. Strings are
-  bounded in length, so the grammar always completes within MAX_NEW_TOKENS.
+- The output grammar comes from `actions.json_schema(page, blocked, destinations)`: every
+  completed output parses into a valid action naming an element of the page that the action
+  can apply to, not an action repeated twice on a page it did not change, and no `goto` but to
+  a URL the task names or the current site's front page. Strings are bounded in length, so
+  the grammar always completes within MAX_NEW_TOKENS.
 - Each decision carries what its sampler drew (`policy.Sampled`: the tokens, their
   log-probabilities under the grammar-masked distribution at the sampling temperature, and
   the choices the grammar left): the old policy's own numbers for GRPO.
 - The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
-  models without one), and llama.cpp's prefix cache carries over between steps.
+  models without one), and llama.cpp's prefix cache carries over between steps. The page's
+  part is untrusted: the model's control tokens are taken out of its text, and it is tokenized
+  without special tokens (only the template's own markers are).
 - Inference runs in a worker thread (one at a time), never on the event loop.
 """
 
@@ -56,6 +59,7 @@ class LlamaPolicy:
         except (ValueError, RuntimeError) as exc:
             raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
         self._format = prompt_formatter(self.llm)
+        self._markers = control_markers(self.llm)
         self._grammars: dict[str, str] = {}     # JSON schema → GBNF
         self._lock = threading.Lock()
 
@@ -70,8 +74,8 @@ class LlamaPolicy:
         with self._lock:
             t0 = time.perf_counter()
             text, tokens = self._prompt(context)
-            grammar = self._grammar(json.dumps(json_schema(context.observation,
-                                                           context.blocked)))
+            grammar = self._grammar(json.dumps(json_schema(
+                context.observation, context.blocked, context.destinations)))
             prompt_ms = (time.perf_counter() - t0) * 1000
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
             output, usage, sampled = self._generate(tokens, grammar, seed)
@@ -96,9 +100,15 @@ class LlamaPolicy:
         if budget < 50:
             raise InvalidMessage(f"the task and history leave no room for the page in a "
                                  f"{self.settings.n_ctx}-token context; raise n_ctx")
-        observation = prompt.fit_observation(context.observation, budget, self.count_tokens)
+        observation = prompt.untrusted(
+            prompt.fit_observation(context.observation, budget, self.count_tokens),
+            self._markers)
         text = self._format(prompt.messages(task, observation, context, shown))
-        return text, self.llm.tokenize(text.encode(), add_bos=False, special=True)
+        before, after = text.split(observation, 1)      # the frame's markers are special
+        tokenize = self.llm.tokenize
+        return text, (tokenize(before.encode(), add_bos=False, special=True)
+                      + tokenize(observation.encode(), add_bos=False, special=False)
+                      + tokenize(after.encode(), add_bos=False, special=True))
 
     def _grammar(self, schema: str) -> str:
         """The GBNF of a JSON schema (converting is the slow part: kept per schema)."""
@@ -136,6 +146,16 @@ class LlamaPolicy:
                            prefill_ms=round((t_first - t0) * 1000, 2),
                            decode_ms=round((t_end - t_first) * 1000, 2),
                            seed=seed), grammar.sampled
+
+
+def control_markers(llm: Llama) -> tuple[str, ...]:
+    """The text of every control or user-defined token of the model's vocabulary (chat-turn
+    markers and the like: ``<|im_start|>``, ``<end_of_turn>``)."""
+    vocab = llm._model.vocab                                                # noqa: SLF001
+    special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    return tuple(llm.detokenize([i], special=True).decode("utf-8", errors="replace")
+                 for i in range(llama_cpp.llama_vocab_n_tokens(vocab))
+                 if llama_cpp.llama_vocab_get_attr(vocab, i) & special)
 
 
 def cached_prefix(llm: Llama, tokens: list[int]) -> int:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-from daemon.core.actions import Action, Blocked
+from daemon.core.actions import Action, Blocked, urls_in
 from daemon.core.observation import Element, Observation
 
 
@@ -51,6 +52,16 @@ class StepContext:
             self.observation.state_key()
         before = self.history[i].seen
         return None if before is None or after is None else before != after
+
+    @property
+    def destinations(self) -> tuple[str, ...]:
+        """Where `goto` may lead without asking: the URLs the task names and the front page of
+        the site the agent is on; never a URL only the page wrote (a page cannot send the
+        agent elsewhere)."""
+        parts = urlsplit(self.observation.url)
+        here = (f"{parts.scheme}://{parts.netloc}/",) if parts.scheme in ("http", "https") \
+            else ()
+        return tuple(dict.fromkeys(urls_in(self.task) + here))
 
     @property
     def blocked(self) -> Blocked:

@@ -9,6 +9,7 @@ the service worker, ``episode`` actions end the episode (or pause) in the daemon
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 from urllib.parse import urlsplit
@@ -165,15 +166,16 @@ def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
 Blocked = frozenset[tuple[str, int | None]]       # (action name, element id or None)
 
 
-def json_schema(page: Observation | None = None, blocked: Blocked = frozenset()
-                ) -> dict[str, Any]:
+def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
+                urls: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions.
 
     With `page`, every id is restricted to the page's elements its parameter may target
     (`Param.target`): the policy's grammar cannot name an element that is not there, click a
     heading or fill a button. An action whose required id has no element to name is left out.
     `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
-    itself), e.g. an action repeated on a page it did not change.
+    itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
+    parameter may be only one of them (none: `goto` is not offered).
     """
     variants = []
     for spec in ACTIONS.values():
@@ -196,6 +198,10 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset()
                               "maximum": param.maximum}
             elif param.type == "enum":
                 props[key] = {"enum": list(param.choices)}
+            elif param.type == "url" and urls is not None:
+                if not urls:
+                    break
+                props[key] = {"enum": list(urls)}
             else:
                 props[key] = {"type": "string", "maxLength": MAX_STRING}
         else:
@@ -203,6 +209,15 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset()
             variants.append({"type": "object", "properties": props, "required": required,
                              "additionalProperties": False})
     return {"oneOf": variants}
+
+
+_URL = re.compile(r"""https?://[^\s"'<>]+""")
+
+
+def urls_in(text: str) -> tuple[str, ...]:
+    """The http(s) URLs written in `text`, in order, without trailing punctuation."""
+    found = (u.rstrip(".,;:!?)]}") for u in _URL.findall(text))
+    return tuple(dict.fromkeys(u for u in found if len(u) <= MAX_STRING))
 
 
 def describe_actions() -> str:
