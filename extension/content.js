@@ -12,7 +12,9 @@
   const MAX_NAME = 80;
   const MAX_VALUE = 200;
   const MAX_OPTIONS = 30;
-  const MASK = "•••";         // what a filled password field shows instead of its value
+  const MASK = "•••";         // what a filled secret field shows instead of its value
+  // Payment-card and one-time-code fields (observation.py SECRET_AUTOCOMPLETE, the same rule).
+  const SECRET_AUTOCOMPLETE = /^(cc-(number|csc|exp|exp-month|exp-year)|one-time-code)$/;
 
   const INTERACTIVE = [
     "a[href]", "button", "input:not([type=hidden])", "select", "textarea", "summary",
@@ -145,9 +147,14 @@
     d.in_view = x < innerWidth && y < innerHeight && x + rect.width > 0 && y + rect.height > 0;
     if (frame) d.frame = frame;
     if (tag === "input") d.type = el.type;
+    const autocomplete = el.getAttribute("autocomplete");
+    if (autocomplete) d.autocomplete = clip(autocomplete.trim().toLowerCase(), MAX_NAME);
     if (isTextField(el)) {
       d.editable = !el.disabled && !el.readOnly;
-      if (el.type === "password") d.value = el.value ? MASK : "";
+      // Secret values stay in the page (the daemon also masks fields secret by their name).
+      if (el.type === "password" || SECRET_AUTOCOMPLETE.test(d.autocomplete || "")) {
+        d.value = el.value ? MASK : "";
+      }
       else d.value = clip(el.isContentEditable && tag !== "input" ? el.innerText : el.value, MAX_VALUE);
     }
     if (tag === "input" && (el.type === "checkbox" || el.type === "radio")) d.checked = el.checked;

@@ -85,7 +85,7 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{id: number, tag: string, role: string, name: string, type?: string, value?: string,
  *            checked?: boolean, options?: string[], selected?: string, editable?: boolean,
  *            disabled?: boolean, in_view: boolean, frame?: "iframe"|"shadow",
- *            context?: boolean}} Element
+ *            context?: boolean, autocomplete?: string}} Element
  * @typedef {{url: string, title: string, elements: Element[], text: string,
  *            omitted_elements: number, omitted_text: number}} Observation
  */

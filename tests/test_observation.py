@@ -49,6 +49,10 @@ def test_observation_covers_frames_shadow_dom_and_form_controls(browser, daemon_
         assert hidden not in names
     assert elements["Secret"]["type"] == "password"
     assert "topsecret-value" not in json.dumps(obs)
+    # Nor a payment card's number or a one-time code (by their autocomplete tokens).
+    assert elements["Card"]["autocomplete"] == "cc-number" and elements["Card"]["value"] == "•••"
+    assert elements["Code"]["value"] == "•••"
+    assert "4111111111111111" not in json.dumps(obs) and "918273" not in json.dumps(obs)
 
     # Ids are stable for the same element across observations.
     again = by_name(observe(daemon_proc))

@@ -3,6 +3,8 @@ action, scrubbed from any other text, and handed out once for redaction."""
 
 from __future__ import annotations
 
+import pytest
+
 from daemon.agent.privacy import EpisodeSecrets
 from daemon.core.actions import Action
 from daemon.core.observation import MASK, Element, Observation
@@ -38,3 +40,26 @@ def test_other_fields_and_actions_pass_through_untouched():
     gone = Observation("https://bank.test/", elements=[Element(1, "input", "textbox")])
     assert secrets.mask(Action("fill", {"id": 2, "text": "x"}), gone).args["text"] == "x"
     assert secrets.take_new() == [] and secrets.scrub("x") == "x"
+
+
+@pytest.mark.parametrize("field, secret", [
+    ({"type": "password", "name": "Password"}, True),
+    ({"type": "text", "name": "Number", "autocomplete": "cc-number"}, True),
+    ({"type": "text", "name": "Code", "autocomplete": "one-time-code"}, True),
+    ({"type": "text", "name": "CVC"}, True),
+    ({"type": "text", "name": "Card number"}, True),
+    ({"type": "text", "name": "Your IBAN"}, True),
+    ({"type": "text", "name": "Security code"}, True),
+    ({"type": "text", "name": "Name", "autocomplete": "cc-name"}, False),   # not a secret
+    ({"type": "text", "name": "Pineapple count"}, False),
+    ({"type": "text", "name": "Shipping"}, False),
+])
+def test_payment_cards_and_one_time_codes_get_the_password_treatment(field, secret):
+    page = Observation.from_json({"url": "http://x/", "elements": [
+        {"id": 1, "tag": "input", "role": "textbox", "editable": True, "value": "4111 1111",
+         **field}]})
+    element = page.elements[0]
+    assert element.is_secret is secret
+    assert (element.value == MASK) is secret                    # never stored in clear
+    masked = EpisodeSecrets().mask(Action("fill", {"id": 1, "text": "4242"}), page)
+    assert (masked.args["text"] == MASK) is secret

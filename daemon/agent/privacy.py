@@ -1,7 +1,8 @@
 """Keeping secrets out of the store, the prompt and the logs.
 
-Password values are dropped in the page (content script) and again in `Observation.from_json`.
-Text the agent types into a password field is a secret of its episode: `EpisodeSecrets.mask`
+Secret values (passwords, payment cards, one-time codes: `Element.is_secret`) are dropped in the
+page (content script) and again in `Observation.from_json`. Text the agent types into a secret
+field is a secret of its episode: `EpisodeSecrets.mask`
 swaps it for MASK in the action before the action is stored, logged or shown to the policy, and
 the episode loop at once redacts every other place it was stored (the task text, for one).
 """
@@ -20,10 +21,10 @@ class EpisodeSecrets:
         self._unredacted: list[str] = []
 
     def mask(self, action: Action, observation: Observation | None) -> Action:
-        """The action as it may be recorded: text typed into a password field is masked."""
+        """The action as it may be recorded: text typed into a secret field is masked."""
         target = observation.element(action.element_id) if observation and \
             action.element_id is not None else None
-        if action.name != "fill" or target is None or not target.is_password:
+        if action.name != "fill" or target is None or not target.is_secret:
             return action
         secret = action.args["text"]
         if secret and secret not in self.secrets:

@@ -3,19 +3,27 @@
 The content script (extension/content.js) walks the live DOM once, open shadow roots and
 same-origin iframes included, and reports the visible interactive and labelled elements, each
 with an id that stays the same for the same element while the page lives, plus a short excerpt of
-the visible text. It caps both and says how much it left out. Password values never leave the
-page; `Element.from_json` drops any that would.
+the visible text. It caps both and says how much it left out. Secret values (passwords,
+payment cards, one-time codes: `Element.is_secret`) never leave the page; `Observation.from_json`
+drops any that would.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .wire import from_json
 
 MASK = "•••"
+
+# A field is secret by its type, its `autocomplete` token (payment card, one-time code) or, for
+# pages that mark nothing, the words of its name.
+SECRET_AUTOCOMPLETE = re.compile(r"^(cc-(number|csc|exp|exp-month|exp-year)|one-time-code)$")
+SECRET_NAME = re.compile(r"\b(password|passcode|card ?number|credit card|cvv|cvc|csc|pin|otp|"
+                         r"one[- ]time (code|password)|iban|security code)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -35,10 +43,19 @@ class Element:
     frame: str | None = None             # "iframe" / "shadow" when not in the top document
     context: bool | None = None          # labelled but not interactive (a heading, an image):
                                          # read for what it says, never an action's target
+    autocomplete: str | None = None     # the field's autocomplete token, e.g. "cc-number"
 
     @property
     def is_password(self) -> bool:
         return self.type == "password"
+
+    @property
+    def is_secret(self) -> bool:
+        """A field whose value is a secret: a password, a payment card's number, code or
+        expiry, a one-time code, a PIN, an IBAN."""
+        if self.is_password or SECRET_AUTOCOMPLETE.match(self.autocomplete or ""):
+            return True
+        return bool(self.editable) and bool(SECRET_NAME.search(self.name))
 
     def render(self) -> str:
         parts = [f"[{self.id}] {self.role}"]
@@ -46,6 +63,8 @@ class Element:
             parts.append(f'"{self.name}"')
         if self.is_password:
             parts.append("(password)")
+        elif self.is_secret:
+            parts.append("(secret)")
         elif self.value:
             parts.append(f'value="{self.value}"')
         if self.options:
@@ -75,7 +94,7 @@ class Observation:
         obs = from_json(cls, {**data, "elements": []}, where="observation")
         for i, raw in enumerate(data.get("elements") or []):
             element = from_json(Element, raw, where=f"observation.elements[{i}]")
-            if element.is_password:
+            if element.is_secret:
                 element.value = MASK if element.value else None
             obs.elements.append(element)
         return obs
