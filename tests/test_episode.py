@@ -55,7 +55,7 @@ class Recorder:
         return Decision(self.actions.pop(0), prompt=f"step {len(self.seen)}")
 
 
-def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None):
+def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None, approver=None):
     async def go():
         async with await Store.open(tmp_path / "s.db") as store:
             episode = await store.start_episode(Episode(task, "cli", policy=policy.name))
@@ -65,7 +65,7 @@ def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None):
                 streamed.append(step.index)
             final = await run_episode(episode, store=store, browser=browser, policy=policy,
                                       stop=stop or asyncio.Event(), on_step=on_step,
-                                      limits=limits)
+                                      limits=limits, approver=approver)
             return final, await store.steps(episode.id), streamed
     return run_async(go())
 

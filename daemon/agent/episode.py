@@ -8,6 +8,8 @@ Where the task's page keeps its own verdict (`page_ended`, e.g. MiniWoB++'s WOB_
 it is read after every step, as BrowserGym does: once the page says its episode is over, the
 episode ends there as ``done`` and nothing acts on the page again (a MiniWoB++ page would start
 a new problem on the next click and erase the reward).
+With an `Approver`, a sensitive action (approvals.py) waits for the user's verdict before it
+runs; a denied one is recorded as a failed step with the reason, which the policy sees.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from daemon.core.settings import DEFAULTS, Settings
 from daemon.core.store import Episode, Step, Store, now
 from daemon.core.wire import NightloopError
 
+from .approvals import ApprovalRequest, Approver, sensitivity
 from .descriptors import describe
 from .policy import Decision, PastStep, Policy, StepContext
 from .privacy import EpisodeSecrets
@@ -77,12 +80,40 @@ def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 2)
 
 
+class _Approvals:
+    """One episode's approvals: its approver, and whether the user approved all of it."""
+
+    def __init__(self, episode: Episode, approver: Approver | None):
+        self.episode, self.approver, self.all = episode, approver, False
+
+    async def verdict(self, index: int, action: Action, recorded: Action,
+                      page: Observation) -> dict | None:
+        """None when `action` may run unasked; else the verdict (``approved`` True/False,
+        with the kind and reason of the sensitivity)."""
+        why = sensitivity(action, page, start_url=self.episode.start_url,
+                          task=self.episode.task) if self.approver else None
+        if why is None:
+            return None
+        if self.all:
+            return {"approved": True, "kind": why.kind, "reason": why.reason,
+                    "by": "approved for this episode"}
+        target = page.element(action.element_id) if action.element_id is not None else None
+        verdict, note = await self.approver.approve(ApprovalRequest(
+            self.episode.id, index, recorded.to_json(), page.url,
+            target.render() if target else None, why.kind, why.reason))
+        self.all = verdict == "approve_episode"
+        return {"approved": verdict != "deny", "kind": why.kind, "reason": why.reason,
+                "by": note or "the user"}
+
+
 async def run_episode(episode: Episode, *, store: Store, browser: Browser, policy: Policy,
                       stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
-                      tab_id: int | None = None, page_ended: PageEnded | None = None) -> Episode:
+                      tab_id: int | None = None, page_ended: PageEnded | None = None,
+                      approver: Approver | None = None) -> Episode:
     """Run a started episode (already in the store) to its end and return its final row."""
     assert episode.id is not None
     secrets = EpisodeSecrets()
+    approvals = _Approvals(episode, approver)
     status, answer, error = "step_limit", None, None
     history: list[PastStep] = []
     try:
@@ -96,7 +127,8 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                 status = "stopped"
                 break
             step, action, seen = await _step(index, episode, tab_id, history, browser=browser,
-                                             policy=policy, secrets=secrets, stop=stop)
+                                             policy=policy, secrets=secrets, stop=stop,
+                                             approvals=approvals)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
             await store.add_step(step)
             for secret in secrets.take_new():
@@ -129,7 +161,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
 
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
                 browser: Browser, policy: Policy, secrets: EpisodeSecrets,
-                stop: asyncio.Event) -> tuple[Step, Action | None, str]:
+                stop: asyncio.Event, approvals: _Approvals) -> tuple[Step, Action | None, str]:
     """Observe, decide and act once; return the step to record, the action as recorded
     (secrets masked), which is also what the policy sees in later steps, and the state key of
     the page it acted on."""
@@ -143,8 +175,12 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     action, result, target = decision.action, {"tab_id": tab_id}, None
     error = _rejection(decision, obs)
     invalid, ok = error is not None, False
+    recorded = secrets.mask(action, obs) if action else None
+    approval = None if invalid else await approvals.verdict(index, action, recorded, obs)
     if invalid:
         pass    # nothing reaches the browser; the error goes to the policy next step
+    elif approval and not approval["approved"]:
+        error = f"not approved ({approval['by']}): it {approval['reason']}"
     elif action.spec.runs == "episode":
         ok = True
         if action.name == "wait":
@@ -160,9 +196,10 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         if action.element_id is not None:
             target = describe(obs, action.element_id, extra)
         result = {"tab_id": outcome.tab_id if outcome.tab_id is not None else tab_id, **detail}
+    if approval:
+        result["approval"] = approval
     act_ms = _ms(t2)
 
-    recorded = secrets.mask(action, obs) if action else None
     log.info("episode %d step %d: %s → %s", episode.id, index,
              recorded.describe() if recorded else "(no action)", "ok" if ok else error)
     raw_output = secrets.scrub(decision.raw_output)
