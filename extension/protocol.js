@@ -16,7 +16,8 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
 
 // the user's requests (popup → service worker → daemon, or the CLI)
-/** @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string}} Task */
+/** `approve`: every sensitive action of this run is approved (`nightloop run --yes`).
+ * @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string, approve?: boolean}} Task */
 /** @typedef {{type: "stop", episode_id?: number, request_id?: string}} Stop */
 /** @typedef {{type: "feedback", episode_id: number, value: 1|-1, request_id?: string}} Feedback */
 /** Asked with only `request_id`; the daemon answers with every field set.
@@ -36,6 +37,8 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** CLI only: promote an adapter or roll back to the serving one's parent, and switch at once;
  * answered by `adapter` with `serving` (absent: the base model) and `retired`.
  * @typedef {{type: "adapter", change: "promote"|"rollback", adapter_id?: number, serving?: number, retired?: number, request_id?: string}} AdapterChange */
+/** The user's verdict on an `approval_ask`.
+ * @typedef {{type: "approval", request_id: string, verdict: "approve"|"approve_episode"|"deny"}} Approval */
 /** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
  * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 
@@ -53,6 +56,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** `notice`: what a paused episode waits for the user to do.
  * @typedef {{type: "episode", episode: Episode, request_id?: string, notice?: string}} EpisodeUpdate */
 /** @typedef {{type: "step", episode_id: number, step: Step}} StepUpdate */
+/** A sensitive action waits for the user (the first `approval` decides; none in `timeout`
+ * seconds denies it).
+ * @typedef {{type: "approval_ask", request_id: string, episode_id: number, index: number, action: object, page: string, kind: "navigation"|"secret"|"commit", reason: string, timeout: number, element?: string}} ApprovalAsk */
 
 // keep-alive and errors
 /** @typedef {{type: "ping"}} Ping */

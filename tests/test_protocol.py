@@ -119,6 +119,10 @@ def test_every_message_type_round_trips():
         p.Reload("r"), p.Practice("shop.test", None, True, None, "r"), p.Practice(episode_id=3),
         p.AdapterChange("promote", 3, request_id="r"), p.AdapterChange("rollback", None, 2, 4),
         p.EpisodeUpdate({"id": 1}, notice="type your password"),
+        p.Task("pay", approve=True),
+        p.ApprovalAsk("a1", 1, 2, {"action": "click", "id": 3}, "http://a/", "commit",
+                      'clicks [3] button "Pay"', 60.0, '[3] button "Pay"'),
+        p.Approval("a1", "approve_episode"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
     for message in samples:

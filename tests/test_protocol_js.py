@@ -57,7 +57,8 @@ def py_fields(cls: type[p.Message]) -> dict[str, tuple[bool, object]]:
 
 def js_type_fits(annotation: object, js: str) -> bool:
     """Does the JS type admit the Python one's JSON values? Literals must list the same values
-    (or name an alias such as `Source`); str, int and bool map to string, number and boolean;
+    (or name an alias such as `Source`); str, int, float and bool map to string, number and
+    boolean;
     anything else (dict) to an object type."""
     args = typing.get_args(annotation)
     if type(None) in args:
@@ -65,7 +66,7 @@ def js_type_fits(annotation: object, js: str) -> bool:
     if typing.get_origin(annotation) is typing.Literal:
         values = {f'"{v}"' if isinstance(v, str) else str(v) for v in typing.get_args(annotation)}
         return js.isidentifier() or {part.strip() for part in js.split("|")} == values
-    simple = {str: "string", int: "number", bool: "boolean"}
+    simple = {str: "string", int: "number", float: "number", bool: "boolean"}
     return simple.get(annotation) == js if annotation in simple else js not in simple.values()
 
 

@@ -146,17 +146,22 @@ The token is stored in {config_dir() / 'token'} (readable only by you).""")
 @cli.command()
 @click.argument("task")
 @click.option("--url", default=None, help="Open this URL first (in a new tab).")
+@click.option("--yes", "approve", is_flag=True,
+              help="Approve every sensitive action of this run (a site the task does not "
+                   "name, a secret field, paying, deleting) without asking.")
 @setting_options("port")
 @json_option
-def run(task: str, url: str | None, port: int | None, as_json: bool) -> None:
+def run(task: str, url: str | None, approve: bool, port: int | None, as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
 
+    Before a sensitive action the episode waits for your yes: asked here when this is a
+    terminal, in the toolbar popup either way; without an answer in time it is denied.
     Ctrl-C asks the daemon to stop the episode.
 
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = run_coro(_follow(p.Task(task, source="cli", url=url), settings_from(port=port).port,
-                               quiet=as_json))
+    episode = run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve),
+                               settings_from(port=port).port, quiet=as_json))
     if as_json:
         print_json(episode)
 
@@ -201,6 +206,8 @@ async def _follow(request: p.Task | p.Replay, port: int, *, quiet: bool) -> dict
             if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
                 if not quiet:
                     click.echo(step_line(message.step))
+            elif isinstance(message, p.ApprovalAsk) and message.episode_id == episode_id:
+                await _answer(client, message)
             elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id:
                 if message.notice and not quiet:
                     click.echo(f"  waiting for you: {message.notice}")
@@ -209,6 +216,20 @@ async def _follow(request: p.Task | p.Replay, port: int, *, quiet: bool) -> dict
                         click.echo(_outcome_line(message.episode))
                     return message.episode
     raise AssertionError("unreachable")
+
+
+async def _answer(client, ask: p.ApprovalAsk) -> None:
+    """Ask the user at the terminal, if there is one (the popup may answer first)."""
+    click.echo(f"  needs your approval: step {ask.index} {ask.reason} on {ask.page}", err=True)
+    if not sys.stdin.isatty():
+        click.echo(f"  (no terminal to ask: answer in the popup within {ask.timeout:g} s)",
+                   err=True)
+        return
+    answer = await asyncio.to_thread(
+        click.prompt, "  approve? [y]es / [n]o / [a]ll of this episode", default="n",
+        type=click.Choice(["y", "n", "a"]), show_choices=False, err=True)
+    verdict = {"y": "approve", "a": "approve_episode", "n": "deny"}[answer]
+    await client.send(p.Approval(ask.request_id, verdict))
 
 
 def _outcome_line(episode: dict) -> str:

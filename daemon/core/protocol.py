@@ -90,6 +90,7 @@ class Task(Message):
     url: str | None = None              # open this URL first (in a new tab when tab_id is None)
     tab_id: int | None = None           # the tab to work in; None: let the extension choose
     request_id: str | None = None
+    approve: bool = False               # approve every sensitive action of this run (--yes)
 
 
 @dataclass
@@ -224,6 +225,31 @@ class Replay(Message):
 
 
 @dataclass
+class ApprovalAsk(Message):
+    """The daemon asks every client whether a sensitive action may run (agent/approvals.py);
+    the first ``approval`` answering ``request_id`` decides; none within ``timeout`` seconds
+    denies it."""
+    type: ClassVar[str] = "approval_ask"
+    request_id: str
+    episode_id: int
+    index: int                          # the step
+    action: dict                        # as it would be recorded (secrets masked)
+    page: str                           # the page's URL
+    kind: Literal["navigation", "secret", "commit"]
+    reason: str
+    timeout: float
+    element: str | None = None          # the target as the policy saw it
+
+
+@dataclass
+class Approval(Message):
+    """A user's verdict on an ``approval_ask``."""
+    type: ClassVar[str] = "approval"
+    request_id: str
+    verdict: Literal["approve", "approve_episode", "deny"]
+
+
+@dataclass
 class Reload(Message):
     """Serve the adapter the store says is promoted, from the next episode on."""
     type: ClassVar[str] = "reload"
@@ -289,15 +315,15 @@ class Error(Message):
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
-    RecordStop, Replay, Resume, Reload, Practice, AdapterChange,
+    RecordStop, Replay, Resume, Reload, Practice, AdapterChange, ApprovalAsk, Approval,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
-                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice},
+                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice, Approval},
     "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice,
-            AdapterChange},
+            AdapterChange, Approval},
 }
 
 

@@ -96,6 +96,11 @@ class Settings:
     max_steps: int = setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = setting(30.0, "seconds the browser has to answer one observe or act",
                                   low=1, high=600)
+    approvals: str = setting("ask", "sensitive actions (a site the task does not name, a secret "
+                             "field, paying, deleting): ask the popup or terminal, or deny them "
+                             "unasked", choices=("ask", "deny"))
+    approval_timeout: float = setting(60.0, "seconds to wait for an answer before a sensitive "
+                                      "action is denied", low=1, high=3600)
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
     db: str = setting("", "SQLite store; empty: nightloop.db in the XDG data dir")
 

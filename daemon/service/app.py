@@ -63,7 +63,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
     token = load_or_create_token(config_dir())
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
                     port=port, limits=Limits.of(settings),
-                    reload_policy=promoted_policy if settings.policy == "llm" else None)
+                    reload_policy=promoted_policy if settings.policy == "llm" else None,
+                    approvals=settings.approvals, approval_timeout=settings.approval_timeout)
     judging: JudgeQueue | None = None
     if settings.judge == "on":
         from judge.judge import judge_from_settings

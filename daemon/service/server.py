@@ -3,7 +3,8 @@
 The connected extension is the agent's browser; CLI clients and the popup submit tasks, replays
 and recordings, stop them, give feedback, set practice rules, ask for status, switch the adapter
 (`reload`) and may relay single observe/act requests to the browser. One episode runs at a time;
-every client hears its progress.
+every client hears its progress, and every client is asked before a sensitive action runs
+(`approval_ask`; the first `approval` decides, none in time denies it).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from daemon.agent.approvals import ApprovalRequest, Verdict
 from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
@@ -52,7 +55,8 @@ class Daemon(Endpoint):
     def __init__(self, store: Store, policy: Policy, *, token: str, extension_origin: str,
                  host: str = "127.0.0.1", port: int, limits: Limits = Limits(),
                  max_frame_bytes: int = p.MAX_FRAME_BYTES,
-                 reload_policy: Callable[[], Awaitable[Policy]] | None = None):
+                 reload_policy: Callable[[], Awaitable[Policy]] | None = None,
+                 approvals: str = "ask", approval_timeout: float = 60.0):
         super().__init__(token=token, extension_origin=extension_origin, host=host, port=port,
                          step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes)
         self.store = store
@@ -64,6 +68,8 @@ class Daemon(Endpoint):
         self.idle.set()
         self.idle_since = time.monotonic()      # when the last episode ended
         self.finished: list[Callable[[int], None]] = []   # called with each ended episode's id
+        self.approvals, self.approval_timeout = approvals, approval_timeout
+        self.asked: dict[str, asyncio.Future] = {}    # approval_ask request id → the verdict
 
     async def close(self) -> None:
         """Stop the running episode (it is recorded as interrupted) and the server."""
@@ -97,6 +103,8 @@ class Daemon(Endpoint):
             await client.send(await self._practice(message))
         elif isinstance(message, p.AdapterChange):
             await client.send(await self._change_adapter(message))
+        elif isinstance(message, p.Approval):
+            self._approval(message)
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
@@ -129,7 +137,7 @@ class Daemon(Endpoint):
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
             adapter=self.policy.adapter), task.request_id)
         running.task = asyncio.create_task(self._run(running, task.tab_id, self.policy,
-                                                     self.limits))
+                                                     self.limits, approve_all=task.approve))
 
     async def _start_replay(self, client: Client, replay: p.Replay) -> None:
         source = await self.store.episode(replay.episode_id)
@@ -158,14 +166,15 @@ class Daemon(Endpoint):
         running.task = asyncio.create_task(self._run(running, replay.tab_id, policy, limits))
 
     async def _run(self, running: Running, tab_id: int | None, policy: Policy,
-                   limits: Limits) -> None:
+                   limits: Limits, approve_all: bool = False) -> None:
         async def on_step(step: Step) -> None:
             await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
 
         try:
             final = await run_episode(running.episode, store=self.store, browser=self.browser,
                                       policy=policy, stop=running.stop, on_step=on_step,
-                                      limits=limits, tab_id=tab_id)
+                                      limits=limits, tab_id=tab_id,
+                                      approver=_Asking(self, approve_all))
             await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
@@ -223,6 +232,12 @@ class Daemon(Endpoint):
         update = p.EpisodeUpdate(to_json(final))
         await client.send(dataclasses.replace(update, request_id=message.request_id))
         await self.broadcast(update, skip=client)
+
+    def _approval(self, message: p.Approval) -> None:
+        pending = self.asked.get(message.request_id)
+        if pending is None or pending.done():
+            raise InvalidMessage(f"no approval is pending under {message.request_id!r}")
+        pending.set_result(message.verdict)
 
     def _stop(self, stop: p.Stop) -> None:
         running = self._running(stop.episode_id)
@@ -284,3 +299,29 @@ class Daemon(Endpoint):
             raise InvalidMessage("this daemon's policy has no adapters to switch")
         self.policy = await self.reload_policy()
         log.info("now serving %s with adapter %s", self.policy.name, self.policy.adapter)
+
+
+class _Asking:
+    """The daemon's approver: every client (the popup, a `nightloop run` terminal) is asked,
+    the first answer decides; none within the timeout, or `approvals = "deny"`, denies."""
+
+    def __init__(self, daemon: Daemon, approve_all: bool):
+        self.daemon, self.approve_all = daemon, approve_all
+
+    async def approve(self, request: ApprovalRequest) -> tuple[Verdict, str | None]:
+        daemon = self.daemon
+        if self.approve_all:
+            return "approve_episode", "approved for this run (--yes)"
+        if daemon.approvals == "deny":
+            return "deny", 'approvals = "deny"'
+        request_id = secrets.token_hex(8)
+        daemon.asked[request_id] = pending = asyncio.get_running_loop().create_future()
+        try:
+            await daemon.broadcast(p.ApprovalAsk(
+                request_id, request.episode_id, request.index, request.action, request.page,
+                request.kind, request.reason, daemon.approval_timeout, request.element))
+            return await asyncio.wait_for(pending, daemon.approval_timeout), None
+        except asyncio.TimeoutError:
+            return "deny", f"no answer within {daemon.approval_timeout:g} s"
+        finally:
+            del daemon.asked[request_id]

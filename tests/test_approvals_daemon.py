@@ -1,0 +1,87 @@
+"""Approvals through the real daemon, extension and Chromium: every client is asked, the first
+answer decides, no answer in time denies, `nightloop run --yes` approves its own run."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from conftest import DaemonProcess, free_port, launch_browser, nightloop, run_async
+
+from daemon.bridge.pairing import load_or_create_token
+from daemon.core import protocol as p
+from daemon.core.settings import config_dir
+from daemon.service.client import connected
+
+pytestmark = pytest.mark.browser
+
+
+async def run_answering(port: int, task: p.Task, verdicts: list[str]) -> tuple[dict, list]:
+    """Start `task` as a client and answer each approval_ask with the next verdict."""
+    asks = []
+    async with connected(port, load_or_create_token(config_dir())) as client:
+        started = await client.request(task)
+        async for message in client.messages():
+            if isinstance(message, p.ApprovalAsk):
+                asks.append(message)
+                await client.send(p.Approval(message.request_id, verdicts.pop(0)))
+            elif isinstance(message, p.EpisodeUpdate) and \
+                    message.episode["id"] == started.episode["id"] and \
+                    message.episode["status"] != "running":
+                return message.episode, asks
+    raise AssertionError("the daemon closed the connection")
+
+
+def steps(db, episode_id: int) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute('SELECT url, ok, error, result FROM steps WHERE episode_id=? '
+                            'ORDER BY "index"', (episode_id,)).fetchall()
+
+
+def test_a_denied_action_never_runs_and_an_approved_one_does(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/form.html")
+    task = p.Task('fill "Password" with "s3cret-pw"; done', source="cli")
+    episode, asks = run_async(run_answering(daemon_proc.port, task, ["deny"]))
+    assert [a.kind for a in asks] == ["secret"] and asks[0].element.endswith("(password)")
+    assert asks[0].action["text"] == "•••"                  # the ask never shows the secret
+    rows = steps(daemon_proc.db, episode["id"])
+    assert not rows[0][1] and "not approved (the user)" in rows[0][2]
+    assert page.input_value("#password") == ""              # nothing was typed
+
+    episode, asks = run_async(run_answering(daemon_proc.port, task, ["approve"]))
+    assert episode["status"] == "done" and len(asks) == 1
+    assert steps(daemon_proc.db, episode["id"])[0][1]
+    assert page.input_value("#password") == "s3cret-pw"
+
+
+def test_with_nobody_to_answer_it_is_denied_after_the_timeout_and_yes_approves(
+        playwright, home, tmp_path, pages_url, monkeypatch):
+    monkeypatch.setenv("NIGHTLOOP_APPROVAL_TIMEOUT", "1")
+    daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start()
+    try:
+        with launch_browser(playwright, daemon, tmp_path):
+            args = ["run", "--url", f"{pages_url}/form.html", "--port", str(daemon.port),
+                    'fill "Password" with "s3cret-pw"; done']
+            asked = nightloop(*args)                # no terminal here: nobody to ask
+            assert "needs your approval: step 0 types into the secret field" in asked.stderr
+            assert "answer in the popup within 1 s" in asked.stderr
+            (_, ok, error, _), _ = steps(daemon.db, 1)
+            assert not ok and "not approved (no answer within 1 s)" in error
+            yes = nightloop(*args[:-1], "--yes", args[-1])
+            assert "needs your approval" not in yes.stderr
+            (_, ok, _, result), _ = steps(daemon.db, 2)
+            assert ok and "approved for this run (--yes)" in result
+    finally:
+        daemon.stop()
+
+
+def test_approvals_deny_refuses_unasked():
+    from types import SimpleNamespace
+
+    from daemon.agent.approvals import ApprovalRequest
+    from daemon.service.server import _Asking
+    request = ApprovalRequest(1, 0, {"action": "click", "id": 3}, "http://a/", None, "commit",
+                              "clicks Pay")
+    asking = _Asking(SimpleNamespace(approvals="deny"), approve_all=False)
+    assert run_async(asking.approve(request)) == ("deny", 'approvals = "deny"')
