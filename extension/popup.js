@@ -1,6 +1,6 @@
-// nightloop popup: submit a task, stop it, watch its steps, rate the finished episode; record a
-// demonstration, run a finished episode again without the model; mark the current site, or a
-// finished episode's task, safe to practise at night.
+// nightloop popup: submit a task, stop it, watch its steps, approve or deny a sensitive step,
+// rate the finished episode; record a demonstration, run a finished episode again without the
+// model; mark the current site, or a finished episode's task, safe to practise at night.
 // It renders the state the service worker keeps in chrome.storage.session and sends commands
 // to the worker; it never talks to the daemon itself.
 
@@ -46,6 +46,13 @@ function render(state) {
   $("record").disabled = connection !== "connected" || running;
   $("stop").disabled = !running || recording;
   $("recording").hidden = !recording;
+  const approval = state.approval;
+  $("approval").hidden = !approval;
+  if (approval) {
+    $("approval-reason").textContent = `It ${approval.reason}.`;
+    $("approval-page").textContent = approval.page;
+    $("approval-action").textContent = describeAction(approval.action);
+  }
   $("notice").hidden = !(running && state.notice);
   $("notice-text").textContent = state.notice || "";
   const practice = state.practice || {};
@@ -116,6 +123,12 @@ for (const button of [$("thumbs-up"), $("thumbs-down")]) {
   button.addEventListener("click", async () => {
     const { episode } = await chrome.storage.session.get("episode");
     if (episode) command({ type: POPUP.FEEDBACK, episode_id: episode.id, value: Number(button.dataset.value) });
+  });
+}
+for (const button of [$("approve"), $("deny"), $("approve-episode")]) {
+  button.addEventListener("click", async () => {
+    const { approval } = await chrome.storage.session.get("approval");
+    if (approval) command({ type: POPUP.APPROVE, request_id: approval.request_id, verdict: button.dataset.verdict });
   });
 }
 $("pair-form").addEventListener("submit", (event) => {

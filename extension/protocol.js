@@ -115,6 +115,7 @@ export const POPUP = Object.freeze({
   REPLAY: "replay",      // {episode_id}: run a finished episode again without the model
   RESUME: "resume",      // {episode_id}: the user did what a paused replay asked
   PRACTICE: "practice",  // {site | episode_id, allowed?}: ask or set a practice rule
+  APPROVE: "approve",    // {request_id, verdict}: the user's answer to an approval_ask
 });
 
 /** True for pages the agent can work in (not the browser's or an extension's own pages). */

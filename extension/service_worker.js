@@ -120,6 +120,19 @@ async function open() {
   };
 }
 
+/** A sensitive action waits for the user: the popup shows it (a badge says so while closed)
+ * until they answer or its time is up, when the daemon denies it. */
+async function onApprovalAsk(ask) {
+  await setState({ approval: { ...ask, until: Date.now() + ask.timeout * 1000 } });
+  await chrome.action.setBadgeText({ text: "?" });
+  setTimeout(async () => {
+    const { approval } = await chrome.storage.session.get("approval");
+    if (approval?.request_id !== ask.request_id) return;
+    await setState({ approval: null });
+    await chrome.action.setBadgeText({ text: "" });
+  }, ask.timeout * 1000);
+}
+
 async function onDaemonMessage(message) {
   switch (message.type) {
     case "welcome":
@@ -143,6 +156,9 @@ async function onDaemonMessage(message) {
       break;
     case "step":
       await onStep(message.episode_id, message.step);
+      break;
+    case "approval_ask":
+      await onApprovalAsk(message);
       break;
     case "error":
       await setState({ lastError: message.message });
@@ -424,6 +440,10 @@ async function fromPopup(message) {
     }
     case POPUP.RESUME:
       return send({ type: "resume", episode_id: message.episode_id, request_id: requestId });
+    case POPUP.APPROVE:
+      await setState({ approval: null });
+      await chrome.action.setBadgeText({ text: "" });
+      return send({ type: "approval", request_id: message.request_id, verdict: message.verdict });
     case POPUP.PAIR:
       await chrome.storage.session.set({
         pasted: { port: Number(message.port) || DEFAULT_PORT, token: message.token },

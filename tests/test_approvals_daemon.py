@@ -85,3 +85,23 @@ def test_approvals_deny_refuses_unasked():
                               "clicks Pay")
     asking = _Asking(SimpleNamespace(approvals="deny"), approve_all=False)
     assert run_async(asking.approve(request)) == ("deny", 'approvals = "deny"')
+
+
+def test_the_popup_shows_the_step_and_its_answer_decides(browser, daemon_proc, pages_url):
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/form.html")
+    popup = browser.popup()
+    popup.fill("#task", 'fill "Password" with "s3cret-pw"; fill "Name" with "Ada"; '
+                        'fill "Password" with "again"; done')
+    popup.click("#run")
+    popup.wait_for_selector("#approval:not([hidden])", timeout=20_000)
+    assert "types into the secret field" in popup.text_content("#approval-reason")
+    shown = popup.text_content("#approval-action")
+    assert shown.startswith("fill [") and '"•••"' in shown and "s3cret" not in shown
+    popup.click("#approve-episode")             # this one and the rest of the episode
+    popup.wait_for_selector("#finished:not([hidden])", timeout=20_000)
+    assert popup.locator("#approval").is_hidden()
+    assert page.input_value("#password") == "again"     # both secret steps ran, asked once
+    with sqlite3.connect(daemon_proc.db) as conn:
+        results = [r for (r,) in conn.execute('SELECT result FROM steps ORDER BY "index"')]
+    assert '"by": "the user"' in results[0] and "approved for this episode" in results[2]
