@@ -23,6 +23,9 @@ def test_popup_task_fills_the_form_and_is_stored(browser, daemon_proc, pages_url
 
     popup.fill("#task", TASK)
     popup.click("#run")
+    # Typing the password, and sending the form it is in, wait for the user's yes.
+    popup.wait_for_selector("#approval:not([hidden])", timeout=30_000)
+    popup.click("#approve-episode")
 
     # The popup lists the steps live and offers feedback when the episode is over.
     popup.wait_for_selector("#finished:not([hidden])", timeout=30_000)
