@@ -157,6 +157,9 @@ def test_a_typed_password_is_never_recorded_and_the_replay_asks_for_it(browser, 
         tab = [p for p in browser.context.pages if p.url.startswith(url)][-1]   # the replay's
         tab.fill("#pin", SECRET)                # the user types it, not nightloop
         popup.click("#resume")
+        popup.wait_for_selector("#approval:not([hidden])", timeout=20_000)
+        assert "submits a form with a filled secret field" in popup.inner_text("#approval")
+        popup.click("#approve")                 # booking with the PIN is the user's call
         out, err = follower.communicate(timeout=30)
     finally:
         follower.kill()
