@@ -191,3 +191,22 @@ def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, dae
                   lambda page: page.click("#name"))
     assert [(s["action"]["action"], s["target"]["name"]) for s in demo["steps"]] == [
         ("click", "Name")]
+
+
+@pytest.mark.browser
+def test_a_recording_goes_through_the_agents_sanitiser(browser, daemon_proc, pages_url):
+    """A card number typed while recording is masked in the action, out of the stored page
+    and redacted from the task that named it, as in an agent's own episode."""
+    card = "4000056655665556"
+
+    def pay(page):
+        page.fill("#card", "")
+        page.click("#card")
+        page.keyboard.type(card)
+        page.keyboard.press("Tab")
+    demo = record(browser, daemon_proc, f"{pages_url}/widgets.html", f"Pay with {card}", pay)
+    typed = [s for s in demo["steps"] if s["action"]["action"] == "fill"]
+    assert typed and all(s["action"]["text"] == "•••" for s in typed)
+    assert demo["task"] == "Pay with •••"
+    for path in daemon_proc.db.parent.glob(daemon_proc.db.name + "*"):
+        assert card.encode() not in path.read_bytes(), path

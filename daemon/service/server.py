@@ -21,11 +21,12 @@ from daemon.agent.approvals import ApprovalRequest, Verdict
 from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
+from daemon.agent.privacy import EpisodeSecrets
 from daemon.agent.replay import ReplayPolicy
 from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
 from daemon.core.actions import Action
-from daemon.core.observation import Observation
+from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import InvalidMessage, to_json
 from daemon.tasks.practice import rule_for, set_rule
@@ -42,6 +43,7 @@ class Running:
     task: asyncio.Task | None = None        # None while the user records a demonstration
     resume: asyncio.Event = field(default_factory=asyncio.Event)
     recorded: int = 0                       # demonstration steps received so far
+    secrets: EpisodeSecrets = field(default_factory=EpisodeSecrets)     # typed while recording
 
 
 def step_json(step: Step) -> dict[str, Any]:
@@ -210,15 +212,20 @@ class Daemon(Endpoint):
 
     async def _record_step(self, message: p.RecordStep) -> None:
         running = self._recording(message.episode_id)
-        action = Action.parse(message.action)
         obs = Observation.from_json(message.observation) if message.observation else None
+        # The agent's own sanitiser: secret values out of the page, a typed secret masked
+        # in the action and redacted wherever the episode stored it.
+        action = running.secrets.mask(Action.parse(message.action), obs)
         target = describe(obs, action.element_id, message.target) \
             if obs and action.element_id is not None else message.target
         step = Step(running.episode.id, running.recorded, action.to_json(), True,
                     url=obs.url if obs else message.action.get("url"),
-                    observation=message.observation, mode="demonstration", target=target)
+                    observation=dataclasses.asdict(obs) if obs else None,
+                    mode="demonstration", target=target)
         running.recorded += 1
         await self.store.add_step(step)
+        for secret in running.secrets.take_new():
+            await self.store.redact(running.episode.id, secret, MASK)
         await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
 
     async def _stop_recording(self, client: Client, message: p.RecordStop) -> None:
