@@ -185,3 +185,66 @@ def test_pairing_files_and_profiles_end_up_private_even_when_they_existed(tmp_pa
     profile.mkdir(mode=0o755)
     private_dir(profile)                    # what a browser launch does with its profile
     assert os.stat(profile).st_mode & 0o777 == 0o700
+
+
+def fuzzed_frames(count: int, seed: int = 0):
+    """Malformed frames of every kind: broken JSON, wrong types, every message type with its
+    fields scrambled, deep nesting, huge numbers, lone surrogates, stray bytes."""
+    import random
+
+    from daemon.core import protocol as p
+    rng = random.Random(seed)
+    values = [None, True, -1, 2 ** 70, 1.5, "x", "", "\ud800", [], {}, [[[]]], "9" * 50,
+              {"type": "ping"}, float("nan")]
+    kinds = list(p.MESSAGES)
+    for _ in range(count):
+        shape = rng.randrange(6)
+        if shape == 0:                                  # a message with scrambled fields
+            frame = {"type": rng.choice(kinds),
+                     **{rng.choice(["request_id", "episode_id", "task", "action", "value",
+                                    "token", "verdict", "url", "observation", "tab_id"]):
+                        rng.choice(values) for _ in range(rng.randrange(4))}}
+            text = json.dumps(frame, allow_nan=True)
+        elif shape == 1:                                # a valid message, cut short
+            text = json.dumps({"type": "task", "task": "go " * rng.randrange(9)})
+            text = text[:rng.randrange(len(text))]
+        elif shape == 2:                                # nesting
+            depth = rng.choice([10, 1000, 30_000])
+            text = '{"type": "ping", "x": ' + "[" * depth + "]" * depth + "}"
+        elif shape == 3:                                # a wrong type for `type`
+            text = json.dumps({"type": rng.choice(values[:-1])})
+        elif shape == 4:                                # random characters
+            text = "".join(chr(rng.randrange(1, 0x3000)) for _ in range(rng.randrange(40)))
+        else:                                           # escapes and numbers
+            text = rng.choice(['{"type": "task", "task": "\\udc00\\ud800"}',
+                               '{"type": "stop", "episode_id": 1e400}',
+                               '{"type": "feedback", "episode_id": -0, "value": 1.0}',
+                               '{"type": "ping"}{"type": "ping"}', '{"type": "ping",}'])
+        yield text
+
+
+@pytest.mark.timeout(300)
+def test_ten_thousand_malformed_frames_leave_the_daemon_answering_and_the_store_whole(
+        daemon_proc):
+    import sqlite3
+    with sqlite3.connect(daemon_proc.db) as conn:       # something stored before the storm
+        conn.execute("INSERT INTO episodes (task, source, status, started_at) "
+                     "VALUES ('keep me', 'cli', 'done', '2026-01-01')")
+
+    async def go():
+        ws = await paired(daemon_proc.port)
+        errors = 0
+        for i, frame in enumerate(fuzzed_frames(10_000)):
+            await ws.send(frame)
+            if i % 500 == 0:                            # still answering, in order
+                await ws.send(json.dumps({"type": "status", "request_id": f"s{i}"}))
+                while (reply := json.loads(await asyncio.wait_for(ws.recv(), 10))).get(
+                        "request_id") != f"s{i}":
+                    errors += reply["type"] == "error"
+        await ws.close()
+        await still_serves(daemon_proc.port)
+        return errors
+    assert run_async(go()) > 1000               # each bad frame got its error reply
+    with sqlite3.connect(daemon_proc.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT task FROM episodes").fetchall() == [("keep me",)]
