@@ -153,3 +153,50 @@ def test_the_cli_allows_lists_and_denies_with_clear_errors(home):
     assert bad.returncode == 1 and "there is no episode 7" in bad.stderr
     bad = nightloop("practice", "allow", "--db", db, check=False)
     assert bad.returncode == 2 and "name at least one site or --episode" in bad.stderr
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_practice_sends_nothing_that_could_change_a_site_it_was_not_allowed(home, pages_url):
+    """Not only the top frame's submit event: a fetch POST, a form in a frame, one in a shadow
+    root and a script's form.submit() are stopped at the network level, and goto stays on
+    allowed sites; allowed, the same requests arrive (the sink can see them)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    posted: list[str] = []
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self):                                  # noqa: N802
+            posted.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def do_GET(self):                                   # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"<title>sink</title>")
+
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = f"http://127.0.0.1:{server.server_port}"
+    task = PracticeTask('click "Go"; wait 2; done', f"{pages_url}/sneaky.html?sink={sink}", 1)
+    leave = PracticeTask(f"goto {sink}/; done", f"{pages_url}/form.html", 2)
+
+    def attempt(rules: Rules) -> list[list[Step]]:
+        async def go():
+            episodes = await practise([task, leave], 1, policy=ScriptedPolicy(),
+                                      db=home / "practice.db", rules=rules)
+            async with await Store.open(home / "practice.db") as store:
+                return [await store.steps(e.id) for e in episodes]
+        return run_async(go())
+    try:
+        _, left = attempt(Rules([PracticeRule(site_of(pages_url))]))
+        assert posted == []                                 # nothing reached the sink
+        assert not left[0].ok and "practice stays on sites marked safe" in left[0].error
+        attempt(Rules([PracticeRule(site_of(pages_url)), PracticeRule(site_of(sink))]))
+        assert {"/fetch", "/frame", "/shadow", "/top"} <= set(posted)
+    finally:
+        server.shutdown()

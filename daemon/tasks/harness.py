@@ -2,14 +2,17 @@
 free port) and a headless Chromium with a fresh profile and the extension paired to it.
 
 Nothing a harness does reaches the user's windows, logins or running daemon: its browser is a
-new profile, and its episodes go to the store it is given.
+new profile, and its episodes go to the store it is given. With `may_send`, every request that
+could change something on a server (any method but GET, HEAD, OPTIONS), from any frame, script
+or form, is aborted at the network level unless `may_send(url)` allows it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from daemon.bridge.endpoint import Endpoint
@@ -18,12 +21,16 @@ from daemon.bridge.pairing import extension_origin, load_or_create_token
 from daemon.core.settings import config_dir
 from daemon.core.store import Store
 
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = 20.0      # seconds for the extension to connect after the browser started
+READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @contextlib.asynccontextmanager
-async def harness(db: Path, step_timeout: float,
-                  headless: bool = True) -> AsyncIterator[tuple[Endpoint, Store]]:
+async def harness(db: Path, step_timeout: float, headless: bool = True,
+                  may_send: Callable[[str], bool] | None = None
+                  ) -> AsyncIterator[tuple[Endpoint, Store]]:
     """An endpoint (its `browser` answers within `step_timeout` seconds) with the extension of
     a fresh headless browser connected, and the store at `db`; both closed on the way out."""
     from playwright.async_api import async_playwright
@@ -40,6 +47,8 @@ async def harness(db: Path, step_timeout: float,
                                                        port=endpoint.port, token=token,
                                                        headless=headless)
                 try:
+                    if may_send:
+                        await context.route("**/*", _guard(may_send))
                     await endpoint.connected(CONNECT_TIMEOUT)
                     yield endpoint, store
                 finally:
@@ -47,3 +56,15 @@ async def harness(db: Path, step_timeout: float,
     finally:
         await endpoint.close()
         await store.close()
+
+
+def _guard(may_send: Callable[[str], bool]):
+    """A Playwright route handler: requests that may change a server's state go out only
+    where `may_send` allows."""
+    async def route(route, request) -> None:
+        if request.method in READ_ONLY or may_send(request.url):
+            await route.continue_()
+        else:
+            log.info("practice: blocked %s %s", request.method, request.url[:200])
+            await route.abort("blockedbyclient")
+    return route

@@ -134,7 +134,8 @@ async def practice_tasks(store: Store, limit: int) -> list[PracticeTask]:
 
 class FormGuard:
     """A Browser that lets an action submit a form only where `may_submit(page URL)` holds
-    (the URL of the tab's last observation); it remembers the tabs it worked in."""
+    (the URL of the tab's last observation), and `goto` only where it holds for the target;
+    it remembers the tabs it worked in."""
 
     def __init__(self, browser, may_submit: Callable[[str | None], bool]):
         self.browser, self.may_submit = browser, may_submit
@@ -146,6 +147,9 @@ class FormGuard:
         return tab_id, obs
 
     async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
+        if action.name == "goto" and not self.may_submit(action.args["url"]):
+            return ActOutcome(False, tab_id, f"practice stays on sites marked safe to "
+                                             f"practise; {site_of(action.args['url'])} is not")
         outcome = await self.browser.act(tab_id, action,
                                          allow_submit=self.may_submit(self.urls.get(tab_id)))
         if outcome.tab_id is not None:
@@ -157,11 +161,18 @@ async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, 
                    rules: Rules, limits: Limits = Limits(max_steps=10),
                    on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
     """Run each task `attempts` times (source ``practice``) in a harness browser of its own,
-    under the rules' form guard; the finished episodes, also passed to `on_episode` as each
-    ends (so a run cut short keeps what it finished)."""
+    under the rules' form guard and, at the network level, with no request that could change
+    a server's state sent to a site the rules do not allow (a script's `form.submit()`, a
+    `fetch` POST, a form in a frame or a shadow root); the finished episodes, also passed to
+    `on_episode` as each ends (so a run cut short keeps what it finished)."""
     finished: list[Episode] = []
-    async with harness(db, limits.step_timeout) as (endpoint, store):
+    current: list[PracticeTask] = []            # the task being practised, for the network guard
+
+    def may_send(url: str) -> bool:
+        return bool(current) and rules.may_submit(current[0], url)
+    async with harness(db, limits.step_timeout, may_send=may_send) as (endpoint, store):
         for task in tasks:
+            current[:] = [task]
             for _ in range(attempts):
                 guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url))
                 episode = await store.start_episode(Episode(
