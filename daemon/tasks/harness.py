@@ -10,8 +10,8 @@ or form, is aborted at the network level unless `may_send(url)` allows it.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 

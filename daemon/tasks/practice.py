@@ -134,11 +134,11 @@ async def practice_tasks(store: Store, limit: int) -> list[PracticeTask]:
 
 class FormGuard:
     """A Browser that lets an action submit a form only where `may_submit(page URL)` holds
-    (the URL of the tab's last observation), and `goto` only where it holds for the target;
-    it remembers the tabs it worked in."""
+    (the URL of the tab's last observation), and `goto` only to `start` or where it holds
+    for the target; it remembers the tabs it worked in."""
 
-    def __init__(self, browser, may_submit: Callable[[str | None], bool]):
-        self.browser, self.may_submit = browser, may_submit
+    def __init__(self, browser, may_submit: Callable[[str | None], bool], start: str):
+        self.browser, self.may_submit, self.start = browser, may_submit, start
         self.urls: dict[int | None, str] = {}
 
     async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
@@ -147,9 +147,10 @@ class FormGuard:
         return tab_id, obs
 
     async def act(self, tab_id: int | None, action: Action) -> ActOutcome:
-        if action.name == "goto" and not self.may_submit(action.args["url"]):
+        url = action.args.get("url")
+        if action.name == "goto" and url != self.start and not self.may_submit(url):
             return ActOutcome(False, tab_id, f"practice stays on sites marked safe to "
-                                             f"practise; {site_of(action.args['url'])} is not")
+                                             f"practise; {site_of(url)} is not")
         outcome = await self.browser.act(tab_id, action,
                                          allow_submit=self.may_submit(self.urls.get(tab_id)))
         if outcome.tab_id is not None:
@@ -174,7 +175,8 @@ async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, 
         for task in tasks:
             current[:] = [task]
             for _ in range(attempts):
-                guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url))
+                guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url),
+                                  task.url)
                 episode = await store.start_episode(Episode(
                     task=task.task, source="practice", start_url=task.url, policy=policy.name,
                     adapter=policy.adapter))
