@@ -94,7 +94,7 @@ def use_home(home: Path):
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     from daemon.core.settings import load_settings
-    return load_settings({"db": str(home / "store.db"), "seed": 1}).settings
+    return load_settings({"db": str(home / "store.db")}).settings
 
 
 async def measure(policy, db: Path, partial: Path) -> list[dict]:

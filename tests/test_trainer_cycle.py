@@ -101,7 +101,8 @@ async def seed_user_tasks(db, url: str, tasks) -> None:
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(1200)
-def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_path, pages_url):
+def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_path, pages_url,
+                                                                    monkeypatch):
     db = home / "store.db"
     url = f"{pages_url}/form.html"
     mine, held = user_tasks(url)
@@ -120,8 +121,14 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
                 "--gate-seeds", "1", "--teacher-seeds", "2", "--config", str(config),
                 "--budget", "14", "--max-steps", "3", "--json",
                 "--db", str(db), *daemon.args(), *extra, timeout=840).stdout)
+        monkeypatch.setenv("NIGHTLOOP_SEED", "5")      # a fixed seed for the user's runs...
         result = train()
         assert result["error"] is None, result
+        with sqlite3.connect(db) as conn:               # ... yet every practice step draws anew
+            seeds = [s for (s,) in conn.execute(
+                "SELECT s.seed FROM steps s JOIN episodes e ON e.id = s.episode_id "
+                "WHERE e.source = 'practice' AND e.policy LIKE 'llm:%'")]
+        assert len(seeds) >= 4 and len(set(seeds)) == len(seeds) and 5 not in seeds
         # Only the user task's practice is judged: MiniWoB++ episodes carry ground truth.
         assert result["practice_episodes"] == 4 + 2 and result["judged"] == 2
         phases = {r["phase"]: r for r in result["training"]}

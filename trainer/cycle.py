@@ -199,10 +199,12 @@ class _Cycle:
         self.current = dataclasses.replace(
             self.settings, adapter=self.serving.path if self.serving else "")
         # Practice samples the policy's whole distribution: no top-k / top-p / min-p cut (which
-        # llama.cpp applies by default), so attempts differ as the model really would.
+        # llama.cpp applies by default), and a fresh seed every step (recorded with it; a fixed
+        # `seed` setting would make every attempt the same), so attempts differ as the model
+        # really would.
         self.policy = LlamaPolicy(dataclasses.replace(
             self.current, temperature=self.config.practice_temperature, top_k=0, top_p=1.0,
-            min_p=0.0))
+            min_p=0.0, seed=-1))
         if state.phase == "practice":
             await self.practise()
             state.phase = "train"
