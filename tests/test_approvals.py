@@ -86,3 +86,16 @@ def test_without_an_approver_nothing_is_asked(tmp_path):
     final, steps, _ = play(tmp_path, "log in", Recorder(PASSWORD, Action("done")), browser,
                            limits=Limits(3))
     assert steps[0].ok and "approval" not in steps[0].result and len(browser.acted) == 1
+
+
+def test_the_words_that_make_a_click_sensitive_are_a_setting(monkeypatch):
+    from daemon.core.settings import load_settings
+    monkeypatch.setenv("NIGHTLOOP_APPROVAL_WORDS", "wire money, unsubscribe")
+    words = load_settings().settings.approval_words
+    assert words == ("wire money", "unsubscribe")
+    page = Observation.from_json({"url": "https://bank.test/", "elements": [
+        {"id": 1, "tag": "button", "role": "button", "name": "Wire money now"},
+        {"id": 2, "tag": "button", "role": "button", "name": "Pay"}]})
+    kinds = [sensitivity(Action("click", {"id": i}), page, start_url=page.url, task="x",
+                         words=words) for i in (1, 2)]
+    assert kinds[0].kind == "commit" and kinds[1] is None     # "pay" is no longer listed

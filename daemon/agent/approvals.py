@@ -7,7 +7,7 @@
 - **secret**: typing into a secret field (a password, a payment card, a one-time code:
   `Element.is_secret`);
 - **commit**: clicking a control whose name says it pays, buys, orders, deletes or sends money
-  (`COMMIT_WORDS`, configurable), or submitting (a click on a button, Enter in a field) on a
+  (the `approval_words` setting), or submitting (a click on a button, Enter in a field) on a
   page where a secret field holds a value.
 
 The episode loop asks its `Approver` before acting (none: nothing is asked, as in benchmarks and
@@ -24,9 +24,7 @@ from urllib.parse import urlsplit
 
 from daemon.core.actions import Action, urls_in
 from daemon.core.observation import Observation
-
-COMMIT_WORDS = ("pay", "buy", "order", "purchase", "checkout", "delete", "transfer",
-                "send money", "place order", "confirm payment")
+from daemon.core.settings import DEFAULTS
 
 Verdict = Literal["approve", "approve_episode", "deny"]
 
@@ -59,7 +57,7 @@ def origin(url: str) -> str | None:
 
 
 def sensitivity(action: Action, page: Observation, *, start_url: str | None, task: str,
-                commit_words: tuple[str, ...] = COMMIT_WORDS) -> Sensitivity | None:
+                words: tuple[str, ...] = DEFAULTS.approval_words) -> Sensitivity | None:
     """Why `action` on `page` needs the user's approval, or None when it does not."""
     if action.name == "goto":
         allowed = {origin(u) for u in (start_url or "", *urls_in(task))} - {None}
@@ -72,7 +70,7 @@ def sensitivity(action: Action, page: Observation, *, start_url: str | None, tas
         return None
     if action.name == "fill" and element.is_secret:
         return Sensitivity("secret", f"types into the secret field {element.render()}")
-    if action.name == "click" and _says(element.name, commit_words):
+    if action.name == "click" and _says(element.name, words):
         return Sensitivity("commit", f"clicks {element.render()}")
     submits = (action.name == "click" and element.role == "button") or \
         (action.name == "press" and action.args.get("key") == "Enter")

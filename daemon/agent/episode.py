@@ -83,15 +83,15 @@ def _ms(since: float) -> float:
 class _Approvals:
     """One episode's approvals: its approver, and whether the user approved all of it."""
 
-    def __init__(self, episode: Episode, approver: Approver | None):
-        self.episode, self.approver, self.all = episode, approver, False
+    def __init__(self, episode: Episode, approver: Approver | None, words: tuple[str, ...]):
+        self.episode, self.approver, self.words, self.all = episode, approver, words, False
 
     async def verdict(self, index: int, action: Action, recorded: Action,
                       page: Observation) -> dict | None:
         """None when `action` may run unasked; else the verdict (``approved`` True/False,
         with the kind and reason of the sensitivity)."""
         why = sensitivity(action, page, start_url=self.episode.start_url,
-                          task=self.episode.task) if self.approver else None
+                          task=self.episode.task, words=self.words) if self.approver else None
         if why is None:
             return None
         if self.all:
@@ -109,11 +109,12 @@ class _Approvals:
 async def run_episode(episode: Episode, *, store: Store, browser: Browser, policy: Policy,
                       stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
                       tab_id: int | None = None, page_ended: PageEnded | None = None,
-                      approver: Approver | None = None) -> Episode:
+                      approver: Approver | None = None,
+                      approval_words: tuple[str, ...] = DEFAULTS.approval_words) -> Episode:
     """Run a started episode (already in the store) to its end and return its final row."""
     assert episode.id is not None
     secrets = EpisodeSecrets()
-    approvals = _Approvals(episode, approver)
+    approvals = _Approvals(episode, approver, approval_words)
     status, answer, error = "step_limit", None, None
     history: list[PastStep] = []
     try:

@@ -36,13 +36,21 @@ def setting_options(*names: str) -> Callable:
     def decorate(fn: Callable) -> Callable:
         for name in reversed(names):
             meta, default = FIELDS[name].metadata, getattr(DEFAULTS, name)
-            kind = click.Choice(meta["choices"]) if meta["choices"] else type(default)
-            shown = repr(default) if default != "" else "empty"
+            listed = isinstance(default, tuple)     # given as "a, b, c"
+            kind = click.Choice(meta["choices"]) if meta["choices"] else \
+                str if listed else type(default)
+            shown = ", ".join(default) if listed else repr(default) if default != "" else "empty"
             fn = click.option(f"--{name.replace('_', '-')}", name, type=kind, default=None,
+                              callback=_listed if listed else None,
                               help=f"{meta['help'][0].upper()}{meta['help'][1:]} "
                                    f"[env {env_name(name)}; default {shown}].")(fn)
         return fn
     return decorate
+
+
+def _listed(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+    """A comma-separated flag value as the tuple a list setting holds."""
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
 
 
 def json_option(fn: Callable) -> Callable:

@@ -40,7 +40,10 @@ def config_show(as_json: bool, **flags: Any) -> None:
     click.echo(f"config file: {config_file()}{exists}")
     width = max(map(len, FIELDS))
     for name, row in rows.items():
-        value = json.dumps(row["value"]) if isinstance(row["value"], str) else row["value"]
+        value = row["value"]
+        if isinstance(value, (str, tuple)):     # as TOML writes them
+            value = json.dumps(list(value) if isinstance(value, tuple) else value,
+                               ensure_ascii=False)
         click.echo(f"{name:<{width}} = {value!s:<12}  # {row['source']}")
 
 

@@ -101,6 +101,11 @@ class Settings:
                              "unasked", choices=("ask", "deny"))
     approval_timeout: float = setting(60.0, "seconds to wait for an answer before a sensitive "
                                       "action is denied", low=1, high=3600)
+    approval_words: tuple = setting(
+        ("pay", "buy", "order", "purchase", "checkout", "delete", "transfer", "send money",
+         "place order", "confirm payment"),
+        "a click on a control whose name says one of these is sensitive (comma-separated in "
+        "the environment)")
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
     db: str = setting("", "SQLite store; empty: nightloop.db in the XDG data dir")
 
@@ -179,7 +184,9 @@ def check_value(cls: type, name: str, raw: Any, source: str, *,
     spec = {f.name: f for f in dataclasses.fields(cls)}[name]
     meta, kind = spec.metadata, type(spec.default)
     try:
-        if from_text and kind is not str:
+        if from_text and kind is tuple:
+            raw = tuple(item.strip() for item in raw.split(",") if item.strip())
+        elif from_text and kind is not str:
             raw = kind(raw.strip())
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             raw = float(raw)

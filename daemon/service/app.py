@@ -64,7 +64,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
     daemon = Daemon(store, policy, token=token, extension_origin=extension_origin(),
                     port=port, limits=Limits.of(settings),
                     reload_policy=promoted_policy if settings.policy == "llm" else None,
-                    approvals=settings.approvals, approval_timeout=settings.approval_timeout)
+                    approvals=settings.approvals, approval_timeout=settings.approval_timeout,
+                    approval_words=settings.approval_words)
     judging: JudgeQueue | None = None
     if settings.judge == "on":
         from judge.judge import judge_from_settings

@@ -27,6 +27,7 @@ from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
 from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
+from daemon.core.settings import DEFAULTS
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import InvalidMessage, to_json
 from daemon.tasks.practice import rule_for, set_rule
@@ -58,7 +59,8 @@ class Daemon(Endpoint):
                  host: str = "127.0.0.1", port: int, limits: Limits = Limits(),
                  max_frame_bytes: int = p.MAX_FRAME_BYTES,
                  reload_policy: Callable[[], Awaitable[Policy]] | None = None,
-                 approvals: str = "ask", approval_timeout: float = 60.0):
+                 approvals: str = "ask", approval_timeout: float = 60.0,
+                 approval_words: tuple[str, ...] = DEFAULTS.approval_words):
         super().__init__(token=token, extension_origin=extension_origin, host=host, port=port,
                          step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes)
         self.store = store
@@ -71,6 +73,7 @@ class Daemon(Endpoint):
         self.idle_since = time.monotonic()      # when the last episode ended
         self.finished: list[Callable[[int], None]] = []   # called with each ended episode's id
         self.approvals, self.approval_timeout = approvals, approval_timeout
+        self.approval_words = approval_words
         self.asked: dict[str, asyncio.Future] = {}    # approval_ask request id → the verdict
 
     async def close(self) -> None:
@@ -176,7 +179,8 @@ class Daemon(Endpoint):
             final = await run_episode(running.episode, store=self.store, browser=self.browser,
                                       policy=policy, stop=running.stop, on_step=on_step,
                                       limits=limits, tab_id=tab_id,
-                                      approver=_Asking(self, approve_all))
+                                      approver=_Asking(self, approve_all),
+                                      approval_words=self.approval_words)
             await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
