@@ -105,3 +105,15 @@ def test_the_popup_shows_the_step_and_its_answer_decides(browser, daemon_proc, p
     with sqlite3.connect(daemon_proc.db) as conn:
         results = [r for (r,) in conn.execute('SELECT result FROM steps ORDER BY "index"')]
     assert '"by": "the user"' in results[0] and "approved for this episode" in results[2]
+
+
+def test_a_card_number_the_agent_types_never_lands_in_store_log_or_progress(
+        browser, daemon_proc, pages_url):
+    card = "4000056655665556"
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/widgets.html")
+    run = nightloop("run", "--yes", *daemon_proc.args(), f'fill "Card" with "{card}"; done')
+    assert "ended: done" in run.stdout and card not in run.stdout + run.stderr   # progress
+    assert page.input_value("#card") == card                     # the page got it
+    for path in [*daemon_proc.db.parent.glob(daemon_proc.db.name + "*"), daemon_proc.log]:
+        assert card.encode() not in path.read_bytes(), path
