@@ -62,7 +62,8 @@ bench: setup
 	$(PY) bench/replay.py
 	$(PY) bench/training_step.py
 
-# The learning curve: four real learning cycles and two baselines (about 50 minutes on 2 cores).
+# The learning curve: teacher-free cycles, ablations and two baselines (about nine hours on 2
+# cores; resumable: run it again to go on where it stopped).
 bench-learning: setup
 	$(PY) bench/learning.py
 
