@@ -173,7 +173,7 @@ def backward(model, batch: list[Encoded], config: TrainConfig, phase: str) -> fl
     runs once (when it is at least `prefix_min_tokens` long) and the summed loss goes back
     through it once."""
     shared = prefix(model, batch[0], shared_length(batch, config.prefix_min_tokens))
-    choices = sum(int(item.choice.sum()) for item in batch) if phase == "grpo" else 0
+    choices = sum(int(item.choice.sum()) for item in batch if item.choice is not None)
     if phase == "sft":
         loss = sum(sft_loss(model, item, shared) for item in batch) / len(batch)
     else:               # DAPO: the mean over every choice token of the batch
