@@ -225,3 +225,11 @@ def test_the_trainer_reads_a_real_draw_as_the_sampler_drew_it(trained):
     chosen = item.choice
     gap = (mine[chosen] - item.old[chosen]).abs()
     assert chosen.sum() >= 2 and gap.mean() < 0.1, (mine, item.old)
+
+
+def test_grpo_refuses_a_sample_without_the_samplers_record():
+    from trainer.train import Encoded
+    item = Encoded(torch.tensor([[1, 2, 3]]), torch.tensor([False, True]),
+                   Sample(7, 0, "p", "a", 1.0, "g", advantage=1.0))
+    with pytest.raises(ValueError, match="episode 7: GRPO needs the sampler's recorded"):
+        backward(None, [item], CONFIG, "grpo")
