@@ -34,6 +34,7 @@ TASK = "Buy the blue mug on https://shop.test and compare at http://prices.test/
     ({"action": "click", "id": 6}, "commit"),
     ({"action": "click", "id": 4}, "commit"),       # a button, a filled secret field: submits
     ({"action": "press", "key": "Enter", "id": 5}, "commit"),
+    ({"action": "press", "key": "Enter"}, "commit"),        # wherever the focus is
     ({"action": "scroll", "direction": "down"}, None),
 ])
 def test_what_needs_the_users_yes(action, kind):

@@ -66,14 +66,12 @@ def sensitivity(action: Action, page: Observation, *, start_url: str | None, tas
             return Sensitivity("navigation", f"opens {target}, a site the task does not name")
         return None
     element = page.element(action.element_id) if action.element_id is not None else None
-    if element is None:
-        return None
-    if action.name == "fill" and element.is_secret:
+    if element and action.name == "fill" and element.is_secret:
         return Sensitivity("secret", f"types into the secret field {element.render()}")
-    if action.name == "click" and _says(element.name, words):
+    if element and action.name == "click" and _says(element.name, words):
         return Sensitivity("commit", f"clicks {element.render()}")
-    submits = (action.name == "click" and element.role == "button") or \
-        (action.name == "press" and action.args.get("key") == "Enter")
+    submits = (action.name == "click" and element is not None and element.role == "button") \
+        or (action.name == "press" and action.args.get("key") == "Enter")
     if submits and any(e.is_secret and e.value for e in page.elements):
         return Sensitivity("commit", "submits a form with a filled secret field")
     return None
