@@ -38,8 +38,12 @@ TASK = "Buy the blue mug on https://shop.test and compare at http://prices.test/
     ({"action": "scroll", "direction": "down"}, None),
 ])
 def test_what_needs_the_users_yes(action, kind):
-    why = sensitivity(Action.parse(action), SHOP, start_url="https://shop.test/", task=TASK)
+    why = sensitivity(Action.parse(action), SHOP, start_url="https://shop.test/", task=TASK,
+                      typed_secret=True)
     assert (why.kind if why else None) == kind
+    if action["action"] in ("press",) or action.get("id") == 4:     # a submit: only once the
+        assert sensitivity(Action.parse(action), SHOP, start_url="https://shop.test/",
+                           task=TASK) is None          # agent itself typed a secret
 
 
 class StandInApprover:

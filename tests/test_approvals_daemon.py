@@ -111,7 +111,7 @@ def test_a_card_number_the_agent_types_never_lands_in_store_log_or_progress(
         browser, daemon_proc, pages_url):
     card = "4000056655665556"
     page = browser.context.new_page()
-    page.goto(f"{pages_url}/widgets.html")
+    page.goto(f"{pages_url}/payment.html")
     run = nightloop("run", "--yes", *daemon_proc.args(), f'fill "Card" with "{card}"; done')
     assert "ended: done" in run.stdout and card not in run.stdout + run.stderr   # progress
     assert page.input_value("#card") == card                     # the page got it

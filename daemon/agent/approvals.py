@@ -7,8 +7,8 @@
 - **secret**: typing into a secret field (a password, a payment card, a one-time code:
   `Element.is_secret`);
 - **commit**: clicking a control whose name says it pays, buys, orders, deletes or sends money
-  (the `approval_words` setting), or submitting (a click on a button, Enter in a field) on a
-  page where a secret field holds a value.
+  (the `approval_words` setting), or submitting (a click on a button, Enter) once the agent
+  has typed a secret in this episode and a secret field holds a value.
 
 The episode loop asks its `Approver` before acting (none: nothing is asked, as in benchmarks and
 practice, which run in a browser of their own); a denial is recorded in the step, and the
@@ -57,7 +57,8 @@ def origin(url: str) -> str | None:
 
 
 def sensitivity(action: Action, page: Observation, *, start_url: str | None, task: str,
-                words: tuple[str, ...] = DEFAULTS.approval_words) -> Sensitivity | None:
+                words: tuple[str, ...] = DEFAULTS.approval_words,
+                typed_secret: bool = False) -> Sensitivity | None:
     """Why `action` on `page` needs the user's approval, or None when it does not."""
     if action.name == "goto":
         allowed = {origin(u) for u in (start_url or "", *urls_in(task))} - {None}
@@ -72,7 +73,7 @@ def sensitivity(action: Action, page: Observation, *, start_url: str | None, tas
         return Sensitivity("commit", f"clicks {element.render()}")
     submits = (action.name == "click" and element is not None and element.role == "button") \
         or (action.name == "press" and action.args.get("key") == "Enter")
-    if submits and any(e.is_secret and e.value for e in page.elements):
+    if submits and typed_secret and any(e.is_secret and e.value for e in page.elements):
         return Sensitivity("commit", "submits a form with a filled secret field")
     return None
 

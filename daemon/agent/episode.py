@@ -87,11 +87,12 @@ class _Approvals:
         self.episode, self.approver, self.words, self.all = episode, approver, words, False
 
     async def verdict(self, index: int, action: Action, recorded: Action,
-                      page: Observation) -> dict | None:
+                      page: Observation, typed_secret: bool) -> dict | None:
         """None when `action` may run unasked; else the verdict (``approved`` True/False,
         with the kind and reason of the sensitivity)."""
         why = sensitivity(action, page, start_url=self.episode.start_url,
-                          task=self.episode.task, words=self.words) if self.approver else None
+                          task=self.episode.task, words=self.words,
+                          typed_secret=typed_secret) if self.approver else None
         if why is None:
             return None
         if self.all:
@@ -177,7 +178,8 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     error = _rejection(decision, obs)
     invalid, ok = error is not None, False
     recorded = secrets.mask(action, obs) if action else None
-    approval = None if invalid else await approvals.verdict(index, action, recorded, obs)
+    approval = None if invalid else await approvals.verdict(index, action, recorded, obs,
+                                                            bool(secrets.secrets))
     if invalid:
         pass    # nothing reaches the browser; the error goes to the policy next step
     elif approval and not approval["approved"]:
