@@ -31,6 +31,14 @@
   const byId = new Map();
   let nextId = 1;
 
+  const formIdOf = new WeakMap();   // forms numbered per page, apart from the element ids
+  let nextFormId = 1;
+
+  function formId(form) {
+    if (!formIdOf.has(form)) formIdOf.set(form, nextFormId++);
+    return formIdOf.get(form);
+  }
+
   function elementId(el) {
     let id = idOf.get(el);
     if (id === undefined) {
@@ -165,6 +173,9 @@
       if (chosen) d.selected = clip(chosen.text, MAX_NAME);
     }
     if (el.disabled || el.getAttribute("aria-disabled") === "true") d.disabled = true;
+    const form = el.form || el.closest("form");     // its form owner (the form= attribute too)
+    if (form) d.form = formId(form);
+    if ((tag === "a" || tag === "area") && /^https?:$/.test(el.protocol)) d.link_origin = el.origin;
     return d;
   }
 

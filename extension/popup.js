@@ -31,6 +31,15 @@ function describeAction(action) {
 }
 
 let site = null;                  // host[:port] of the page the agent would work in
+let approvalUntil = null;         // when an unanswered approval is denied (ms since the epoch)
+
+/** The time an open approval has left, once a second until it is answered or denied. */
+function showTimeLeft() {
+  if (approvalUntil === null) return;
+  const left = Math.max(0, Math.ceil((approvalUntil - Date.now()) / 1000));
+  $("approval-left").textContent = `Denied in ${left} s unless you answer.`;
+}
+setInterval(showTimeLeft, 1000);
 
 function render(state) {
   const connection = state.connection || "connecting";
@@ -53,6 +62,8 @@ function render(state) {
     $("approval-page").textContent = approval.page;
     $("approval-action").textContent = describeAction(approval.action);
   }
+  approvalUntil = approval ? approval.until : null;
+  showTimeLeft();
   $("notice").hidden = !(running && state.notice);
   $("notice-text").textContent = state.notice || "";
   const practice = state.practice || {};

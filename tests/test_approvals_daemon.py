@@ -3,6 +3,7 @@ answer decides, no answer in time denies, `nightloop run --yes` approves its own
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -55,6 +56,18 @@ def test_a_denied_action_never_runs_and_an_approved_one_does(browser, daemon_pro
     assert page.input_value("#password") == "s3cret-pw"
 
 
+def test_a_link_to_a_site_the_task_does_not_name_asks_first(browser, daemon_proc, pages_url):
+    """The page offers a link elsewhere: following it is a navigation the user approves."""
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/payment.html")
+    task = p.Task('click "A better offer elsewhere"; click "Terms"; done', source="cli")
+    episode, asks = run_async(run_answering(daemon_proc.port, task, ["deny"]))
+    assert [a.kind for a in asks] == ["navigation"] and "http://elsewhere.test" in asks[0].reason
+    (_, ok, error, _), (_, terms_ok, _, _), _ = steps(daemon_proc.db, episode["id"])
+    assert not ok and "not approved" in error and terms_ok     # its own pages: not asked
+    assert page.evaluate("location.href") == f"{pages_url}/payment.html#terms"
+
+
 def test_with_nobody_to_answer_it_is_denied_after_the_timeout_and_yes_approves(
         playwright, home, tmp_path, pages_url, monkeypatch):
     monkeypatch.setenv("NIGHTLOOP_APPROVAL_TIMEOUT", "1")
@@ -96,6 +109,10 @@ def test_the_popup_shows_the_step_and_its_answer_decides(browser, daemon_proc, p
     popup.click("#run")
     popup.wait_for_selector("#approval:not([hidden])", timeout=20_000)
     assert "types into the secret field" in popup.text_content("#approval-reason")
+    left = [int(re.search(r"Denied in (\d+) s", popup.text_content("#approval-left"))[1])]
+    popup.wait_for_timeout(2_100)
+    left.append(int(re.search(r"Denied in (\d+) s", popup.text_content("#approval-left"))[1]))
+    assert 0 < left[1] < left[0] <= 60                  # counts down to the daemon's timeout
     shown = popup.text_content("#approval-action")
     assert shown.startswith("fill [") and '"•••"' in shown and "s3cret" not in shown
     popup.click("#approve-episode")             # this one and the rest of the episode

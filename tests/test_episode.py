@@ -22,17 +22,18 @@ PAGE = {"url": "http://x/", "title": "Login", "elements": [
 
 
 class StandInBrowser:
-    """Answers observe with PAGE; fails the actions whose element ids are in `refuse`."""
+    """Answers observe with `page`; fails the actions whose element ids are in `refuse`."""
 
-    def __init__(self, refuse=(), observe_fails_after=None):
+    def __init__(self, refuse=(), observe_fails_after=None, page=PAGE):
         self.acted: list[dict] = []
+        self.page = page
         self.refuse = set(refuse)
         self.observe_fails_after = observe_fails_after
 
     async def observe(self, tab_id):
         if self.observe_fails_after is not None and len(self.acted) >= self.observe_fails_after:
             raise BrowserError("the browser disconnected")
-        return 7, Observation.from_json(PAGE)
+        return 7, Observation.from_json(self.page)
 
     async def act(self, tab_id, action: Action) -> ActOutcome:
         self.acted.append(action.to_json())

@@ -7,6 +7,8 @@ import json
 import pytest
 from conftest import nightloop, run_async
 
+from daemon.agent.approvals import origin
+
 pytestmark = pytest.mark.browser
 
 
@@ -61,6 +63,12 @@ def test_observation_covers_frames_shadow_dom_and_form_controls(browser, daemon_
     assert fields["Card"]["autocomplete"] == "cc-number" and fields["Card"]["value"] == "•••"
     assert fields["Code"]["value"] == "•••"
     assert "4111111111111111" not in json.dumps(paying) and "918273" not in json.dumps(paying)
+    # Which form each control belongs to (the form= attribute too), where each link leads.
+    assert fields["Card"]["form"] == fields["Pay"]["form"] == fields["Review order"]["form"]
+    assert fields["Search"]["form"] == fields["Search the shop"]["form"] != fields["Pay"]["form"]
+    assert "form" not in fields["Terms"]
+    assert fields["A better offer elsewhere"]["link_origin"] == "http://elsewhere.test"
+    assert fields["Terms"]["link_origin"] == origin(pages_url)
 
 
 def test_actions_reach_into_frames_and_shadow_roots(browser, daemon_proc, pages_url):

@@ -27,7 +27,7 @@ from daemon.core.settings import DEFAULTS, Settings
 from daemon.core.store import Episode, Step, Store, now
 from daemon.core.wire import NightloopError
 
-from .approvals import ApprovalRequest, Approver, sensitivity
+from .approvals import ApprovalRequest, Approver, allowed_origins, origin, sensitivity
 from .descriptors import describe
 from .policy import Decision, PastStep, Policy, StepContext
 from .privacy import EpisodeSecrets
@@ -81,18 +81,23 @@ def _ms(since: float) -> float:
 
 
 class _Approvals:
-    """One episode's approvals: its approver, and whether the user approved all of it."""
+    """One episode's approvals: its approver, the origins it may open unasked (its start, its
+    task's, the ones approved in it) and whether the user approved all of it."""
 
     def __init__(self, episode: Episode, approver: Approver | None, words: tuple[str, ...]):
         self.episode, self.approver, self.words, self.all = episode, approver, words, False
+        self.origins = allowed_origins(episode.start_url, episode.task)
 
     async def verdict(self, index: int, action: Action, recorded: Action,
                       page: Observation, typed_secret: bool) -> dict | None:
         """None when `action` may run unasked; else the verdict (``approved`` True/False,
         with the kind and reason of the sensitivity)."""
-        why = sensitivity(action, page, start_url=self.episode.start_url,
-                          task=self.episode.task, words=self.words,
-                          typed_secret=typed_secret) if self.approver else None
+        if self.approver is None:
+            return None
+        if index == 0 and not self.episode.start_url:
+            self.origins.add(origin(page.url))      # the user's own page, where the task began
+        why = sensitivity(action, page, origins=self.origins, words=self.words,
+                          typed_secret=typed_secret)
         if why is None:
             return None
         if self.all:
@@ -103,6 +108,9 @@ class _Approvals:
             self.episode.id, index, recorded.to_json(), page.url,
             target.render() if target else None, why.kind, why.reason))
         self.all = verdict == "approve_episode"
+        if verdict != "deny" and why.kind == "navigation":
+            self.origins.add(origin(action.args["url"]) if action.name == "goto"
+                             else target.link_origin)
         return {"approved": verdict != "deny", "kind": why.kind, "reason": why.reason,
                 "by": note or "the user"}
 

@@ -44,6 +44,8 @@ class Element:
     context: bool | None = None          # labelled but not interactive (a heading, an image):
                                          # read for what it says, never an action's target
     autocomplete: str | None = None     # the field's autocomplete token, e.g. "cc-number"
+    form: int | None = None             # the form it belongs to (numbered per page), if any
+    link_origin: str | None = None      # where a link leads: its http(s) origin
 
     @property
     def is_password(self) -> bool:
