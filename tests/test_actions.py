@@ -143,7 +143,7 @@ def test_the_state_key_ignores_ids_and_sees_every_visible_change():
     assert dataclasses.replace(FORM, text="Saved!").state_key() != FORM.state_key()
 
 
-def test_goto_may_lead_only_where_the_task_says_or_to_the_sites_front_page():
+def test_goto_may_lead_only_where_the_task_says_or_to_the_sites_front_page_elsewhere():
     from daemon.agent.policy import StepContext
     from daemon.core.actions import urls_in
     assert urls_in("Open https://a.test/x?q=1, then http://b.test/. Not ftp://c.test") == (
@@ -158,5 +158,7 @@ def test_goto_may_lead_only_where_the_task_says_or_to_the_sites_front_page():
     jsonschema.validate({"action": "goto", "url": "https://shop.test/"}, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"action": "goto", "url": "http://evil.example/"}, schema)
+    front = StepContext("Compare with https://other.test/price.", Observation("https://shop.test/"))
+    assert front.destinations == ("https://other.test/price",)    # not where it already is
     nowhere = json_schema(Observation("file:///tmp/a.html"), urls=())
     assert "goto" not in {v["properties"]["action"]["const"] for v in nowhere["oneOf"]}

@@ -54,6 +54,7 @@ def test_episodes_list_show_export_and_delete(home):
     nightloop("episodes", "export", "--jsonl", str(out), "--db", str(db))
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(e["id"], len(e["steps"]), len(e["rewards"])) for e in lines] == [(1, 1, 1), (2, 1, 0)]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600           # the user's alone, as the store
 
     deleted = nightloop("episodes", "delete", "1", "--yes", "--db", str(db)).stdout
     assert "deleted 1 episodes" in deleted

@@ -56,12 +56,13 @@ class StepContext:
     @property
     def destinations(self) -> tuple[str, ...]:
         """Where `goto` may lead without asking: the URLs the task names and the front page of
-        the site the agent is on; never a URL only the page wrote (a page cannot send the
-        agent elsewhere)."""
+        the site the agent is on, less the page it is on (going there again changes nothing);
+        never a URL only the page wrote (a page cannot send the agent elsewhere)."""
         parts = urlsplit(self.observation.url)
-        here = (f"{parts.scheme}://{parts.netloc}/",) if parts.scheme in ("http", "https") \
+        front = (f"{parts.scheme}://{parts.netloc}/",) if parts.scheme in ("http", "https") \
             else ()
-        return tuple(dict.fromkeys(urls_in(self.task) + here))
+        return tuple(u for u in dict.fromkeys(urls_in(self.task) + front)
+                     if u != self.observation.url)
 
     @property
     def blocked(self) -> Blocked:

@@ -139,7 +139,8 @@ def export_episodes(path: Path | None, db: str | None) -> None:
         for line in lines:
             click.echo(line)
         return
-    # Write next to the target and rename, so an interrupted export never leaves half a file.
+    # Write next to the target and rename, so an interrupted export never leaves half a file;
+    # mkstemp creates it 0600, private like the store it comes from.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.writelines(line + "\n" for line in lines)
