@@ -48,7 +48,7 @@ def test_a_dead_link_leads_to_an_error_page_the_agent_can_leave(browser, daemon_
     page = browser.context.new_page()
     page.goto(f"{pages_url}/links.html")
     page.evaluate("document.querySelector('a').href = 'http://127.0.0.1:9/nowhere'")
-    result = nightloop("run", *daemon_proc.args(), "--json",
+    result = nightloop("run", *daemon_proc.args(), "--json", "--yes",    # the link: another site
                        f'click "Go to the next page"; goto {pages_url}/next.html; done')
     episode = json.loads(result.stdout)
     steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
