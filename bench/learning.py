@@ -100,13 +100,13 @@ def use_home(home: Path):
 async def measure(policy, db: Path, partial: Path) -> list[dict]:
     """Every core task x EVAL_SEEDS test seeds with `policy`; each result is appended to
     `partial` as it finishes, and those already there are not run again."""
-    from daemon.tasks import miniwob
+    from daemon.tasks import miniwob, splits
     from daemon.tasks.evaluation import EvalPlan, evaluate
     done = [json.loads(line) for line in partial.read_text().splitlines()] \
         if partial.exists() else []
     seen = {(r["task"], r["seed"]) for r in done}
     tasks = miniwob.suite("core")
-    for seed in miniwob.seeds("test", EVAL_SEEDS):
+    for seed in splits.seeds("test", EVAL_SEEDS):
         todo = [t for t in tasks if (t, seed) not in seen]
         if not todo:
             continue

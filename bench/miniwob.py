@@ -20,12 +20,12 @@ async def main(n_seeds: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="nightloop-bench-"))
     os.environ["XDG_CONFIG_HOME"] = str(work / "config")
     os.environ["XDG_DATA_HOME"] = str(work / "data")
-    from daemon.tasks import miniwob
+    from daemon.tasks import splits
     from daemon.tasks.evaluation import EvalPlan, evaluate
     from daemon.tasks.oracle import SOLVERS, OraclePolicy
 
     header("nightloop MiniWoB++ harness bench")
-    tasks, seeds = sorted(SOLVERS), miniwob.seeds("train", n_seeds)
+    tasks, seeds = sorted(SOLVERS), splits.seeds("train", n_seeds)
     print(f"Oracle policy, {len(tasks)} tasks x {len(seeds)} train seeds = "
           f"{len(tasks) * len(seeds)} episodes per run (browser start-up included)\n")
     print("| parallel | episodes | success | seconds | episodes/min | ratio to parallel 1 |")

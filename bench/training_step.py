@@ -36,14 +36,14 @@ async def practice(home: Path, episodes: int):
     from daemon.agent.llama_policy import LlamaPolicy
     from daemon.core.settings import load_settings
     from daemon.core.store import Store
-    from daemon.tasks import miniwob
+    from daemon.tasks import splits
     from daemon.tasks.evaluation import EvalPlan, evaluate
     from trainer.config import TrainConfig
     from trainer.data import load_samples
     settings = load_settings({"db": str(home / "store.db"), "seed": 7}).settings
     policy = LlamaPolicy(dataclasses.replace(settings, temperature=1.0, top_k=0, top_p=1.0,
                                              min_p=0.0))
-    seeds = miniwob.seeds("train", max(1, episodes // len(TASKS)))
+    seeds = splits.seeds("train", max(1, episodes // len(TASKS)))
     await evaluate(EvalPlan(TASKS, seeds, 4, source="practice", by_seed=True), policy=policy,
                    db=settings.db_path)
     async with await Store.open(settings.db_path) as store:

@@ -33,7 +33,18 @@ function miniwobState() {
   };
 }
 
+/** A bundled site's state for this tab (what the user's actions left: the ground truth), and
+ * whether its page has rendered. */
+function sitesState({ site }) {
+  const saved = JSON.parse(sessionStorage.getItem(`nightloop.site.${site}`) || "null");
+  return {
+    ready: document.documentElement.dataset.siteReady === "yes",
+    seed: saved ? saved.seed : null, state: saved ? saved.state : null,
+  };
+}
+
 export const MAIN_WORLD_PROBES = Object.freeze({
   "miniwob.start": miniwobStart,
   "miniwob.state": miniwobState,
+  "sites.state": sitesState,
 });

@@ -111,7 +111,8 @@ def test_approved_actions_run_and_approve_for_episode_stops_asking(tmp_path):
 def test_the_page_the_task_began_on_is_the_start_origin(tmp_path):
     """A task typed on the user's own page (no start URL): its links stay unasked, a link to
     another site asks."""
-    links = [{"id": 7, "tag": "a", "role": "link", "name": "Home", "link_origin": origin(PAGE["url"])},
+    links = [{"id": 7, "tag": "a", "role": "link", "name": "Home",
+              "link_origin": origin(PAGE["url"])},
              {"id": 8, "tag": "a", "role": "link", "name": "Prize",
               "link_origin": "http://evil.example"}]
     browser = StandInBrowser(page={**PAGE, "elements": PAGE["elements"] + links})

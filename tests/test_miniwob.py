@@ -12,7 +12,7 @@ from conftest import nightloop, run_async
 
 from daemon.agent.policy import Decision
 from daemon.core.actions import Action
-from daemon.tasks import miniwob
+from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.oracle import SOLVERS, OraclePolicy
 
@@ -20,14 +20,14 @@ ORACLE_TASKS = sorted(SOLVERS)
 
 
 def test_the_seed_split_is_disjoint_and_stable():
-    assert miniwob.seeds("test", 5) == [0, 5, 10, 15, 20]
-    assert miniwob.seeds("train", 6) == [1, 2, 3, 4, 6, 7]
-    assert miniwob.seeds("train", 3, skip=3) == [4, 6, 7]      # the next night's block
-    test, train = set(miniwob.seeds("test", 200)), set(miniwob.seeds("train", 800))
+    assert splits.seeds("test", 5) == [0, 5, 10, 15, 20]
+    assert splits.seeds("train", 6) == [1, 2, 3, 4, 6, 7]
+    assert splits.seeds("train", 3, skip=3) == [4, 6, 7]      # the next night's block
+    test, train = set(splits.seeds("test", 200)), set(splits.seeds("train", 800))
     assert not test & train and test | train == set(range(1000))
-    assert all(miniwob.split_of(s) == "test" for s in test)
+    assert all(splits.split_of(s) == "test" for s in test)
     with pytest.raises(ValueError, match="unknown split"):
-        miniwob.seeds("dev", 1)
+        splits.seeds("dev", 1)
 
 
 def test_suites_name_tasks_the_package_ships():
@@ -67,7 +67,7 @@ class WrongPolicy:
 @pytest.mark.browser
 def test_the_oracle_solves_its_tasks_and_a_wrong_policy_fails_them(home):
     db = home / "eval.db"
-    seeds = miniwob.seeds("test", 3)
+    seeds = splits.seeds("test", 3)
     oracle = run_async(evaluate(EvalPlan(ORACLE_TASKS, seeds, parallel=2),
                                 policy=OraclePolicy(), db=db))
     assert len(oracle) == len(ORACLE_TASKS) * 3
@@ -121,7 +121,7 @@ def test_the_episode_ends_when_the_page_says_done_so_nothing_can_undo_a_success(
     """BrowserGym's rule: the page's state is read after every step and the episode ends at
     the page's own end. A one-click task solved at step 1 is a 1-step success."""
     db = home / "eval.db"
-    seeds = miniwob.seeds("test", 2)
+    seeds = splits.seeds("test", 2)
     results = run_async(evaluate(EvalPlan(["click-dialog", "click-button"], seeds, max_steps=4),
                                  policy=KeepsClicking(), db=db))
     assert [(r.task, r.success, r.steps, r.status) for r in results] == [

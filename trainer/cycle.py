@@ -48,7 +48,7 @@ from typing import Callable
 from daemon.agent.episode import Limits
 from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Adapter, Store, now
-from daemon.tasks import miniwob
+from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
 from daemon.tasks.report import sign_test, won_lost
@@ -223,11 +223,11 @@ class _Cycle:
         from daemon.tasks.oracle import SOLVERS, OraclePolicy
         t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
         # New seeds every night: the block after the one the last cycle practised.
-        seeds = miniwob.seeds("train", plan.practice_seeds,
+        seeds = splits.seeds("train", plan.practice_seeds,
                               skip=self.state.night * plan.practice_seeds)
         taught = [t for t in plan.tasks if t in SOLVERS]
         if plan.teacher_seeds and taught:
-            teach = miniwob.seeds("train", plan.teacher_seeds)
+            teach = splits.seeds("train", plan.teacher_seeds)
             self.say(f"teacher: oracle on {len(taught)} tasks x {len(teach)} train seeds")
             await _bounded(evaluate(EvalPlan(taught, teach, plan.max_steps, source="practice",
                                              by_seed=True), policy=OraclePolicy(), db=self.db),
@@ -352,7 +352,7 @@ class _Cycle:
         self.result.adapter_id = self.state.candidate
         async with await Store.open(self.db, recover=False) as store:
             candidate = await store.adapter(self.state.candidate)
-        test = miniwob.seeds("test", self._gate_seeds())
+        test = splits.seeds("test", self._gate_seeds())
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
         for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
             policy = LlamaPolicy(dataclasses.replace(

@@ -11,19 +11,24 @@ from typing import Any
 
 import click
 
+from daemon.agent.policy import Policy
 from daemon.core.settings import data_dir
 from daemon.service.app import make_policy
-from daemon.tasks import miniwob
+from daemon.tasks import miniwob, splits
 from daemon.tasks import report as eval_report
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.oracle import OraclePolicy
+from daemon.tasks.sites import Sites
+from daemon.tasks.sites.teacher import SiteTeacher
+from daemon.tasks.sites.templates import TEMPLATES, parse_templates
 
 from .common import json_option, print_json, run_coro, setting_options, settings_from
 
 
 @click.group("eval")
 def eval_group() -> None:
-    """Measure the agent on MiniWoB++ through the real extension, and compare runs."""
+    """Measure the agent on MiniWoB++ or the bundled sites through the real extension, and
+    compare runs."""
 
 
 @eval_group.command("miniwob")
@@ -62,18 +67,74 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
     if suite and tasks:
         raise click.UsageError("give --suite or --tasks, not both")
     names = miniwob.parse_tasks(tasks) if tasks else miniwob.suite(suite or "smoke")
-    seeds = _seed_list(seed_list, split) if seed_list else miniwob.seeds(split, n_seeds)
+    seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
     policy = OraclePolicy() if policy_name == "oracle" else \
         make_policy(dataclasses.replace(settings, policy="llm"))
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source)
-    out = out or data_dir() / "eval" / f"{datetime.now():%Y%m%d-%H%M%S}-{policy_name}"
-    meta = {"policy": policy.name, "adapter": policy.adapter, "split": split,
-            "seeds": seeds, "max_steps": max_steps, "parallel": parallel,
+    _run(plan, policy, policy_name, split, settings.db_path, out, as_json)
+
+
+@eval_group.command("sites")
+@click.option("--templates", default=None,
+              help="Comma-separated templates, or sites for all of theirs [default: every "
+                   f"template: {', '.join(TEMPLATES)}].")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Seeds per template, the first N of the split.")
+@click.option("--seed-list", default=None, help="Comma-separated seeds instead of --seeds.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="test",
+              show_default=True, help="Which seeds: test seeds are 0, 5, 10, ...; train the rest.")
+@click.option("--max-steps", type=click.IntRange(1, 100), default=15, show_default=True,
+              help="Steps per episode.")
+@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Episodes at once, each in its own tab.")
+@click.option("--policy", "policy_name", type=click.Choice(["llm", "teacher"]), default="llm",
+              show_default=True,
+              help="The local model, or the scripted teacher (each template's own script).")
+@click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
+              show_default=True, help="How the episodes are labelled in the store.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Report folder [default: eval/<time>-sites-<policy> in the XDG data dir].")
+@json_option
+@setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed", "obs_tokens",
+                 "history", "step_timeout", "db")
+def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
+               max_steps: int, parallel: int, policy_name: str, source: str, out: Path | None,
+               as_json: bool, **flags: Any) -> None:
+    """Run the bundled sites' task templates (a shop, a support form, a train booking, an
+    inbox, account settings) through the daemon, the extension and a headless Chromium.
+
+    Each seed gives new values and a fresh load (other ids, another order). The agent ends its
+    episode; the site's state is then checked against what the task asked for and stored as a
+    `ground_truth` reward (1 or 0, the reason beside it). Ctrl-C stops and keeps what finished.
+
+    Example: nightloop eval sites --templates shop,inbox.reply --seeds 5 --split test
+    """
+    try:
+        names = parse_templates(templates)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--templates") from None
+    seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
+    settings = settings_from(**flags)
+    policy = SiteTeacher(TEMPLATES[t].task(s) for t in names for s in seeds) \
+        if policy_name == "teacher" else make_policy(dataclasses.replace(settings, policy="llm"))
+    plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
+                    step_timeout=settings.step_timeout, source=source, benchmark=Sites())
+    _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
+
+
+def _run(plan: EvalPlan, policy: Policy, label: str, split: str, db: Path, out: Path | None,
+         as_json: bool) -> None:
+    """Run `plan`, showing each episode as it ends, and write its report (also when
+    interrupted: it covers what finished)."""
+    out = out or data_dir() / "eval" / f"{datetime.now():%Y%m%d-%H%M%S}-{label}"
+    meta = {"benchmark": plan.benchmark.name, "policy": policy.name, "adapter": policy.adapter,
+            "split": split, "seeds": plan.seeds, "max_steps": plan.max_steps,
+            "parallel": plan.parallel,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     results: list = []
-    total = len(names) * len(seeds)
+    total = len(plan.tasks) * len(plan.seeds)
 
     def progress(result) -> None:
         results.append(result)
@@ -84,12 +145,12 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
 
     started = time.perf_counter()
     try:
-        run_coro(evaluate(plan, policy=policy, db=settings.db_path, on_result=progress))
+        run_coro(evaluate(plan, policy=policy, db=db, on_result=progress))
     except KeyboardInterrupt:
         meta["interrupted"] = True
         click.echo("interrupted: the report covers the episodes that finished", err=True)
     finally:
-        results.sort(key=lambda r: (names.index(r.task), seeds.index(r.seed)))
+        results.sort(key=lambda r: (plan.tasks.index(r.task), plan.seeds.index(r.seed)))
         meta["seconds"] = round(time.perf_counter() - started, 1)
         meta["episodes_per_minute"] = round(len(results) / meta["seconds"] * 60, 1) \
             if meta["seconds"] else None
@@ -107,7 +168,7 @@ def _seed_list(text: str, split: str) -> list[int]:
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a comma-separated list of integers",
                                  param_hint="--seed-list") from None
-    wrong = [s for s in seeds if s < 0 or miniwob.split_of(s) != split]
+    wrong = [s for s in seeds if s < 0 or splits.split_of(s) != split]
     if wrong:
         raise click.BadParameter(f"seeds {wrong} are not {split} seeds (test seeds are the "
                                  "multiples of 5, train seeds the rest)", param_hint="--seed-list")

@@ -1,16 +1,14 @@
-"""Evaluation runs on MiniWoB++ through the real path: daemon → extension → page.
+"""Evaluation runs through the real path: daemon → extension → page.
 
 `evaluate` starts a `harness` (its own endpoint and a headless Chromium with the extension
-paired to it) and serves the MiniWoB++ pages. For each (task, seed) it opens the task in a new
-tab through the extension, seeds and starts it in the page's main world (the ``miniwob.start``
-probe), takes the utterance as the episode's task and runs the ordinary episode loop. As in
-BrowserGym, the page's state (``miniwob.state``) is read after every step and the episode ends
-as soon as the page's own episode is done, so no action can follow the end (a click on the
-START cover would begin a new problem and erase the reward); an agent that leaves the task page
-ends it as failed. The ground truth is stored as a ``ground_truth`` reward: 1 for success (raw
-reward > 0), else 0, with the raw reward in its details. Up to `parallel` episodes run at once,
-each in its own tab. A page that hangs or errors counts as a failure with its reason;
-the run goes on.
+paired to it) and serves the plan's benchmark (MiniWoB++ or the bundled sites, benchmark.py).
+For each (task, seed) the benchmark opens and starts the task in a new tab through the
+extension; its utterance becomes the episode's task and the ordinary episode loop runs. Where
+the page ends its own episode (MiniWoB++), its state is read after every step and the episode
+ends there, so no action can follow the end. The ground truth is stored as a ``ground_truth``
+reward: 1 for success, else 0, the page's own reward and reason in its details. Up to
+`parallel` episodes run at once, each in its own tab. A page that hangs or errors counts as a
+failure with its reason; the run goes on.
 """
 
 from __future__ import annotations
@@ -19,20 +17,18 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.agent.episode import BrowserError, Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.bridge.extension_browser import ExtensionBrowser
-from daemon.core.actions import Action
 from daemon.core.store import Episode, Reward, Store
 
-from . import miniwob
+from . import splits
+from .benchmark import READY_TIMEOUT, Benchmark
 from .harness import harness
-from .static import serve_directory
-
-READY_TIMEOUT = 10.0        # seconds for a task page to report WOB_TASK_READY
+from .miniwob import MiniWoB
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,7 @@ class EvalPlan:
     source: str = "eval"            # "practice" when the trainer asks
     by_seed: bool = False           # run every task on a seed before the next seed (a run cut
                                     # short then leaves no task unmeasured); else task by task
+    benchmark: Benchmark = field(default_factory=MiniWoB)
 
     @property
     def limits(self) -> Limits:
@@ -68,9 +65,11 @@ class EpisodeResult:
     task: str
     seed: int
     split: str
-    success: bool                   # raw reward > 0, as BrowserGym counts it
-    raw_reward: float | None        # WOB_RAW_REWARD_GLOBAL in [-1, 1]; None when unknown
-    done: bool                      # the page ended the episode itself
+    success: bool                   # the ground truth (MiniWoB++: raw reward > 0, as BrowserGym)
+    raw_reward: float | None        # the page's own reward (MiniWoB++: in [-1, 1]); None when
+                                    # unknown
+    done: bool                      # the page's episode ended (MiniWoB++), or the site's state
+                                    # was read at the end (sites)
     steps: int = 0
     invalid: int = 0                # steps whose action was rejected before the browser
     seconds: float = 0.0
@@ -85,7 +84,7 @@ async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
                    headless: bool = True) -> list[EpisodeResult]:
     """Run every (task, seed) of `plan`; results in plan order (also passed to `on_result`
     as each finishes, so an interrupted run keeps what it finished)."""
-    with serve_directory(miniwob.html_dir()) as base_url:
+    with plan.benchmark.serve() as base_url:
         async with harness(db, plan.step_timeout, headless) as (endpoint, store):
             return await _Runner(plan, endpoint.browser, store, policy, base_url,
                                  on_result).run_all()
@@ -114,52 +113,33 @@ class _Runner:
         return [r for r in results if r is not None]
 
     async def run_one(self, task: str, seed: int) -> EpisodeResult:
-        result = EpisodeResult(task, seed, miniwob.split_of(seed), success=False,
+        result = EpisodeResult(task, seed, splits.split_of(seed), success=False,
                                raw_reward=None, done=False)
         started = time.perf_counter()
-        browser = self.browser
         tab_id = None
         try:
-            url = miniwob.task_url(self.base_url, task)
-            opened = await browser.act(None, Action("goto", {"url": url}))
-            if not opened.ok or opened.tab_id is None:
-                raise BrowserError(f"could not open {url}: {opened.error}")
-            tab_id = opened.tab_id
-            state = await browser.probe(tab_id, "miniwob.start", seed=seed,
-                                        max_time_ms=miniwob.MAX_TIME_MS)
-            state = await self._ready(tab_id, state)
-            result.utterance = state["utterance"]
+            attempt = await self.plan.benchmark.open(self.browser, self.base_url, task, seed)
+            tab_id = attempt.tab_id
+            result.utterance = attempt.utterance
             episode = await self.store.start_episode(Episode(
-                task=state["utterance"], source=self.plan.source, start_url=url,
+                task=attempt.utterance, source=self.plan.source, start_url=attempt.url,
                 policy=self.policy.name, adapter=self.policy.adapter))
             result.episode_id = episode.id
-            state: dict = {}
-
-            async def page_ended(tab: int | None) -> bool:
-                try:
-                    state.update(await browser.probe(tab, "miniwob.state"))
-                except BrowserError as exc:     # BrowserGym ends such an episode too, with 0
-                    raise BrowserError(f"the agent left the task page ({exc})") from None
-                return bool(state.get("done"))
-            # The harness opened and started the page itself: the loop must not reload it.
+            # The benchmark opened and started the page itself: the loop must not reload it.
             final = await asyncio.wait_for(
                 run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
-                            browser=browser, policy=self.policy, stop=asyncio.Event(),
-                            limits=self.plan.limits, tab_id=tab_id, page_ended=page_ended),
+                            browser=self.browser, policy=self.policy, stop=asyncio.Event(),
+                            limits=self.plan.limits, tab_id=tab_id,
+                            page_ended=attempt.ended if attempt.ends_itself else None),
                 self.plan.episode_timeout)
             result.status = final.status
-            if not state.get("done"):           # ended by the agent, the limit or an error
-                try:
-                    state.update(await browser.probe(tab_id, "miniwob.state"))
-                except BrowserError as exc:
-                    state.update(done=False, reason=f"no task page to read: {exc}")
-            result.done = bool(state.get("done"))
-            result.raw_reward = float(state.get("raw_reward") or 0.0) if result.done else 0.0
-            result.success = result.raw_reward > 0
+            outcome = await attempt.outcome()
+            result.done, result.raw_reward = outcome.done, outcome.raw_reward
+            result.success = outcome.success
             await self.store.add_reward(Reward(episode.id, "ground_truth", float(result.success), {
-                "benchmark": "miniwob", "task": task, "seed": seed, "split": result.split,
-                "done": result.done, "raw_reward": result.raw_reward,
-                "reason": state.get("reason")}))
+                "benchmark": self.plan.benchmark.name, "task": task, "seed": seed,
+                "split": result.split, "done": outcome.done, "raw_reward": outcome.raw_reward,
+                "reason": outcome.reason, **outcome.details}))
             steps = await self.store.steps(episode.id)
             result.steps, result.invalid = len(steps), sum(s.invalid for s in steps)
         except asyncio.TimeoutError:
@@ -169,14 +149,5 @@ class _Runner:
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
             if tab_id is not None:
-                await browser.close_tab(tab_id)
+                await self.browser.close_tab(tab_id)
         return result
-
-    async def _ready(self, tab_id: int, state: dict) -> dict:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not state.get("ready"):
-            if time.monotonic() > deadline:
-                raise BrowserError(f"the task page was not ready within {READY_TIMEOUT:g} s")
-            await asyncio.sleep(0.1)
-            state = await self.browser.probe(tab_id, "miniwob.state")
-        return state

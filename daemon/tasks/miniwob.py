@@ -8,8 +8,16 @@ static files. An episode is seeded and started in the page's main world through 
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
+
+from daemon.agent.episode import BrowserError
+from daemon.bridge.extension_browser import ExtensionBrowser
+
+from .benchmark import Outcome, open_tab, until_ready
+from .static import serve_directory
 
 # Five easy tasks: a quick check that everything works.
 SMOKE = ("click-button", "click-link", "enter-text", "focus-text", "click-checkboxes")
@@ -38,7 +46,6 @@ UNSUPPORTED = frozenset({
 })
 
 MAX_TIME_MS = 10 * 60 * 1000    # the page's own time limit; a CPU model needs far more than 10 s
-TEST_EVERY = 5                  # seeds 0, 5, 10, ... are test seeds; all others train seeds
 
 
 def html_dir() -> Path:
@@ -85,23 +92,6 @@ def parse_tasks(text: str) -> list[str]:
     return check_tasks([t.strip() for t in text.split(",") if t.strip()])
 
 
-def split_of(seed: int) -> str:
-    """The fixed rule: a seed divisible by TEST_EVERY is a test seed, any other a train seed."""
-    return "test" if seed % TEST_EVERY == 0 else "train"
-
-
-def seeds(split: str, count: int, skip: int = 0) -> list[int]:
-    """`count` seeds of `split` in order, after its first `skip` (stable across versions)."""
-    if split not in ("train", "test"):
-        raise ValueError(f"unknown split {split!r}; choose train or test")
-    found, seed = [], 0
-    while len(found) < skip + count:
-        if split_of(seed) == split:
-            found.append(seed)
-        seed += 1
-    return found[skip:]
-
-
 def task_url(base_url: str, task: str) -> str:
     return f"{base_url}/miniwob/{task}.html"
 
@@ -111,3 +101,63 @@ def task_of(url: str) -> str | None:
     if "/miniwob/" not in url:
         return None
     return url.split("/miniwob/", 1)[1].split(".html", 1)[0]
+
+
+class MiniWoB:
+    """MiniWoB++ for the evaluation runner: as in BrowserGym, the page's state is read after
+    every step and the page's own end ends the episode (a click on the START cover would begin
+    a new problem and erase the reward); leaving the task page fails it; success is a raw
+    reward above 0."""
+
+    name = "miniwob"
+
+    def serve(self) -> contextlib.AbstractContextManager[str]:
+        return serve_directory(html_dir())
+
+    def check(self, tasks: list[str]) -> list[str]:
+        return check_tasks(tasks)
+
+    async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
+                   seed: int) -> _Attempt:
+        url = task_url(base_url, task)
+        tab_id = await open_tab(browser, url)
+        attempt = _Attempt(browser, tab_id, url, "")
+        try:
+            state = await browser.probe(tab_id, "miniwob.start", seed=seed,
+                                        max_time_ms=MAX_TIME_MS)
+            if state.get("error"):
+                raise BrowserError(f"miniwob.start: {state['error']}")
+            if not state.get("ready"):
+                state = await until_ready(browser, tab_id, "miniwob.state")
+        except BrowserError:
+            await browser.close_tab(tab_id)
+            raise
+        attempt.utterance = state["utterance"]
+        return attempt
+
+
+@dataclass
+class _Attempt:
+    browser: ExtensionBrowser
+    tab_id: int
+    url: str
+    utterance: str
+    ends_itself = True
+    state: dict = field(default_factory=dict)
+
+    async def ended(self, tab_id: int | None) -> bool:
+        try:
+            self.state.update(await self.browser.probe(tab_id, "miniwob.state"))
+        except BrowserError as exc:         # BrowserGym ends such an episode too, with 0
+            raise BrowserError(f"the agent left the task page ({exc})") from None
+        return bool(self.state.get("done"))
+
+    async def outcome(self) -> Outcome:
+        if not self.state.get("done"):      # ended by the agent, the limit or an error
+            try:
+                self.state.update(await self.browser.probe(self.tab_id, "miniwob.state"))
+            except BrowserError as exc:
+                self.state.update(done=False, reason=f"no task page to read: {exc}")
+        done = bool(self.state.get("done"))
+        raw = float(self.state.get("raw_reward") or 0.0) if done else 0.0
+        return Outcome(raw > 0, done, raw, self.state.get("reason"))

@@ -76,12 +76,17 @@ def write_run(out: Path, results: list[EpisodeResult], meta: dict) -> None:
     _atomic_write(out / "report.md", markdown(summaries, meta))
     if results:
         _plot([s for s in summaries if s.task != "all"], out / "success.png",
-              f"MiniWoB++ success per task — {meta.get('policy', '')}")
+              f"{_title(meta)} success per task — {meta.get('policy', '')}")
+
+
+def _title(meta: dict) -> str:
+    return {"sites": "Bundled sites"}.get(meta.get("benchmark", "miniwob"), "MiniWoB++")
 
 
 def markdown(summaries: list[TaskSummary], meta: dict) -> str:
-    lines = [f"# MiniWoB++ evaluation: {meta.get('policy', '?')}", "",
-             ", ".join(f"{k}: {v}" for k, v in meta.items() if k != "policy"), "",
+    lines = [f"# {_title(meta)} evaluation: {meta.get('policy', '?')}", "",
+             ", ".join(f"{k}: {v}" for k, v in meta.items() if k not in ("policy", "benchmark")),
+             "",
              "| task | episodes | success | 95% interval | mean steps | invalid actions/step "
              "| mean time (s) | errors |",
              "|---|---|---|---|---|---|---|---|"]

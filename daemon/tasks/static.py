@@ -1,24 +1,49 @@
-"""A static file server on 127.0.0.1 in a background thread (benchmark pages, MiniWoB++)."""
+"""A static file server on 127.0.0.1 in a background thread (benchmark pages, MiniWoB++, the
+bundled sites), with optional JSON endpoints beside the files."""
 
 from __future__ import annotations
 
 import functools
 import http.server
+import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+Api = Mapping[str, Callable[[dict[str, str]], object]]     # path → handler of the query
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    api: Api = {}
+
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        handler = self.api.get(parts.path)
+        if handler is None:
+            return super().do_GET()
+        try:
+            status, body = 200, handler(dict(parse_qsl(parts.query)))
+        except (KeyError, ValueError) as exc:       # a bad or missing parameter
+            status, body = 400, {"error": str(exc)}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def log_message(self, *args: object) -> None:
         pass
 
 
 @contextmanager
-def serve_directory(directory: Path) -> Iterator[str]:
-    """Serve `directory` on a free port for the duration; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def serve_directory(directory: Path, api: Api | None = None) -> Iterator[str]:
+    """Serve `directory` (and `api`'s endpoints) on a free port for the duration; yields the
+    base URL."""
+    handler = functools.partial(type("Handler", (_Handler,), {"api": dict(api or {})}),
+                                directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

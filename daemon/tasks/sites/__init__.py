@@ -1,0 +1,80 @@
+"""The bundled practice sites: a shop, a support form, a train booking, a mail inbox and account
+settings, served on 127.0.0.1, with task templates whose values change per seed (templates.py)
+and a ground truth read from the page: what the user's actions left in the site's state for
+the tab (the ``sites.state`` probe). The pages live in www/; each load shuffles the order of
+what it lists and gives its elements fresh ids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.agent.episode import BrowserError
+from daemon.bridge.extension_browser import ExtensionBrowser
+
+from ..benchmark import Outcome, open_tab, until_ready
+from ..static import serve_directory
+from .templates import TEMPLATES, SiteTask, parse_templates
+from .worlds import world
+
+WWW = Path(__file__).with_name("www")
+
+
+@contextlib.contextmanager
+def serve_sites() -> Iterator[str]:
+    """Serve every site (and the worlds they load, /api/world?site=&seed=); yields the base
+    URL, under which each site is a folder: /shop/index.html, /inbox/index.html, ..."""
+    with serve_directory(WWW, {"/api/world": lambda q: world(q["site"], int(q["seed"]))}) as url:
+        yield url
+
+
+class Sites:
+    """The bundled sites for the evaluation runner: a task is a template's name; the agent ends
+    its episode, and success is the site's state at the end being what the task asked for."""
+
+    name = "sites"
+
+    def serve(self) -> contextlib.AbstractContextManager[str]:
+        return serve_sites()
+
+    def check(self, tasks: list[str]) -> list[str]:
+        return parse_templates(",".join(tasks))
+
+    async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
+                   seed: int) -> _Attempt:
+        site_task = TEMPLATES[task].task(seed)
+        url = site_task.url(base_url)
+        tab_id = await open_tab(browser, url)
+        try:
+            await until_ready(browser, tab_id, "sites.state", site=site_task.site)
+        except BrowserError:
+            await browser.close_tab(tab_id)
+            raise
+        return _Attempt(browser, tab_id, url, site_task.task, site_task)
+
+
+@dataclass
+class _Attempt:
+    browser: ExtensionBrowser
+    tab_id: int
+    url: str
+    utterance: str
+    task: SiteTask
+    ends_itself = False
+
+    async def ended(self, tab_id: int | None) -> bool:
+        return False
+
+    async def outcome(self) -> Outcome:
+        try:
+            read = await self.browser.probe(self.tab_id, "sites.state", site=self.task.site)
+        except BrowserError as exc:
+            return Outcome(False, False, 0.0, f"no site page to read: {exc}")
+        if read.get("state") is None:
+            return Outcome(False, False, 0.0, "the tab is no longer on the site")
+        success, reason = self.task.check(read["state"])
+        return Outcome(success, True, float(success), reason,
+                       {"template": self.task.template, "state": read["state"]})

@@ -1,0 +1,128 @@
+"""The bundled sites: templates whose values change per seed, a ground truth read from the page,
+pages that change between loads, and `nightloop eval sites` through the real extension."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import nightloop, run_async
+
+from daemon.agent.policy import Decision
+from daemon.core.actions import Action
+from daemon.tasks import splits
+from daemon.tasks.evaluation import EvalPlan, evaluate
+from daemon.tasks.sites import Sites, serve_sites
+from daemon.tasks.sites.teacher import SiteTeacher
+from daemon.tasks.sites.templates import TEMPLATES, parse_templates
+
+SITES = {name.split(".")[0] for name in TEMPLATES}
+
+
+def test_every_site_has_templates_whose_values_change_with_the_seed_and_appear_in_the_task():
+    assert SITES == {"shop", "contact", "booking", "inbox", "settings"}
+    for template in TEMPLATES.values():
+        tasks = [template.task(seed) for seed in range(12)]
+        assert template.task(3) == tasks[3]                     # the same for the same seed
+        assert len({t.task for t in tasks}) >= 10, template.name   # new values per seed
+        for task in tasks:
+            assert all(value in task.task for value in task.values.values()), task
+            steps = task.script.split("; ")
+            assert 3 <= len(steps) - 1 <= 10 and steps[-1] == "done", task.script
+
+
+def test_the_ground_truth_is_the_sites_state_the_task_asked_for():
+    task = TEMPLATES["inbox.reply"].task(7)
+    reply = task.expect["sent"][0]
+    assert task.check({"sent": [{**reply, "body": f"  {reply['body']} "}]}) == (
+        True, "the site is in the state the task asked for")      # spacing as a person reads
+    wrong, why = task.check({"sent": [{**reply, "to": "Someone Else"}]})
+    assert not wrong and "Someone Else" in why
+    assert not task.check({})[0]                                  # nothing done: no success
+    assert not task.check({"sent": [reply, reply]})[0]            # sent twice is not the task
+
+
+def test_templates_are_named_one_by_one_or_by_site():
+    assert parse_templates("inbox,shop.add") == ["inbox.reply", "inbox.archive", "shop.add"]
+    assert parse_templates(None) == list(TEMPLATES)
+    with pytest.raises(ValueError, match="unknown template 'shop.steal'"):
+        parse_templates("shop.steal")
+
+
+def test_the_server_hands_each_page_its_world_and_refuses_nonsense():
+    with serve_sites() as url:
+        world = json.load(urllib.request.urlopen(f"{url}/api/world?site=shop&seed=4"))
+        assert len(world["products"]) == 12 and world == json.load(
+            urllib.request.urlopen(f"{url}/api/world?site=shop&seed=4"))
+        for query in ("site=casino&seed=1", "site=shop&seed=x", "site=shop"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}/api/world?{query}")
+            assert refused.value.code == 400
+        assert urllib.request.urlopen(f"{url}/booking/index.html").status == 200
+
+
+class SaysDone:
+    name, adapter = "says-done", None
+
+    async def decide(self, context):
+        return Decision(Action("done"))
+
+
+@pytest.mark.browser
+def test_the_teacher_solves_every_template_and_doing_nothing_solves_none(home):
+    db = home / "sites.db"
+    seeds = splits.seeds("test", 2)
+    tasks = [TEMPLATES[t].task(s) for t in TEMPLATES for s in seeds]
+    plan = EvalPlan(list(TEMPLATES), seeds, max_steps=15, parallel=2, benchmark=Sites())
+    solved = run_async(evaluate(plan, policy=SiteTeacher(tasks), db=db))
+    assert [(r.task, r.seed) for r in solved] == [(t, s) for t in TEMPLATES for s in seeds]
+    assert all(r.success and r.done and r.error is None for r in solved), \
+        [(r.task, r.seed, r.status, r.error) for r in solved if not r.success]
+    idle = run_async(evaluate(plan, policy=SaysDone(), db=db))
+    assert [r.success for r in idle] == [False] * len(idle) and all(r.done for r in idle)
+
+    rows = sqlite3.connect(db).execute(
+        "SELECT e.task, e.policy, r.value, r.details FROM episodes e "
+        "JOIN rewards r ON r.episode_id = e.id WHERE r.kind = 'ground_truth'").fetchall()
+    assert len(rows) == 2 * len(solved)
+    for task, policy, value, details in rows:
+        details = json.loads(details)
+        assert details["benchmark"] == "sites" and details["template"] == details["task"]
+        assert task == TEMPLATES[details["task"]].task(details["seed"]).task
+        assert value == (1.0 if policy == "sites-teacher" else 0.0), details["reason"]
+
+
+@pytest.mark.browser
+def test_pages_change_between_loads_but_not_their_world(browser, daemon_proc):
+    """The same seed shows the same products, in another order and with other element ids on
+    every load: an agent (or a replay) must find things by what they are."""
+    page = browser.context.new_page()
+    with serve_sites() as url:
+        loads = []
+        for _ in range(3):
+            page.goto(f"{url}/shop/index.html?seed=4")
+            page.wait_for_selector("html[data-site-ready=yes]")
+            loads.append((page.locator("ul.rows a").all_inner_texts(),
+                          page.locator("li[id]").evaluate_all("rows => rows.map(r => r.id)")))
+    names = [tuple(sorted(n)) for n, _ in loads]
+    assert names[0] == names[1] == names[2] and len(names[0]) == 12
+    assert len({tuple(n) for n, _ in loads}) > 1                  # the order changed
+    assert not set(loads[0][1]) & set(loads[1][1])                # fresh ids every time
+
+
+@pytest.mark.browser
+def test_the_eval_sites_command_writes_a_report_and_names_bad_templates(home):
+    out = home / "run"
+    result = nightloop("eval", "sites", "--policy", "teacher", "--templates", "settings",
+                       "--seeds", "2", "--out", str(out), "--db", str(home / "e.db"), "--json")
+    data = json.loads(result.stdout)
+    assert [e["success"] for e in data["episodes"]] == [True, True]
+    assert data["meta"]["benchmark"] == "sites" and data["meta"]["seeds"] == [0, 5]
+    report = (out / "report.md").read_text()
+    assert report.startswith("# Bundled sites evaluation: sites-teacher")
+    assert "| settings.update | 2 | 1.00 |" in report and (out / "success.png").exists()
+    bad = nightloop("eval", "sites", "--templates", "shop.steal", check=False)
+    assert bad.returncode == 2 and "unknown template 'shop.steal'" in bad.stderr
