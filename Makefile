@@ -42,7 +42,7 @@ chromium:
 	@scripts/install-chromium.sh
 
 run: setup
-	$(VENV)/bin/nightloop daemon --browser
+	$(VENV)/bin/nightloop daemon --browser --sites
 
 # The import contracts (pyproject.toml) first: a broken architecture fails in seconds.
 test: setup

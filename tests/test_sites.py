@@ -126,3 +126,26 @@ def test_the_eval_sites_command_writes_a_report_and_names_bad_templates(home):
     assert "| settings.update | 2 | 1.00 |" in report and (out / "success.png").exists()
     bad = nightloop("eval", "sites", "--templates", "shop.steal", check=False)
     assert bad.returncode == 2 and "unknown template 'shop.steal'" in bad.stderr
+
+
+def test_the_daemon_serves_the_sites_for_a_new_user_to_try(home):
+    """`make run` starts `nightloop daemon --browser --sites`: the browser opens on a front page
+    that lists today's tasks, each a link to its site."""
+    import re
+
+    from conftest import DaemonProcess, free_port, wait_until
+    daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start("--sites")
+    try:
+        wait_until(lambda: "practice sites on" in daemon.log.read_text(), timeout=10,
+                   what="the sites' address")
+        front = re.search(r"practice sites on (\S+):", daemon.log.read_text())[1]
+        assert "Try the agent here" in urllib.request.urlopen(front).read().decode()
+        base = front.rsplit("/", 1)[0]
+        tasks = json.load(urllib.request.urlopen(f"{base}/api/tasks?seed=3"))
+        assert [t["template"] for t in tasks] == list(TEMPLATES)
+        assert tasks[0]["task"] == TEMPLATES["shop.add"].task(3).task
+        assert urllib.request.urlopen(base + tasks[0]["url"]).status == 200
+    finally:
+        daemon.stop()
+    with pytest.raises(urllib.error.URLError):            # gone with the daemon
+        urllib.request.urlopen(front, timeout=2)

@@ -63,15 +63,18 @@ def cli() -> None:
               help="With --browser: no window (the default when there is no display).")
 @click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="With --browser: the browser profile dir [default in the XDG data dir].")
+@click.option("--sites", is_flag=True,
+              help="Also serve the bundled practice sites (a shop, a support form, a train "
+                   "booking, an inbox, account settings) on 127.0.0.1; the browser opens there.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step.")
-def daemon(with_browser: bool, headless: bool | None, profile: Path | None, verbose: bool,
-           **flags: Any) -> None:
+def daemon(with_browser: bool, headless: bool | None, profile: Path | None, sites: bool,
+           verbose: bool, **flags: Any) -> None:
     """Run the daemon in the foreground (Ctrl-C stops it).
 
     It listens on 127.0.0.1 only, for the paired extension and for the CLI. Every setting can
     also come from config.toml or the environment (see `nightloop config show`).
 
-    Example: nightloop daemon --browser --temperature 0.25 --seed 7
+    Example: nightloop daemon --browser --sites --temperature 0.25 --seed 7
     """
     import logging
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -80,7 +83,7 @@ def daemon(with_browser: bool, headless: bool | None, profile: Path | None, verb
     options = None
     if with_browser:
         options = BrowserOptions(profile or data_dir() / "browser-profile", _headless(headless))
-    run_coro(run_daemon(settings, options))
+    run_coro(run_daemon(settings, options, sites))
 
 
 def _headless(flag: bool | None) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -18,6 +19,7 @@ from daemon.bridge.pairing import extension_origin, load_or_create_token
 from daemon.core.settings import Settings, config_dir
 from daemon.core.store import Store
 from daemon.core.wire import NightloopError
+from daemon.tasks.sites import serve_sites
 
 from . import schedule
 from .judging import JudgeQueue
@@ -43,8 +45,10 @@ def make_policy(settings: Settings) -> Policy:
     raise ValueError(f"unknown policy {settings.policy!r}")
 
 
-async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted."""
+async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = None,
+                     sites: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM. Episodes cut short are recorded as interrupted. With
+    `sites`, the bundled practice sites are served too (the browser opens on them)."""
     schedule.parse_at(settings.train_at)        # a bad time fails now, not at night
     db, port = settings.db_path, settings.port
     store = await Store.open(db)
@@ -76,6 +80,7 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
         nightly = asyncio.create_task(schedule.nightly(
             settings, lambda: time.monotonic() if daemon.running else daemon.idle_since))
     chromium: subprocess.Popen | None = None
+    served = contextlib.ExitStack()
     try:
         try:
             await daemon.start()
@@ -88,9 +93,14 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
               f"judge: {settings.judge})", flush=True)
         if judging:
             await judging.start()
+        start = "about:blank"
+        if sites:
+            start = served.enter_context(serve_sites()) + "/index.html"
+            print(f"practice sites on {start}: try the agent there, nothing leaves your "
+                  "machine", flush=True)
         if with_browser:
             chromium = browser.launch(with_browser.profile, port=daemon.port, token=token,
-                                      headless=with_browser.headless)
+                                      headless=with_browser.headless, url=start)
             mode = "headless (no display found)" if with_browser.headless else "with a window"
             print(f"started Chromium {mode}, profile {with_browser.profile}", flush=True)
         await _until_signalled()
@@ -104,6 +114,7 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
             nightly.cancel()
         await daemon.close()
         await store.close()
+        served.close()
         if chromium:
             try:
                 chromium.wait(timeout=10)

@@ -25,9 +25,14 @@ WWW = Path(__file__).with_name("www")
 
 @contextlib.contextmanager
 def serve_sites() -> Iterator[str]:
-    """Serve every site (and the worlds they load, /api/world?site=&seed=); yields the base
-    URL, under which each site is a folder: /shop/index.html, /inbox/index.html, ..."""
-    with serve_directory(WWW, {"/api/world": lambda q: world(q["site"], int(q["seed"]))}) as url:
+    """Serve every site, the worlds they load (/api/world?site=&seed=) and a seed's tasks
+    (/api/tasks?seed=, for the front page); yields the base URL, under which each site is a
+    folder: /shop/index.html, /inbox/index.html, ..."""
+    api = {"/api/world": lambda q: world(q["site"], int(q["seed"])),
+           "/api/tasks": lambda q: [{"template": t.template, "task": t.task, "url": t.url("")}
+                                    for t in (TEMPLATES[n].task(int(q["seed"]))
+                                              for n in TEMPLATES)]}
+    with serve_directory(WWW, api) as url:
         yield url
 
 
