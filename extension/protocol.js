@@ -16,8 +16,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** @typedef {{type: "welcome", protocol: number, daemon: string, episode?: Episode}} Welcome */
 
 // the user's requests (popup → service worker → daemon, or the CLI)
-/** `approve`: every sensitive action of this run is approved (`nightloop run --yes`).
- * @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string, approve?: boolean}} Task */
+/** `approve`: every sensitive action of this run is approved (`nightloop run --yes`);
+ * `replay: "auto"`: a demonstration whose task this one fits runs with the new values.
+ * @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string, approve?: boolean, replay?: "auto"|"never"}} Task */
 /** @typedef {{type: "stop", episode_id?: number, request_id?: string}} Stop */
 /** @typedef {{type: "feedback", episode_id: number, value: 1|-1, request_id?: string}} Feedback */
 /** Asked with only `request_id`; the daemon answers with every field set.
@@ -29,7 +30,7 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** The user ends the recording: `success` is their word, stored as a user reward of ±1.
  * @typedef {{type: "record_stop", episode_id: number, success: boolean, request_id?: string}} RecordStop */
 /** Re-run a finished episode by its recorded actions, without the model; answered by `episode`.
- * @typedef {{type: "replay", episode_id: number, fallback?: "model"|"none", url?: string, tab_id?: number, request_id?: string}} Replay */
+ * @typedef {{type: "replay", episode_id: number, fallback?: "model"|"none", url?: string, task?: string, tab_id?: number, request_id?: string}} Replay */
 /** The user did what a paused replay asked for.
  * @typedef {{type: "resume", episode_id: number, request_id?: string}} Resume */
 /** CLI only: serve the promoted adapter from the next episode on; answered by `status`.

@@ -152,9 +152,15 @@ The token is stored in {config_dir() / 'token'} (readable only by you).""")
 @click.option("--yes", "approve", is_flag=True,
               help="Approve every sensitive action of this run (a site the task does not "
                    "name, a secret field, paying, deleting) without asking.")
+@click.option("--replay", type=click.Choice(["auto", "never"]), default="never",
+              show_default=True,
+              help="auto: when TASK fits the task of one of your demonstrations with other "
+                   "values, replay it with TASK's values (the model steps in where a target "
+                   "is gone).")
 @setting_options("port")
 @json_option
-def run(task: str, url: str | None, approve: bool, port: int | None, as_json: bool) -> None:
+def run(task: str, url: str | None, approve: bool, replay: str, port: int | None,
+        as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
 
     Before a sensitive action the episode waits for your yes: asked here when this is a
@@ -163,7 +169,8 @@ def run(task: str, url: str | None, approve: bool, port: int | None, as_json: bo
 
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve),
+    episode = run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve,
+                                      replay=replay),
                                settings_from(port=port).port, quiet=as_json))
     if as_json:
         print_json(episode)
@@ -175,20 +182,28 @@ def run(task: str, url: str | None, approve: bool, port: int | None, as_json: bo
               show_default=True, help="Where a recorded target is not found: let the model "
                                       "decide that step, or stop with a report.")
 @click.option("--url", default=None, help="Start here instead of the recorded start URL.")
+@click.option("--task", "new_task", default=None,
+              help="Do this task instead, with its own values: the episode's typed text, "
+                   "choices and clicked names that its task text named take the new task's.")
 @setting_options("port")
 @json_option
-def replay(episode_id: int, fallback: str, url: str | None, port: int | None,
-           as_json: bool) -> None:
+def replay(episode_id: int, fallback: str, url: str | None, new_task: str | None,
+           port: int | None, as_json: bool) -> None:
     """Run a finished episode (a demonstration, say) again by its recorded actions, without
     the model; each step is found again by its element descriptor.
+
+    With --task, the recorded values become the new task's: "Reply to Ada about Lunch with
+    Yes" replays "Reply to Bob about Rota with No" on Bob's message. A new task that does not
+    fit the recorded one is refused, naming the value it lacks (--fallback none), or left to
+    the model (--fallback model).
 
     A step whose element is gone uses the model (--fallback model) or ends the replay with a
     report of where and why (--fallback none). A password step pauses until you type it in
     the page and press Continue in the toolbar popup.
 
-    Example: nightloop replay 12 --fallback none
+    Example: nightloop replay 12 --task "Reply to Bob about Rota with No" --fallback none
     """
-    episode = run_coro(_follow(p.Replay(episode_id, fallback, url=url),
+    episode = run_coro(_follow(p.Replay(episode_id, fallback, url=url, task=new_task),
                                settings_from(port=port).port, quiet=as_json))
     if as_json:
         print_json(episode)

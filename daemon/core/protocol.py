@@ -91,6 +91,8 @@ class Task(Message):
     tab_id: int | None = None           # the tab to work in; None: let the extension choose
     request_id: str | None = None
     approve: bool = False               # approve every sensitive action of this run (--yes)
+    replay: Literal["auto", "never"] = "never"      # auto: replay a demonstration whose task
+                                                    # this one fits, with its new values
 
 
 @dataclass
@@ -215,13 +217,16 @@ class RecordStop(Message):
 
 @dataclass
 class Replay(Message):
-    """Re-run episode ``episode_id`` by its recorded actions; answered by ``episode``."""
+    """Re-run episode ``episode_id`` by its recorded actions; answered by ``episode``. With
+    ``task``, for that task instead: the recorded values take the new task's (agent/values.py);
+    a task that does not fit is refused (fallback none) or left to the model."""
     type: ClassVar[str] = "replay"
     episode_id: int
     fallback: Literal["model", "none"] = "model"
     url: str | None = None              # start here instead of the recorded start URL
     tab_id: int | None = None
     request_id: str | None = None
+    task: str | None = None             # a new task text: replay it with the new values
 
 
 @dataclass

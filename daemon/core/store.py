@@ -323,6 +323,14 @@ class Store:
         return await self._fetch(Episode, self._EPISODE_SELECT + " ORDER BY e.id DESC LIMIT ?",
                                  (-1 if limit is None else limit,))
 
+    async def demonstrations(self) -> list[Episode]:
+        """The user's demonstrations that they said worked (a user reward above 0), newest
+        first."""
+        return await self._fetch(Episode, self._EPISODE_SELECT + (
+            " WHERE e.source = 'demonstration' AND e.status = 'done' AND EXISTS (SELECT 1 "
+            "FROM rewards r WHERE r.episode_id = e.id AND r.kind = 'user' AND r.value > 0) "
+            "ORDER BY e.id DESC"))
+
     async def episode(self, episode_id: int) -> Episode | None:
         rows = await self._fetch(Episode, self._EPISODE_SELECT + " WHERE e.id = ?", (episode_id,))
         return rows[0] if rows else None

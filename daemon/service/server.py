@@ -23,6 +23,7 @@ from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.agent.privacy import EpisodeSecrets
 from daemon.agent.replay import ReplayPolicy
+from daemon.agent.values import Unmatched, rebind
 from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
 from daemon.core.actions import Action
@@ -138,11 +139,27 @@ class Daemon(Endpoint):
         return running
 
     async def _start_episode(self, client: Client, task: p.Task) -> None:
+        if task.replay == "auto":
+            found = await self._demonstration_for(task.task)
+            if found:
+                demo, steps = found
+                return await self._replay(client, demo, steps, task.task, fallback=self.policy,
+                                          url=task.url, tab_id=task.tab_id,
+                                          request_id=task.request_id)
         running = await self._begin(client, Episode(
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
             adapter=self.policy.adapter), task.request_id)
         running.task = asyncio.create_task(self._run(running, task.tab_id, self.policy,
                                                      self.limits, approve_all=task.approve))
+
+    async def _demonstration_for(self, task: str) -> tuple[Episode, list[Step]] | None:
+        """The newest good demonstration whose task `task` fits, with its steps for `task`."""
+        for demo in await self.store.demonstrations():
+            try:
+                return demo, rebind(await self.store.steps(demo.id), demo.task, task)
+            except Unmatched:
+                continue
+        return None
 
     async def _start_replay(self, client: Client, replay: p.Replay) -> None:
         source = await self.store.episode(replay.episode_id)
@@ -151,6 +168,25 @@ class Daemon(Endpoint):
         recorded = await self.store.steps(source.id)
         if not any(s.action and s.ok for s in recorded):
             raise InvalidMessage(f"episode {source.id} has no successful actions to replay")
+        task = replay.task or source.task
+        try:
+            recorded = rebind(recorded, source.task, task)
+        except Unmatched as exc:
+            if replay.fallback == "none":
+                raise InvalidMessage(f"episode {source.id} cannot be replayed for this task: "
+                                     f"{exc}") from None
+            log.info("replay of episode %d: %s; the model does the new task", source.id, exc)
+            return await self._start_episode(client, p.Task(
+                task, source="cli", url=replay.url or source.start_url, tab_id=replay.tab_id,
+                request_id=replay.request_id))
+        await self._replay(client, source, recorded, task,
+                           fallback=self.policy if replay.fallback == "model" else None,
+                           url=replay.url, tab_id=replay.tab_id, request_id=replay.request_id)
+
+    async def _replay(self, client: Client, source: Episode, recorded: list[Step], task: str, *,
+                      fallback: Policy | None, url: str | None, tab_id: int | None,
+                      request_id: str | None) -> None:
+        """Run `recorded` (episode `source`'s steps, rebound to `task`) as a new episode."""
         running: Running | None = None
 
         async def ask_user(notice: str) -> None:
@@ -162,13 +198,12 @@ class Daemon(Endpoint):
                 w.cancel()
             await self.broadcast(p.EpisodeUpdate(to_json(running.episode)))
 
-        policy = ReplayPolicy(recorded, fallback=self.policy if replay.fallback == "model"
-                              else None, ask_user=ask_user)
+        policy = ReplayPolicy(recorded, fallback=fallback, ask_user=ask_user)
         running = await self._begin(client, Episode(
-            task=source.task, source="replay", start_url=replay.url or source.start_url,
-            policy=policy.name, adapter=policy.adapter, replay_of=source.id), replay.request_id)
+            task=task, source="replay", start_url=url or source.start_url,
+            policy=policy.name, adapter=policy.adapter, replay_of=source.id), request_id)
         limits = dataclasses.replace(self.limits, max_steps=2 * len(policy.plan) + 5)
-        running.task = asyncio.create_task(self._run(running, replay.tab_id, policy, limits))
+        running.task = asyncio.create_task(self._run(running, tab_id, policy, limits))
 
     async def _run(self, running: Running, tab_id: int | None, policy: Policy,
                    limits: Limits, approve_all: bool = False) -> None:

@@ -1,0 +1,130 @@
+"""A recorded episode's values, and the same episode for a new task with other values.
+
+An episode's *values* are what it typed, what it selected and what its clicked elements are
+called, wherever they also appear in its task text; cut out of the task, they leave its
+*template* ("Reply to {} about {} with {}"). A new task that fits the template gives each value
+its new text (`Template.bind`), and `rebind` rewrites the recorded steps with them: typed text,
+chosen options and the names by which targets are found again. So a demonstration of "Reply to
+Ada about Lunch with Yes" replays "Reply to Bob about Rota with No" on Bob's message.
+
+A clicked element's name counts as a value whole, or by its parts (split at " — ", ":", "·", ...)
+and its tokens with a digit ("Choose 18:30" gives "18:30"), where they appear in the task; the
+task's own first word never does (a "Reply" button in "Reply to ..." is not a value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from daemon.core.store import Step
+
+_PARTS = re.compile(r"\s+[—–\-|·:]\s+|,\s+")
+_TEXT_ARGS = ("text", "option")
+_TARGET_TEXTS = ("name", "text", "label")
+
+
+class Unmatched(ValueError):
+    """The new task does not fit the recorded one's template; says which value is missing."""
+
+
+def _occurs(value: str) -> re.Pattern[str]:
+    """`value` as a whole (not inside a longer word or number), any case, any spacing."""
+    body = r"\s+".join(re.escape(w) for w in value.split())
+    return re.compile(rf"(?<![\w]){body}(?![\w])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Template:
+    pieces: tuple[str, ...]         # the task's text between its values (one more than values)
+    values: tuple[str, ...]         # the recorded values, in the order the task says them
+
+    def __str__(self) -> str:
+        return "{}".join(self.pieces)
+
+    def bind(self, task: str) -> dict[str, str]:
+        """Each recorded value's text in `task` (Unmatched, naming the first value whose
+        surroundings `task` lacks)."""
+        match = self._pattern(len(self.values), end=True).match(task.strip())
+        if match is None:
+            for k in range(1, len(self.values) + 1):
+                if self._pattern(k, end=False).match(task.strip()) is None:
+                    after = self.pieces[k].strip() or "the end"
+                    raise Unmatched(f"the new task has no place for {self.values[k - 1]!r}: "
+                                    f"the recorded task goes on with {after!r} after it")
+            raise Unmatched(f"the new task does not fit the recorded task's template "
+                            f"{str(self)!r}")
+        bound: dict[str, str] = {}
+        for old, new in zip(self.values, match.groups()):
+            if bound.setdefault(old, new.strip()) != new.strip():
+                raise Unmatched(f"{old!r} appears twice in the recorded task, with two "
+                                f"different texts in the new one")
+        return bound
+
+    def _pattern(self, slots: int, *, end: bool) -> re.Pattern[str]:
+        def literal(piece: str) -> str:
+            return r"\s+".join(re.escape(w) for w in piece.split(" ")) if piece else ""
+        body = literal(self.pieces[0].lstrip()) + "".join(
+            "(.+?)" + literal(piece) for piece in self.pieces[1:slots + 1])
+        return re.compile("^" + body + ("$" if end else ""), re.IGNORECASE | re.DOTALL)
+
+
+def values_of(steps: Iterable[Step], task: str) -> list[str]:
+    """The episode's values that appear in its `task`, longest first (see the module
+    docstring)."""
+    found: list[str] = []
+    first = task.split()[0].lower() if task.split() else ""
+    for step in steps:
+        action = step.action or {}
+        candidates = [action[k] for k in _TEXT_ARGS if isinstance(action.get(k), str)]
+        name = (step.target or {}).get("name") if action.get("action") == "click" else None
+        if name:
+            candidates += [name, *_PARTS.split(name),
+                           *(t for t in name.split() if any(c.isdigit() for c in t))]
+        for value in (c.strip() for c in candidates):
+            if (len(value) > 1 or value.isdigit()) and value.lower() != first \
+                    and value not in found \
+                    and _occurs(value).search(task):
+                found.append(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def template_of(task: str, values: list[str]) -> Template:
+    """`task` with `values` cut out (longest first, each occurrence, never overlapping)."""
+    spans: list[tuple[int, int, str]] = []
+    for value in sorted(values, key=len, reverse=True):
+        for m in _occurs(value).finditer(task):
+            if all(m.end() <= a or m.start() >= b for a, b, _ in spans):
+                spans.append((m.start(), m.end(), value))
+    spans.sort()
+    pieces, at = [], 0
+    for start, end, _ in spans:
+        pieces.append(task[at:start])
+        at = end
+    pieces.append(task[at:])
+    return Template(tuple(pieces), tuple(v for _, _, v in spans))
+
+
+def rebind(steps: list[Step], task: str, new_task: str) -> list[Step]:
+    """`steps` (recorded for `task`) with each value replaced by its text in `new_task`
+    (Unmatched when `new_task` does not fit `task`'s template)."""
+    bound = template_of(task, values_of(steps, task)).bind(new_task)
+    changed = {old: new for old, new in bound.items() if old != new}
+    if not changed:
+        return steps
+    pattern = re.compile("|".join(_occurs(v).pattern for v in sorted(changed, key=len,
+                                                                      reverse=True)),
+                         re.IGNORECASE)
+    lookup = {old.lower(): new for old, new in changed.items()}
+
+    def swap(text: str) -> str:
+        return pattern.sub(lambda m: lookup[" ".join(m.group(0).lower().split())], text)
+
+    def rewrite(data: dict | None, keys: tuple[str, ...]) -> dict | None:
+        if data is None:
+            return None
+        return {k: swap(v) if k in keys and isinstance(v, str) else v for k, v in data.items()}
+    return [dataclasses.replace(s, action=rewrite(s.action, _TEXT_ARGS),
+                                target=rewrite(s.target, _TARGET_TEXTS)) for s in steps]
