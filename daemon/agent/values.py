@@ -9,7 +9,9 @@ Ada about Lunch with Yes" replays "Reply to Bob about Rota with No" on Bob's mes
 
 A clicked element's name counts as a value whole, or by its parts (split at " — ", ":", "·", ...)
 and its tokens with a digit ("Choose 18:30" gives "18:30"), where they appear in the task; the
-task's own first word never does (a "Reply" button in "Reply to ..." is not a value).
+task's own first word never does (a "Reply" button in "Reply to ..." is not a value). A value
+the page already held, which the person left as it was (1 passenger by default), was never
+typed, so it is not one of the episode's values: a new task must keep it.
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ class Template:
             raise Unmatched(f"the new task does not fit the recorded task's template "
                             f"{str(self)!r}")
         bound: dict[str, str] = {}
-        for old, new in zip(self.values, match.groups()):
-            if bound.setdefault(old, new.strip()) != new.strip():
+        for old, new in zip(self.values, (" ".join(g.split()) for g in match.groups())):
+            if bound.setdefault(old, new) != new:
                 raise Unmatched(f"{old!r} appears twice in the recorded task, with two "
                                 f"different texts in the new one")
         return bound

@@ -1,0 +1,113 @@
+"""Replay with new values: a demonstration's values become the new task's, on a form and on a
+multi-page flow of the bundled sites, through the real recorder, daemon, extension and Chromium
+(units of agent/values.py first)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import nightloop, wait_until
+from test_demonstrations import record, replay, show
+
+from daemon.agent.values import Unmatched, rebind, template_of, values_of
+from daemon.core.store import Step
+from daemon.tasks.sites import serve_sites
+from daemon.tasks.sites.templates import TEMPLATES
+from daemon.tasks.sites.user import act_out
+
+
+def step(action: dict, name: str | None = None) -> Step:
+    return Step(episode_id=1, index=0, url="http://a/", observation={}, action=action, ok=True,
+                target={"role": "link", "tag": "a", "name": name} if name else None)
+
+
+REPLY = 'Reply to Ada Perlman about "Team lunch" with "Count me in"'
+REPLYING = [step({"action": "click", "id": 3}, "Ada Perlman — Team lunch"),
+            step({"action": "click", "id": 5}, "Reply"),
+            step({"action": "fill", "id": 7, "text": "Count me in"}),
+            step({"action": "click", "id": 8}, "Send")]
+
+
+def test_typed_text_and_clicked_names_the_task_names_are_its_values():
+    values = values_of(REPLYING, REPLY)
+    assert sorted(values) == ["Ada Perlman", "Count me in", "Team lunch"]   # not "Reply": its verb
+    assert str(template_of(REPLY, values)) == 'Reply to {} about "{}" with "{}"'
+    new = rebind(REPLYING, REPLY, 'reply to Bob  Hopper about "Rota" with "No, sorry"')
+    assert [s.target["name"] if s.target else s.action["text"] for s in new] == [
+        "Bob Hopper — Rota", "Reply", "No, sorry", "Send"]
+    assert rebind(REPLYING, REPLY, REPLY) == REPLYING               # the same values: as is
+
+
+def test_numbers_match_whole_and_a_task_that_does_not_fit_names_the_missing_value():
+    task = "Book 4 seats on 2027-04-14 at 18:30"
+    steps = [step({"action": "fill", "id": 1, "text": "4"}),
+             step({"action": "fill", "id": 2, "text": "2027-04-14"}),
+             step({"action": "click", "id": 3}, "Choose 18:30")]
+    new = rebind(steps, task, "Book 2 seats on 2027-01-09 at 07:45")
+    assert [s.action.get("text") or s.target["name"] for s in new] == [
+        "2", "2027-01-09", "Choose 07:45"]                         # "4" never inside the date
+    with pytest.raises(Unmatched, match="no place for '4': the recorded task goes on with "
+                                        "'seats on' after it"):
+        rebind(steps, task, "Book 2 places on 2027-01-09 at 07:45")
+    twice = [step({"action": "fill", "id": 1, "text": "Ada"})]
+    with pytest.raises(Unmatched, match="'Ada' appears twice"):
+        rebind(twice, "Write to Ada and sign as Ada", "Write to Bob and sign as Eve")
+
+
+def user_does(task):
+    return lambda page: act_out(page, task)
+
+
+def state_for(browser, task) -> dict:
+    """The site's recorded state in the tab that worked on `task`'s seed (the replay's)."""
+    def find():
+        for page in browser.context.pages:      # Playwright learns of the extension's tab and
+            page.wait_for_timeout(50)           # its moves only while it is called
+            if f"/{task.site}/" in page.url:
+                saved = json.loads(page.evaluate(
+                    f"sessionStorage.getItem('nightloop.site.{task.site}')") or "null")
+                if saved and saved["seed"] == str(task.seed):
+                    return saved["state"]
+        return None
+    wait_until(lambda: find() is not None, timeout=5, what=f"a tab with seed {task.seed}")
+    return find()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("template", ["contact.ask", "booking.trip"])
+def test_a_demonstration_replays_with_the_new_tasks_values(browser, daemon_proc, template):
+    """A form (contact.ask) and a multi-page flow (booking.trip): recorded on one seed by a
+    person, replayed without the model on another seed's task, which it then fulfils. (Seeds
+    2 and 3: a value the page already showed, such as 1 passenger, is not typed by the person,
+    so it is not a value of the demonstration.)"""
+    shown, other = TEMPLATES[template].task(2), TEMPLATES[template].task(3)
+    with serve_sites() as url:
+        demo = record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
+        assert demo["status"] == "done" and len(demo["steps"]) == len(shown.script.split("; ")) - 1
+        again = replay(daemon_proc, str(demo["id"]), "--task", other.task, "--url", other.url(url),
+                       "--fallback", "none")
+        assert again["status"] == "done" and again["task"] == other.task, again["final_answer"]
+        steps = show(daemon_proc, again["id"])["steps"]
+        assert {s["mode"] for s in steps} == {"replayed"}            # no model involved
+        assert other.check(state_for(browser, other)) == (
+            True, "the site is in the state the task asked for")
+
+        wrong = nightloop("replay", str(demo["id"]), "--task", "Do something else entirely",
+                          "--fallback", "none", *daemon_proc.args(), check=False)
+        assert wrong.returncode != 0 and "cannot be replayed for this task: the new task " \
+            "has no place for" in wrong.stderr
+
+
+@pytest.mark.browser
+def test_run_replay_auto_uses_the_demonstration_the_task_fits(browser, daemon_proc):
+    shown, other = TEMPLATES["inbox.reply"].task(1), TEMPLATES["inbox.reply"].task(3)
+    with serve_sites() as url:
+        demo = record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
+        ran = json.loads(nightloop("run", "--replay", "auto", "--url", other.url(url), "--json",
+                                   *daemon_proc.args(), other.task).stdout)
+        assert ran["source"] == "replay" and ran["replay_of"] == demo["id"]
+        assert other.check(state_for(browser, other))[0]
+        plain = json.loads(nightloop("run", "--url", other.url(url), "--json",
+                                     *daemon_proc.args(), other.task).stdout)
+        assert plain["source"] == "cli" and plain.get("replay_of") is None     # --replay never
