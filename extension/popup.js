@@ -31,7 +31,8 @@ function describeAction(action) {
 }
 
 let site = null;                  // host[:port] of the page the agent would work in
-let approvalUntil = null;         // when an unanswered approval is denied (ms since the epoch)
+let approvalUntil = null;
+let shownEpisode = null;          // the episode whose task "Run again for" was filled with         // when an unanswered approval is denied (ms since the epoch)
 
 /** The time an open approval has left, once a second until it is answered or denied. */
 function showTimeLeft() {
@@ -55,6 +56,10 @@ function render(state) {
   $("record").disabled = connection !== "connected" || running;
   $("stop").disabled = !running || recording;
   $("recording").hidden = !recording;
+  const fits = state.fits;
+  $("fits").hidden = Boolean(running) ||
+    !(fits && fits.episode_id != null && fits.task === $("task").value.trim());
+  $("fits-demo").textContent = fits && fits.demonstration ? fits.demonstration : "";
   const approval = state.approval;
   $("approval").hidden = !approval;
   if (approval) {
@@ -85,6 +90,10 @@ function render(state) {
   }));
 
   $("finished").hidden = running;
+  if (shownEpisode !== episode.id) {            // a new episode: its task, ready to edit
+    shownEpisode = episode.id;
+    $("again-task").value = episode.task;
+  }
   const answer = episode.final_answer ? `: ${episode.final_answer}` : "";
   const why = episode.error ? ` (${episode.error})` : "";
   $("outcome").textContent = `Finished: ${episode.status}${answer}${why}`;
@@ -124,12 +133,27 @@ $("record").addEventListener("click", () => {
 });
 $("record-ok").addEventListener("click", () => command({ type: POPUP.RECORD_STOP, success: true }));
 $("record-failed").addEventListener("click", () => command({ type: POPUP.RECORD_STOP, success: false }));
-for (const [id, type] of [["replay", POPUP.REPLAY], ["resume", POPUP.RESUME]]) {
-  $(id).addEventListener("click", async () => {
-    const { episode } = await chrome.storage.session.get("episode");
-    if (episode) command({ type, episode_id: episode.id });
-  });
-}
+$("resume").addEventListener("click", async () => {
+  const { episode } = await chrome.storage.session.get("episode");
+  if (episode) command({ type: POPUP.RESUME, episode_id: episode.id });
+});
+$("replay").addEventListener("click", async () => {
+  const { episode } = await chrome.storage.session.get("episode");
+  const task = $("again-task").value.trim();
+  if (episode) command({ type: POPUP.REPLAY, episode_id: episode.id, task: task !== episode.task ? task : undefined });
+});
+// Typing a task asks (once it rests) whether it fits a demonstration; the answer is offered.
+let fitsTimer = null;
+$("task").addEventListener("input", () => {
+  clearTimeout(fitsTimer);
+  refresh();
+  const task = $("task").value.trim();
+  if (task) fitsTimer = setTimeout(() => chrome.runtime.sendMessage({ type: POPUP.FITS, task }), 300);
+});
+$("fits-replay").addEventListener("click", async () => {
+  const { fits } = await chrome.storage.session.get("fits");
+  if (fits && fits.episode_id != null) command({ type: POPUP.REPLAY, episode_id: fits.episode_id, task: $("task").value.trim() });
+});
 for (const button of [$("thumbs-up"), $("thumbs-down")]) {
   button.addEventListener("click", async () => {
     const { episode } = await chrome.storage.session.get("episode");

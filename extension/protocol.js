@@ -40,6 +40,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "adapter", change: "promote"|"rollback", adapter_id?: number, serving?: number, retired?: number, request_id?: string}} AdapterChange */
 /** The user's verdict on an `approval_ask`.
  * @typedef {{type: "approval", request_id: string, verdict: "approve"|"approve_episode"|"deny"}} Approval */
+/** Does `task` fit one of the user's good demonstrations with other values? Asked with `task`;
+ * answered with `episode_id` and `demonstration` (its task) when one does.
+ * @typedef {{type: "fits", task: string, request_id?: string, episode_id?: number, demonstration?: string}} Fits */
 /** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
  * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 
@@ -113,7 +116,9 @@ export const POPUP = Object.freeze({
   PAIR: "pair",          // {port, token}
   RECORD: "record",      // {task}: record the user doing it in the current tab
   RECORD_STOP: "record_stop",  // {success}: save the demonstration
-  REPLAY: "replay",      // {episode_id}: run a finished episode again without the model
+  REPLAY: "replay",      // {episode_id, task?}: run a finished episode again without the model
+                         // (for `task`, with its values, when given)
+  FITS: "fits",          // {task}: does it fit a demonstration? (answer in state.fits)
   RESUME: "resume",      // {episode_id}: the user did what a paused replay asked
   PRACTICE: "practice",  // {site | episode_id, allowed?}: ask or set a practice rule
   APPROVE: "approve",    // {request_id, verdict}: the user's answer to an approval_ask

@@ -166,6 +166,9 @@ async function onDaemonMessage(message) {
     case "practice":
       await onPractice(message);
       break;
+    case "fits":
+      await setState({ fits: message });
+      break;
     case "pong":
     case "status":
       break;
@@ -428,9 +431,11 @@ async function fromPopup(message) {
       await setState({ lastError: null });
       return send({
         type: "replay", episode_id: message.episode_id, fallback: "model", request_id: requestId,
-        ...(tab ? { tab_id: tab.id } : {}),
+        ...(tab ? { tab_id: tab.id } : {}), ...(message.task ? { task: message.task } : {}),
       });
     }
+    case POPUP.FITS:
+      return send({ type: "fits", task: message.task, request_id: requestId });
     case POPUP.PRACTICE: {
       const rule = { type: "practice", request_id: requestId };
       if (message.episode_id != null) rule.episode_id = message.episode_id;

@@ -59,19 +59,27 @@ def user_does(task):
     return lambda page: act_out(page, task)
 
 
-def state_for(browser, task) -> dict:
-    """The site's recorded state in the tab that worked on `task`'s seed (the replay's)."""
-    def find():
-        for page in browser.context.pages:      # Playwright learns of the extension's tab and
-            page.wait_for_timeout(50)           # its moves only while it is called
+def fulfilled(browser, task, *, newest: bool = False) -> bool:
+    """Whether a tab on `task`'s site ended in the state `task` asks for (waits 5 s); with
+    `newest`, its latest entries are enough (the tab may hold an earlier run's too)."""
+    def any_tab() -> bool:
+        for page in browser.context.pages:      # Playwright learns of the extension's tabs and
+            page.wait_for_timeout(50)           # their moves only while it is called
             if f"/{task.site}/" in page.url:
                 saved = json.loads(page.evaluate(
                     f"sessionStorage.getItem('nightloop.site.{task.site}')") or "null")
-                if saved and saved["seed"] == str(task.seed):
-                    return saved["state"]
-        return None
-    wait_until(lambda: find() is not None, timeout=5, what=f"a tab with seed {task.seed}")
-    return find()
+                state = saved["state"] if saved else {}
+                if newest:
+                    state = {k: v[-len(task.expect[k]):] if isinstance(v, list) else v
+                             for k, v in state.items() if k in task.expect}
+                if saved and task.check(state)[0]:
+                    return True
+        return False
+    try:
+        wait_until(any_tab, timeout=5, what=f"the state {task.task!r} asks for")
+    except AssertionError:
+        return False
+    return True
 
 
 @pytest.mark.browser
@@ -90,8 +98,7 @@ def test_a_demonstration_replays_with_the_new_tasks_values(browser, daemon_proc,
         assert again["status"] == "done" and again["task"] == other.task, again["final_answer"]
         steps = show(daemon_proc, again["id"])["steps"]
         assert {s["mode"] for s in steps} == {"replayed"}            # no model involved
-        assert other.check(state_for(browser, other)) == (
-            True, "the site is in the state the task asked for")
+        assert fulfilled(browser, other)
 
         wrong = nightloop("replay", str(demo["id"]), "--task", "Do something else entirely",
                           "--fallback", "none", *daemon_proc.args(), check=False)
@@ -107,7 +114,40 @@ def test_run_replay_auto_uses_the_demonstration_the_task_fits(browser, daemon_pr
         ran = json.loads(nightloop("run", "--replay", "auto", "--url", other.url(url), "--json",
                                    *daemon_proc.args(), other.task).stdout)
         assert ran["source"] == "replay" and ran["replay_of"] == demo["id"]
-        assert other.check(state_for(browser, other))[0]
+        assert fulfilled(browser, other)
         plain = json.loads(nightloop("run", "--url", other.url(url), "--json",
                                      *daemon_proc.args(), other.task).stdout)
         assert plain["source"] == "cli" and plain.get("replay_of") is None     # --replay never
+
+
+def finished(daemon_proc, episode_id: int) -> bool:
+    listed = json.loads(nightloop("episodes", "list", "--json", "--db", str(daemon_proc.db)).stdout)
+    return any(e["id"] == episode_id and e["status"] != "running" for e in listed)
+
+
+@pytest.mark.browser
+def test_the_popup_offers_a_fitting_demonstration_and_runs_again_with_an_edited_task(
+        browser, daemon_proc):
+    shown, fits, edited = (TEMPLATES["contact.ask"].task(s) for s in (2, 3, 4))
+    with serve_sites() as url:
+        demo = record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
+        popup = browser.popup()
+        popup.fill("#task", "Write to support about nothing in particular")
+        popup.wait_for_timeout(800)
+        assert popup.locator("#fits").is_hidden()               # no demonstration fits
+        popup.fill("#task", fits.task)
+        popup.wait_for_selector("#fits:not([hidden])", timeout=5_000)
+        assert popup.text_content("#fits-demo") == shown.task
+        popup.click("#fits-replay")
+        popup.wait_for_selector("#finished:not([hidden])", timeout=20_000)
+        assert fulfilled(browser, fits, newest=True)      # the popup runs in the user's tab
+        assert show(daemon_proc, demo["id"] + 1)["replay_of"] == demo["id"]
+
+        assert popup.input_value("#again-task") == fits.task    # the last run's, to edit
+        popup.fill("#again-task", edited.task)
+        popup.click("#replay")
+        wait_until(lambda: finished(daemon_proc, demo["id"] + 2), timeout=30,
+                   what="the edited run to finish")
+        again = show(daemon_proc, demo["id"] + 2)
+        assert again["status"] == "done" and again["task"] == edited.task
+        assert fulfilled(browser, edited, newest=True)

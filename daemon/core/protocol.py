@@ -230,6 +230,18 @@ class Replay(Message):
 
 
 @dataclass
+class Fits(Message):
+    """Does ``task`` fit one of the user's good demonstrations, with other values? Asked with
+    ``task``; answered with the same message, ``episode_id`` and ``demonstration`` (its task)
+    set when one does (the newest)."""
+    type: ClassVar[str] = "fits"
+    task: str
+    request_id: str | None = None
+    episode_id: int | None = None
+    demonstration: str | None = None
+
+
+@dataclass
 class ApprovalAsk(Message):
     """The daemon asks every client whether a sensitive action may run (agent/approvals.py);
     the first ``approval`` answering ``request_id`` decides; none within ``timeout`` seconds
@@ -320,15 +332,15 @@ class Error(Message):
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
-    RecordStop, Replay, Resume, Reload, Practice, AdapterChange, ApprovalAsk, Approval,
+    RecordStop, Replay, Resume, Reload, Practice, AdapterChange, ApprovalAsk, Approval, Fits,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
-                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice, Approval},
+                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice, Approval, Fits},
     "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice,
-            AdapterChange, Approval},
+            AdapterChange, Approval, Fits},
 }
 
 

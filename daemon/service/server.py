@@ -111,6 +111,10 @@ class Daemon(Endpoint):
             await client.send(await self._change_adapter(message))
         elif isinstance(message, p.Approval):
             self._approval(message)
+        elif isinstance(message, p.Fits):
+            found = await self._demonstration_for(message.task)
+            await client.send(p.Fits(message.task, message.request_id,
+                                     *((found[0].id, found[0].task) if found else ())))
         elif isinstance(message, p.Stop):
             self._stop(message)
         elif isinstance(message, p.Feedback):
