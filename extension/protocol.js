@@ -27,8 +27,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "record_start", task: string, url?: string, tab_id?: number, request_id?: string}} RecordStart */
 /** One recorded user action with the page just before it (`observation` null: browser UI).
  * @typedef {{type: "record_step", episode_id: number, action: Action, observation?: Observation, target?: Target}} RecordStep */
-/** The user ends the recording: `success` is their word, stored as a user reward of ±1.
- * @typedef {{type: "record_stop", episode_id: number, success: boolean, request_id?: string}} RecordStop */
+/** The user ends the recording: `success` is their word, stored as a user reward of ±1; with
+ * success, the demonstration ends with a `done` step on `observation`, the page at that moment.
+ * @typedef {{type: "record_stop", episode_id: number, success: boolean, request_id?: string, observation?: Observation}} RecordStop */
 /** Re-run a finished episode by its recorded actions, without the model; answered by `episode`.
  * @typedef {{type: "replay", episode_id: number, fallback?: "model"|"none", url?: string, task?: string, tab_id?: number, request_id?: string}} Replay */
 /** The user did what a paused replay asked for.

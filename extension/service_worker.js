@@ -389,15 +389,18 @@ async function startRecording(task, requestId) {
 async function stopRecording(success, requestId) {
   const { recording } = await chrome.storage.session.get("recording");
   if (!recording) throw new Error("nothing is being recorded");
+  const stop = { type: "record_stop", episode_id: recording.episode_id, success, request_id: requestId };
   try {
     const reply = await toContent(recording.tab_id, { type: "record", on: false });
     if (reply && reply.last) await forwardRecorded(recording.episode_id, reply.last);
+    const seen = await toContent(recording.tab_id, { type: "observe" });    // where it ended
+    if (seen && seen.ok) stop.observation = seen.observation;
   } catch {
     // the tab is gone: what was recorded so far is kept
   }
   await recordChain;
   await setState({ recording: null });
-  return send({ type: "record_stop", episode_id: recording.episode_id, success, request_id: requestId });
+  return send(stop);
 }
 
 // -- the popup ----------------------------------------------------------------------------

@@ -73,12 +73,14 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
     assert demo["source"] == "demonstration" and demo["status"] == "done"
     assert [(r["kind"], r["value"]) for r in demo["rewards"]] == [("user", 1.0)]
     steps = demo["steps"]
-    assert [(s["action"]["action"], s["target"]["name"], s["action"].get("text"),
+    assert [(s["action"]["action"], (s["target"] or {}).get("name"), s["action"].get("text"),
              s["action"].get("option")) for s in steps] == [
         ("fill", "City", "Paris", None), ("select_option", "Nights", None, "2"),
         ("click", "Next", None, None), ("click", "Insurance", None, None),
-        ("click", "Book", None, None)]
+        ("click", "Book", None, None), ("done", None, None, None)]
     assert all(s["mode"] == "demonstration" and s["ok"] for s in steps)
+    # it ends where the user said it worked: a `done` on the page at that moment
+    assert BOOKED in steps[-1]["observation"]["text"]
     # each step carries the page as it was just before the action
     city = next(e for e in steps[0]["observation"]["elements"] if e["name"] == "City")
     assert city["value"] == "" and steps[0]["action"]["id"] == city["id"]
@@ -146,7 +148,7 @@ def test_a_typed_password_is_never_recorded_and_the_replay_asks_for_it(browser, 
     url = f"{pages_url}/trip-book.html?city=Rome&nights=1"
     demo = record(browser, daemon_proc, url, "Book Rome with my PIN", book_with_pin)
     assert [(s["action"]["action"], s["action"].get("text")) for s in demo["steps"]] == [
-        ("fill", "•••"), ("click", None)]
+        ("fill", "•••"), ("click", None), ("done", None)]
 
     follower = subprocess.Popen([NIGHTLOOP, "replay", "1", *daemon_proc.args()],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -186,8 +188,8 @@ def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, dae
                                                                      pages_url):
     demo = record(browser, daemon_proc, f"{pages_url}/form.html", "Put the cursor in Name",
                   lambda page: page.click("#name"))
-    assert [(s["action"]["action"], s["target"]["name"]) for s in demo["steps"]] == [
-        ("click", "Name")]
+    assert [(s["action"]["action"], (s["target"] or {}).get("name")) for s in demo["steps"]] == [
+        ("click", "Name"), ("done", None)]
 
 
 @pytest.mark.browser

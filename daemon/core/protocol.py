@@ -213,6 +213,8 @@ class RecordStop(Message):
     episode_id: int
     success: bool                       # the user's word: becomes a user reward of ±1
     request_id: str | None = None
+    observation: dict | None = None     # the page when the user stopped: with success, the
+                                        # demonstration ends on it with a `done` step
 
 
 @dataclass

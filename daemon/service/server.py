@@ -274,6 +274,13 @@ class Daemon(Endpoint):
     async def _stop_recording(self, client: Client, message: p.RecordStop) -> None:
         running = self._recording(message.episode_id)
         episode_id = running.episode.id
+        if message.success and message.observation:     # it ends where the user said it worked
+            obs = Observation.from_json(message.observation)
+            await self.store.add_step(Step(
+                episode_id, running.recorded, Action("done").to_json(), True, url=obs.url,
+                observation=dataclasses.asdict(obs), mode="demonstration"))
+            for secret in running.secrets.secrets:      # a secret the page shows elsewhere
+                await self.store.redact(episode_id, secret, MASK)
         await self.store.finish_episode(episode_id, "done" if message.success else "stopped")
         await self.store.add_reward(Reward(episode_id, "user", 1.0 if message.success else -1.0,
                                            {"client": client.kind, "demonstration": True}))
