@@ -301,12 +301,13 @@ class _Cycle:
                 if config.relabel_share else []
             window = sorted(e.id for e in await store.episodes()
                             if e.id > self.state.first_id)
-        sft = capped(list({(s.episode_id, s.index): s for s in
+        sft = capped(list({(s.episode_id, s.index, s.variant): s for s in
                            sft_samples(users + practice, config) + verified}.values()),
                      hindsight, config.relabel_share)
         grpo = grpo_samples(practice, config)
         self.say(f"training: {len(sft)} SFT samples ({sum(s.relabelled for s in sft)} "
-                 f"relabelled), {len(grpo)} GRPO samples "
+                 f"relabelled, {sum(s.variant > 0 for s in sft)} demonstration variants), "
+                 f"{len(grpo)} GRPO samples "
                  f"({len({s.group for s in grpo})} informative groups)")
         from .export import export_adapter
         from .model import add_lora, load_base, load_lora

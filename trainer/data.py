@@ -31,6 +31,7 @@ from daemon.core.store import Episode, Reward, Step, Store
 from judge.judge import template
 from judge.reward import reward_that_counts
 
+from .augment import variants
 from .config import TrainConfig
 from .relabel import as_instructions, relabel
 
@@ -48,6 +49,7 @@ class Sample:
     advantage: float = 0.0
     teacher: bool = False               # model-free (demonstration, oracle): no GRPO group
     relabelled: bool = False            # a hindsight relabelling (relabel.py): SFT only
+    variant: int = 0                    # n > 0: a demonstration's n-th variant (augment.py)
     verified: bool = True               # its reward is the user's word or ground truth, not
                                         # the judge's
     sampled: Sampled | None = None      # what the policy's sampler drew (GRPO's old policy)
@@ -91,7 +93,8 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
     `after`; not those `skip` names, e.g. held-out tasks; with `successes_only`, only those
     whose reward is above 0, the others' steps never read), oldest first; with
-    `render_prompt`, model-free episodes give teacher samples too."""
+    `render_prompt`, model-free episodes give teacher samples too, and each good demonstration
+    its variants (augment.py; as many as `config.demo_passes` allows)."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.status == "running" or \
@@ -106,6 +109,11 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             mine = step_samples(episode, steps, counted.value, group)
         elif render_prompt:
             mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
+            if episode.source == "demonstration" and counted.value > 0:
+                for n, (variant, changed) in enumerate(variants(
+                        episode, steps, config.demo_passes // max(1, config.sft_epochs) - 1), 1):
+                    mine += [replace(s, variant=n) for s in teacher_samples(
+                        variant, changed, counted.value, group, render_prompt)]
         else:
             continue
         out += [replace(s, verified=counted.kind != "judge") for s in mine]

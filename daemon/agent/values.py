@@ -46,6 +46,11 @@ class Template:
     def __str__(self) -> str:
         return "{}".join(self.pieces)
 
+    def fill(self, values: dict[str, str]) -> str:
+        """The task with each recorded value replaced by its text in `values`."""
+        return self.pieces[0] + "".join(values.get(v, v) + piece
+                                        for v, piece in zip(self.values, self.pieces[1:]))
+
     def bind(self, task: str) -> dict[str, str]:
         """Each recorded value's text in `task` (Unmatched, naming the first value whose
         surroundings `task` lacks)."""
@@ -113,20 +118,40 @@ def rebind(steps: list[Step], task: str, new_task: str) -> list[Step]:
     """`steps` (recorded for `task`) with each value replaced by its text in `new_task`
     (Unmatched when `new_task` does not fit `task`'s template)."""
     bound = template_of(task, values_of(steps, task)).bind(new_task)
-    changed = {old: new for old, new in bound.items() if old != new}
+    return substitute(steps, bound)
+
+
+_PAGE_TEXTS = ("name", "value", "options", "selected", "text", "title")
+
+
+def substitute(steps: list[Step], values: dict[str, str]) -> list[Step]:
+    """`steps` with each old value of `values` replaced by its new text wherever they hold
+    it as a whole: typed text and options, the names targets are found by, and what the
+    recorded pages show (a renamed product is renamed in its list too)."""
+    changed = {old: new for old, new in values.items() if old != new}
     if not changed:
         return steps
     pattern = re.compile("|".join(_occurs(v).pattern for v in sorted(changed, key=len,
                                                                       reverse=True)),
                          re.IGNORECASE)
-    lookup = {old.lower(): new for old, new in changed.items()}
+    lookup = {" ".join(old.lower().split()): new for old, new in changed.items()}
 
-    def swap(text: str) -> str:
-        return pattern.sub(lambda m: lookup[" ".join(m.group(0).lower().split())], text)
+    def swap(value):
+        if isinstance(value, str):
+            return pattern.sub(lambda m: lookup[" ".join(m.group(0).lower().split())], value)
+        return [swap(v) for v in value] if isinstance(value, list) else value
 
     def rewrite(data: dict | None, keys: tuple[str, ...]) -> dict | None:
         if data is None:
             return None
-        return {k: swap(v) if k in keys and isinstance(v, str) else v for k, v in data.items()}
+        return {k: swap(v) if k in keys else v for k, v in data.items()}
+
+    def page(observation: dict | None) -> dict | None:
+        if observation is None:
+            return None
+        out = rewrite(observation, _PAGE_TEXTS)
+        out["elements"] = [rewrite(e, _PAGE_TEXTS) for e in observation.get("elements", [])]
+        return out
     return [dataclasses.replace(s, action=rewrite(s.action, _TEXT_ARGS),
-                                target=rewrite(s.target, _TARGET_TEXTS)) for s in steps]
+                                target=rewrite(s.target, _TARGET_TEXTS),
+                                observation=page(s.observation)) for s in steps]
