@@ -90,10 +90,16 @@ def test_an_element_missing_from_the_observation_never_reaches_the_browser(tmp_p
     assert steps[0].error == "element [99] is not in the observation of this page"
 
 
-def test_the_step_limit_ends_the_episode(tmp_path):
+def test_the_step_limit_ends_the_episode_on_a_page_kept_for_training(tmp_path):
+    """Where the agent never said done, the page it ended on is kept (where `done` belonged;
+    trainer/data.py ending_sample), with the password's value still masked."""
     policy = Recorder(*[Action("scroll", {"direction": "down"})] * 3)
     final, steps, _ = play(tmp_path, "t", policy, StandInBrowser(), limits=Limits(max_steps=3))
     assert final.status == "step_limit" and len(steps) == 3
+    assert final.final_observation["title"] == "Login"
+    assert "should-never-be-stored" not in str(final.final_observation)
+    done, _, _ = play(tmp_path / "b", "t", Recorder(Action("done")), StandInBrowser())
+    assert done.status == "done" and done.final_observation is None
 
 
 def test_stop_cuts_a_wait_short_and_ends_before_the_next_step(tmp_path):

@@ -23,7 +23,8 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     conn = sqlite3.connect(tmp_path / "deep" / "dir" / "s.db")
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")] == [
-        "initial", "model_usage", "demonstrations", "adapters", "practice_rules", "sampled"]
+        "initial", "model_usage", "demonstrations", "adapters", "practice_rules", "sampled",
+        "final_observation"]
 
 
 def test_the_store_and_its_wal_are_private_to_the_user(tmp_path):
@@ -62,7 +63,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkey
         async with await Store.open(db) as store:
             return await store.schema_version(), await store.steps(1)
     version, steps = run_async(go())
-    assert version == SCHEMA_VERSION == 6
+    assert version == SCHEMA_VERSION == 7
     assert steps[0].invalid is False and steps[0].prompt_tokens is None
     assert steps[0].mode is None and steps[0].target is None and steps[0].sampled is None
 

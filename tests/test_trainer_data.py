@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import nightloop, run_async
 
@@ -148,3 +150,26 @@ def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():
     assert len(rft_samples(many, 1000, lambda e: 0, 0.5)) == 1000   # tonight's all stay
     age = nights_since([10, 25, 40])        # three cycles; tonight's began after episode 40
     assert [age(e) for e in (3, 10, 11, 25, 30, 41)] == [3, 3, 2, 2, 1, 0]
+
+
+def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tmp_path):
+    page = {"url": "http://h/", "title": "Saved", "elements": [], "text": "Saved!"}
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            for verdict, status, last in ((1.0, "step_limit", {"action": "scroll",
+                                                                "direction": "down"}),
+                                          (-1.0, "step_limit", {"action": "scroll",
+                                                                 "direction": "down"}),
+                                          (1.0, "done", {"action": "done"})):
+                e = await store.start_episode(Episode("Save it", "toolbar"))
+                await store.add_step(Step(e.id, 0, last, True, prompt="P",
+                                          raw_output=json.dumps(last), observation=page))
+                await store.finish_episode(e.id, status, final_observation=page
+                                           if status == "step_limit" else None)
+                await store.add_reward(Reward(e.id, "user", verdict))
+            return await load_samples(store, CONFIG, render_prompt=lambda c: c.observation.text)
+    samples = run_async(go())
+    endings = [s for s in samples if s.completion == '{"action": "done"}' and s.teacher]
+    assert [(s.episode_id, s.index, s.prompt, s.reward) for s in endings] == [
+        (1, 1, "Saved!", 1.0)]          # not the thumbs-down one, not one that said done

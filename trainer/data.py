@@ -82,8 +82,28 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
             out.append(Sample(episode.id, s.index, render_prompt(context),
                               json.dumps(s.action, ensure_ascii=False), reward, group,
                               teacher=True))
-        history.append(PastStep(action, s.ok, s.error, page.state_key() if page else None))
+        history.append(_past(s))
     return out
+
+
+def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str,
+                  render_prompt: RenderPrompt) -> Sample | None:
+    """For an episode that stopped without a final action (the step limit, the user's Stop):
+    `done`, decided on the page where it ended (`Episode.final_observation`)."""
+    last = Action.parse(steps[-1].action) if steps and steps[-1].action else None
+    if not episode.final_observation or (last and last.spec.ends_episode):
+        return None
+    context = StepContext(episode.task, Observation.from_json(episode.final_observation),
+                          [_past(s) for s in steps])
+    return Sample(episode.id, len(steps), render_prompt(context), json.dumps({"action": "done"}),
+                  reward, group, teacher=True)
+
+
+def _past(step: Step) -> PastStep:
+    """A stored step as the policy's history holds it."""
+    page = Observation.from_json(step.observation) if step.observation else None
+    return PastStep(Action.parse(step.action) if step.action else None, step.ok, step.error,
+                    page.state_key() if page else None)
 
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
@@ -93,8 +113,9 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
     `after`; not those `skip` names, e.g. held-out tasks; with `successes_only`, only those
     whose reward is above 0, the others' steps never read), oldest first; with
-    `render_prompt`, model-free episodes give teacher samples too, and each good demonstration
-    its variants (augment.py; as many as `config.demo_passes` allows)."""
+    `render_prompt`, model-free episodes give teacher samples too, each good demonstration
+    its variants (augment.py; as many as `config.demo_passes` allows), and an episode the user
+    gave a thumbs-up that stopped without `done` ends with one (`ending_sample`)."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.status == "running" or \
@@ -107,6 +128,9 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
         if any(s.prompt for s in steps):
             mine = step_samples(episode, steps, counted.value, group)
+            ending = ending_sample(episode, steps, counted.value, group, render_prompt) \
+                if render_prompt and counted.kind == "user" and counted.value > 0 else None
+            mine += [ending] if ending else []
         elif render_prompt:
             mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
             if episode.source == "demonstration" and counted.value > 0:

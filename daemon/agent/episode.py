@@ -161,12 +161,25 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
         status, error = "failed", f"internal error: {exc!r}"
         raise
     finally:
+        page = await _last_page(browser, tab_id) if status in _UNFINISHED else None
         await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
-                                   error=secrets.scrub(error))
+                                   error=secrets.scrub(error), final_observation=page)
         log.info("episode %d ended: %s%s", episode.id, status, f" ({error})" if error else "")
     final = await store.episode(episode.id)
     assert final is not None
     return final
+
+
+_UNFINISHED = ("step_limit", "stopped")     # ended with no final action of the agent's
+
+
+async def _last_page(browser: Browser, tab_id: int | None) -> dict | None:
+    """The page an episode ended on (where a `done` would have been decided), if it can still
+    be observed."""
+    try:
+        return dataclasses.asdict((await browser.observe(tab_id))[1])
+    except BrowserError:
+        return None
 
 
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,

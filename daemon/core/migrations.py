@@ -115,6 +115,12 @@ async def _migration_6_sampled(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_7_final_observation(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        ALTER TABLE episodes ADD COLUMN final_observation TEXT;
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -132,5 +138,6 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("adapters", _migration_4_adapters),
     ("practice_rules", _migration_5_practice_rules),
     ("sampled", _migration_6_sampled),
+    ("final_observation", _migration_7_final_observation),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

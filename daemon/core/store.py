@@ -52,6 +52,8 @@ class Episode:
     started_at: str = field(default_factory=now)
     ended_at: str | None = None
     replay_of: int | None = None        # the episode a replay re-runs
+    final_observation: dict | None = None   # the page where it ended without a final action
+                                            # (step limit, stopped): where `done` belonged
     n_steps: int = 0
 
 
@@ -128,7 +130,7 @@ class PracticeRule:
 
 ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
 _JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
-                 "data_window", "sampled"}
+                 "data_window", "sampled", "final_observation"}
 
 
 
@@ -257,11 +259,14 @@ class Store:
                           tuple(values.values()))
 
     async def finish_episode(self, episode_id: int, status: str, *,
-                             final_answer: str | None = None, error: str | None = None) -> None:
+                             final_answer: str | None = None, error: str | None = None,
+                             final_observation: dict | None = None) -> None:
         if status not in STATUSES or status == "running":
             raise ValueError(f"not a final status: {status!r}")
-        await self._write("UPDATE episodes SET status=?, final_answer=?, error=?, ended_at=? "
-                          "WHERE id=?", (status, final_answer, error, now(), episode_id))
+        page = json.dumps(final_observation, ensure_ascii=False) if final_observation else None
+        await self._write("UPDATE episodes SET status=?, final_answer=?, error=?, ended_at=?, "
+                          "final_observation=? WHERE id=?",
+                          (status, final_answer, error, now(), page, episode_id))
 
     async def add_reward(self, reward: Reward) -> Reward:
         return await self._insert("rewards", reward)
@@ -282,7 +287,8 @@ class Store:
                 (form, episode_id))
             await self._db.execute(
                 "UPDATE episodes SET task=replace(task, ?1, ?2), "
-                "final_answer=replace(final_answer, ?1, ?2) WHERE id=?3",
+                "final_answer=replace(final_answer, ?1, ?2), "
+                "final_observation=replace(final_observation, ?1, ?2) WHERE id=?3",
                 (form, mask, episode_id))
             await self._db.execute(
                 "UPDATE steps SET " + ", ".join(
