@@ -15,6 +15,8 @@ import subprocess
 import pytest
 from conftest import NIGHTLOOP, nightloop, wait_until
 
+from daemon.tasks.sites.user import record_by_hand
+
 TASK = ('fill "City" with "Paris"; select "2" in "Nights"; click "Next"; click "Insurance"; '
         'click "Book"')
 BOOKED = "Booked: Paris, 2 nights, insured"
@@ -22,19 +24,13 @@ BOOKED = "Booked: Paris, 2 nights, insured"
 
 def record(browser, daemon_proc, page_url: str, task: str, acts) -> dict:
     """Open `page_url`, press Record in the popup, let `acts(page)` do the task as the user,
-    press "Stop: it worked"; return the stored demonstration."""
-    page = browser.context.new_page()
-    page.goto(page_url)
-    popup = browser.popup()
-    popup.fill("#task", task)
-    popup.click("#record")
-    popup.wait_for_selector("#recording:not([hidden])")
-    acts(page)
-    popup.click("#record-ok")
-    wait_until(lambda: show(daemon_proc, 1)["status"] != "running", timeout=10,
+    press "Stop: it worked"; return the stored demonstration (the newest episode)."""
+    record_by_hand(browser.context, browser.extension_id, page_url, task, acts)
+    newest = max(e["id"] for e in json.loads(nightloop(
+        "episodes", "list", "--json", "--db", str(daemon_proc.db)).stdout))
+    wait_until(lambda: show(daemon_proc, newest)["status"] != "running", timeout=10,
                what="the demonstration to be saved")
-    popup.close()
-    return show(daemon_proc, 1)
+    return show(daemon_proc, newest)
 
 
 def show(daemon_proc, episode_id: int) -> dict:

@@ -1,11 +1,13 @@
-"""A person doing a site task by hand: Playwright follows a template's script in a page the way
-a user would (click into a field and type, Tab on, pick an option, click a button), so the
-extension's recorder sees what it sees of a real user. Demonstrations for tests and bench.
+"""A person at the browser, played by Playwright (sync API): recording a demonstration through
+the extension's popup, and doing a site task's script the way a user would (click into a field
+and type, Tab on, pick an option by typing its name, click a button), so the recorder sees what
+it sees of a real user. Demonstrations for the tests and the bench.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from daemon.agent.policy import split_instructions
 
@@ -41,3 +43,20 @@ def act_out(page, task: SiteTask) -> None:
                 page.wait_for_selector(READY)
         else:
             raise ValueError(f"no way to act out {step!r}")
+
+
+def record_by_hand(context, extension_id: str, url: str, task: str,
+                   act: Callable[[object], None]) -> None:
+    """Open `url` in a new tab, name `task` in the popup and press Record, do `act(page)`,
+    press "Stop: it worked" and wait until the popup says the recording is saved."""
+    page = context.new_page()
+    page.goto(url)
+    popup = context.new_page()
+    popup.goto(f"chrome-extension://{extension_id}/popup.html")
+    popup.fill("#task", task)
+    popup.click("#record")
+    popup.wait_for_selector("#recording:not([hidden])")
+    act(page)
+    popup.click("#record-ok")
+    popup.wait_for_selector("#recording", state="hidden")
+    popup.close()

@@ -1,0 +1,256 @@
+"""Benchmark: a night of learning from a few demonstrations, on the bundled sites.
+
+Stages, each saved to ``OUT/<stage>.json`` as it finishes (a rerun skips finished stages; a
+measurement cut short goes on from its last episode):
+
+- ``demos``: Playwright, acting as the user, records DEMOS demonstrations per template on train
+  seeds through the real popup and recorder, into one store (OUT/home);
+- ``base``: the shipped SmolLM2 alone, no adapter, greedy, on every template x TEST_SEEDS test
+  seeds (new values, fresh loads);
+- ``replay``: each template's first demonstration replayed with the test task's values
+  (agent/values.py), no model, no fallback;
+- ``cycle``: one learning cycle (`trainer.cycle.run_cycle`) in that store: SFT on the
+  demonstrations and their variants (trainer/augment.py), the product's defaults otherwise,
+  promoted whatever its MiniWoB++ gate says (the gate measures MiniWoB, not these sites);
+- ``after``: the model with that adapter alone on the same test episodes as ``base``.
+
+Usage: python bench/sites.py [--out DIR] [--stages ...] [--budget 1800] [--report]. Prints a
+table per template (success of base, replay with values, the model after one night; won / lost
+vs base with a sign test) and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness import NIGHTLOOP, REPO, free_port, header
+
+DEMOS = 2                       # demonstrations per template, on the first train seeds
+TEST_SEEDS = 5
+MAX_STEPS = 15
+STAGES = ("demos", "base", "replay", "cycle", "after")
+
+
+def use_home(home: Path):
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    from daemon.core.settings import load_settings
+    return load_settings({"db": str(home / "store.db")}).settings
+
+
+def record_demos(out: Path) -> dict:
+    """Every template's DEMOS demonstrations, recorded by hand through the popup."""
+    from playwright.sync_api import sync_playwright
+
+    from daemon.bridge.launch import launch_with_playwright
+    from daemon.bridge.pairing import extension_id, load_or_create_token
+    from daemon.core.settings import config_dir
+    from daemon.tasks import splits
+    from daemon.tasks.sites import serve_sites
+    from daemon.tasks.sites.templates import TEMPLATES
+    from daemon.tasks.sites.user import act_out, record_by_hand
+    settings = use_home(out / "home")
+    port = free_port()
+    daemon = subprocess.Popen([NIGHTLOOP, "daemon", "--port", str(port), "--db",
+                               str(settings.db_path), "--policy", "scripted", "--judge", "off"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        if "listening" not in daemon.stdout.readline():
+            raise SystemExit("the daemon did not start")
+        with serve_sites() as url, sync_playwright() as pw:
+            context = launch_with_playwright(pw.chromium, out / "home" / "profile", port=port,
+                                             token=load_or_create_token(config_dir()))
+            for _ in range(100):                        # until the extension connects
+                status = subprocess.run([NIGHTLOOP, "status", "--json", "--port", str(port)],
+                                        capture_output=True, text=True, check=False).stdout
+                if '"browser_connected": true' in status:
+                    break
+                time.sleep(0.2)
+            recorded = {}
+            for name, template in TEMPLATES.items():
+                for seed in splits.seeds("train", DEMOS):
+                    task = template.task(seed)
+                    record_by_hand(context, extension_id(), task.url(url), task.task,
+                                   lambda page, t=task: act_out(page, t))
+                    recorded.setdefault(name, []).append(seed)
+                    print(f"  recorded {name} seed {seed}", flush=True)
+            context.close()
+    finally:
+        daemon.terminate()
+        daemon.wait()
+    return {"recorded": recorded}
+
+
+async def demonstrations(db: Path) -> dict[str, list]:
+    """template → its demonstrations' (episode, steps), in the order they were recorded."""
+    from daemon.core.store import Store
+    from daemon.tasks.sites.templates import TEMPLATES
+    by_task = {TEMPLATES[t].task(s).task: t for t in TEMPLATES for s in range(50)}
+    out: dict[str, list] = {}
+    async with await Store.open(db, recover=False) as store:
+        for demo in reversed(await store.demonstrations()):
+            if demo.task in by_task:
+                out.setdefault(by_task[demo.task], []).append((demo, await store.steps(demo.id)))
+    return out
+
+
+class ReplayWithValues:
+    """Replays the template's first demonstration, its values taken from each task's text."""
+    name, adapter = "replay-with-values", None
+
+    def __init__(self, demos: dict[str, list], tasks: dict[str, str]):
+        self.demos, self.tasks, self.running = demos, tasks, {}
+
+    async def decide(self, context):
+        from daemon.agent.policy import Decision
+        from daemon.agent.replay import ReplayPolicy
+        from daemon.agent.values import Unmatched, rebind
+        from daemon.core.actions import Action
+        if context.task not in self.running or not context.history:
+            demo, steps = self.demos[self.tasks[context.task]][0]
+            try:
+                steps = rebind(steps, demo.task, context.task)
+            except Unmatched as exc:
+                return Decision(Action("give_up", {"reason": str(exc)}))
+            self.running[context.task] = ReplayPolicy(steps, fallback=None, ask_user=None)
+        return await self.running[context.task].decide(context)
+
+
+async def measure(policy, db: Path, partial: Path) -> list[dict]:
+    """Every template x TEST_SEEDS test seeds with `policy`, appended to `partial` as each
+    finishes; those already there are not run again."""
+    from daemon.tasks import splits
+    from daemon.tasks.evaluation import EvalPlan, evaluate
+    from daemon.tasks.sites import Sites
+    from daemon.tasks.sites.templates import TEMPLATES
+    done = [json.loads(line) for line in partial.read_text().splitlines()] \
+        if partial.exists() else []
+    seen = {(r["task"], r["seed"]) for r in done}
+    for seed in splits.seeds("test", TEST_SEEDS):
+        todo = [t for t in TEMPLATES if (t, seed) not in seen]
+        if not todo:
+            continue
+
+        def keep(r) -> None:
+            row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
+                   "error": r.error}
+            done.append(row)
+            with partial.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {len(done)}/{len(TEMPLATES) * TEST_SEEDS} {r.task} seed {r.seed}: "
+                  f"{'solved' if r.success else 'failed'} in {r.steps} steps", flush=True)
+        await evaluate(EvalPlan(todo, [seed], MAX_STEPS, benchmark=Sites()), policy=policy,
+                       db=db, on_result=keep)
+    return done
+
+
+async def run_stage(stage: str, out: Path, budget: float) -> dict:
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.tasks import splits
+    from daemon.tasks.sites.templates import TEMPLATES
+    settings = use_home(out / "home")
+    t0 = time.monotonic()
+    if stage == "demos":
+        return {**record_demos(out), "seconds": round(time.monotonic() - t0)}
+    if stage == "cycle":
+        from daemon.core.store import Store
+        from trainer.config import CyclePlan, TrainConfig
+        from trainer.cycle import run_cycle
+        config = TrainConfig(gate_promote="always")
+        plan = CyclePlan(tasks=("click-button",), practice_seeds=1, teacher_seeds=0,
+                         gate_seeds=1)
+        result = await run_cycle(settings, config, plan, budget=budget,
+                                 say=lambda line: print(f"  [cycle] {line}", flush=True))
+        if result.error:
+            raise SystemExit(f"the cycle failed: {result.error}")
+        async with await Store.open(settings.db_path, recover=False) as store:
+            adapter = await store.adapter(result.adapter_id)
+        return {"cycle": dataclasses.asdict(result), "adapter": adapter.path,
+                "seconds": round(time.monotonic() - t0)}
+    if stage == "replay":
+        demos = await demonstrations(settings.db_path)
+        tasks = {TEMPLATES[t].task(s).task: t for t in TEMPLATES
+                 for s in splits.seeds("test", TEST_SEEDS)}
+        policy = ReplayWithValues(demos, tasks)
+    else:
+        adapter = json.loads((out / "cycle.json").read_text())["adapter"] \
+            if stage == "after" else ""
+        policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
+    rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+    return {"results": rows, "seconds": round(time.monotonic() - t0)}
+
+
+def child(stage: str, out: Path, budget: float) -> None:
+    result = asyncio.run(run_stage(stage, out, budget))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    result.update(stage=stage, commit=commit, finished=time.strftime("%Y-%m-%d %H:%M"))
+    path = out / f"{stage}.json"
+    path.with_suffix(".partial").write_text(json.dumps(result, indent=1))
+    path.with_suffix(".partial").replace(path)
+
+
+def report(out: Path) -> None:
+    from daemon.tasks.report import sign_test, won_lost
+    from daemon.tasks.sites.templates import TEMPLATES
+    runs = {s: {(r["task"], r["seed"]): r["success"]
+                for r in json.loads((out / f"{s}.json").read_text())["results"]}
+            for s in ("base", "replay", "after") if (out / f"{s}.json").exists()}
+    if not runs:
+        print("nothing measured yet")
+        return
+    print(f"{len(TEMPLATES)} templates x {TEST_SEEDS} test seeds (new values, fresh loads), "
+          f"greedy, {MAX_STEPS} steps; {DEMOS} demonstrations per template on train seeds\n")
+    print("| template | " + " | ".join(runs) + " | after: won / lost vs base |")
+    print("|---|" + "---|" * len(runs) + "---|")
+    for name in [*TEMPLATES, "all"]:
+        cells = [name]
+        for outcome in runs.values():
+            keys = [k for k in outcome if name in ("all", k[0])]
+            cells.append(f"{sum(outcome[k] for k in keys) / len(keys):.2f}" if keys else "-")
+        if "after" in runs and "base" in runs:
+            won, lost = won_lost({k: v for k, v in runs["base"].items() if name in ("all", k[0])},
+                                 runs["after"])
+            cells.append(f"{won} / {lost} (p {sign_test(won, lost):.2f})")
+        else:
+            cells.append("-")
+        print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "sites")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--budget", type=float, default=30 * 60, help="seconds for the cycle")
+    parser.add_argument("--report", action="store_true", help="only print what is measured")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage:
+        return child(args.stage, args.out, args.budget)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    header("nightloop sites bench")
+    for stage in [] if args.report else stages:
+        if (args.out / f"{stage}.json").exists():
+            continue
+        print(f"stage {stage} ({time.strftime('%H:%M')})", flush=True)
+        done = subprocess.run([sys.executable, __file__, "--stage", stage, "--out",
+                               str(args.out), "--budget", str(args.budget)], check=False)
+        if done.returncode:
+            sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+    report(args.out)
+
+
+if __name__ == "__main__":
+    main()
