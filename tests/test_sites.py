@@ -130,21 +130,32 @@ def test_the_eval_sites_command_writes_a_report_and_names_bad_templates(home):
 
 def test_the_daemon_serves_the_sites_for_a_new_user_to_try(home):
     """`make run` starts `nightloop daemon --browser --sites`: the browser opens on a front page
-    that lists today's tasks, each a link to its site."""
+    that lists today's tasks, each a link to its site, on a fixed port (a demonstration
+    recorded there still starts on a valid page tomorrow)."""
     import re
+    import subprocess
 
-    from conftest import DaemonProcess, free_port, wait_until
-    daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start("--sites")
+    from conftest import NIGHTLOOP, DaemonProcess, free_port, wait_until
+    sites_port = free_port()
+    daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start(
+        "--sites", "--sites-port", str(sites_port))
     try:
         wait_until(lambda: "practice sites on" in daemon.log.read_text(), timeout=10,
                    what="the sites' address")
         front = re.search(r"practice sites on (\S+):", daemon.log.read_text())[1]
+        assert front == f"http://127.0.0.1:{sites_port}/index.html"
         assert "Try the agent here" in urllib.request.urlopen(front).read().decode()
         base = front.rsplit("/", 1)[0]
         tasks = json.load(urllib.request.urlopen(f"{base}/api/tasks?seed=3"))
         assert [t["template"] for t in tasks] == list(TEMPLATES)
         assert tasks[0]["task"] == TEMPLATES["shop.add"].task(3).task
         assert urllib.request.urlopen(base + tasks[0]["url"]).status == 200
+        taken = subprocess.run([NIGHTLOOP, "daemon", "--port", str(free_port()), "--db",
+                                str(home / "other.db"), "--policy", "scripted", "--sites",
+                                "--sites-port", str(sites_port)],
+                               capture_output=True, text=True, timeout=30)
+        assert taken.returncode != 0
+        assert f"cannot serve the practice sites on 127.0.0.1:{sites_port}" in taken.stderr
     finally:
         daemon.stop()
     with pytest.raises(urllib.error.URLError):            # gone with the daemon

@@ -107,6 +107,10 @@ class Settings:
         "a click on a control whose name says one of these is sensitive (comma-separated in "
         "the environment)")
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
+    sites_port: int = setting(8978, "port of the bundled practice sites (`nightloop daemon "
+                              "--sites`) on 127.0.0.1: a fixed one keeps the start pages of "
+                              "demonstrations recorded there valid; 0: any free port",
+                              low=0, high=65535)
     db: str = setting("", "SQLite store; empty: nightloop.db in the XDG data dir")
 
     @property

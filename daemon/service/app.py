@@ -95,7 +95,12 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
             await judging.start()
         start = "about:blank"
         if sites:
-            start = served.enter_context(serve_sites()) + "/index.html"
+            try:
+                start = served.enter_context(serve_sites(settings.sites_port)) + "/index.html"
+            except OSError as exc:
+                raise NightloopError(
+                    f"cannot serve the practice sites on 127.0.0.1:{settings.sites_port} "
+                    f"({exc.strerror}); choose another port with --sites-port") from None
             print(f"practice sites on {start}: try the agent there, nothing leaves your "
                   "machine", flush=True)
         if with_browser:

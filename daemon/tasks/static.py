@@ -39,12 +39,12 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_directory(directory: Path, api: Api | None = None) -> Iterator[str]:
-    """Serve `directory` (and `api`'s endpoints) on a free port for the duration; yields the
-    base URL."""
+def serve_directory(directory: Path, api: Api | None = None, port: int = 0) -> Iterator[str]:
+    """Serve `directory` (and `api`'s endpoints) on `port` (0: a free one) for the duration;
+    yields the base URL. OSError when the port is taken."""
     handler = functools.partial(type("Handler", (_Handler,), {"api": dict(api or {})}),
                                 directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

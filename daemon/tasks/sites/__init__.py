@@ -24,15 +24,15 @@ WWW = Path(__file__).with_name("www")
 
 
 @contextlib.contextmanager
-def serve_sites() -> Iterator[str]:
+def serve_sites(port: int = 0) -> Iterator[str]:
     """Serve every site, the worlds they load (/api/world?site=&seed=) and a seed's tasks
-    (/api/tasks?seed=, for the front page); yields the base URL, under which each site is a
-    folder: /shop/index.html, /inbox/index.html, ..."""
+    (/api/tasks?seed=, for the front page) on `port` (0: a free one); yields the base URL,
+    under which each site is a folder: /shop/index.html, /inbox/index.html, ..."""
     api = {"/api/world": lambda q: world(q["site"], int(q["seed"])),
            "/api/tasks": lambda q: [{"template": t.template, "task": t.task, "url": t.url("")}
                                     for t in (TEMPLATES[n].task(int(q["seed"]))
                                               for n in TEMPLATES)]}
-    with serve_directory(WWW, api) as url:
+    with serve_directory(WWW, api, port) as url:
         yield url
 
 
