@@ -9,8 +9,10 @@ weights it used, so it can be recomputed. Reward kinds in the store:
 - ``judge``: this module's output, written by the daemon's background queue and `nightloop
   judge`.
 - ``user``: the user's thumbs up (1) / down (-1) from the popup; it overrides the judge.
-- ``ground_truth``: a benchmark page's own reward (MiniWoB++); never mixed into the judge's
-  score, it outranks the judge for training where it exists (`RULES`).
+- ``ground_truth``: a benchmark page's own reward (MiniWoB++, the bundled sites); never mixed
+  into the judge's score, it outranks the judge for training where it exists (`RULES`).
+- ``replay``: a practice replay of a good demonstration on a fresh load: 1 when it finished
+  without needing anything but its recorded steps (a new example of a task the user showed).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def combine(flip: float, progress: float, weights: dict[str, float] = WEIGHTS) -
 # Which stored reward counts for training, by rule (TrainConfig.reward): the first kind in the
 # list that an episode has, its latest row of that kind.
 RULES = {
-    "outcome": ("user", "ground_truth", "judge"),   # thumbs, else the page's truth, else judge
-    "judge": ("user", "judge"),                     # how a user's own task is learned
+    "outcome": ("user", "ground_truth", "replay", "judge"),   # thumbs, the page's truth, a
+                                                              # clean replay, else the judge
+    "judge": ("user", "replay", "judge"),           # how a user's own task is learned
     "ground_truth": ("ground_truth",),              # benchmarks only
 }
 

@@ -200,3 +200,59 @@ def test_practice_sends_nothing_that_could_change_a_site_it_was_not_allowed(home
         assert {"/fetch", "/frame", "/shadow", "/top"} <= set(posted)
     finally:
         server.shutdown()
+
+
+def _input(name: str) -> dict:
+    return {"role": "textbox", "tag": "input", "name": name}
+
+
+DEMO_STEPS = [({"action": "fill", "id": 91, "text": "Ada"}, _input("Name")),
+              ({"action": "fill", "id": 92, "text": "ada@example.com"}, _input("Email")),
+              ({"action": "click", "id": 93}, {"role": "button", "tag": "button", "name": "Send"}),
+              ({"action": "done"}, None)]
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_a_cycle_replays_good_practice_safe_demonstrations_as_new_positives(home, pages_url):
+    """Real Chromium: the demonstration is replayed on fresh loads without the model; a clean
+    replay gets a `replay` reward of 1 and counts for training before the judge; one that
+    could only stop (its target gone) gets 0. Unsafe or password demonstrations are skipped."""
+    from daemon.core.observation import MASK
+    from daemon.core.store import Reward
+    from daemon.tasks.practice import demonstrations_to_replay, replay_demonstrations
+    from judge.reward import reward_that_counts
+    db = home / "practice.db"
+
+    async def go():
+        async with await Store.open(db) as store:
+            for task, url, steps in (
+                    ("Send the form as Ada", f"{pages_url}/form.html", DEMO_STEPS),
+                    ("Send it, renamed button", f"{pages_url}/form.html",
+                     DEMO_STEPS[:2] + [({"action": "click", "id": 93},
+                                        {"role": "button", "tag": "button", "name": "Go"})]),
+                    ("Set a password", f"{pages_url}/form.html",
+                     [({"action": "fill", "id": 94, "text": MASK}, _input("Password"))]),
+                    ("Elsewhere", "http://unsafe.test/", DEMO_STEPS)):
+                demo = await store.start_episode(Episode(task, "demonstration", start_url=url))
+                for i, (action, target) in enumerate(steps):
+                    await store.add_step(Step(demo.id, i, action, True, target=target,
+                                              mode="demonstration"))
+                await store.finish_episode(demo.id, "done")
+                await store.add_reward(Reward(demo.id, "user", 1.0))
+            await store.allow_practice(PracticeRule(site_of(pages_url)))
+            demos = await demonstrations_to_replay(store)
+            rules = Rules(await store.practice_rules())
+        finished = await replay_demonstrations(demos, 2, db=db, rules=rules)
+        async with await Store.open(db) as store:
+            return demos, [(e, await store.rewards(e.id), await store.steps(e.id))
+                           for e in finished]
+    demos, replays = run_async(go())
+    assert [d.task for d in demos] == ["Send it, renamed button", "Send the form as Ada"]
+    verdicts = {(e.task, reward_that_counts(r).kind, reward_that_counts(r).value)
+                for e, r, _ in replays}
+    assert verdicts == {("Send the form as Ada", "replay", 1.0),
+                        ("Send it, renamed button", "replay", 0.0)}
+    clean = [(e, s) for e, r, s in replays if e.task == "Send the form as Ada"]
+    assert len(clean) == 2 and all(e.source == "practice" and e.replay_of == 1 for e, _ in clean)
+    assert all("Thanks Ada" in s[-1].observation["text"] for _, s in clean)

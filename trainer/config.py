@@ -88,6 +88,9 @@ class TrainConfig:
                                       high=2)
     practice_user_tasks: int = setting(4, "newest practice-safe user tasks repeated per cycle",
                                        low=0, high=1000)
+    demo_replays: int = setting(2, "replays (no model) of each practice-safe demonstration per "
+                                "cycle, on fresh loads: each that finishes on its recorded "
+                                "steps alone is a new positive example", low=0, high=100)
     gate_promote: str = setting("better", "when the candidate is promoted, on the MiniWoB++ "
                                 "test seeds both adapters ran: better (it solved more of them "
                                 "than the serving adapter), not_worse (a tie too) or always "

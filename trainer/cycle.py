@@ -8,12 +8,15 @@ Contract:
   the normal daemon → extension path in a browser of its own, with the serving adapter
   sampling its whole distribution (no top-k/top-p/min-p cut) at `practice_temperature`, source
   ``practice``; the scripted teacher (the oracle), where it knows a task, runs `teacher_seeds`
-  MiniWoB++ train seeds once, one source of demonstrations among others. The judge scores
-  every episode of the cycle that has no ground truth.
+  MiniWoB++ train seeds once, one source of demonstrations among others. The user's good
+  practice-safe demonstrations are replayed `demo_replays` times on fresh loads (no model):
+  each that finishes on its recorded steps alone is a new positive example (a ``replay``
+  reward of 1). The judge scores every episode of the cycle that has no other reward.
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
-  or a fresh LoRA; SFT on teacher / demonstration / good user and practice episodes, then GRPO
+  or a fresh LoRA; SFT on teacher / demonstration (with variants: trainer/augment.py) / good
+  user and practice episodes, a thumbs-up episode that never said done ending with it, then GRPO
   on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
   candidate.
 - The gate runs the MiniWoB test split seed by seed across the tasks (`gate_episodes` per
@@ -50,7 +53,14 @@ from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
-from daemon.tasks.practice import USER_SOURCES, Rules, practice_tasks, practise
+from daemon.tasks.practice import (
+    USER_SOURCES,
+    Rules,
+    demonstrations_to_replay,
+    practice_tasks,
+    practise,
+    replay_demonstrations,
+)
 from daemon.tasks.report import sign_test, won_lost
 
 from .config import CyclePlan, TrainConfig
@@ -191,6 +201,7 @@ class _Cycle:
                                    night=len(await store.adapters()))
             user = await practice_tasks(store, self.config.practice_user_tasks)
             self.rules = Rules(await store.practice_rules())
+            self.demos = [d for d in await demonstrations_to_replay(store) if not d.held_out]
         self.state = state
         state.save()
         self.folder = Path(state.folder)
@@ -252,6 +263,13 @@ class _Cycle:
                                     rules=self.rules, limits=Limits.of(self.settings),
                                     on_episode=count),
                            self.left("practice"), self.say, "practice on your tasks")
+        if self.demos and self.config.demo_replays:
+            self.say(f"practice: {len(self.demos)} of your demonstrations replayed "
+                     f"x {self.config.demo_replays} on fresh loads (no model)")
+            await _bounded(replay_demonstrations(self.demos, self.config.demo_replays,
+                                                 db=self.db, rules=self.rules,
+                                                 on_episode=count),
+                           self.left("practice"), self.say, "replays of your demonstrations")
         async with await Store.open(self.db, recover=False) as store:
             pending = [i for i in await store.unjudged() if i > self.state.first_id]
             self.result.judged = await self._judge(store, pending)

@@ -40,6 +40,7 @@ def plan_line(step: Step) -> str:
 class ReplayPolicy:
     def __init__(self, recorded: list[Step], *, fallback: Policy | None, ask_user: AskUser):
         self.plan = [s for s in recorded if s.action and s.ok]
+        self.replay_of = recorded[0].episode_id if recorded else None   # the episode it re-runs
         self.fallback = fallback
         self.ask_user = ask_user
         self.name = f"replay+{fallback.name}" if fallback else "replay"

@@ -351,11 +351,11 @@ class Store:
 
     async def unjudged(self) -> list[int]:
         """Ids of finished episodes the judge has yet to score, oldest first: those without a
-        ``judge`` reward and without ground truth (a benchmark's own verdict needs no judge)."""
+        ``judge`` reward and without ground truth or a replay's verdict (they need no judge)."""
         async with self._db.execute(
                 "SELECT id FROM episodes e WHERE status != 'running' AND NOT EXISTS "
                 "(SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind IN "
-                "('judge', 'ground_truth')) ORDER BY id") as cur:
+                "('judge', 'ground_truth', 'replay')) ORDER BY id") as cur:
             return [row[0] for row in await cur.fetchall()]
 
     async def tasks(self, exclude: int | None = None,

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from daemon.agent.episode import ActOutcome, Limits, run_episode
+from daemon.agent.episode import ActOutcome, BrowserError, Limits, run_episode
 from daemon.agent.policy import Policy
+from daemon.agent.replay import ReplayPolicy
 from daemon.core.actions import Action
-from daemon.core.observation import Observation
-from daemon.core.store import Episode, PracticeRule, Store
+from daemon.core.observation import MASK, Observation
+from daemon.core.store import Episode, PracticeRule, Reward, Store
 
 from .harness import harness
 
@@ -158,14 +159,16 @@ class FormGuard:
         return outcome
 
 
-async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, db: Path,
-                   rules: Rules, limits: Limits = Limits(max_steps=10),
+async def practise(tasks: list[PracticeTask], attempts: int, *,
+                   policy: Policy | Callable[[PracticeTask], Policy], db: Path, rules: Rules,
+                   limits: Limits = Limits(max_steps=10),
                    on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
-    """Run each task `attempts` times (source ``practice``) in a harness browser of its own,
-    under the rules' form guard and, at the network level, with no request that could change
-    a server's state sent to a site the rules do not allow (a script's `form.submit()`, a
-    `fetch` POST, a form in a frame or a shadow root); the finished episodes, also passed to
-    `on_episode` as each ends (so a run cut short keeps what it finished)."""
+    """Run each task `attempts` times (source ``practice``) with `policy` (or the one it makes
+    for the task, fresh for each attempt) in a harness browser of its own, under the rules'
+    form guard and, at the network level, with no request that could change a server's state
+    sent to a site the rules do not allow (a script's `form.submit()`, a `fetch` POST, a form
+    in a frame or a shadow root); the finished episodes, also passed to `on_episode` as each
+    ends (so a run cut short keeps what it finished)."""
     finished: list[Episode] = []
     current: list[PracticeTask] = []            # the task being practised, for the network guard
 
@@ -177,11 +180,12 @@ async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, 
             for _ in range(attempts):
                 guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url),
                                   task.url)
+                acting = policy if hasattr(policy, "decide") else policy(task)
                 episode = await store.start_episode(Episode(
-                    task=task.task, source="practice", start_url=task.url, policy=policy.name,
-                    adapter=policy.adapter))
+                    task=task.task, source="practice", start_url=task.url, policy=acting.name,
+                    adapter=acting.adapter, replay_of=getattr(acting, "replay_of", None)))
                 try:
-                    final = await run_episode(episode, store=store, browser=guard, policy=policy,
+                    final = await run_episode(episode, store=store, browser=guard, policy=acting,
                                               stop=asyncio.Event(), limits=limits)
                 finally:
                     for tab_id in guard.urls.keys() - {None}:
@@ -190,3 +194,44 @@ async def practise(tasks: list[PracticeTask], attempts: int, *, policy: Policy, 
                 on_episode(final)
     return finished
 
+
+
+async def demonstrations_to_replay(store: Store) -> list[PracticeTask]:
+    """The user's good demonstrations the rules allow to practise, newest first, and that a
+    replay can do unattended (none that types a password: only the user can)."""
+    rules, found = Rules(await store.practice_rules()), []
+    for demo in await store.demonstrations():
+        url = await start_url(store, demo)
+        steps = await store.steps(demo.id)
+        if url and rules.allows(demo.task, url) and \
+                not any((s.action or {}).get("text") == MASK for s in steps):
+            found.append(PracticeTask(demo.task, url, demo.id))
+    return found
+
+
+async def replay_demonstrations(demos: list[PracticeTask], attempts: int, *, db: Path,
+                                rules: Rules, on_episode: Callable[[Episode], None] = lambda e: None
+                                ) -> list[Episode]:
+    """Replay each demonstration `attempts` times on fresh loads (no model, no fallback), as
+    practice; a replay that finished without needing anything but its recorded steps gets a
+    ``replay`` reward of 1 (a new positive example: the same task on another load), any other
+    0."""
+    async with await Store.open(db, recover=False) as store:
+        recorded = {d.episode_id: await store.steps(d.episode_id) for d in demos}
+
+    def replaying(task: PracticeTask) -> Policy:
+        return ReplayPolicy(recorded[task.episode_id], fallback=None, ask_user=_unattended)
+    limits = Limits(max_steps=2 * max((len(s) for s in recorded.values()), default=1) + 5)
+    finished = await practise(demos, attempts, policy=replaying, db=db, rules=rules,
+                              limits=limits, on_episode=on_episode)
+    async with await Store.open(db, recover=False) as store:
+        for episode in finished:
+            steps = await store.steps(episode.id)
+            clean = episode.status == "done" and all(s.mode == "replayed" for s in steps)
+            await store.add_reward(Reward(episode.id, "replay", float(clean),
+                                          {"of": episode.replay_of}))
+    return finished
+
+
+async def _unattended(notice: str) -> None:
+    raise BrowserError(f"nobody is there to answer: {notice}")
