@@ -124,7 +124,18 @@ def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything
         run = nightloop("train", "--now", "--tasks", tasks, "--db", str(home / "s.db"),
                         check=False)
         assert run.returncode == 1 and error in run.stderr, run.stderr
+    run = nightloop("train", "--now", "--sites", "shop,casino", "--db", str(home / "s.db"),
+                    check=False)
+    assert run.returncode == 2 and "unknown template 'casino'" in run.stderr, run.stderr
     assert not (home / "s.db").exists()
+
+
+def test_attempts_of_a_benchmark_task_group_by_task_and_seed():
+    from trainer.data import group_key
+    for benchmark, task in (("miniwob", "click-button"), ("sites", "shop.buy")):
+        truth = Reward(1, "ground_truth", 1.0, {"benchmark": benchmark, "task": task, "seed": 4})
+        assert group_key(Episode("Buy a mug", "practice", start_url="http://127.0.0.1:9/x"),
+                         [truth]) == f"{benchmark}:{task}:4"
 
 
 def test_only_the_policys_own_recorded_draws_enter_a_grpo_group():

@@ -62,6 +62,7 @@ from daemon.tasks.practice import (
     replay_demonstrations,
 )
 from daemon.tasks.report import sign_test, won_lost
+from daemon.tasks.sites import Sites
 
 from .config import CyclePlan, TrainConfig
 from .data import (
@@ -245,17 +246,28 @@ class _Cycle:
                            self.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
         self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
-        tick = _counter(self.progress, "practice", len(plan.tasks) * len(seeds) * k
-                        + len(self.mine) * k)
+        tick = _counter(self.progress, "practice",
+                        (len(plan.tasks) + len(plan.sites)) * len(seeds) * k + len(self.mine) * k)
 
         def count(done: object) -> None:
             self.result.practice_episodes += 1
             tick(done)
-        await _bounded(evaluate(EvalPlan(list(plan.tasks), [s for s in seeds for _ in range(k)],
-                                         plan.max_steps, source="practice", by_seed=True),
+        attempts = [s for s in seeds for _ in range(k)]
+        await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
+                                         source="practice", by_seed=True),
                                 policy=self.policy, db=self.db, on_result=count),
                        self.left("practice") * (self.config.miniwob_practice_share if self.mine
-                                                else 1), self.say, "practice")
+                                                else 1) * (0.5 if plan.sites else 1),
+                       self.say, "practice")
+        if plan.sites:
+            self.say(f"practice: {len(plan.sites)} site templates x {len(seeds)} seeds x {k}")
+            await _bounded(evaluate(EvalPlan(list(plan.sites), attempts, 2 * plan.max_steps,
+                                             source="practice", by_seed=True,
+                                             benchmark=Sites()),
+                                    policy=self.policy, db=self.db, on_result=count),
+                           self.left("practice") * (self.config.miniwob_practice_share
+                                                    if self.mine else 1),
+                           self.say, "practice on the bundled sites")
         if self.mine:
             self.say(f"practice: {len(self.mine)} of your tasks x {k}"
                      + (f" ({len(self.held)} held out for the gate)" if self.held else ""))

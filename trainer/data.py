@@ -6,7 +6,8 @@ Contract:
   teacher) give teacher samples: the prompt the policy would have seen, rendered by the
   policy's own prompt builder, and the action as the policy writes it. Invalid steps give none.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
-  or for MiniWoB the same task and seed (from the ground-truth row).
+  or for a benchmark (MiniWoB++, the bundled sites) the same task and seed (from the
+  ground-truth row).
 - Advantage = r - group mean, divided by (group std + eps) when the rewards are binary, shared
   by every step of a trajectory; groups whose rewards are all equal carry no signal and are
   dropped. Only the policy's own draws enter a GRPO group, with the sampler's record of them
@@ -57,8 +58,8 @@ class Sample:
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
     truth = next((r for r in rewards if r.kind == "ground_truth" and r.details), None)
-    if truth and truth.details.get("benchmark") == "miniwob":
-        return f"miniwob:{truth.details['task']}:{truth.details['seed']}"
+    if truth and truth.details.get("benchmark") in ("miniwob", "sites"):
+        return f"{truth.details['benchmark']}:{truth.details['task']}:{truth.details['seed']}"
     return f"{template(episode.start_url)}\n{episode.task}"
 
 

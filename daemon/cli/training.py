@@ -19,6 +19,7 @@ from daemon.service.adapters import change_adapter
 from daemon.service.client import DaemonError, DaemonUnavailable, connected
 from daemon.tasks import miniwob
 from daemon.tasks.practice import practice_tasks, rule_for, set_rule
+from daemon.tasks.sites.templates import parse_templates
 from trainer.config import CyclePlan, TrainConfig
 
 from .common import (
@@ -53,6 +54,10 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
 @click.option("--tasks", default="",
               help="Comma-separated MiniWoB++ tasks to practise, teach and gate on "
                    "[default: every DOM-level task].")
+@click.option("--sites", default="",
+              help="Comma-separated templates of the bundled sites (or sites, for all of "
+                   "theirs) to practise beside MiniWoB++, with their ground truth [default: "
+                   "none].")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
               default=CyclePlan.practice_seeds, show_default=True,
               help="Train seeds per task to practise, each attempted `practice_k` times; a new "
@@ -68,7 +73,7 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="Start over instead of going on with an interrupted cycle.")
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
-def train_command(now: bool, budget: float, config_file: Path | None, tasks: str,
+def train_command(now: bool, budget: float, config_file: Path | None, tasks: str, sites: str,
                   n_seeds: int, gate_seeds: int, teacher_seeds: int, fresh: bool,
                   as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
@@ -84,8 +89,12 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     """
     from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
-    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), n_seeds, gate_seeds,
-                     teacher_seeds=teacher_seeds)
+    try:
+        templates = tuple(parse_templates(sites)) if sites else ()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sites") from None
+    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,
+                     gate_seeds, teacher_seeds=teacher_seeds)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     bars = Bars(quiet=as_json)
     try:
