@@ -51,20 +51,41 @@ class Benchmark(Protocol):
     def serve(self) -> AbstractContextManager[str]:
         """Serve the pages for the duration; yields their base URL."""
 
-    def check(self, tasks: list[str]) -> list[str]:
-        """`tasks` if all are known (ValueError naming the unknown ones)."""
-
     async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
                    seed: int) -> Attempt:
         """Open `task` for `seed` in a new tab and start it (BrowserError when it cannot)."""
 
 
-async def open_tab(browser: ExtensionBrowser, url: str) -> int:
-    """A new tab showing `url`."""
+@dataclass
+class Opened:
+    """A task page opened and started in its own tab: what every benchmark's attempt holds."""
+    browser: ExtensionBrowser
+    tab_id: int
+    url: str
+    utterance: str
+
+
+Probe = tuple[str, dict]             # a probe's name and its arguments
+
+
+async def open_started(browser: ExtensionBrowser, url: str, start: Probe | None,
+                       ready: Probe) -> tuple[int, dict]:
+    """A new tab showing `url`, started with the `start` probe (if any), and the page's state
+    once it says it is ready: the `start` probe's answer, else the `ready` probe's, asked until
+    it does (the tab is closed again when it never does)."""
     opened = await browser.act(None, Action("goto", {"url": url}))
     if not opened.ok or opened.tab_id is None:
         raise BrowserError(f"could not open {url}: {opened.error}")
-    return opened.tab_id
+    tab_id = opened.tab_id
+    try:
+        state = await browser.probe(tab_id, start[0], **start[1]) if start else {}
+        if state.get("error"):
+            raise BrowserError(f"{start[0]}: {state['error']}")
+        return tab_id, state if state.get("ready") else \
+            await until_ready(browser, tab_id, ready[0], **ready[1])
+    except BrowserError:
+        await browser.close_tab(tab_id)
+        raise
 
 
 async def until_ready(browser: ExtensionBrowser, tab_id: int, probe: str,

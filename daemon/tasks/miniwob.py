@@ -16,7 +16,7 @@ from pathlib import Path
 from daemon.agent.episode import BrowserError
 from daemon.bridge.extension_browser import ExtensionBrowser
 
-from .benchmark import Outcome, open_tab, until_ready
+from .benchmark import Opened, Outcome, open_started
 from .static import serve_directory
 
 # Five easy tasks: a quick check that everything works.
@@ -114,34 +114,17 @@ class MiniWoB:
     def serve(self) -> contextlib.AbstractContextManager[str]:
         return serve_directory(html_dir())
 
-    def check(self, tasks: list[str]) -> list[str]:
-        return check_tasks(tasks)
-
     async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
                    seed: int) -> _Attempt:
         url = task_url(base_url, task)
-        tab_id = await open_tab(browser, url)
-        attempt = _Attempt(browser, tab_id, url, "")
-        try:
-            state = await browser.probe(tab_id, "miniwob.start", seed=seed,
-                                        max_time_ms=MAX_TIME_MS)
-            if state.get("error"):
-                raise BrowserError(f"miniwob.start: {state['error']}")
-            if not state.get("ready"):
-                state = await until_ready(browser, tab_id, "miniwob.state")
-        except BrowserError:
-            await browser.close_tab(tab_id)
-            raise
-        attempt.utterance = state["utterance"]
-        return attempt
+        tab_id, state = await open_started(
+            browser, url, ("miniwob.start", {"seed": seed, "max_time_ms": MAX_TIME_MS}),
+            ("miniwob.state", {}))
+        return _Attempt(browser, tab_id, url, state["utterance"])
 
 
 @dataclass
-class _Attempt:
-    browser: ExtensionBrowser
-    tab_id: int
-    url: str
-    utterance: str
+class _Attempt(Opened):
     ends_itself = True
     state: dict = field(default_factory=dict)
 

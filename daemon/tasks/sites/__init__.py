@@ -15,9 +15,9 @@ from pathlib import Path
 from daemon.agent.episode import BrowserError
 from daemon.bridge.extension_browser import ExtensionBrowser
 
-from ..benchmark import Outcome, open_tab, until_ready
+from ..benchmark import Opened, Outcome, open_started
 from ..static import serve_directory
-from .templates import TEMPLATES, SiteTask, parse_templates
+from .templates import TEMPLATES, SiteTask
 from .worlds import world
 
 WWW = Path(__file__).with_name("www")
@@ -45,28 +45,17 @@ class Sites:
     def serve(self) -> contextlib.AbstractContextManager[str]:
         return serve_sites()
 
-    def check(self, tasks: list[str]) -> list[str]:
-        return parse_templates(",".join(tasks))
-
     async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
                    seed: int) -> _Attempt:
         site_task = TEMPLATES[task].task(seed)
         url = site_task.url(base_url)
-        tab_id = await open_tab(browser, url)
-        try:
-            await until_ready(browser, tab_id, "sites.state", site=site_task.site)
-        except BrowserError:
-            await browser.close_tab(tab_id)
-            raise
+        tab_id, _ = await open_started(browser, url, None,
+                                       ("sites.state", {"site": site_task.site}))
         return _Attempt(browser, tab_id, url, site_task.task, site_task)
 
 
 @dataclass
-class _Attempt:
-    browser: ExtensionBrowser
-    tab_id: int
-    url: str
-    utterance: str
+class _Attempt(Opened):
     task: SiteTask
     ends_itself = False
 
