@@ -96,6 +96,35 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def save_stage(out: Path, stage: str, result: dict) -> None:
+    """Write a finished stage's `result` to OUT/<stage>.json (atomically), with the commit it
+    ran at, when it finished and its peak memory."""
+    import json
+    import resource
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True, check=False).stdout.strip()
+    result.update(stage=stage, commit=commit, peak_mib=round(max(own, kids) / 1024),
+                  finished=time.strftime("%Y-%m-%d %H:%M"))
+    path = out / f"{stage}.json"
+    path.with_suffix(".partial").write_text(json.dumps(result, indent=1))
+    path.with_suffix(".partial").replace(path)
+
+
+def run_stages(script: str, out: Path, stages: list[str], *args: str) -> None:
+    """Run each of `stages` not finished yet (no OUT/<stage>.json) as `script --stage STAGE`
+    in a child process, in order; stop at the first that fails."""
+    for stage in stages:
+        if (out / f"{stage}.json").exists():
+            continue
+        print(f"stage {stage} ({time.strftime('%H:%M')})", flush=True)
+        done = subprocess.run([sys.executable, script, "--stage", stage, "--out", str(out),
+                               *args], check=False)
+        if done.returncode:
+            sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+
+
 def header(title: str) -> None:
     print(f"# {title}: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
           "headless Chromium with the extension, daemon on 127.0.0.1\n")

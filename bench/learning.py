@@ -30,13 +30,10 @@ import asyncio
 import dataclasses
 import json
 import os
-import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from harness import REPO, header
+from harness import REPO, header, run_stages, save_stage
 
 # Held out of practice entirely: every fourth `core` task (a fixed rule, chosen before any run).
 HELD_OUT_EVERY = 4
@@ -156,16 +153,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
 
 
 def child(stage: str, out: Path, budget: float) -> None:
-    result = asyncio.run(run_stage(stage, out, budget))
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True, check=False).stdout.strip()
-    result.update(stage=stage, commit=commit, budget=budget,
-                  peak_mib=round(max(own, kids) / 1024), finished=time.strftime("%Y-%m-%d %H:%M"))
-    path = out / f"{stage}.json"
-    path.with_suffix(".partial").write_text(json.dumps(result, indent=1))
-    path.with_suffix(".partial").replace(path)
+    save_stage(out, stage, {**asyncio.run(run_stage(stage, out, budget)), "budget": budget})
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -250,15 +238,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     header("nightloop learning bench")
-    for stage in [] if args.report else stages:
-        if (args.out / f"{stage}.json").exists():
-            continue
-        print(f"stage {stage} ({time.strftime('%H:%M')})", flush=True)
-        done = subprocess.run([sys.executable, __file__, "--stage", stage, "--out",
-                               str(args.out), "--budget", str(args.budget)],
-                              check=False)
-        if done.returncode:
-            sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+    if not args.report:
+        run_stages(__file__, args.out, stages, "--budget", str(args.budget))
     report(args.out, args.budget)
 
 

@@ -27,11 +27,10 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from harness import NIGHTLOOP, REPO, free_port, header
+from harness import NIGHTLOOP, REPO, free_port, header, run_stages, save_stage
 
 DEMOS = 2                       # demonstrations per template, on the first train seeds
 TEST_SEEDS = 5
@@ -189,13 +188,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
 
 
 def child(stage: str, out: Path, budget: float) -> None:
-    result = asyncio.run(run_stage(stage, out, budget))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
-                            capture_output=True, text=True, check=False).stdout.strip()
-    result.update(stage=stage, commit=commit, finished=time.strftime("%Y-%m-%d %H:%M"))
-    path = out / f"{stage}.json"
-    path.with_suffix(".partial").write_text(json.dumps(result, indent=1))
-    path.with_suffix(".partial").replace(path)
+    save_stage(out, stage, {**asyncio.run(run_stage(stage, out, budget)), "budget": budget})
 
 
 def report(out: Path) -> None:
@@ -241,14 +234,8 @@ def main() -> None:
     if unknown:
         parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     header("nightloop sites bench")
-    for stage in [] if args.report else stages:
-        if (args.out / f"{stage}.json").exists():
-            continue
-        print(f"stage {stage} ({time.strftime('%H:%M')})", flush=True)
-        done = subprocess.run([sys.executable, __file__, "--stage", stage, "--out",
-                               str(args.out), "--budget", str(args.budget)], check=False)
-        if done.returncode:
-            sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+    if not args.report:
+        run_stages(__file__, args.out, stages, "--budget", str(args.budget))
     report(args.out)
 
 

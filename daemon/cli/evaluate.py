@@ -25,6 +25,38 @@ from daemon.tasks.sites.templates import TEMPLATES, parse_templates
 from .common import json_option, print_json, run_coro, setting_options, settings_from
 
 
+def run_options(max_steps: int):
+    """The options every evaluation run takes: which seeds, how long, how many at once, the
+    store label, the report folder, JSON output and the policy's settings."""
+    options = [
+        click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5,
+                     show_default=True, help="Seeds per task, the first N of the split."),
+        click.option("--seed-list", default=None,
+                     help="Comma-separated seeds instead of --seeds."),
+        click.option("--split", type=click.Choice(["train", "test"]), default="test",
+                     show_default=True,
+                     help="Which seeds: test seeds are 0, 5, 10, ...; train the rest."),
+        click.option("--max-steps", type=click.IntRange(1, 100), default=max_steps,
+                     show_default=True, help="Steps per episode."),
+        click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
+                     help="Episodes at once, each in its own tab."),
+        click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
+                     show_default=True, help="How the episodes are labelled in the store."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Report folder [default: eval/<time>-<policy> in the XDG data "
+                          "dir]."),
+        json_option,
+        setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed",
+                        "obs_tokens", "history", "step_timeout", "db"),
+    ]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
 @click.group("eval")
 def eval_group() -> None:
     """Measure the agent on MiniWoB++ or the bundled sites through the real extension, and
@@ -35,24 +67,9 @@ def eval_group() -> None:
 @click.option("--suite", type=click.Choice(["smoke", "core", "all"]), default=None,
               help="A named task list [default: smoke].")
 @click.option("--tasks", default=None, help="Comma-separated task names instead of a suite.")
-@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="Seeds per task, the first N of the split.")
-@click.option("--seed-list", default=None, help="Comma-separated seeds instead of --seeds.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test",
-              show_default=True, help="Which seeds: test seeds are 0, 5, 10, ...; train the rest.")
-@click.option("--max-steps", type=click.IntRange(1, 100), default=10, show_default=True,
-              help="Steps per episode.")
-@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Episodes at once, each in its own tab.")
 @click.option("--policy", "policy_name", type=click.Choice(["llm", "oracle"]), default="llm",
               show_default=True, help="The local model, or the scripted teacher (a few tasks).")
-@click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
-              show_default=True, help="How the episodes are labelled in the store.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder [default: eval/<time>-<policy> in the XDG data dir].")
-@json_option
-@setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed", "obs_tokens",
-                 "history", "step_timeout", "db")
+@run_options(max_steps=10)
 def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: str | None,
                  split: str, max_steps: int, parallel: int, policy_name: str, source: str,
                  out: Path | None, as_json: bool, **flags: Any) -> None:
@@ -80,25 +97,10 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
 @click.option("--templates", default=None,
               help="Comma-separated templates, or sites for all of theirs [default: every "
                    f"template: {', '.join(TEMPLATES)}].")
-@click.option("--seeds", "n_seeds", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="Seeds per template, the first N of the split.")
-@click.option("--seed-list", default=None, help="Comma-separated seeds instead of --seeds.")
-@click.option("--split", type=click.Choice(["train", "test"]), default="test",
-              show_default=True, help="Which seeds: test seeds are 0, 5, 10, ...; train the rest.")
-@click.option("--max-steps", type=click.IntRange(1, 100), default=15, show_default=True,
-              help="Steps per episode.")
-@click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Episodes at once, each in its own tab.")
 @click.option("--policy", "policy_name", type=click.Choice(["llm", "teacher"]), default="llm",
               show_default=True,
               help="The local model, or the scripted teacher (each template's own script).")
-@click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
-              show_default=True, help="How the episodes are labelled in the store.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Report folder [default: eval/<time>-sites-<policy> in the XDG data dir].")
-@json_option
-@setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed", "obs_tokens",
-                 "history", "step_timeout", "db")
+@run_options(max_steps=15)
 def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
                max_steps: int, parallel: int, policy_name: str, source: str, out: Path | None,
                as_json: bool, **flags: Any) -> None:
