@@ -96,6 +96,34 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+async def measure(tasks: list[str], seeds: list[int], policy, db: Path, partial: Path,
+                  **plan: object) -> list[dict]:
+    """Every task x seed with `policy` (an `EvalPlan` with `plan`'s fields), seed by seed;
+    each result is appended to `partial` as it finishes, and those already there are not run
+    again (a measurement cut short goes on where it stopped)."""
+    import json
+
+    from daemon.tasks.evaluation import EvalPlan, evaluate
+    done = [json.loads(line) for line in partial.read_text().splitlines()] \
+        if partial.exists() else []
+    seen = {(r["task"], r["seed"]) for r in done}
+    for seed in seeds:
+        todo = [t for t in tasks if (t, seed) not in seen]
+        if not todo:
+            continue
+
+        def keep(r) -> None:
+            row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
+                   "error": r.error}
+            done.append(row)
+            with partial.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"  {len(done)}/{len(tasks) * len(seeds)} {r.task} seed {r.seed}: "
+                  f"{'solved' if r.success else 'failed'} in {r.steps} steps", flush=True)
+        await evaluate(EvalPlan(todo, [seed], **plan), policy=policy, db=db, on_result=keep)
+    return done
+
+
 def save_stage(out: Path, stage: str, result: dict) -> None:
     """Write a finished stage's `result` to OUT/<stage>.json (atomically), with the commit it
     ran at, when it finished and its peak memory."""

@@ -33,7 +33,7 @@ import os
 import time
 from pathlib import Path
 
-from harness import REPO, header, run_stages, save_stage
+from harness import REPO, header, measure, run_stages, save_stage
 
 # Held out of practice entirely: every fourth `core` task (a fixed rule, chosen before any run).
 HELD_OUT_EVERY = 4
@@ -94,30 +94,11 @@ def use_home(home: Path):
     return load_settings({"db": str(home / "store.db")}).settings
 
 
-async def measure(policy, db: Path, partial: Path) -> list[dict]:
-    """Every core task x EVAL_SEEDS test seeds with `policy`; each result is appended to
-    `partial` as it finishes, and those already there are not run again."""
+async def measure_core(policy, db: Path, partial: Path) -> list[dict]:
+    """Every core task x EVAL_SEEDS test seeds with `policy`, resumable (harness.measure)."""
     from daemon.tasks import miniwob, splits
-    from daemon.tasks.evaluation import EvalPlan, evaluate
-    done = [json.loads(line) for line in partial.read_text().splitlines()] \
-        if partial.exists() else []
-    seen = {(r["task"], r["seed"]) for r in done}
-    tasks = miniwob.suite("core")
-    for seed in splits.seeds("test", EVAL_SEEDS):
-        todo = [t for t in tasks if (t, seed) not in seen]
-        if not todo:
-            continue
-
-        def keep(r) -> None:
-            row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
-                   "error": r.error}
-            done.append(row)
-            with partial.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"  {len(done)}/{len(tasks) * EVAL_SEEDS} {r.task} seed {r.seed}: "
-                  f"{'solved' if r.success else 'failed'} in {r.steps} steps", flush=True)
-        await evaluate(EvalPlan(todo, [seed], EVAL_STEPS), policy=policy, db=db, on_result=keep)
-    return done
+    return await measure(miniwob.suite("core"), splits.seeds("test", EVAL_SEEDS), policy, db,
+                         partial, max_steps=EVAL_STEPS)
 
 
 async def run_stage(stage: str, out: Path, budget: float) -> dict:
@@ -130,7 +111,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
         settings = use_home(out / "eval-home")
         policy = FirstClickable() if stage == "blind" else \
             LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=""))
-        rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+        rows = await measure_core(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
         return {"results": rows, "seconds": round(time.monotonic() - t0)}
     arm = arm_of(stage)[0]
     settings = use_home(out / arm)
@@ -148,7 +129,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
     cycle = json.loads(cycle_file.read_text())
     policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0,
                                              adapter=cycle["adapter"]))
-    rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+    rows = await measure_core(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
     return {**cycle, "results": rows, "seconds": round(time.monotonic() - t0)}
 
 

@@ -30,7 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import NIGHTLOOP, REPO, free_port, header, run_stages, save_stage
+from harness import NIGHTLOOP, REPO, free_port, header, measure, run_stages, save_stage
 
 DEMOS = 2                       # demonstrations per template, on the first train seeds
 TEST_SEEDS = 5
@@ -123,32 +123,13 @@ class ReplayWithValues:
         return await self.running[context.task].decide(context)
 
 
-async def measure(policy, db: Path, partial: Path) -> list[dict]:
-    """Every template x TEST_SEEDS test seeds with `policy`, appended to `partial` as each
-    finishes; those already there are not run again."""
+async def measure_sites(policy, db: Path, partial: Path) -> list[dict]:
+    """Every template x TEST_SEEDS test seeds with `policy`, resumable (harness.measure)."""
     from daemon.tasks import splits
-    from daemon.tasks.evaluation import EvalPlan, evaluate
     from daemon.tasks.sites import Sites
     from daemon.tasks.sites.templates import TEMPLATES
-    done = [json.loads(line) for line in partial.read_text().splitlines()] \
-        if partial.exists() else []
-    seen = {(r["task"], r["seed"]) for r in done}
-    for seed in splits.seeds("test", TEST_SEEDS):
-        todo = [t for t in TEMPLATES if (t, seed) not in seen]
-        if not todo:
-            continue
-
-        def keep(r) -> None:
-            row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
-                   "error": r.error}
-            done.append(row)
-            with partial.open("a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(f"  {len(done)}/{len(TEMPLATES) * TEST_SEEDS} {r.task} seed {r.seed}: "
-                  f"{'solved' if r.success else 'failed'} in {r.steps} steps", flush=True)
-        await evaluate(EvalPlan(todo, [seed], MAX_STEPS, benchmark=Sites()), policy=policy,
-                       db=db, on_result=keep)
-    return done
+    return await measure(list(TEMPLATES), splits.seeds("test", TEST_SEEDS), policy, db, partial,
+                         max_steps=MAX_STEPS, benchmark=Sites())
 
 
 async def run_stage(stage: str, out: Path, budget: float) -> dict:
@@ -183,7 +164,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
         adapter = json.loads((out / "cycle.json").read_text())["adapter"] \
             if stage == "after" else ""
         policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
-    rows = await measure(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
+    rows = await measure_sites(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
     return {"results": rows, "seconds": round(time.monotonic() - t0)}
 
 
