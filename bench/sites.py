@@ -101,28 +101,6 @@ async def demonstrations(db: Path) -> dict[str, list]:
     return out
 
 
-class ReplayWithValues:
-    """Replays the template's first demonstration, its values taken from each task's text."""
-    name, adapter = "replay-with-values", None
-
-    def __init__(self, demos: dict[str, list], tasks: dict[str, str]):
-        self.demos, self.tasks, self.running = demos, tasks, {}
-
-    async def decide(self, context):
-        from daemon.agent.policy import Decision
-        from daemon.agent.replay import ReplayPolicy
-        from daemon.agent.values import Unmatched, rebind
-        from daemon.core.actions import Action
-        if context.task not in self.running or not context.history:
-            demo, steps = self.demos[self.tasks[context.task]][0]
-            try:
-                steps = rebind(steps, demo.task, context.task)
-            except Unmatched as exc:
-                return Decision(Action("give_up", {"reason": str(exc)}))
-            self.running[context.task] = ReplayPolicy(steps, fallback=None, ask_user=None)
-        return await self.running[context.task].decide(context)
-
-
 async def measure_sites(policy, db: Path, partial: Path) -> list[dict]:
     """Every template x TEST_SEEDS test seeds with `policy`, resumable (harness.measure)."""
     from daemon.tasks import splits
@@ -134,8 +112,6 @@ async def measure_sites(policy, db: Path, partial: Path) -> list[dict]:
 
 async def run_stage(stage: str, out: Path, budget: float) -> dict:
     from daemon.agent.llama_policy import LlamaPolicy
-    from daemon.tasks import splits
-    from daemon.tasks.sites.templates import TEMPLATES
     settings = use_home(out / "home")
     t0 = time.monotonic()
     if stage == "demos":
@@ -156,10 +132,9 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
         return {"cycle": dataclasses.asdict(result), "adapter": adapter.path,
                 "seconds": round(time.monotonic() - t0)}
     if stage == "replay":
+        from daemon.agent.replay import DemonstrationReplay
         demos = await demonstrations(settings.db_path)
-        tasks = {TEMPLATES[t].task(s).task: t for t in TEMPLATES
-                 for s in splits.seeds("test", TEST_SEEDS)}
-        policy = ReplayWithValues(demos, tasks)
+        policy = DemonstrationReplay([demo[0] for demo in demos.values()])  # the first of each
     else:
         adapter = json.loads((out / "cycle.json").read_text())["adapter"] \
             if stage == "after" else ""

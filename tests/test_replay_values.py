@@ -101,6 +101,12 @@ def test_a_demonstration_replays_with_the_new_tasks_values(browser, daemon_proc,
         assert {s["mode"] for s in steps} == {"replayed"}            # no model involved
         assert fulfilled(browser, other)
 
+        # The same through `eval sites --policy replay`, on a test seed's task and fresh load.
+        run = json.loads(nightloop("eval", "sites", "--policy", "replay", "--templates",
+                                   template, "--seed-list", "0", "--db", str(daemon_proc.db),
+                                   "--out", str(daemon_proc.db.parent / "run"), "--json").stdout)
+        assert [(e["task"], e["success"]) for e in run["episodes"]] == [(template, True)]
+
         wrong = nightloop("replay", str(demo["id"]), "--task", "Do something else entirely",
                           "--fallback", "none", *daemon_proc.args(), check=False)
         assert wrong.returncode != 0 and "cannot be replayed for this task: the new task " \

@@ -20,10 +20,12 @@ import dataclasses
 from typing import Awaitable, Callable
 
 from daemon.core.actions import Action
-from daemon.core.store import Step
+from daemon.core.store import Episode, Step
 
 from .descriptors import find, label
+from .episode import BrowserError
 from .policy import Decision, Policy, StepContext
+from .values import Unmatched, rebind
 
 AskUser = Callable[[str], Awaitable[None]]
 
@@ -83,3 +85,37 @@ class ReplayPolicy:
         return ("You are repeating a recorded task. The recorded steps:\n" + "\n".join(lines)
                 + f"\nThe page has changed at {where}. Take the one action that does that step "
                   "on this page.")
+
+
+class DemonstrationReplay:
+    """Replays, for each task, the first of `demonstrations` whose template the task fits,
+    with the task's values (values.py); no model, no fallback. A task no demonstration fits
+    gives up saying so."""
+
+    name, adapter = "replay-with-values", None
+
+    def __init__(self, demonstrations: list[tuple[Episode, list[Step]]]):
+        self.demonstrations = demonstrations
+        self.replay: ReplayPolicy | None = None
+
+    async def decide(self, context: StepContext) -> Decision:
+        if not context.history:                 # a new episode: find its demonstration
+            self.replay = self._for(context.task)
+        if self.replay is None:
+            return Decision(Action("give_up", {"reason": "no demonstration fits this task"}),
+                            mode="replayed")
+        return await self.replay.decide(context)
+
+    def _for(self, task: str) -> ReplayPolicy | None:
+        for demo, steps in self.demonstrations:
+            try:
+                return ReplayPolicy(rebind(steps, demo.task, task), fallback=None,
+                                    ask_user=unattended)
+            except Unmatched:
+                continue
+        return None
+
+
+async def unattended(notice: str) -> None:
+    """An `AskUser` for replays nobody watches: what would wait for the user fails instead."""
+    raise BrowserError(f"nobody is there to answer: {notice}")

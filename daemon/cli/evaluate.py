@@ -12,7 +12,9 @@ from typing import Any
 import click
 
 from daemon.agent.policy import Policy
+from daemon.agent.replay import DemonstrationReplay
 from daemon.core.settings import data_dir
+from daemon.core.store import Store
 from daemon.service.app import make_policy
 from daemon.tasks import miniwob, splits
 from daemon.tasks import report as eval_report
@@ -97,9 +99,11 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
 @click.option("--templates", default=None,
               help="Comma-separated templates, or sites for all of theirs [default: every "
                    f"template: {', '.join(TEMPLATES)}].")
-@click.option("--policy", "policy_name", type=click.Choice(["llm", "teacher"]), default="llm",
-              show_default=True,
-              help="The local model, or the scripted teacher (each template's own script).")
+@click.option("--policy", "policy_name", type=click.Choice(["llm", "teacher", "replay"]),
+              default="llm", show_default=True,
+              help="The local model; the scripted teacher (each template's own script); or "
+                   "replay with values (your newest good demonstration whose task each task "
+                   "fits, no model).")
 @run_options(max_steps=15)
 def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
                max_steps: int, parallel: int, policy_name: str, source: str, out: Path | None,
@@ -119,11 +123,21 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
         raise click.BadParameter(str(exc), param_hint="--templates") from None
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
-    policy = SiteTeacher(TEMPLATES[t].task(s) for t in names for s in seeds) \
-        if policy_name == "teacher" else make_policy(dataclasses.replace(settings, policy="llm"))
+    if policy_name == "teacher":
+        policy = SiteTeacher(TEMPLATES[t].task(s) for t in names for s in seeds)
+    elif policy_name == "replay":
+        policy = DemonstrationReplay(run_coro(_demonstrations(settings.db_path)))
+    else:
+        policy = make_policy(dataclasses.replace(settings, policy="llm"))
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source, benchmark=Sites())
     _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
+
+
+async def _demonstrations(db: Path) -> list:
+    """The store's good demonstrations with their steps, newest first."""
+    async with await Store.open(db) as store:
+        return [(demo, await store.steps(demo.id)) for demo in await store.demonstrations()]
 
 
 def _run(plan: EvalPlan, policy: Policy, label: str, split: str, db: Path, out: Path | None,

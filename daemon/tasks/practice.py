@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from daemon.agent.episode import ActOutcome, BrowserError, Limits, run_episode
+from daemon.agent.episode import ActOutcome, Limits, run_episode
 from daemon.agent.policy import Policy
-from daemon.agent.replay import ReplayPolicy
+from daemon.agent.replay import ReplayPolicy, unattended
 from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, PracticeRule, Reward, Store
@@ -220,7 +220,7 @@ async def replay_demonstrations(demos: list[PracticeTask], attempts: int, *, db:
         recorded = {d.episode_id: await store.steps(d.episode_id) for d in demos}
 
     def replaying(task: PracticeTask) -> Policy:
-        return ReplayPolicy(recorded[task.episode_id], fallback=None, ask_user=_unattended)
+        return ReplayPolicy(recorded[task.episode_id], fallback=None, ask_user=unattended)
     limits = Limits(max_steps=2 * max((len(s) for s in recorded.values()), default=1) + 5)
     finished = await practise(demos, attempts, policy=replaying, db=db, rules=rules,
                               limits=limits, on_episode=on_episode)
@@ -231,7 +231,3 @@ async def replay_demonstrations(demos: list[PracticeTask], attempts: int, *, db:
             await store.add_reward(Reward(episode.id, "replay", float(clean),
                                           {"of": episode.replay_of}))
     return finished
-
-
-async def _unattended(notice: str) -> None:
-    raise BrowserError(f"nobody is there to answer: {notice}")
