@@ -247,18 +247,27 @@ class _Cycle:
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
         self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
         tick = _counter(self.progress, "practice",
-                        (len(plan.tasks) + len(plan.sites)) * len(seeds) * k + len(self.mine) * k)
+                        (len(plan.tasks) + len(plan.sites)) * len(seeds) * k + len(self.mine) * k
+                        + len(self.demos) * self.config.demo_replays)
 
         def count(done: object) -> None:
             self.result.practice_episodes += 1
             tick(done)
+        # Replays first: they need no model and take seconds, whatever practice leaves.
+        if self.demos and self.config.demo_replays:
+            self.say(f"practice: {len(self.demos)} of your demonstrations replayed "
+                     f"x {self.config.demo_replays} on fresh loads (no model)")
+            await _bounded(replay_demonstrations(self.demos, self.config.demo_replays,
+                                                 db=self.db, rules=self.rules,
+                                                 on_episode=count),
+                           self.left("practice"), self.say, "replays of your demonstrations")
         attempts = [s for s in seeds for _ in range(k)]
         await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
                                          source="practice", by_seed=True),
                                 policy=self.policy, db=self.db, on_result=count),
                        self.left("practice") * (self.config.miniwob_practice_share if self.mine
                                                 else 1) * (0.5 if plan.sites else 1),
-                       self.say, "practice")
+                       self.say, "practice")      # with sites to practise, MiniWoB++ gets half
         if plan.sites:
             self.say(f"practice: {len(plan.sites)} site templates x {len(seeds)} seeds x {k}")
             await _bounded(evaluate(EvalPlan(list(plan.sites), attempts, 2 * plan.max_steps,
@@ -275,13 +284,6 @@ class _Cycle:
                                     rules=self.rules, limits=Limits.of(self.settings),
                                     on_episode=count),
                            self.left("practice"), self.say, "practice on your tasks")
-        if self.demos and self.config.demo_replays:
-            self.say(f"practice: {len(self.demos)} of your demonstrations replayed "
-                     f"x {self.config.demo_replays} on fresh loads (no model)")
-            await _bounded(replay_demonstrations(self.demos, self.config.demo_replays,
-                                                 db=self.db, rules=self.rules,
-                                                 on_episode=count),
-                           self.left("practice"), self.say, "replays of your demonstrations")
         async with await Store.open(self.db, recover=False) as store:
             pending = [i for i in await store.unjudged() if i > self.state.first_id]
             self.result.judged = await self._judge(store, pending)
