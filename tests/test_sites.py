@@ -160,3 +160,26 @@ def test_the_daemon_serves_the_sites_for_a_new_user_to_try(home):
         daemon.stop()
     with pytest.raises(urllib.error.URLError):            # gone with the daemon
         urllib.request.urlopen(front, timeout=2)
+
+
+@pytest.mark.browser
+def test_a_person_can_act_out_every_templates_script(playwright):
+    """What the bench's demonstrations are made of: Playwright doing each template's script the
+    way a user would (no extension involved) leaves the site in the state the task asks for."""
+    from daemon.bridge.launch import find_chromium
+    from daemon.tasks.sites.user import act_out
+    browser = playwright.chromium.launch(executable_path=find_chromium(), headless=True)
+    try:
+        with serve_sites() as url:
+            for name, template in TEMPLATES.items():
+                task = template.task(1)
+                page = browser.new_page()
+                page.goto(task.url(url))
+                act_out(page, task)
+                saved = json.loads(page.evaluate(
+                    f"sessionStorage.getItem('nightloop.site.{task.site}')"))
+                assert task.check(saved["state"]) == (
+                    True, "the site is in the state the task asked for"), name
+                page.close()
+    finally:
+        browser.close()
