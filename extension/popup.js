@@ -31,8 +31,8 @@ function describeAction(action) {
 }
 
 let site = null;                  // host[:port] of the page the agent would work in
-let approvalUntil = null;
-let shownEpisode = null;          // the episode whose task "Run again for" was filled with         // when an unanswered approval is denied (ms since the epoch)
+let approvalUntil = null;         // when an unanswered approval is denied (ms since the epoch)
+let shownEpisode = null;          // the episode whose task "Run again for" was filled with
 
 /** The time an open approval has left, once a second until it is answered or denied. */
 function showTimeLeft() {
