@@ -149,7 +149,7 @@ class Daemon(Endpoint):
                 demo, steps = found
                 return await self._replay(client, demo, steps, task.task, fallback=self.policy,
                                           url=task.url, tab_id=task.tab_id,
-                                          request_id=task.request_id)
+                                          request_id=task.request_id, approve=task.approve)
         running = await self._begin(client, Episode(
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
             adapter=self.policy.adapter), task.request_id)
@@ -181,7 +181,8 @@ class Daemon(Endpoint):
                                      f"{exc}") from None
             log.info("replay of episode %d: %s; the model does the new task", source.id, exc)
             return await self._start_episode(client, p.Task(
-                task, source="cli", url=replay.url or source.start_url, tab_id=replay.tab_id,
+                task, source="toolbar" if client.kind == "extension" else "cli",
+                url=replay.url or source.start_url, tab_id=replay.tab_id,
                 request_id=replay.request_id))
         await self._replay(client, source, recorded, task,
                            fallback=self.policy if replay.fallback == "model" else None,
@@ -189,8 +190,9 @@ class Daemon(Endpoint):
 
     async def _replay(self, client: Client, source: Episode, recorded: list[Step], task: str, *,
                       fallback: Policy | None, url: str | None, tab_id: int | None,
-                      request_id: str | None) -> None:
-        """Run `recorded` (episode `source`'s steps, rebound to `task`) as a new episode."""
+                      request_id: str | None, approve: bool = False) -> None:
+        """Run `recorded` (episode `source`'s steps, rebound to `task`) as a new episode
+        (`approve`: its sensitive actions are approved, as `nightloop run --yes` asks)."""
         running: Running | None = None
 
         async def ask_user(notice: str) -> None:
@@ -207,7 +209,8 @@ class Daemon(Endpoint):
             task=task, source="replay", start_url=url or source.start_url,
             policy=policy.name, adapter=policy.adapter, replay_of=source.id), request_id)
         limits = dataclasses.replace(self.limits, max_steps=2 * len(policy.plan) + 5)
-        running.task = asyncio.create_task(self._run(running, tab_id, policy, limits))
+        running.task = asyncio.create_task(self._run(running, tab_id, policy, limits,
+                                                     approve_all=approve))
 
     async def _run(self, running: Running, tab_id: int | None, policy: Policy,
                    limits: Limits, approve_all: bool = False) -> None:
