@@ -91,3 +91,33 @@ def test_a_good_demonstration_gives_as_many_variants_as_demo_passes_allow(tmp_pa
         assert all(value in s.prompt for value in re.findall(r'"text": "([^"]+)"', s.completion))
     assert len({s.prompt for s in good}) == 3                           # three tasks
     assert {s.variant for s in run_async(go(TrainConfig(demo_passes=2, sft_epochs=2)))} == {0}
+
+
+def test_self_imitation_copies_a_success_with_other_ids_and_chooses_by_its_own_length(tmp_path):
+    """`rft_id_variants`: a success the policy decided comes with copies whose pages number
+    their elements otherwise (prompts rendered anew), against habits like always clicking [1];
+    the shortest attempt is still chosen by the steps it really took."""
+    from trainer.data import rft_samples
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            for n_steps in (2, 1):
+                e = await store.start_episode(Episode("Pick the seat", "practice"))
+                for i in range(n_steps):
+                    action = {"action": "click", "id": 6}
+                    await store.add_step(Step(e.id, i, action, True, prompt="P",
+                                              raw_output=json.dumps(action), observation=PAGE))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", 1.0))
+            return await load_samples(store, TrainConfig(reward="ground_truth"),
+                                      render_prompt=lambda c: c.observation.render(),
+                                      successes_only=True, id_variants=2)
+    samples = run_async(go())
+    copies = [s for s in samples if s.variant > 0]
+    assert [(s.episode_id, s.variant) for s in copies] == [(1, 1), (1, 1), (1, 2), (1, 2),
+                                                           (2, 1), (2, 2)]
+    for s in copies:
+        chosen = json.loads(s.completion)["id"]
+        assert chosen != 6 and f'[{chosen}] button "Choose 18:30"' in s.prompt
+    kept = rft_samples(samples, cap=10)
+    assert {s.episode_id for s in kept} == {2} and sorted(s.variant for s in kept) == [0, 1, 2]

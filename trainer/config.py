@@ -40,6 +40,10 @@ class TrainConfig:
     rft_decay: float = setting(0.7, "self-imitation: a success n nights old stays in the buffer "
                                "with probability rft_decay^n (1: never fades), so the policy "
                                "leans on what it still solves", low=0, high=1)
+    rft_id_variants: int = setting(0, "self-imitation: copies of each chosen success with the "
+                                   "pages' element ids renumbered, a guard against position "
+                                   "habits such as always clicking [1] (0: none)", low=0,
+                                   high=10)
     # -- LoRA (peft) on attention and MLP projections ---------------------------------------
     lora_r: int = setting(16, "LoRA rank", low=1, high=512)
     lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",

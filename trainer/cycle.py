@@ -327,8 +327,8 @@ class _Cycle:
                                 if a.data_window] + [self.state.first_id])
             verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render, skip=skip, successes_only=True), config.rft_groups, age,
-                config.rft_decay)
+                render, skip=skip, successes_only=True, id_variants=config.rft_id_variants),
+                config.rft_groups, age, config.rft_decay)
             hindsight = await relabelled_samples(store, render, self.state.first_id, skip) \
                 if config.relabel_share else []
             window = sorted(e.id for e in await store.episodes()

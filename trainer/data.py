@@ -32,7 +32,7 @@ from daemon.core.store import Episode, Reward, Step, Store
 from judge.judge import template
 from judge.reward import reward_that_counts
 
-from .augment import variants
+from .augment import renumbered, variants
 from .config import TrainConfig
 from .relabel import as_instructions, relabel
 
@@ -110,13 +110,15 @@ def _past(step: Step) -> PastStep:
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
                        render_prompt: RenderPrompt | None = None, after: int = 0,
                        skip: Callable[[Episode], bool] = lambda episode: False,
-                       successes_only: bool = False) -> list[Sample]:
+                       successes_only: bool = False, id_variants: int = 0) -> list[Sample]:
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
     `after`; not those `skip` names, e.g. held-out tasks; with `successes_only`, only those
     whose reward is above 0, the others' steps never read), oldest first; with
     `render_prompt`, model-free episodes give teacher samples too, each good demonstration
     its variants (augment.py; as many as `config.demo_passes` allows), and an episode the user
-    gave a thumbs-up that stopped without `done` ends with one (`ending_sample`)."""
+    gave a thumbs-up that stopped without `done` ends with one (`ending_sample`); with
+    `id_variants`, each successful episode the policy decided also gives that many copies
+    with its pages' element ids renumbered (prompts rendered anew)."""
     out: list[Sample] = []
     for episode in reversed(await store.episodes()):
         if episode.id <= after or episode.status == "running" or \
@@ -132,6 +134,11 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             ending = ending_sample(episode, steps, counted.value, group, render_prompt) \
                 if render_prompt and counted.kind == "user" and counted.value > 0 else None
             mine += [ending] if ending else []
+            if render_prompt and counted.value > 0:
+                rng = random.Random(f"ids:{episode.id}")
+                for n in range(1, id_variants + 1):
+                    mine += [replace(s, variant=n) for s in teacher_samples(
+                        episode, renumbered(steps, rng), counted.value, group, render_prompt)]
         elif render_prompt:
             mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
             if episode.source == "demonstration" and counted.value > 0:
@@ -215,7 +222,8 @@ def nights_since(cycle_starts: list[int]) -> Callable[[int], int]:
 def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lambda e: 0,
                 decay: float = 1.0) -> list[Sample]:
     """Self-imitation data: per group, the shortest successful attempt (reward > 0; fewest
-    steps, then the newest), of the `cap` newest groups with a success. A success `age(episode
+    steps, then the newest; with its id-renumbered copies), of the `cap` newest groups with a
+    success. A success `age(episode
     id)` nights old is in the buffer with probability `decay` ** age, drawn from its episode
     id (a resumed cycle reads the same buffer): old successes fade unless solved again."""
     steps: dict[int, list[Sample]] = {}
@@ -224,12 +232,12 @@ def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lam
             steps.setdefault(s.episode_id, []).append(s)
     best: dict[str, list[Sample]] = {}
     for episode_id in sorted(steps, reverse=True):          # newest first
-        mine = steps[episode_id]
-        kept = best.get(mine[0].group)
-        if kept is None or len(mine) < len(kept):
+        mine = [s for s in steps[episode_id] if s.variant == 0]     # its length as it ran
+        kept = best.get(mine[0].group) if mine else None
+        if mine and (kept is None or len(mine) < len(kept)):
             best[mine[0].group] = mine
     newest = sorted(best.values(), key=lambda chosen: -chosen[0].episode_id)[:cap]
-    return [s for chosen in newest for s in chosen]
+    return [s for chosen in newest for s in steps[chosen[0].episode_id]]   # with its variants
 
 
 def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
