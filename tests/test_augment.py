@@ -121,3 +121,12 @@ def test_self_imitation_copies_a_success_with_other_ids_and_chooses_by_its_own_l
         assert chosen != 6 and f'[{chosen}] button "Choose 18:30"' in s.prompt
     kept = rft_samples(samples, cap=10)
     assert {s.episode_id for s in kept} == {2} and sorted(s.variant for s in kept) == [0, 1, 2]
+
+
+def test_a_demonstration_is_trained_on_for_demo_nights_then_left_to_the_adapter():
+    from trainer.data import demonstrations_learnt, nights_since
+    age = nights_since([10, 20, 30])            # three cycles ran, after episodes 10, 20, 30
+    learnt = demonstrations_learnt(age, 2)
+    assert [learnt(Episode("t", "demonstration", id=i)) for i in (5, 15, 25, 35)] == [
+        True, True, False, False]               # 3, 2 nights old: done; 1, 0: still trained
+    assert not learnt(Episode("t", "toolbar", id=5))

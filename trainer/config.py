@@ -59,6 +59,9 @@ class TrainConfig:
     demo_passes: int = setting(6, "the most passes a night makes over one demonstration, its "
                                "variants included: each gives demo_passes / sft_epochs - 1 "
                                "variants with other values and element ids", low=1, high=1000)
+    demo_nights: int = setting(3, "nights a demonstration is trained on (its passes do not pile "
+                               "up on the adapter beyond them; its replays go on giving new "
+                               "examples)", low=1, high=1000)
     grpo_lr: float = setting(1e-4, "AdamW learning rate of GRPO (3e-4 collapsed the 135M "
                              "policy)", low=1e-7, high=1e-2)
     grpo_epochs: int = setting(1, "passes over the GRPO samples", low=0, high=100)

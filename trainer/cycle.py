@@ -67,6 +67,7 @@ from daemon.tasks.sites import Sites
 from .config import CyclePlan, TrainConfig
 from .data import (
     capped,
+    demonstrations_learnt,
     grpo_samples,
     load_samples,
     nights_since,
@@ -318,13 +319,15 @@ class _Cycle:
         async with await Store.open(self.db, recover=False) as store:
             practice = await load_samples(store, config, ("practice",), render, skip=skip,
                                           after=self.state.first_id)
-            users = await load_samples(store, config, USER_SOURCES, render, skip=skip)
+            age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
+                                if a.data_window] + [self.state.first_id])
+            learnt = demonstrations_learnt(age, config.demo_nights)
+            users = await load_samples(store, config, USER_SOURCES, render,
+                                       skip=lambda e: skip(e) or learnt(e))
             # Self-imitation: verified successes of this and earlier nights' practice, the
             # policy's own and the teacher's alike, the shortest per task and seed.
             # Only successes are read: every night's failures would otherwise be rendered
             # into prompts again, for nothing.
-            age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
-                                if a.data_window] + [self.state.first_id])
             verified = rft_samples(await load_samples(
                 store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
                 render, skip=skip, successes_only=True, id_variants=config.rft_id_variants),

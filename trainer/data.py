@@ -219,6 +219,12 @@ def nights_since(cycle_starts: list[int]) -> Callable[[int], int]:
     return lambda episode_id: sum(start >= episode_id for start in cycle_starts)
 
 
+def demonstrations_learnt(age: Callable[[int], int], nights: int) -> Callable[[Episode], bool]:
+    """Which episodes are demonstrations trained on for `nights` nights already (`age`: see
+    `nights_since`): their passes stop piling up on the adapter."""
+    return lambda episode: episode.source == "demonstration" and age(episode.id) >= nights
+
+
 def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lambda e: 0,
                 decay: float = 1.0) -> list[Sample]:
     """Self-imitation data: per group, the shortest successful attempt (reward > 0; fewest
