@@ -114,8 +114,6 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
     from daemon.agent.llama_policy import LlamaPolicy
     settings = use_home(out / "home")
     t0 = time.monotonic()
-    if stage == "demos":
-        return {**record_demos(out), "seconds": round(time.monotonic() - t0)}
     if stage == "cycle":
         from daemon.core.store import Store
         from trainer.config import CyclePlan, TrainConfig
@@ -144,7 +142,10 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
 
 
 def child(stage: str, out: Path, budget: float) -> None:
-    save_stage(out, stage, {**asyncio.run(run_stage(stage, out, budget)), "budget": budget})
+    t0 = time.monotonic()                   # the recording drives Playwright's sync API: no loop
+    result = {**record_demos(out), "seconds": round(time.monotonic() - t0)} \
+        if stage == "demos" else asyncio.run(run_stage(stage, out, budget))
+    save_stage(out, stage, {**result, "budget": budget})
 
 
 def report(out: Path) -> None:
