@@ -69,7 +69,7 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
     assert demo["source"] == "demonstration" and demo["status"] == "done"
     assert [(r["kind"], r["value"]) for r in demo["rewards"]] == [("user", 1.0)]
     steps = demo["steps"]
-    assert [(s["action"]["action"], (s["target"] or {}).get("name"), s["action"].get("text"),
+    assert [(s["action"]["action"], (s.get("target") or {}).get("name"), s["action"].get("text"),
              s["action"].get("option")) for s in steps] == [
         ("fill", "City", "Paris", None), ("select_option", "Nights", None, "2"),
         ("click", "Next", None, None), ("click", "Insurance", None, None),
@@ -109,7 +109,7 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
     stopped = replay(daemon_proc, "1", "--fallback", "none", "--url",
                      f"{pages_url}/trip.html?variant=renamed")
     assert stopped["status"] == "gave_up"
-    assert stopped["final_answer"].startswith('step 5 of 5 (click button "Book"): no button '
+    assert stopped["final_answer"].startswith('step 5 of 6 (click button "Book"): no button '
                                               '"Book" on ')
     assert [s["mode"] for s in show(daemon_proc, stopped["id"])["steps"]] == ["replayed"] * 5
 
@@ -125,7 +125,7 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
                                 ("replayed", "click")]
     changed = extra["steps"][3]
     assert changed["mode"] == "fallback" and "trip-check.html" in changed["url"]
-    assert changed["prompt"] and "The page has changed at step 4 of 5" in changed["prompt"]
+    assert changed["prompt"] and "The page has changed at step 4 of 6" in changed["prompt"]
     assert changed["completion_tokens"] > 0                  # the model decided this step
 
 
@@ -184,7 +184,7 @@ def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, dae
                                                                      pages_url):
     demo = record(browser, daemon_proc, f"{pages_url}/form.html", "Put the cursor in Name",
                   lambda page: page.click("#name"))
-    assert [(s["action"]["action"], (s["target"] or {}).get("name")) for s in demo["steps"]] == [
+    assert [(s["action"]["action"], (s.get("target") or {}).get("name")) for s in demo["steps"]] == [
         ("click", "Name"), ("done", None)]
 
 
