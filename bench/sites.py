@@ -10,8 +10,9 @@ measurement cut short goes on from its last episode):
 - ``replay``: each template's first demonstration replayed with the test task's values
   (agent/values.py), no model, no fallback;
 - ``cycle``: one learning cycle (`trainer.cycle.run_cycle`) in that store: SFT on the
-  demonstrations and their variants (trainer/augment.py), the product's defaults otherwise,
-  promoted whatever its MiniWoB++ gate says (the gate measures MiniWoB, not these sites);
+  demonstrations and their variants (trainer/augment.py), no GRPO, three quarters of the
+  budget for training, promoted whatever its short MiniWoB++ gate says (it measures MiniWoB,
+  not these sites);
 - ``after``: the model with that adapter alone on the same test episodes as ``base``.
 
 Usage: python bench/sites.py [--out DIR] [--stages ...] [--budget 1800] [--report]. Prints a
@@ -118,7 +119,10 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
         from daemon.core.store import Store
         from trainer.config import CyclePlan, TrainConfig
         from trainer.cycle import run_cycle
-        config = TrainConfig(gate_promote="always")
+        # The night is about the demonstrations: no GRPO, most of the budget for SFT, a short
+        # MiniWoB++ practice and gate (they measure MiniWoB, not these sites).
+        config = TrainConfig(gate_promote="always", grpo_epochs=0, practice_share=0.1,
+                             judge_share=0.05, train_share=0.75, gate_share=0.1)
         plan = CyclePlan(tasks=("click-button",), practice_seeds=1, teacher_seeds=0,
                          gate_seeds=1)
         result = await run_cycle(settings, config, plan, budget=budget,
