@@ -7,8 +7,8 @@ measurement cut short goes on from its last episode):
   seeds through the real popup and recorder, into one store (OUT/home);
 - ``base``: the shipped SmolLM2 alone, no adapter, greedy, on every template x TEST_SEEDS test
   seeds (new values, fresh loads);
-- ``replay``: each template's first demonstration replayed with the test task's values
-  (agent/values.py), no model, no fallback;
+- ``replay``: the newest demonstration each test task fits, replayed with its values
+  (agent/values.py, as `nightloop run --replay auto` does), no model, no fallback;
 - ``cycle``: one learning cycle (`trainer.cycle.run_cycle`) in that store: SFT on the
   demonstrations and their variants (trainer/augment.py), no GRPO, three quarters of the
   budget for training, promoted whatever its short MiniWoB++ gate says (it measures MiniWoB,
@@ -89,17 +89,11 @@ def record_demos(out: Path) -> dict:
     return {"recorded": recorded}
 
 
-async def demonstrations(db: Path) -> dict[str, list]:
-    """template → its demonstrations' (episode, steps), in the order they were recorded."""
+async def demonstrations(db: Path) -> list:
+    """Every good demonstration with its steps, newest first (as `run --replay auto` looks)."""
     from daemon.core.store import Store
-    from daemon.tasks.sites.templates import TEMPLATES
-    by_task = {TEMPLATES[t].task(s).task: t for t in TEMPLATES for s in range(50)}
-    out: dict[str, list] = {}
     async with await Store.open(db, recover=False) as store:
-        for demo in reversed(await store.demonstrations()):
-            if demo.task in by_task:
-                out.setdefault(by_task[demo.task], []).append((demo, await store.steps(demo.id)))
-    return out
+        return [(demo, await store.steps(demo.id)) for demo in await store.demonstrations()]
 
 
 async def measure_sites(policy, db: Path, partial: Path) -> list[dict]:
@@ -135,8 +129,7 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
                 "seconds": round(time.monotonic() - t0)}
     if stage == "replay":
         from daemon.agent.replay import DemonstrationReplay
-        demos = await demonstrations(settings.db_path)
-        policy = DemonstrationReplay([demo[0] for demo in demos.values()])  # the first of each
+        policy = DemonstrationReplay(await demonstrations(settings.db_path))
     else:
         adapter = json.loads((out / "cycle.json").read_text())["adapter"] \
             if stage == "after" else ""
