@@ -107,13 +107,20 @@ class DemonstrationReplay:
         return await self.replay.decide(context)
 
     def _for(self, task: str) -> ReplayPolicy | None:
-        for demo, steps in self.demonstrations:
-            try:
-                return ReplayPolicy(rebind(steps, demo.task, task), fallback=None,
-                                    ask_user=unattended)
-            except Unmatched:
-                continue
-        return None
+        found = fitting(self.demonstrations, task)
+        return ReplayPolicy(found[1], fallback=None, ask_user=unattended) if found else None
+
+
+def fitting(demonstrations: list[tuple[Episode, list[Step]]],
+            task: str) -> tuple[Episode, list[Step]] | None:
+    """The first of `demonstrations` whose template `task` fits, with its steps rebound to
+    `task`'s values; None when none fits."""
+    for demo, steps in demonstrations:
+        try:
+            return demo, rebind(steps, demo.task, task)
+        except Unmatched:
+            continue
+    return None
 
 
 async def unattended(notice: str) -> None:

@@ -22,7 +22,7 @@ from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.agent.privacy import EpisodeSecrets
-from daemon.agent.replay import ReplayPolicy
+from daemon.agent.replay import ReplayPolicy, fitting
 from daemon.agent.values import Unmatched, rebind
 from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
@@ -158,12 +158,8 @@ class Daemon(Endpoint):
 
     async def _demonstration_for(self, task: str) -> tuple[Episode, list[Step]] | None:
         """The newest good demonstration whose task `task` fits, with its steps for `task`."""
-        for demo in await self.store.demonstrations():
-            try:
-                return demo, rebind(await self.store.steps(demo.id), demo.task, task)
-            except Unmatched:
-                continue
-        return None
+        return fitting([(demo, await self.store.steps(demo.id))
+                        for demo in await self.store.demonstrations()], task)
 
     async def _start_replay(self, client: Client, replay: p.Replay) -> None:
         source = await self.store.episode(replay.episode_id)
