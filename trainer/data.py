@@ -130,26 +130,43 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             continue
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
         if any(s.prompt for s in steps):
-            mine = step_samples(episode, steps, counted.value, group)
-            ending = ending_sample(episode, steps, counted.value, group, render_prompt) \
-                if render_prompt and counted.kind == "user" and counted.value > 0 else None
-            mine += [ending] if ending else []
-            if render_prompt and counted.value > 0:
-                rng = random.Random(f"ids:{episode.id}")
-                for n in range(1, id_variants + 1):
-                    mine += [replace(s, variant=n) for s in teacher_samples(
-                        episode, renumbered(steps, rng), counted.value, group, render_prompt)]
+            mine = _decided(episode, steps, counted, group, render_prompt, id_variants)
         elif render_prompt:
-            mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
-            if episode.source == "demonstration" and counted.value > 0:
-                for n, (variant, changed) in enumerate(variants(
-                        episode, steps, config.demo_passes // max(1, config.sft_epochs) - 1), 1):
-                    mine += [replace(s, variant=n) for s in teacher_samples(
-                        variant, changed, counted.value, group, render_prompt)]
+            mine = _model_free(episode, steps, counted, group, render_prompt, config)
         else:
             continue
         out += [replace(s, verified=counted.kind != "judge") for s in mine]
     return out
+
+
+def _decided(episode: Episode, steps: list[Step], counted: Reward, group: str,
+             render_prompt: RenderPrompt | None, id_variants: int) -> list[Sample]:
+    """An episode the policy decided: its own steps, the `done` a 👍 one never said, and
+    `id_variants` copies of a success with other element ids."""
+    mine = step_samples(episode, steps, counted.value, group)
+    if render_prompt is None or counted.value <= 0:
+        return mine
+    ending = ending_sample(episode, steps, counted.value, group, render_prompt) \
+        if counted.kind == "user" else None
+    mine += [ending] if ending else []
+    rng = random.Random(f"ids:{episode.id}")
+    for n in range(1, id_variants + 1):
+        mine += [replace(s, variant=n) for s in teacher_samples(
+            episode, renumbered(steps, rng), counted.value, group, render_prompt)]
+    return mine
+
+
+def _model_free(episode: Episode, steps: list[Step], counted: Reward, group: str,
+                render_prompt: RenderPrompt, config: TrainConfig) -> list[Sample]:
+    """An episode no model decided: its steps as the policy would have seen them, and a good
+    demonstration's variants (as many as `demo_passes` allows)."""
+    mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
+    if episode.source == "demonstration" and counted.value > 0:
+        count = config.demo_passes // max(1, config.sft_epochs) - 1
+        for n, (variant, changed) in enumerate(variants(episode, steps, count), 1):
+            mine += [replace(s, variant=n) for s in teacher_samples(
+                variant, changed, counted.value, group, render_prompt)]
+    return mine
 
 
 async def relabelled_samples(store: Store, render_prompt: RenderPrompt, after: int = 0,
