@@ -184,8 +184,8 @@ def test_a_click_into_a_field_without_typing_is_recorded_as_a_click(browser, dae
                                                                      pages_url):
     demo = record(browser, daemon_proc, f"{pages_url}/form.html", "Put the cursor in Name",
                   lambda page: page.click("#name"))
-    assert [(s["action"]["action"], (s.get("target") or {}).get("name")) for s in demo["steps"]] == [
-        ("click", "Name"), ("done", None)]
+    assert [(s["action"]["action"], (s.get("target") or {}).get("name"))
+            for s in demo["steps"]] == [("click", "Name"), ("done", None)]
 
 
 @pytest.mark.browser

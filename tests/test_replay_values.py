@@ -158,3 +158,16 @@ def test_the_popup_offers_a_fitting_demonstration_and_runs_again_with_an_edited_
         again = show(daemon_proc, demo["id"] + 2)
         assert again["status"] == "done" and again["task"] == edited.task
         assert fulfilled(browser, edited, newest=True)
+
+
+def test_a_value_left_as_the_page_showed_it_changes_with_the_new_task():
+    """The person clicked into Passengers and left its 1: replaying for 3 passengers types 3."""
+    page = {"url": "http://trains.test/", "elements": [
+        {"id": 4, "tag": "input", "role": "spinbutton", "name": "Passengers", "value": "1",
+         "editable": True}]}
+    left = Step(1, 0, {"action": "click", "id": 4}, True, observation=page,
+                target={"role": "spinbutton", "tag": "input", "name": "Passengers"})
+    typed = step({"action": "fill", "id": 5, "text": "Ada"})
+    new = rebind([left, typed], "Book for 1 passengers, lead Ada", "Book for 3 passengers, lead Bo")
+    assert [s.action for s in new] == [{"action": "fill", "id": 4, "text": "3"},
+                                       {"action": "fill", "id": 5, "text": "Bo"}]

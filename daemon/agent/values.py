@@ -9,9 +9,9 @@ Ada about Lunch with Yes" replays "Reply to Bob about Rota with No" on Bob's mes
 
 A clicked element's name counts as a value whole, or by its parts (split at " — ", ":", "·", ...)
 and its tokens with a digit ("Choose 18:30" gives "18:30"), where they appear in the task; the
-task's own first word never does (a "Reply" button in "Reply to ..." is not a value). A value
-the page already held, which the person left as it was (1 passenger by default), was never
-typed, so it is not one of the episode's values: a new task must keep it.
+task's own first word never does (a "Reply" button in "Reply to ..." is not a value). A field
+the person only clicked into, leaving a value the page already showed and the task names (1
+passenger by default), counts as typing that value, so it can change too.
 """
 
 from __future__ import annotations
@@ -117,8 +117,27 @@ def template_of(task: str, values: list[str]) -> Template:
 def rebind(steps: list[Step], task: str, new_task: str) -> list[Step]:
     """`steps` (recorded for `task`) with each value replaced by its text in `new_task`
     (Unmatched when `new_task` does not fit `task`'s template)."""
+    steps = _kept_as_typed(steps, task)
     bound = template_of(task, values_of(steps, task)).bind(new_task)
     return substitute(steps, bound)
+
+
+def _kept_as_typed(steps: list[Step], task: str) -> list[Step]:
+    """A click into a field that already showed a value the task names (1 passenger, left as
+    the page had it) did what typing that value would: written as that `fill`, the value can
+    change with a new task."""
+    out = []
+    for step in steps:
+        action, field = step.action or {}, None
+        if action.get("action") == "click" and step.observation:
+            field = next((e for e in step.observation.get("elements", [])
+                          if e.get("id") == action.get("id") and e.get("editable")), None)
+        shown = (field or {}).get("value")
+        if shown and _occurs(shown).search(task):
+            step = dataclasses.replace(step, action={"action": "fill", "id": action["id"],
+                                                     "text": shown})
+        out.append(step)
+    return out
 
 
 _PAGE_TEXTS = ("name", "value", "options", "selected", "text", "title")
