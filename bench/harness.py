@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +151,34 @@ def run_stages(script: str, out: Path, stages: list[str], *args: str) -> None:
                                *args], check=False)
         if done.returncode:
             sys.exit(f"stage {stage} failed (exit {done.returncode}); run again to go on")
+
+
+def staged_main(script: str, doc: str, name: str, stages: tuple[str, ...], budget: float,
+                child: Callable[[str, Path, float], None],
+                report: Callable[[Path, float], None]) -> None:
+    """The command line of a staged bench: --out, --stages, --budget, --report (and the child's
+    hidden --stage); runs the missing stages one child process each, then the report."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / name,
+                        help="where each stage's result is kept (and resumed from)")
+    parser.add_argument("--stages", default=",".join(stages),
+                        help=f"comma-separated, run in this order (default: {','.join(stages)})")
+    parser.add_argument("--budget", type=float, default=budget, help="seconds per cycle")
+    parser.add_argument("--report", action="store_true", help="only print what is measured")
+    parser.add_argument("--stage", help=argparse.SUPPRESS)      # the child's one stage
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.stage:
+        return child(args.stage, args.out, args.budget)
+    chosen = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in stages]
+    if unknown:
+        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(stages)}")
+    header(f"nightloop {name} bench")
+    if not args.report:
+        run_stages(script, args.out, chosen, "--budget", str(args.budget))
+    report(args.out, args.budget)
 
 
 def header(title: str) -> None:

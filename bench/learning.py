@@ -26,7 +26,6 @@ prints the table and draws OUT/learning.png; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
@@ -34,7 +33,7 @@ import os
 import time
 from pathlib import Path
 
-from harness import REPO, header, measure, run_stages, save_stage
+from harness import measure, save_stage, staged_main
 
 # Held out of practice entirely: every fourth `core` task (a fixed rule, chosen before any run).
 HELD_OUT_EVERY = 4
@@ -203,28 +202,5 @@ def _plot(runs: dict, png: Path) -> None:
     fig.savefig(png, dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "learning",
-                        help="where each stage's result is kept (and resumed from)")
-    parser.add_argument("--stages", default=",".join(STAGES),
-                        help=f"comma-separated, run in this order (default: {','.join(STAGES)})")
-    parser.add_argument("--budget", type=float, default=45 * 60, help="seconds per cycle")
-    parser.add_argument("--report", action="store_true", help="only print what is measured")
-    parser.add_argument("--stage", help=argparse.SUPPRESS)      # the child's one stage
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.stage:
-        return child(args.stage, args.out, args.budget)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    header("nightloop learning bench")
-    if not args.report:
-        run_stages(__file__, args.out, stages, "--budget", str(args.budget))
-    report(args.out, args.budget)
-
-
 if __name__ == "__main__":
-    main()
+    staged_main(__file__, __doc__, "learning", STAGES, 45 * 60, child, report)

@@ -22,7 +22,6 @@ vs base with a sign test) and asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
@@ -31,7 +30,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import NIGHTLOOP, REPO, free_port, header, measure, run_stages, save_stage
+from harness import NIGHTLOOP, free_port, measure, save_stage, staged_main
 
 DEMOS = 2                       # demonstrations per template, on the first train seeds
 TEST_SEEDS = 5
@@ -145,7 +144,7 @@ def child(stage: str, out: Path, budget: float) -> None:
     save_stage(out, stage, {**result, "budget": budget})
 
 
-def report(out: Path) -> None:
+def report(out: Path, budget: float) -> None:
     from daemon.tasks.report import sign_test, won_lost
     from daemon.tasks.sites.templates import TEMPLATES
     runs = {s: {(r["task"], r["seed"]): r["success"]
@@ -155,7 +154,8 @@ def report(out: Path) -> None:
         print("nothing measured yet")
         return
     print(f"{len(TEMPLATES)} templates x {TEST_SEEDS} test seeds (new values, fresh loads), "
-          f"greedy, {MAX_STEPS} steps; {DEMOS} demonstrations per template on train seeds\n")
+          f"greedy, {MAX_STEPS} steps; {DEMOS} demonstrations per template on train seeds; "
+          f"{budget / 60:g} min for the cycle\n")
     print("| template | " + " | ".join(runs) + " | after: won / lost vs base |")
     print("|---|" + "---|" * len(runs) + "---|")
     for name in [*TEMPLATES, "all"]:
@@ -172,26 +172,5 @@ def report(out: Path) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "sites")
-    parser.add_argument("--stages", default=",".join(STAGES))
-    parser.add_argument("--budget", type=float, default=30 * 60, help="seconds for the cycle")
-    parser.add_argument("--report", action="store_true", help="only print what is measured")
-    parser.add_argument("--stage", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    if args.stage:
-        return child(args.stage, args.out, args.budget)
-    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        parser.error(f"--stages: unknown {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    header("nightloop sites bench")
-    if not args.report:
-        run_stages(__file__, args.out, stages, "--budget", str(args.budget))
-    report(args.out)
-
-
 if __name__ == "__main__":
-    main()
+    staged_main(__file__, __doc__, "sites", STAGES, 30 * 60, child, report)
