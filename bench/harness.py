@@ -96,6 +96,30 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def use_home(home: Path):
+    """Point the XDG folders (config, store, adapters) into `home`; the settings there."""
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+    from daemon.core.settings import load_settings
+    return load_settings({"db": str(home / "store.db")}).settings
+
+
+async def one_cycle(settings, config, plan, budget: float, label: str) -> dict:
+    """Run one learning cycle (it resumes itself if cut short); its result and the path of
+    the adapter it wrote. SystemExit when the cycle failed."""
+    import dataclasses
+
+    from daemon.core.store import Store
+    from trainer.cycle import run_cycle
+    result = await run_cycle(settings, config, plan, budget=budget,
+                             say=lambda line: print(f"  [{label}] {line}", flush=True))
+    if result.error:
+        raise SystemExit(f"{label}: the cycle failed: {result.error}")
+    async with await Store.open(settings.db_path, recover=False) as store:
+        adapter = await store.adapter(result.adapter_id)
+    return {"cycle": dataclasses.asdict(result), "adapter": adapter.path}
+
+
 async def measure(tasks: list[str], seeds: list[int], policy, db: Path, partial: Path,
                   **plan: object) -> list[dict]:
     """Every task x seed with `policy` (an `EvalPlan` with `plan`'s fields), seed by seed;

@@ -29,11 +29,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
-from harness import measure, save_stage, staged_main
+from harness import measure, one_cycle, save_stage, staged_main, use_home
 
 # Held out of practice entirely: every fourth `core` task (a fixed rule, chosen before any run).
 HELD_OUT_EVERY = 4
@@ -87,14 +86,6 @@ class FirstClickable:
         return Decision(Action("done"))
 
 
-def use_home(home: Path):
-    """Point the XDG folders (config, store, adapters) into `home`; the settings there."""
-    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
-    os.environ["XDG_DATA_HOME"] = str(home / "data")
-    from daemon.core.settings import load_settings
-    return load_settings({"db": str(home / "store.db")}).settings
-
-
 async def measure_core(policy, db: Path, partial: Path) -> list[dict]:
     """Every core task x EVAL_SEEDS test seeds with `policy`, resumable (harness.measure)."""
     from daemon.tasks import miniwob, splits
@@ -105,8 +96,6 @@ async def measure_core(policy, db: Path, partial: Path) -> list[dict]:
 async def run_stage(stage: str, out: Path, budget: float) -> dict:
     """Run `stage` and return what it measured (saved by the caller)."""
     from daemon.agent.llama_policy import LlamaPolicy
-    from daemon.core.store import Store
-    from trainer.cycle import run_cycle
     t0 = time.monotonic()
     if stage in ("base", "blind"):
         settings = use_home(out / "eval-home")
@@ -119,14 +108,8 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
     cycle_file = out / f"{stage}.cycle.json"
     if not cycle_file.exists():        # the cycle first (it resumes itself), then the measure
         config, plan = recipe(stage)
-        result = await run_cycle(settings, config, plan, budget=budget,
-                                 say=lambda line: print(f"  [{stage}] {line}", flush=True))
-        if result.error:
-            raise SystemExit(f"{stage}: the cycle failed: {result.error}")
-        async with await Store.open(settings.db_path, recover=False) as store:
-            adapter = await store.adapter(result.adapter_id)
-        cycle_file.write_text(json.dumps({"cycle": dataclasses.asdict(result),
-                                          "adapter": adapter.path}, indent=1))
+        cycle_file.write_text(json.dumps(await one_cycle(settings, config, plan, budget, stage),
+                                         indent=1))
     cycle = json.loads(cycle_file.read_text())
     policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0,
                                              adapter=cycle["adapter"]))

@@ -25,24 +25,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import subprocess
 import time
 from pathlib import Path
 
-from harness import NIGHTLOOP, free_port, measure, save_stage, staged_main
+from harness import NIGHTLOOP, free_port, measure, one_cycle, save_stage, staged_main, use_home
 
 DEMOS = 2                       # demonstrations per template, on the first train seeds
 TEST_SEEDS = 5
 MAX_STEPS = 15
 STAGES = ("demos", "base", "replay", "cycle", "after")
-
-
-def use_home(home: Path):
-    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
-    os.environ["XDG_DATA_HOME"] = str(home / "data")
-    from daemon.core.settings import load_settings
-    return load_settings({"db": str(home / "store.db")}).settings
 
 
 def record_demos(out: Path) -> dict:
@@ -109,22 +101,14 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
     settings = use_home(out / "home")
     t0 = time.monotonic()
     if stage == "cycle":
-        from daemon.core.store import Store
         from trainer.config import CyclePlan, TrainConfig
-        from trainer.cycle import run_cycle
         # The night is about the demonstrations: no GRPO, most of the budget for SFT, a short
         # MiniWoB++ practice and gate (they measure MiniWoB, not these sites).
         config = TrainConfig(gate_promote="always", grpo_epochs=0, practice_share=0.1,
                              judge_share=0.05, train_share=0.75, gate_share=0.1)
         plan = CyclePlan(tasks=("click-button",), practice_seeds=1, teacher_seeds=0,
                          gate_seeds=1)
-        result = await run_cycle(settings, config, plan, budget=budget,
-                                 say=lambda line: print(f"  [cycle] {line}", flush=True))
-        if result.error:
-            raise SystemExit(f"the cycle failed: {result.error}")
-        async with await Store.open(settings.db_path, recover=False) as store:
-            adapter = await store.adapter(result.adapter_id)
-        return {"cycle": dataclasses.asdict(result), "adapter": adapter.path,
+        return {**await one_cycle(settings, config, plan, budget, "cycle"),
                 "seconds": round(time.monotonic() - t0)}
     if stage == "replay":
         from daemon.agent.replay import DemonstrationReplay
