@@ -1,6 +1,6 @@
 // nightloop content script: what the agent sees of a page, and the page actions it performs.
-// Its messages with the service worker (observe, act, record, recording?, recorded) are written
-// down once, in protocol.js ("service worker ↔ content script"); a failed action answers
+// Its messages with the service worker (observe, act, layout, record, recording?, recorded) are
+// written down once, in protocol.js ("service worker ↔ content script"); a failed action answers
 // {ok: false, error} with a precise reason. The observation format: daemon/core/observation.py.
 
 (() => {
@@ -15,6 +15,9 @@
   const MASK = "•••";         // what a filled secret field shows instead of its value
   // Payment-card and one-time-code fields (observation.py SECRET_AUTOCOMPLETE, the same rule).
   const SECRET_AUTOCOMPLETE = /^(cc-(number|csc|exp|exp-month|exp-year)|one-time-code)$/;
+  // Fields secret by the words of their name (observation.py SECRET_NAME): painted over in
+  // screenshots.
+  const SECRET_NAME = /\b(password|passcode|card ?number|credit card|cvv|cvc|csc|pin|otp|one[- ]time (code|password)|iban|security code)\b/i;
 
   const INTERACTIVE = [
     "a[href]", "button", "input:not([type=hidden])", "select", "textarea", "summary",
@@ -205,6 +208,50 @@
       omitted_elements: found.length - kept.length,
       omitted_text: Math.max(0, text.length - MAX_TEXT),
     };
+  }
+
+  // -- layout: where things are drawn, for a screenshot ------------------------------------------
+
+  /** `el`'s box [x, y, width, height] in the top viewport's CSS pixels. */
+  function viewportBox(el) {
+    const r = el.getBoundingClientRect();
+    let x = r.left;
+    let y = r.top;
+    for (let view = el.ownerDocument.defaultView; view && view.frameElement; view = view.parent) {
+      const frame = view.frameElement.getBoundingClientRect();
+      x += frame.left;
+      y += frame.top;
+    }
+    return [x, y, r.width, r.height].map((v) => Math.round(v * 10) / 10);
+  }
+
+  function inViewport([x, y, w, h]) {
+    return w > 0 && h > 0 && x < innerWidth && y < innerHeight && x + w > 0 && y + h > 0;
+  }
+
+  function isFilledSecret(el) {
+    if (!isTextField(el) || !el.value) return false;
+    const autocomplete = (el.getAttribute("autocomplete") || "").trim().toLowerCase();
+    return el.type === "password" || SECRET_AUTOCOMPLETE.test(autocomplete) || SECRET_NAME.test(nameOf(el));
+  }
+
+  /** What a screenshot of this moment needs: the viewport's size, the box of every element with
+   * an id that is in view, and the boxes to paint over: the `cover` ids (the daemon's secret
+   * fields) and every filled password or card field of the page, wherever it is. */
+  function layout(cover) {
+    const boxes = {};
+    for (const [id, ref] of byId) {
+      const el = ref.deref();
+      if (!el || !el.isConnected) continue;
+      const box = viewportBox(el);
+      if (inViewport(box)) boxes[id] = box;
+    }
+    const secrets = new Set(cover.map((id) => byId.get(id)?.deref()).filter((el) => el && el.isConnected));
+    for (const { el } of walk(document, null, { x: 0, y: 0 })) {
+      if (isFilledSecret(el)) secrets.add(el);
+    }
+    const hidden = [...secrets].map(viewportBox).filter(inViewport);
+    return { width: innerWidth, height: innerHeight, boxes, secrets: hidden };
   }
 
   // -- actions --------------------------------------------------------------------------------
@@ -401,8 +448,22 @@
     return el.isContentEditable && el.tagName !== "INPUT" ? el.innerText : el.value;
   }
 
+  // Each observation taken before a user action asks the worker for a screenshot of that moment.
+  const shotOf = new WeakMap();     // observation → its snapshot id
+  let nextShot = 1;
+
+  function seen() {
+    const observation = observe();
+    if (recording) {
+      shotOf.set(observation, nextShot);
+      chrome.runtime.sendMessage({ type: "snapshot", id: nextShot++ }).catch(() => {});
+    }
+    return observation;
+  }
+
   function emit(action, observation, el) {
-    const message = { type: "recorded", action, observation, target: el ? targetDetails(el) : null };
+    const message = { type: "recorded", action, observation, target: el ? targetDetails(el) : null,
+      shot: shotOf.get(observation) };
     if (recording) chrome.runtime.sendMessage(message).catch(() => {});
     return message;
   }
@@ -426,17 +487,17 @@
       if (!(el instanceof Element)) return;
       if (typing && typing.el !== el) flushTyping();    // typing ends where focus moves on
       if (isTextField(el)) {
-        typing = { el, observation: observe(), initial: valueOf(el), clicked: clicking === el };
+        typing = { el, observation: seen(), initial: valueOf(el), clicked: clicking === el };
         clicking = null;
       } else if (el.tagName === "SELECT") {
-        choosing = { el, observation: observe() };
+        choosing = { el, observation: seen() };
       }
     },
     pointerdown(event) {
       const el = clickTarget(event.target);
       if (!el || (el !== (typing && typing.el) && !isTextField(el))) flushTyping();
       if (el && isTextField(el) && el !== document.activeElement) clicking = el;
-      pressed = el && !isTextField(el) && el.tagName !== "SELECT" ? { el, observation: observe() } : null;
+      pressed = el && !isTextField(el) && el.tagName !== "SELECT" ? { el, observation: seen() } : null;
     },
     click(event) {
       const p = pressed;
@@ -446,21 +507,21 @@
     change(event) {
       const el = event.target;
       if (el.tagName !== "SELECT") return;
-      const before = choosing && choosing.el === el ? choosing.observation : observe();
+      const before = choosing && choosing.el === el ? choosing.observation : seen();
       emit({ action: "select_option", id: elementId(el), option: el.selectedOptions[0]?.text.trim() || "" }, before, el);
-      choosing = { el, observation: observe() };
+      choosing = { el, observation: seen() };
     },
     keydown(event) {
       if (event.key !== "Enter" && event.key !== "Escape") return;
       const el = event.target instanceof Element ? event.target : null;
       flushTyping();
-      const observation = observe();
+      const observation = seen();
       const onPage = el && el !== document.body && observation.elements.some((e) => e.id === idOf.get(el));
       emit({ action: "press", key: event.key, ...(onPage ? { id: elementId(el) } : {}) }, observation, onPage ? el : null);
-      if (el && isTextField(el)) typing = { el, observation: observe(), initial: valueOf(el) };
+      if (el && isTextField(el)) typing = { el, observation: seen(), initial: valueOf(el) };
     },
     wheel() {
-      if (!scrolling) scrolling = { observation: observe(), y: scrollY };
+      if (!scrolling) scrolling = { observation: seen(), y: scrollY };
       clearTimeout(scrolling.timer);
       scrolling.timer = setTimeout(() => {
         const s = scrolling;
@@ -502,6 +563,9 @@
         break;
       case "act":
         sendResponse(act(message.action, message.allow_submit !== false));
+        break;
+      case "layout":
+        sendResponse({ ok: true, layout: layout(message.cover || []) });
         break;
       default:
         sendResponse({ ok: false, error: `unknown message type ${message.type}` });

@@ -25,8 +25,9 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "status", request_id?: string, address?: string, db?: string, browser_connected?: boolean, episode?: Episode, counts?: object, policy?: string, adapter?: string}} Status */
 /** The user starts recording a demonstration in tab `tab_id`; answered by `episode`.
  * @typedef {{type: "record_start", task: string, url?: string, tab_id?: number, request_id?: string}} RecordStart */
-/** One recorded user action with the page just before it (`observation` null: browser UI).
- * @typedef {{type: "record_step", episode_id: number, action: Action, observation?: Observation, target?: Target}} RecordStep */
+/** One recorded user action with the page just before it (`observation` null: browser UI) and,
+ * when one was taken, its screenshot (a "tab.screenshot" probe's result).
+ * @typedef {{type: "record_step", episode_id: number, action: Action, observation?: Observation, target?: Target, screenshot?: object}} RecordStep */
 /** The user ends the recording: `success` is their word, stored as a user reward of ±1; with
  * success, the demonstration ends with a `done` step on `observation`, the page at that moment.
  * @typedef {{type: "record_stop", episode_id: number, success: boolean, request_id?: string, observation?: Observation}} RecordStop */
@@ -51,7 +52,10 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** @typedef {{type: "observe", request_id: string, tab_id?: number}} Observe */
 /** `allow_submit` false (practice on a site not marked safe): the page must submit no form.
  * @typedef {{type: "act", request_id: string, action: Action, tab_id?: number, allow_submit?: boolean}} Act */
-/** Run a named probe of probes.js (or "tab.close"); used by the task harness.
+/** Run a named probe of probes.js, or a tab probe: "tab.close", or "tab.screenshot" (args
+ * {cover?: number[], max_width?: number, quality?: number}; result {image: base64 JPEG, width,
+ * height, boxes: {id: [x, y, w, h]} in the image's pixels, covered, capture_ms, encode_ms} or
+ * {skipped: why none was taken}).
  * @typedef {{type: "probe", request_id: string, tab_id: number, probe: string, args?: object}} Probe */
 /** @typedef {{type: "observation", request_id: string, tab_id?: number, observation?: Observation, error?: string}} ObservationReply */
 /** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */
@@ -77,12 +81,19 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "observe"}} ContentObserve */
 /** Worker → content: perform a "page" action; answered by {ok, error?, detail?}.
  * @typedef {{type: "act", action: Action, allow_submit: boolean}} ContentAct */
+/** Worker → content: where things are drawn now, for a screenshot: the viewport's size (CSS px),
+ * the in-view boxes [x, y, w, h] of elements by id, and the boxes of secret fields to paint over
+ * (the `cover` ids and every filled password or card field); answered by {ok: true, layout}.
+ * @typedef {{type: "layout", cover: number[]}} ContentLayout */
 /** Worker → content: start or stop recording the user's actions; answered by {ok: true}.
  * @typedef {{type: "record", on: boolean}} ContentRecord */
 /** Content → worker, on load: is this tab being recorded? Answered by {recording: boolean}.
  * @typedef {{type: "recording?"}} ContentRecordingQuery */
+/** Content → worker, while recording: take the tab now, before the user's next action; `id`
+ * numbers the moment per page, and the `recorded` action that follows from it names it as `shot`.
+ * @typedef {{type: "snapshot", id: number}} ContentSnapshot */
 /** Content → worker: one user action while recording, in the agent's action schema.
- * @typedef {{type: "recorded", action: Action, observation: Observation, target: Target|null}} ContentRecorded */
+ * @typedef {{type: "recorded", action: Action, observation: Observation, target: Target|null, shot?: number}} ContentRecorded */
 
 // -- records ------------------------------------------------------------------------------
 /**

@@ -5,6 +5,7 @@
 
 import { MAIN_WORLD_PROBES } from "./probes.js";
 import { AGENT, DEFAULT_PORT, POPUP, PROTOCOL_VERSION, isWebUrl, lastWebTab } from "./protocol.js";
+import { screenshot } from "./screenshots.js";
 
 const MAX_BACKOFF_MS = 30_000;
 const KEEPALIVE_MS = 20_000;     // a message every 20 s keeps an MV3 worker (and the socket) alive
@@ -311,7 +312,13 @@ async function act(request) {
   return reply;
 }
 
-/** Run a named probe: a main-world function from probes.js, or closing the tab.
+/** The content script's layout of the tab (content.js `layout`), null when it has none. */
+async function layoutOf(tabId, cover) {
+  const response = await toContent(tabId, { type: "layout", cover });
+  return response && response.ok ? response.layout : null;
+}
+
+/** Run a named probe: a main-world function from probes.js, or a tab probe (close, screenshot).
  * @param {{request_id: string, tab_id: number, probe: string, args?: object}} request */
 async function probe(request) {
   const reply = { type: "probe_result", request_id: request.request_id, tab_id: request.tab_id, ok: false };
@@ -320,6 +327,8 @@ async function probe(request) {
     if (request.probe === "tab.close") {
       await chrome.tabs.remove(tabId);
       reply.result = {};
+    } else if (request.probe === "tab.screenshot") {
+      reply.result = await screenshot(tabId, request.args || {}, layoutOf);
     } else if (Object.hasOwn(MAIN_WORLD_PROBES, request.probe)) {
       const [frame] = await chrome.scripting.executeScript({
         target: { tabId }, world: "MAIN", func: MAIN_WORLD_PROBES[request.probe], args: [request.args || {}],
@@ -342,14 +351,27 @@ function sleep(ms) {
 
 // -- recording demonstrations ---------------------------------------------------------------
 
-// Recorded steps go to the daemon one after another, in the order the page sent them.
+// Recorded steps go to the daemon one after another, in the order the page sent them, each
+// with the screenshot of the moment before it (content.js `seen`), when one was taken.
 let recordChain = Promise.resolve();
-function forwardRecorded(episodeId, step) {
-  recordChain = recordChain.then(() => send({
+const snapshots = new Map();     // "tabId:id" → the screenshot being taken
+
+function forwardRecorded(episodeId, step, tabId) {
+  const key = `${tabId}:${step.shot}`;
+  const shot = snapshots.get(key);
+  snapshots.delete(key);
+  recordChain = recordChain.then(async () => send({
     type: "record_step", episode_id: episodeId, action: step.action,
     observation: step.observation || null, target: step.target || null,
+    screenshot: shot ? await shot.catch(() => null) : null,
   }));
   return recordChain;
+}
+
+/** Keep the newest few snapshots of a tab: a moment the user took no action from is dropped. */
+function snapshot(tabId, id) {
+  snapshots.set(`${tabId}:${id}`, screenshot(tabId, {}, layoutOf));
+  for (const key of [...snapshots.keys()].slice(0, -8)) snapshots.delete(key);
 }
 
 async function recordingIn(tabId) {
@@ -360,8 +382,12 @@ async function recordingIn(tabId) {
 async function fromContent(message, sender) {
   const recording = await recordingIn(sender.tab.id);
   if (message.type === "recording?") return { recording: Boolean(recording) && sender.frameId === 0 };
+  if (message.type === "snapshot" && recording && sender.frameId === 0) {
+    snapshot(sender.tab.id, message.id);
+    return { ok: true };
+  }
   if (message.type === "recorded" && recording && sender.frameId === 0) {
-    await forwardRecorded(recording.episode_id, message);
+    await forwardRecorded(recording.episode_id, message, sender.tab.id);
     return { ok: true };
   }
   return { ok: false };
@@ -392,7 +418,7 @@ async function stopRecording(success, requestId) {
   const stop = { type: "record_stop", episode_id: recording.episode_id, success, request_id: requestId };
   try {
     const reply = await toContent(recording.tab_id, { type: "record", on: false });
-    if (reply && reply.last) await forwardRecorded(recording.episode_id, reply.last);
+    if (reply && reply.last) await forwardRecorded(recording.episode_id, reply.last, recording.tab_id);
     const seen = await toContent(recording.tab_id, { type: "observe" });    // where it ended
     if (seen && seen.ok) stop.observation = seen.observation;
   } catch {

@@ -10,6 +10,7 @@ episode ends there as ``done`` and nothing acts on the page again (a MiniWoB++ p
 a new problem on the next click and erase the reward).
 With an `Approver`, a sensitive action (approvals.py) waits for the user's verdict before it
 runs; a denied one is recorded as a failed step with the reason, which the policy sees.
+With a `Camera`, each step keeps a screenshot of the tab as the policy saw it (camera.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from daemon.core.store import Episode, Step, Store, now
 from daemon.core.wire import NightloopError
 
 from .approvals import ApprovalRequest, Approver, allowed_origins, origin, sensitivity
+from .camera import Camera
 from .descriptors import describe
 from .policy import Decision, PastStep, Policy, StepContext
 from .privacy import EpisodeSecrets
@@ -119,7 +121,8 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                       stop: asyncio.Event, on_step: OnStep = _no_step, limits: Limits = Limits(),
                       tab_id: int | None = None, page_ended: PageEnded | None = None,
                       approver: Approver | None = None,
-                      approval_words: tuple[str, ...] = DEFAULTS.approval_words) -> Episode:
+                      approval_words: tuple[str, ...] = DEFAULTS.approval_words,
+                      camera: Camera | None = None) -> Episode:
     """Run a started episode (already in the store) to its end and return its final row."""
     assert episode.id is not None
     secrets = EpisodeSecrets()
@@ -138,7 +141,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                 break
             step, action, seen = await _step(index, episode, tab_id, history, browser=browser,
                                              policy=policy, secrets=secrets, stop=stop,
-                                             approvals=approvals)
+                                             approvals=approvals, camera=camera)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
             await store.add_step(step)
             for secret in secrets.take_new():
@@ -184,7 +187,8 @@ async def _last_page(browser: Browser, tab_id: int | None) -> dict | None:
 
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
                 browser: Browser, policy: Policy, secrets: EpisodeSecrets,
-                stop: asyncio.Event, approvals: _Approvals) -> tuple[Step, Action | None, str]:
+                stop: asyncio.Event, approvals: _Approvals,
+                camera: Camera | None) -> tuple[Step, Action | None, str]:
     """Observe, decide and act once; return the step to record, the action as recorded
     (secrets masked), which is also what the policy sees in later steps, and the state key of
     the page it acted on."""
@@ -192,8 +196,16 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
     t0 = time.perf_counter()
     tab_id, obs = await browser.observe(tab_id)
     observe_ms, t1 = _ms(t0), time.perf_counter()
-    decision = await policy.decide(StepContext(episode.task, obs, list(history)))
-    policy_ms, t2 = _ms(t1), time.perf_counter()
+    taking = camera.start(tab_id, obs) if camera else None
+    try:
+        decision = await policy.decide(StepContext(episode.task, obs, list(history)))
+    except BaseException:
+        if taking:
+            taking.cancel()
+        raise
+    policy_ms = _ms(t1)
+    shot = await camera.developed(taking) if camera else None   # before acting: the page seen
+    t2 = time.perf_counter()
 
     action, result, target = decision.action, {"tab_id": tab_id}, None
     error = _rejection(decision, obs)
@@ -237,6 +249,8 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         prompt=secrets.scrub(decision.prompt), raw_output=raw_output, sampled=sampled,
         result=result, started_at=started, invalid=invalid, mode=decision.mode, target=target,
         observe_ms=observe_ms, policy_ms=policy_ms, act_ms=act_ms,
+        screenshot=camera.keep(episode.id, index, shot, action and action.element_id)
+        if camera else None,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))
     return step, recorded, obs.state_key()
 

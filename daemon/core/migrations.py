@@ -121,6 +121,12 @@ async def _migration_7_final_observation(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_8_screenshots(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        ALTER TABLE steps ADD COLUMN screenshot TEXT;
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -139,5 +145,6 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("practice_rules", _migration_5_practice_rules),
     ("sampled", _migration_6_sampled),
     ("final_observation", _migration_7_final_observation),
+    ("screenshots", _migration_8_screenshots),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

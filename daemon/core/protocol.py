@@ -205,6 +205,7 @@ class RecordStep(Message):
     action: dict                        # validated with actions.Action.parse
     observation: dict | None = None     # the page just before the action (None: browser UI)
     target: dict | None = None          # the content script's part of the descriptor
+    screenshot: dict | None = None      # the tab just before the action (a tab.screenshot result)
 
 
 @dataclass

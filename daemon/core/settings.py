@@ -106,6 +106,10 @@ class Settings:
          "place order", "confirm payment"),
         "a click on a control whose name says one of these is sensitive (comma-separated in "
         "the environment)")
+    screenshots: str = setting("on", "keep a screenshot of the tab before each step of your "
+                               "episodes, secret fields painted over, as files beside the store "
+                               "(`nightloop episodes report` shows them); eval and practice take "
+                               "them only with --screenshots", choices=("on", "off"))
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
     sites_port: int = setting(8978, "port of the bundled practice sites (`nightloop daemon "
                               "--sites`) on 127.0.0.1: a fixed one keeps the start pages of "

@@ -27,6 +27,7 @@ import aiosqlite
 
 from .files import private_dir, private_file
 from .migrations import MIGRATIONS
+from .screenshots import Screenshots
 from .settings import data_dir
 from .wire import NightloopError
 
@@ -90,6 +91,9 @@ class Step:
     # What the policy's sampler drew, token by token (agent.policy.Sampled as JSON): the
     # log-probabilities GRPO's ratio starts from; None when no model sampled or a secret was in it.
     sampled: dict | None = None
+    # The tab as the policy saw it (screenshots.py): {"file", "width", "height", "box" (the
+    # target's, in the image's pixels), "covered", timings} or {"skipped": why}; None: not asked.
+    screenshot: dict | None = None
 
 
 @dataclass
@@ -130,7 +134,7 @@ class PracticeRule:
 
 ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
 _JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
-                 "data_window", "sampled", "final_observation"}
+                 "data_window", "sampled", "final_observation", "screenshot"}
 
 
 
@@ -160,6 +164,7 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path):
         self._db = db
         self.path = path
+        self.screenshots = Screenshots(path)
 
     @classmethod
     async def open(cls, path: Path | str, *, recover: bool = True) -> Store:
@@ -304,16 +309,20 @@ class Store:
 
     async def delete_episodes(self, ids: list[int] | None = None, *,
                               before: str | None = None) -> int:
-        """Delete episodes (with their steps and rewards) by id, or started before `before`."""
+        """Delete episodes (with their steps, rewards and screenshots) by id, or started before
+        `before`; how many went."""
         if ids:
-            cursor = await self._write(
-                f"DELETE FROM episodes WHERE id IN ({', '.join('?' * len(ids))})", tuple(ids))
+            where, params = f"id IN ({', '.join('?' * len(ids))})", tuple(ids)
         elif before:
-            cursor = await self._write("DELETE FROM episodes WHERE started_at < ?", (before,))
+            where, params = "started_at < ?", (before,)
         else:
             raise ValueError("say which episodes to delete")
+        async with self._db.execute(f"SELECT id FROM episodes WHERE {where}", params) as cur:
+            gone = [row[0] for row in await cur.fetchall()]
+        await self._write(f"DELETE FROM episodes WHERE {where}", params)
         await self._purge_wal()
-        return cursor.rowcount
+        self.screenshots.delete(gone)
+        return len(gone)
 
     # -- reads ----------------------------------------------------------------------------
 

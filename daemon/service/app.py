@@ -69,7 +69,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
                     port=port, limits=Limits.of(settings),
                     reload_policy=promoted_policy if settings.policy == "llm" else None,
                     approvals=settings.approvals, approval_timeout=settings.approval_timeout,
-                    approval_words=settings.approval_words)
+                    approval_words=settings.approval_words,
+                    screenshots=settings.screenshots == "on")
     judging: JudgeQueue | None = None
     if settings.judge == "on":
         from judge.judge import judge_from_settings

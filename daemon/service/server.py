@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from daemon.agent.approvals import ApprovalRequest, Verdict
+from daemon.agent.camera import Camera
 from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
@@ -61,7 +62,8 @@ class Daemon(Endpoint):
                  max_frame_bytes: int = p.MAX_FRAME_BYTES,
                  reload_policy: Callable[[], Awaitable[Policy]] | None = None,
                  approvals: str = "ask", approval_timeout: float = 60.0,
-                 approval_words: tuple[str, ...] = DEFAULTS.approval_words):
+                 approval_words: tuple[str, ...] = DEFAULTS.approval_words,
+                 screenshots: bool = True):
         super().__init__(token=token, extension_origin=extension_origin, host=host, port=port,
                          step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes)
         self.store = store
@@ -76,6 +78,7 @@ class Daemon(Endpoint):
         self.approvals, self.approval_timeout = approvals, approval_timeout
         self.approval_words = approval_words
         self.asked: dict[str, asyncio.Future] = {}    # approval_ask request id → the verdict
+        self.camera = Camera(self.browser, store) if screenshots else None
 
     async def close(self) -> None:
         """Stop the running episode (it is recorded as interrupted) and the server."""
@@ -218,7 +221,8 @@ class Daemon(Endpoint):
                                       policy=policy, stop=running.stop, on_step=on_step,
                                       limits=limits, tab_id=tab_id,
                                       approver=_Asking(self, approve_all),
-                                      approval_words=self.approval_words)
+                                      approval_words=self.approval_words,
+                                      camera=self.camera)
             await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
@@ -264,6 +268,9 @@ class Daemon(Endpoint):
                     url=obs.url if obs else message.action.get("url"),
                     observation=dataclasses.asdict(obs) if obs else None,
                     mode="demonstration", target=target)
+        if self.camera and message.screenshot:
+            step.screenshot = self.camera.keep(step.episode_id, step.index, message.screenshot,
+                                               action.element_id)
         running.recorded += 1
         await self.store.add_step(step)
         for secret in running.secrets.take_new():
