@@ -456,7 +456,8 @@
     const observation = observe();
     if (recording) {
       shotOf.set(observation, nextShot);
-      chrome.runtime.sendMessage({ type: "snapshot", id: nextShot++ }).catch(() => {});
+      // the layout of this moment: the picture itself comes a few milliseconds later
+      chrome.runtime.sendMessage({ type: "snapshot", id: nextShot++, layout: layout([]) }).catch(() => {});
     }
     return observation;
   }

@@ -89,9 +89,10 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "record", on: boolean}} ContentRecord */
 /** Content → worker, on load: is this tab being recorded? Answered by {recording: boolean}.
  * @typedef {{type: "recording?"}} ContentRecordingQuery */
-/** Content → worker, while recording: take the tab now, before the user's next action; `id`
- * numbers the moment per page, and the `recorded` action that follows from it names it as `shot`.
- * @typedef {{type: "snapshot", id: number}} ContentSnapshot */
+/** Content → worker, while recording: take the tab now, before the user's next action, with the
+ * page's layout at this moment (as "layout" answers); `id` numbers the moment per page, and the
+ * `recorded` action that follows from it names it as `shot`.
+ * @typedef {{type: "snapshot", id: number, layout: object}} ContentSnapshot */
 /** Content → worker: one user action while recording, in the agent's action schema.
  * @typedef {{type: "recorded", action: Action, observation: Observation, target: Target|null, shot?: number}} ContentRecorded */
 

@@ -369,8 +369,8 @@ function forwardRecorded(episodeId, step, tabId) {
 }
 
 /** Keep the newest few snapshots of a tab: a moment the user took no action from is dropped. */
-function snapshot(tabId, id) {
-  snapshots.set(`${tabId}:${id}`, screenshot(tabId, {}, layoutOf));
+function snapshot(tabId, id, layout) {
+  snapshots.set(`${tabId}:${id}`, screenshot(tabId, {}, async () => layout));
   for (const key of [...snapshots.keys()].slice(0, -8)) snapshots.delete(key);
 }
 
@@ -383,7 +383,7 @@ async function fromContent(message, sender) {
   const recording = await recordingIn(sender.tab.id);
   if (message.type === "recording?") return { recording: Boolean(recording) && sender.frameId === 0 };
   if (message.type === "snapshot" && recording && sender.frameId === 0) {
-    snapshot(sender.tab.id, message.id);
+    snapshot(sender.tab.id, message.id, message.layout);
     return { ok: true };
   }
   if (message.type === "recorded" && recording && sender.frameId === 0) {

@@ -160,6 +160,12 @@ def browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> Iterator[
         yield b
 
 
+def store_files(db: Path) -> list[Path]:
+    """Every file the store at `db` wrote: itself, its WAL and SHM, its screenshots."""
+    return [p for p in [*db.parent.glob(db.name + "*"), *db.parent.glob(db.name + "*/**/*")]
+            if p.is_file()]
+
+
 def run_async(coro):
     """Run a coroutine to completion on a fresh loop in another thread: Playwright's sync API
     keeps an event loop of its own in the test thread, where asyncio.run is not allowed."""

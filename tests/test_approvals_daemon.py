@@ -7,7 +7,14 @@ import re
 import sqlite3
 
 import pytest
-from conftest import DaemonProcess, free_port, launch_browser, nightloop, run_async
+from conftest import (
+    DaemonProcess,
+    free_port,
+    launch_browser,
+    nightloop,
+    run_async,
+    store_files,
+)
 
 from daemon.bridge.pairing import load_or_create_token
 from daemon.core import protocol as p
@@ -132,5 +139,5 @@ def test_a_card_number_the_agent_types_never_lands_in_store_log_or_progress(
     run = nightloop("run", "--yes", *daemon_proc.args(), f'fill "Card" with "{card}"; done')
     assert "ended: done" in run.stdout and card not in run.stdout + run.stderr   # progress
     assert page.input_value("#card") == card                     # the page got it
-    for path in [*daemon_proc.db.parent.glob(daemon_proc.db.name + "*"), daemon_proc.log]:
+    for path in [*store_files(daemon_proc.db), daemon_proc.log]:
         assert card.encode() not in path.read_bytes(), path

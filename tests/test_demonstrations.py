@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import NIGHTLOOP, nightloop, wait_until
+from conftest import NIGHTLOOP, nightloop, store_files, wait_until
 
 from daemon.tasks.sites.user import record_by_hand
 
@@ -203,5 +203,5 @@ def test_a_recording_goes_through_the_agents_sanitiser(browser, daemon_proc, pag
     typed = [s for s in demo["steps"] if s["action"]["action"] == "fill"]
     assert typed and all(s["action"]["text"] == "•••" for s in typed)
     assert demo["task"] == "Pay with •••"
-    for path in daemon_proc.db.parent.glob(daemon_proc.db.name + "*"):
+    for path in store_files(daemon_proc.db):
         assert card.encode() not in path.read_bytes(), path

@@ -15,6 +15,7 @@ from PIL import Image, ImageStat
 from daemon.agent.camera import Camera
 from daemon.core.screenshots import Screenshots
 from daemon.core.store import Store
+from daemon.tasks.sites.user import record_by_hand
 
 COVER = (0x5F, 0x63, 0x68)
 
@@ -44,12 +45,16 @@ def is_cover(colour: tuple[float, ...]) -> bool:
     return all(abs(c - k) < 12 for c, k in zip(colour, COVER))
 
 
-def page_box(browser, url_part: str, selector: str, width: int) -> list[int]:
-    """The element's box in the screenshot's pixels, measured by Playwright in the agent's tab."""
-    # (Playwright's page.url lags a navigation the extension made: ask the page itself)
-    page = wait_until(lambda: next((p for p in browser.context.pages
+def agent_tab(browser, url_part: str):
+    """The page the agent works in (Playwright's page.url lags a navigation the extension
+    made: each page is asked where it is)."""
+    return wait_until(lambda: next((p for p in browser.context.pages
                                     if url_part in p.evaluate("location.href")), None),
                       what=f"Playwright to see the agent's tab on {url_part}")
+
+
+def page_box(page, selector: str, width: int) -> list[int]:
+    """The element's box in the pixels of a screenshot `width` wide, measured by Playwright."""
     x, y, w, h, view = page.evaluate(
         "s => { const r = document.querySelector(s).getBoundingClientRect();"
         " return [r.x, r.y, r.width, r.height, innerWidth]; }", selector)
@@ -72,10 +77,10 @@ def test_each_step_keeps_a_small_screenshot_with_its_target_and_secrets_painted_
         # the card number and the one-time code have values: both painted over, every step
         assert shot["covered"] == 2
         for field in ("#card", "#code"):
-            box = page_box(browser, "payment.html", field, shot["width"])
+            box = page_box(agent_tab(browser, "payment.html"), field, shot["width"])
             assert is_cover(mean_colour(image, box)), f"{field} shows in step {step['index']}"
     # the acted-on element's box, as the page had it, in the image's pixels
-    search = page_box(browser, "payment.html", "[aria-label='Search the shop']", 1024)
+    search = page_box(agent_tab(browser, "payment.html"), "[aria-label='Search the shop']", 1024)
     assert all(abs(a - b) <= 2 for a, b in zip(steps[0]["screenshot"]["box"], search))
     assert not is_cover(mean_colour(image_of(daemon_proc, steps[0]), search))
     assert steps[2]["screenshot"]["box"] is None               # done acts on no element
@@ -97,7 +102,7 @@ def test_a_typed_password_is_painted_over_in_the_next_steps(browser, daemon_proc
     before, after = episode["steps"][0], episode["steps"][1]
     assert before["screenshot"]["covered"] == 0                 # nothing typed yet
     assert after["screenshot"]["covered"] == 1
-    box = page_box(browser, "form.html", "#password", after["screenshot"]["width"])
+    box = page_box(agent_tab(browser, "form.html"), "#password", after["screenshot"]["width"])
     assert is_cover(mean_colour(image_of(daemon_proc, after), box))
     assert not is_cover(mean_colour(image_of(daemon_proc, before), box))
 
@@ -140,3 +145,33 @@ def test_a_screenshot_name_cannot_leave_its_folder(tmp_path):
     assert shots.read("../../etc/passwd") is None
     with pytest.raises(ValueError):
         shots.path("../n.db")
+
+
+@pytest.mark.browser
+def test_recorded_and_replayed_steps_keep_screenshots_too(browser, daemon_proc, pages_url):
+    seen = {}
+
+    def contact(page):
+        seen["name"], seen["send"] = (page_box(page, s, 1024) for s in ("#name", "button"))
+        page.click("#name")
+        page.keyboard.type("Ada")
+        page.wait_for_timeout(700)          # a person's pace: Chrome takes two pictures a second
+        page.click("text=Send")
+        page.wait_for_selector("text=Thanks Ada")
+
+    record_by_hand(browser.context, browser.extension_id, f"{pages_url}/form.html",
+                   'Send the form as "Ada"', contact)
+    wait_until(lambda: show(daemon_proc, 1)["status"] == "done", what="the demonstration")
+    demo = show(daemon_proc, 1)
+    assert [s["action"]["action"] for s in demo["steps"]] == ["fill", "click", "done"]
+    fill, send = (s["screenshot"] for s in demo["steps"][:2])
+    assert fill["file"] == "1/0.jpg" and send["file"] == "1/1.jpg"
+    for shot, box in ((fill, seen["name"]), (send, seen["send"])):
+        assert all(abs(a - b) <= 2 for a, b in zip(shot["box"], box))
+
+    replayed = json.loads(nightloop("replay", "1", "--json", *daemon_proc.args(),
+                                    timeout=60).stdout)
+    steps = show(daemon_proc, replayed["id"])["steps"]
+    assert [s["mode"] for s in steps] == ["replayed"] * 3
+    assert [s["screenshot"]["file"] for s in steps] == [f"{replayed['id']}/{i}.jpg"
+                                                        for i in range(3)]

@@ -24,7 +24,7 @@ def test_a_new_store_is_migrated_and_in_wal_mode(tmp_path):
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY rowid")] == [
         "initial", "model_usage", "demonstrations", "adapters", "practice_rules", "sampled",
-        "final_observation"]
+        "final_observation", "screenshots"]
 
 
 def test_the_store_and_its_wal_are_private_to_the_user(tmp_path):
@@ -63,7 +63,7 @@ def test_an_older_store_is_migrated_in_place_and_keeps_its_rows(tmp_path, monkey
         async with await Store.open(db) as store:
             return await store.schema_version(), await store.steps(1)
     version, steps = run_async(go())
-    assert version == SCHEMA_VERSION == 7
+    assert version == SCHEMA_VERSION == 8
     assert steps[0].invalid is False and steps[0].prompt_tokens is None
     assert steps[0].mode is None and steps[0].target is None and steps[0].sampled is None
 

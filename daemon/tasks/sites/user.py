@@ -64,6 +64,7 @@ def record_by_hand(context, extension_id: str, url: str, task: str,
     popup.fill("#task", task)
     popup.click("#record")
     popup.wait_for_selector("#recording:not([hidden])")
+    page.bring_to_front()       # a person works in the page (a real popup is not a tab)
     act(page)
     popup.click("#record-ok")
     popup.wait_for_selector("#recording", state="hidden")
