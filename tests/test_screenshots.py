@@ -88,6 +88,10 @@ def test_each_step_keeps_a_small_screenshot_with_its_target_and_secrets_painted_
     assert all(s["screenshot"]["waited_ms"] >= 0 and s["screenshot"]["capture_ms"] > 0
                for s in steps)
 
+    text = nightloop("episodes", "show", str(episode["id"]), "--db", str(daemon_proc.db)).stdout
+    assert f"screenshot: {episode['id']}/0.jpg (1024×" in text
+    assert "kB, 2 secret fields painted over)" in text
+
     folder = Path(f"{daemon_proc.db}-screenshots") / str(episode["id"])
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert {stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()} == {0o600}

@@ -117,13 +117,19 @@ def test_pages_change_between_loads_but_not_their_world(browser, daemon_proc):
 def test_the_eval_sites_command_writes_a_report_and_names_bad_templates(home):
     out = home / "run"
     result = nightloop("eval", "sites", "--policy", "teacher", "--templates", "settings",
-                       "--seeds", "2", "--out", str(out), "--db", str(home / "e.db"), "--json")
+                       "--seeds", "2", "--out", str(out), "--db", str(home / "e.db"), "--json",
+                       "--screenshots")
     data = json.loads(result.stdout)
     assert [e["success"] for e in data["episodes"]] == [True, True]
     assert data["meta"]["benchmark"] == "sites" and data["meta"]["seeds"] == [0, 5]
     report = (out / "report.md").read_text()
     assert report.startswith("# Bundled sites evaluation: sites-teacher")
     assert "| settings.update | 2 | 1.00 |" in report and (out / "success.png").exists()
+    for episode in data["episodes"]:                    # --screenshots: every step has one
+        steps = json.loads(nightloop("episodes", "show", str(episode["episode_id"]), "--json",
+                                     "--db", str(home / "e.db")).stdout)["steps"]
+        assert steps and all((home / "e.db-screenshots" / s["screenshot"]["file"]).is_file()
+                             for s in steps)
     bad = nightloop("eval", "sites", "--templates", "shop.steal", check=False)
     assert bad.returncode == 2 and "unknown template 'shop.steal'" in bad.stderr
 

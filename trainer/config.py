@@ -183,3 +183,4 @@ class CyclePlan:
     max_steps: int = 6
     teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
                                     # more than practice: its episodes take no model time
+    screenshots: bool = False       # practice keeps a screenshot of each step

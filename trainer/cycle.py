@@ -260,11 +260,12 @@ class _Cycle:
                      f"x {self.config.demo_replays} on fresh loads (no model)")
             await _bounded(replay_demonstrations(self.demos, self.config.demo_replays,
                                                  db=self.db, rules=self.rules,
-                                                 on_episode=count),
+                                                 screenshots=plan.screenshots, on_episode=count),
                            self.left("practice"), self.say, "replays of your demonstrations")
         attempts = [s for s in seeds for _ in range(k)]
         await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
-                                         source="practice", by_seed=True),
+                                         source="practice", by_seed=True,
+                                         screenshots=plan.screenshots),
                                 policy=self.policy, db=self.db, on_result=count),
                        self.left("practice") * (self.config.miniwob_practice_share if self.mine
                                                 else 1) * (0.5 if plan.sites else 1),
@@ -273,7 +274,7 @@ class _Cycle:
             self.say(f"practice: {len(plan.sites)} site templates x {len(seeds)} seeds x {k}")
             await _bounded(evaluate(EvalPlan(list(plan.sites), attempts, 2 * plan.max_steps,
                                              source="practice", by_seed=True,
-                                             benchmark=Sites()),
+                                             benchmark=Sites(), screenshots=plan.screenshots),
                                     policy=self.policy, db=self.db, on_result=count),
                            self.left("practice") * (self.config.miniwob_practice_share
                                                     if self.mine else 1),
@@ -283,7 +284,7 @@ class _Cycle:
                      + (f" ({len(self.held)} held out for the gate)" if self.held else ""))
             await _bounded(practise(self.mine, k, policy=self.policy, db=self.db,
                                     rules=self.rules, limits=Limits.of(self.settings),
-                                    on_episode=count),
+                                    screenshots=plan.screenshots, on_episode=count),
                            self.left("practice"), self.say, "practice on your tasks")
         async with await Store.open(self.db, recover=False) as store:
             pending = [i for i in await store.unjudged() if i > self.state.first_id]

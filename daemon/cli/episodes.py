@@ -102,8 +102,17 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
             click.echo(f"      tokens {step['prompt_tokens']} in ({step['cached_tokens']} cached), "
                        f"{step['completion_tokens']} out; prefill {step['prefill_ms']:.0f}ms, "
                        f"decode {step['decode_ms']:.0f}ms; seed {step['seed']}")
+        if step.get("screenshot"):
+            click.echo(f"      screenshot: {_screenshot_line(step['screenshot'])}")
     for reward in data["rewards"]:
         click.echo(f"  reward {reward['kind']}: {reward['value']:+g}{_reward_parts(reward)}")
+
+
+def _screenshot_line(shot: dict) -> str:
+    if "file" not in shot:
+        return f"none ({shot['skipped']})"
+    covered = f", {shot['covered']} secret fields painted over" if shot.get("covered") else ""
+    return f"{shot['file']} ({shot['width']}×{shot['height']}, {shot['bytes'] / 1000:.0f} kB{covered})"
 
 
 def _reward_parts(reward: dict) -> str:

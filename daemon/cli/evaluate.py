@@ -44,6 +44,8 @@ def run_options(max_steps: int):
                      help="Episodes at once, each in its own tab."),
         click.option("--source", type=click.Choice(["eval", "practice"]), default="eval",
                      show_default=True, help="How the episodes are labelled in the store."),
+        click.option("--screenshots", is_flag=True,
+                     help="Keep a screenshot of each step (Chrome takes two a second)."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Report folder [default: eval/<time>-<policy> in the XDG data "
                           "dir]."),
@@ -74,7 +76,7 @@ def eval_group() -> None:
 @run_options(max_steps=10)
 def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: str | None,
                  split: str, max_steps: int, parallel: int, policy_name: str, source: str,
-                 out: Path | None, as_json: bool, **flags: Any) -> None:
+                 screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
     """Run MiniWoB++ tasks through the daemon, the extension and a headless Chromium.
 
     The page's state is read after every step and the episode ends when the page's own episode
@@ -91,7 +93,7 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
     policy = OraclePolicy() if policy_name == "oracle" else \
         make_policy(dataclasses.replace(settings, policy="llm"))
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
-                    step_timeout=settings.step_timeout, source=source)
+                    step_timeout=settings.step_timeout, source=source, screenshots=screenshots)
     _run(plan, policy, policy_name, split, settings.db_path, out, as_json)
 
 
@@ -106,8 +108,8 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
                    "fits, no model).")
 @run_options(max_steps=15)
 def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
-               max_steps: int, parallel: int, policy_name: str, source: str, out: Path | None,
-               as_json: bool, **flags: Any) -> None:
+               max_steps: int, parallel: int, policy_name: str, source: str,
+               screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
     """Run the bundled sites' task templates (a shop, a support form, a train booking, an
     inbox, account settings) through the daemon, the extension and a headless Chromium.
 
@@ -130,7 +132,8 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
     else:
         policy = make_policy(dataclasses.replace(settings, policy="llm"))
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
-                    step_timeout=settings.step_timeout, source=source, benchmark=Sites())
+                    step_timeout=settings.step_timeout, source=source, benchmark=Sites(),
+                    screenshots=screenshots)
     _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
 
 

@@ -71,11 +71,13 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="Train seeds per task the scripted teacher demonstrates for SFT (0: none).")
 @click.option("--fresh", is_flag=True,
               help="Start over instead of going on with an interrupted cycle.")
+@click.option("--screenshots", is_flag=True,
+              help="Keep a screenshot of each practice step (slower; off so nights stay fast).")
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
 def train_command(now: bool, budget: float, config_file: Path | None, tasks: str, sites: str,
                   n_seeds: int, gate_seeds: int, teacher_seeds: int, fresh: bool,
-                  as_json: bool, **flags: Any) -> None:
+                  screenshots: bool, as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
@@ -94,7 +96,7 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sites") from None
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,
-                     gate_seeds, teacher_seeds=teacher_seeds)
+                     gate_seeds, teacher_seeds=teacher_seeds, screenshots=screenshots)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     bars = Bars(quiet=as_json)
     try:

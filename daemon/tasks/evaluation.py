@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.agent.camera import Camera
 from daemon.agent.episode import BrowserError, Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.bridge.extension_browser import ExtensionBrowser
@@ -42,6 +43,7 @@ class EvalPlan:
     by_seed: bool = False           # run every task on a seed before the next seed (a run cut
                                     # short then leaves no task unmeasured); else task by task
     benchmark: Benchmark = field(default_factory=MiniWoB)
+    screenshots: bool = False       # keep a screenshot of each step (slower: two a second)
 
     @property
     def limits(self) -> Limits:
@@ -130,7 +132,9 @@ class _Runner:
                 run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
                             browser=self.browser, policy=self.policy, stop=asyncio.Event(),
                             limits=self.plan.limits, tab_id=tab_id,
-                            page_ended=attempt.ended if attempt.ends_itself else None),
+                            page_ended=attempt.ended if attempt.ends_itself else None,
+                            camera=Camera(self.browser, self.store) if self.plan.screenshots
+                            else None),
                 self.plan.episode_timeout)
             result.status = final.status
             outcome = await attempt.outcome()

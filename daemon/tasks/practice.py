@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from daemon.agent.camera import Camera
 from daemon.agent.episode import ActOutcome, Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.agent.replay import ReplayPolicy, unattended
@@ -161,20 +162,22 @@ class FormGuard:
 
 async def practise(tasks: list[PracticeTask], attempts: int, *,
                    policy: Policy | Callable[[PracticeTask], Policy], db: Path, rules: Rules,
-                   limits: Limits = Limits(max_steps=10),
+                   limits: Limits = Limits(max_steps=10), screenshots: bool = False,
                    on_episode: Callable[[Episode], None] = lambda e: None) -> list[Episode]:
     """Run each task `attempts` times (source ``practice``) with `policy` (or the one it makes
     for the task, fresh for each attempt) in a harness browser of its own, under the rules'
     form guard and, at the network level, with no request that could change a server's state
     sent to a site the rules do not allow (a script's `form.submit()`, a `fetch` POST, a form
     in a frame or a shadow root); the finished episodes, also passed to `on_episode` as each
-    ends (so a run cut short keeps what it finished)."""
+    ends (so a run cut short keeps what it finished). With `screenshots`, each step keeps
+    one."""
     finished: list[Episode] = []
     current: list[PracticeTask] = []            # the task being practised, for the network guard
 
     def may_send(url: str) -> bool:
         return bool(current) and rules.may_submit(current[0], url)
     async with harness(db, limits.step_timeout, may_send=may_send) as (endpoint, store):
+        camera = Camera(endpoint.browser, store) if screenshots else None
         for task in tasks:
             current[:] = [task]
             for _ in range(attempts):
@@ -186,7 +189,8 @@ async def practise(tasks: list[PracticeTask], attempts: int, *,
                     adapter=acting.adapter, replay_of=getattr(acting, "replay_of", None)))
                 try:
                     final = await run_episode(episode, store=store, browser=guard, policy=acting,
-                                              stop=asyncio.Event(), limits=limits)
+                                              stop=asyncio.Event(), limits=limits,
+                                              camera=camera)
                 finally:
                     for tab_id in guard.urls.keys() - {None}:
                         await endpoint.browser.close_tab(tab_id)
@@ -210,7 +214,8 @@ async def demonstrations_to_replay(store: Store) -> list[PracticeTask]:
 
 
 async def replay_demonstrations(demos: list[PracticeTask], attempts: int, *, db: Path,
-                                rules: Rules, on_episode: Callable[[Episode], None] = lambda e: None
+                                rules: Rules, screenshots: bool = False,
+                                on_episode: Callable[[Episode], None] = lambda e: None
                                 ) -> list[Episode]:
     """Replay each demonstration `attempts` times on fresh loads (no model, no fallback), as
     practice; a replay that finished without needing anything but its recorded steps gets a
@@ -223,7 +228,7 @@ async def replay_demonstrations(demos: list[PracticeTask], attempts: int, *, db:
         return ReplayPolicy(recorded[task.episode_id], fallback=None, ask_user=unattended)
     limits = Limits(max_steps=2 * max((len(s) for s in recorded.values()), default=1) + 5)
     finished = await practise(demos, attempts, policy=replaying, db=db, rules=rules,
-                              limits=limits, on_episode=on_episode)
+                              limits=limits, screenshots=screenshots, on_episode=on_episode)
     async with await Store.open(db, recover=False) as store:
         for episode in finished:
             steps = await store.steps(episode.id)
