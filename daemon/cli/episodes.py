@@ -112,7 +112,8 @@ def _screenshot_line(shot: dict) -> str:
     if "file" not in shot:
         return f"none ({shot['skipped']})"
     covered = f", {shot['covered']} secret fields painted over" if shot.get("covered") else ""
-    return f"{shot['file']} ({shot['width']}×{shot['height']}, {shot['bytes'] / 1000:.0f} kB{covered})"
+    size = f"{shot['width']}×{shot['height']}, {shot['bytes'] / 1000:.0f} kB"
+    return f"{shot['file']} ({size}{covered})"
 
 
 def _reward_parts(reward: dict) -> str:
