@@ -53,3 +53,27 @@ def label(descriptor: dict | None) -> str:
     if not descriptor:
         return "(no element)"
     return f'{descriptor.get("role", "?")} "{descriptor.get("name", "")}"'
+
+
+def in_words(action: dict | None, target: dict | None = None) -> str:
+    """An action as a person says it, its element by `target`'s label where there is one:
+    `type "Ada" into textbox "Name"`, `click button "Send"`, `open https://…`."""
+    if not action:
+        return "(no action)"
+    name, args = action.get("action"), action
+    element = label(target) if target else f"[{args['id']}]" if "id" in args else ""
+    text = {
+        "click": f"click {element}",
+        "fill": f'type "{args.get("text", "")}" into {element}',
+        "select_option": f'choose "{args.get("option", "")}" in {element}',
+        "press": f"press {args.get('key')}" + (f" on {element}" if element else ""),
+        "scroll": f"scroll to {element}" if element else f"scroll {args.get('direction', 'down')}",
+        "hover": f"point at {element}",
+        "goto": f"open {args.get('url')}",
+        "go_back": "go back",
+        "wait": f"wait {args.get('seconds', 0):g} s",
+        "answer": f'answer "{args.get("text", "")}"',
+        "done": "say the task is done",
+        "give_up": "give up" + (f": {args['reason']}" if args.get("reason") else ""),
+    }
+    return text.get(name, str(name))

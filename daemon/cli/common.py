@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Callable
@@ -15,8 +17,8 @@ import click
 from daemon.bridge.pairing import load_or_create_token
 from daemon.core import protocol as p
 from daemon.core.settings import DEFAULTS, FIELDS, Settings, config_dir, env_name, load_settings
-from daemon.core.store import Store
-from daemon.core.wire import NightloopError
+from daemon.core.store import Episode, Store
+from daemon.core.wire import NightloopError, to_json
 from daemon.service.client import DaemonClient, DaemonUnavailable, connected
 
 
@@ -72,6 +74,13 @@ def with_store(db: str | None) -> Callable:
     return wrap
 
 
+async def episode_json(store: Store, episode: Episode) -> dict:
+    """An episode as `episodes show --json` gives it: its row with its steps and rewards."""
+    return {**to_json(episode),
+            "steps": [to_json(s) for s in await store.steps(episode.id)],
+            "rewards": [to_json(r) for r in await store.rewards(episode.id)]}
+
+
 def pairing_token() -> str:
     return load_or_create_token(config_dir())
 
@@ -114,3 +123,12 @@ def step_line(step: dict) -> str:
     outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
     mode = f"[{step['mode']}] " if step.get("mode") else ""
     return f"  {step['index']:>2}. {mode}{describe_action(step.get('action'))} → {outcome}"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all, private to the user (0600, like the store it
+    comes from): into a file next to it, then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

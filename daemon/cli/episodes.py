@@ -1,27 +1,31 @@
-"""`nightloop episodes`: list, show, export and delete what the store holds."""
+"""`nightloop episodes`: list, show, report, rate, export and delete what the store holds."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import webbrowser
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from daemon.agent.descriptors import label
+from daemon.core.screenshots import Screenshots
 from daemon.core.store import Episode, Store
 from daemon.core.wire import NightloopError, to_json
 
+from . import report
 from .common import (
+    episode_json,
     json_option,
     print_json,
     run_coro,
     setting_options,
     step_line,
     with_store,
+    write_private,
 )
+from .review import rate
 
 
 @click.group("episodes")
@@ -57,12 +61,6 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[:n - 1] + "…"
 
 
-async def _episode_json(store: Store, episode: Episode) -> dict:
-    return {**to_json(episode),
-            "steps": [to_json(s) for s in await store.steps(episode.id)],
-            "rewards": [to_json(r) for r in await store.rewards(episode.id)]}
-
-
 @episodes_group.command("show")
 @click.argument("episode_id", type=int)
 @setting_options("db")
@@ -77,7 +75,7 @@ def show_episode(episode_id: int, db: str | None, as_json: bool) -> None:
         episode = await store.episode(episode_id)
         if episode is None:
             raise NightloopError(f"there is no episode {episode_id}")
-        return await _episode_json(store, episode)
+        return await episode_json(store, episode)
     data = run_coro(go())
     if as_json:
         print_json(data)
@@ -142,20 +140,64 @@ def export_episodes(path: Path | None, db: str | None) -> None:
     """
     @with_store(db)
     async def go(store: Store) -> list[str]:
-        return [json.dumps(await _episode_json(store, e), ensure_ascii=False)
+        return [json.dumps(await episode_json(store, e), ensure_ascii=False)
                 for e in reversed(await store.episodes())]
     lines = run_coro(go())
     if path is None:
         for line in lines:
             click.echo(line)
         return
-    # Write next to the target and rename, so an interrupted export never leaves half a file;
-    # mkstemp creates it 0600, private like the store it comes from.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.writelines(line + "\n" for line in lines)
-    os.replace(tmp, path)
+    write_private(path, "".join(line + "\n" for line in lines))
     click.echo(f"exported {len(lines)} episodes to {path}", err=True)
+
+
+@episodes_group.command("report")
+@click.argument("episode_ids", type=int, nargs=-1, required=True)
+@click.option("--out", "path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file [default: nightloop-episode-ID.html here].")
+@click.option("--open", "open_it", is_flag=True, help="Open it in your default browser.")
+@setting_options("db")
+def report_episodes(episode_ids: tuple[int, ...], path: Path | None, open_it: bool,
+                    db: str | None) -> None:
+    """Write episodes as one HTML file that opens offline: the task, outcome and rewards, then
+    every step with its screenshot (the target outlined), the action in words, its result,
+    timings and the model's output. Several ids: one report with an index.
+
+    Example: nightloop episodes report 12 13 --open
+    """
+    @with_store(db)
+    async def go(store: Store) -> tuple[list[dict], Screenshots]:
+        found = []
+        for episode_id in dict.fromkeys(episode_ids):
+            episode = await store.episode(episode_id)
+            if episode is None:
+                raise NightloopError(f"there is no episode {episode_id}")
+            found.append(await episode_json(store, episode))
+        return found, store.screenshots
+    episodes, screenshots = run_coro(go())
+    if path is None:
+        path = Path(f"nightloop-episode-{'-'.join(str(e['id']) for e in episodes[:3])}"
+                    f"{'-etc' if len(episodes) > 3 else ''}.html")
+    write_private(path, report.render(episodes, screenshots))
+    click.echo(f"wrote {path} ({len(episodes)} episode{'s' if len(episodes) > 1 else ''})")
+    if open_it:
+        webbrowser.open(path.resolve().as_uri())
+
+
+@episodes_group.command("rate")
+@click.argument("episode_id", type=int)
+@click.argument("verdict", type=click.Choice(["up", "down"]))
+@click.option("--note", default=None, help="Why, in a few words (kept with the verdict).")
+@setting_options("db")
+def rate_episode(episode_id: int, verdict: str, note: str | None, db: str | None) -> None:
+    """Give your verdict on an episode, as the popup's 👍/👎 does: the nightly cycle learns
+    from it the same way (the newest verdict counts).
+
+    Example: nightloop episodes rate 12 down --note "booked the wrong date"
+    """
+    rate(db, episode_id, verdict == "up", note)
+    click.echo(f"episode {episode_id}: {'👍 good' if verdict == 'up' else '👎 bad'}"
+               + (f" ({note})" if note else ""))
 
 
 @episodes_group.command("delete")

@@ -37,6 +37,7 @@ from .common import (
 from .episodes import episodes_group
 from .evaluate import eval_group
 from .judging import judge_group
+from .review import review_command
 from .settings import config_group, models_group
 from .training import adapters_group, practice_group, schedule_command, train_command
 
@@ -347,7 +348,7 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
 
 
 for group in (episodes_group, config_group, models_group, eval_group, judge_group,
-              adapters_group, practice_group, train_command, schedule_command):
+              adapters_group, practice_group, train_command, schedule_command, review_command):
     cli.add_command(group)
 
 

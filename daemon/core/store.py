@@ -6,8 +6,8 @@ Contract:
   daemon as ``interrupted``.
 - Migrations (`migrations.py`) are small named functions applied in order and recorded in
   ``migrations``; the schema version (also PRAGMA user_version) is how many have been applied.
-- One Store object is the one writer of a daemon; CLI commands open their own for reading and
-  for deleting.
+- One Store object is the one writer of a daemon; CLI commands open their own for reading,
+  deleting and the user's verdicts.
 - JSON columns (observation, action, result, details) hold JSON text; rows come back as the
   dataclasses below with those columns decoded.
 """
@@ -104,6 +104,14 @@ class Reward:
     details: dict | None = None
     created_at: str = field(default_factory=now)
     id: int | None = None
+
+    @classmethod
+    def verdict(cls, episode_id: int, good: bool, client: str, note: str | None = None,
+                **details: Any) -> Reward:
+        """The user's word on an episode (popup, `episodes rate`, `review`): a ``user`` reward
+        of +1 or -1; the newest one counts."""
+        return cls(episode_id, "user", 1.0 if good else -1.0,
+                   {"client": client, **({"note": note} if note else {}), **details})
 
 
 @dataclass
@@ -357,6 +365,21 @@ class Store:
     async def rewards(self, episode_id: int) -> list[Reward]:
         return await self._fetch(Reward, "SELECT * FROM rewards WHERE episode_id = ? ORDER BY id",
                                  (episode_id,))
+
+    async def unrated(self, *, source: str | None = None, since: str | None = None,
+                      task: str | None = None) -> list[Episode]:
+        """Finished episodes with no verdict of the user's (no ``user`` reward), newest first;
+        only those of `source`, started at or after `since`, whose task contains `task`."""
+        where = ["e.status != 'running'", "NOT EXISTS (SELECT 1 FROM rewards r WHERE "
+                 "r.episode_id = e.id AND r.kind = 'user')"]
+        params: list[Any] = []
+        for clause, value in (("e.source = ?", source), ("e.started_at >= ?", since),
+                              ("instr(lower(e.task), lower(?)) > 0", task)):
+            if value:
+                where.append(clause)
+                params.append(value)
+        return await self._fetch(Episode, self._EPISODE_SELECT + " WHERE " + " AND ".join(where)
+                                 + " ORDER BY e.id DESC", params)
 
     async def unjudged(self) -> list[int]:
         """Ids of finished episodes the judge has yet to score, oldest first: those without a

@@ -288,8 +288,8 @@ class Daemon(Endpoint):
             for secret in running.secrets.secrets:      # a secret the page shows elsewhere
                 await self.store.redact(episode_id, secret, MASK)
         await self.store.finish_episode(episode_id, "done" if message.success else "stopped")
-        await self.store.add_reward(Reward(episode_id, "user", 1.0 if message.success else -1.0,
-                                           {"client": client.kind, "demonstration": True}))
+        await self.store.add_reward(Reward.verdict(episode_id, message.success, client.kind,
+                                                   demonstration=True))
         self._ended(running)
         final = await self.store.episode(episode_id)
         update = p.EpisodeUpdate(to_json(final))
@@ -313,8 +313,7 @@ class Daemon(Endpoint):
         episode = await self.store.episode(feedback.episode_id)
         if episode is None:
             raise InvalidMessage(f"there is no episode {feedback.episode_id}")
-        await self.store.add_reward(Reward(episode.id, "user", float(feedback.value),
-                                           {"client": client.kind}))
+        await self.store.add_reward(Reward.verdict(episode.id, feedback.value > 0, client.kind))
         await client.send(p.EpisodeUpdate(to_json(episode), feedback.request_id))
 
     async def _practice(self, message: p.Practice) -> p.Practice:
