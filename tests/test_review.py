@@ -15,6 +15,8 @@ import pytest
 from conftest import NIGHTLOOP, nightloop, run_async
 from PIL import Image, ImageStat
 
+from daemon.cli.report import render
+from daemon.core.screenshots import Screenshots
 from daemon.core.store import Episode, Reward, Step, Store
 from judge.reward import reward_that_counts
 
@@ -57,7 +59,8 @@ def test_the_report_shows_every_step_with_its_screenshot_and_opens_offline(
     # an index of both, then each episode with its task, outcome and rewards
     assert page.locator("table.index tr").count() == 3
     text = page.inner_text("body")
-    assert TASK.replace("pa55-word-long", "•••") in text and "user +1.00" in text and "note: sent as asked" in text
+    assert TASK.replace("pa55-word-long", "•••") in text               # as stored: redacted
+    assert "user +1.00" in text and "note: sent as asked" in text
     assert 'type "Ada" into textbox "Name"' in text and 'click button "Send"' in text
     assert 'type "•••" into textbox "Password"' in text
     images = page.locator("img")
@@ -216,3 +219,43 @@ def test_review_takes_notes_and_quits_with_q(home):
     term.key("q")
     term.expect("rated 0 (0 good, 0 bad), skipped 1")
     assert term.close() == 0
+
+
+def test_the_report_explains_the_judge_and_escapes_what_pages_wrote(tmp_path):
+    episode = {
+        "id": 5, "task": "Find <script>alert(1)</script> deals", "source": "toolbar",
+        "status": "done", "started_at": "2026-11-30T06:00:00.000Z",
+        "ended_at": "2026-11-30T06:00:09.500Z",
+        "steps": [{"index": 0, "ok": False, "action": {"action": "click", "id": 4},
+                   "error": "element [4] is not in the observation of this page",
+                   "observation": {"elements": [{"id": 4, "role": "link", "name": "<b>Deals"}]},
+                   "screenshot": {"skipped": "the tab was not in front of its window"}}],
+        "rewards": [{"kind": "judge", "value": 0.41, "details": {
+            "components": {"flip": 0.81, "progress": 0.2},
+            "weights": {"flip": 0.7, "progress": 0.3},
+            "flip": {"model": "SmolLM2", "form": "generate", "inferred": ["find deals"]},
+            "rules": {"counts": {"executed": 0, "invalid": 1, "ended_by_agent": 1}}}}]}
+    html = render([episode], Screenshots(tmp_path / "s.db"))
+    assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "click link &#34;&lt;b&gt;Deals&#34;" in html          # the element, from the page
+    assert "= 0.7 × (2 · FLIP 0.81 − 1) + 0.3 × progress +0.20" in html
+    assert "what the judge thinks was asked: “find deals”" in html
+    assert "progress rules: invalid ×1, ended by agent ×1" in html
+    assert "No screenshot: the tab was not in front of its window" in html
+    assert "9.5 s" in html and "<script" not in html.split("<body>")[1]
+
+
+def test_episodes_report_opens_in_the_default_browser(home, tmp_path, monkeypatch):
+    db = home / "r.db"
+    seed_episodes(db)
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "fake-browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" >> {opened}\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    monkeypatch.chdir(tmp_path)
+    out = nightloop("episodes", "report", "2", "--open", "--db", str(db)).stdout
+    assert out.strip() == "wrote nightloop-episode-2.html (1 episode)"
+    assert opened.read_text().strip() == (tmp_path / "nightloop-episode-2.html").as_uri()
+    missing = nightloop("episodes", "report", "2", "9", "--db", str(db), check=False)
+    assert missing.returncode == 1 and "there is no episode 9" in missing.stderr

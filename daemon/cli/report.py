@@ -84,14 +84,19 @@ def _reward(reward: dict) -> dict[str, Any]:
     details = reward.get("details") or {}
     lines: list[str] = []
     if reward["kind"] == "judge":
-        flip = details.get("flip") or {}
+        flip, parts, weights = details.get("flip") or {}, details.get("components") or {}, \
+            details.get("weights") or {}
+        if parts and weights:
+            lines.append(f"= {weights['flip']:g} × (2 · FLIP {parts['flip']:.2f} − 1) + "
+                         f"{weights['progress']:g} × progress {parts['progress']:+.2f}")
         if flip.get("inferred"):
             lines.append(f"what the judge thinks was asked: “{flip['inferred'][0]}”")
-        for name, value in (details.get("components") or {}).items():
-            lines.append(f"{name}: {value:.2f}")
         if flip.get("model"):
-            lines.append(f"{flip.get('form')} form, {flip['model']}")
-        lines += [str(r) for r in details.get("reasons", [])]
+            lines.append(f"FLIP: {flip.get('form')} form, {flip['model']}")
+        counts = (details.get("rules") or {}).get("counts") or {}
+        if counts:
+            lines.append("progress rules: " + ", ".join(
+                f"{name.replace('_', ' ')} ×{n}" for name, n in counts.items() if n))
     elif reward["kind"] == "ground_truth":
         lines += [f"{k}: {details[k]}" for k in ("benchmark", "task", "seed", "raw_reward",
                                                  "reason") if details.get(k) is not None]
