@@ -172,7 +172,7 @@ def test_review_goes_through_unrated_episodes_newest_first_one_key_each(home, tm
     browser.chmod(0o755)
     env = {**os.environ, "BROWSER": str(browser), "TMPDIR": str(tmp_path)}
 
-    term = Terminal("--source", "toolbar", "--db", str(db), env=env)
+    term = Terminal("--db", str(db), env=env)              # yours: no practice, no eval
     term.expect("2 episodes to review, newest first.")
     term.expect("[1/2] episode 2")                          # newest first; 4 is rated already
     assert "task: Archive the newsletter" in term.seen and 'click button "Go"' in term.seen
@@ -212,7 +212,7 @@ def test_review_takes_notes_and_quits_with_q(home):
     assert term.close() == 0
     assert rewards(db, 1)[0].details == {"client": "cli", "note": "wrong day"}
 
-    term = Terminal("--db", str(db), env=dict(os.environ))
+    term = Terminal("--source", "all", "--db", str(db), env=dict(os.environ))
     term.expect("2 episodes to review")                     # 3 (practice) and 2
     term.key("s")
     term.expect("episode 2")

@@ -17,11 +17,13 @@ import termios
 import tty
 import webbrowser
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from daemon.agent.descriptors import in_words
 from daemon.core.files import private_dir
+from daemon.core.protocol import Source
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import NightloopError
 
@@ -29,18 +31,20 @@ from . import report
 from .common import episode_json, run_coro, setting_options, with_store, write_private
 
 KEYS = "[y] good  [n] bad  [s] skip  [o] open report  [q] quit"
+SOURCES = {"mine": ("toolbar", "cli", "replay", "demonstration"), "all": ()}
 
 
 @click.command("review")
-@click.option("--source", default=None,
-              help="Only episodes of this source (toolbar, cli, replay, demonstration, "
-                   "practice, eval).")
+@click.option("--source", type=click.Choice(["mine", "all", *get_args(Source)]),
+              default="mine", show_default=True,
+              help="Whose episodes: mine (what you ran: toolbar, cli, replay, demonstration), "
+                   "all (practice and eval too), or one source.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
               help="Only episodes started at or after this time (UTC).")
 @click.option("--task", "task_text", default=None, help="Only tasks containing this text.")
 @click.option("--notes", is_flag=True, help="Ask for a note after each verdict.")
 @setting_options("db")
-def review_command(source: str | None, since, task_text: str | None, notes: bool,
+def review_command(source: str, since, task_text: str | None, notes: bool,
                    db: str | None) -> None:
     """Rate the episodes you have not rated yet, newest first, one key each.
 
@@ -53,12 +57,14 @@ def review_command(source: str | None, since, task_text: str | None, notes: bool
 
     @with_store(db)
     async def pending(store: Store) -> list[Episode]:
-        return await store.unrated(source=source, since=cutoff, task=task_text)
+        return await store.unrated(sources=SOURCES.get(source, (source,)), since=cutoff,
+                                   task=task_text)
     episodes = run_coro(pending())
     if not episodes:
         click.echo("nothing to review: every episode that matches has your verdict")
         return
-    click.echo(f"{len(episodes)} episodes to review, newest first. {KEYS}")
+    click.echo(f"{len(episodes)} episode{'s' if len(episodes) > 1 else ''} to review, newest "
+               f"first. {KEYS}")
     tally = {"good": 0, "bad": 0, "skipped": 0}
     with _Keys() as keys:
         for n, episode in enumerate(episodes, 1):

@@ -366,14 +366,17 @@ class Store:
         return await self._fetch(Reward, "SELECT * FROM rewards WHERE episode_id = ? ORDER BY id",
                                  (episode_id,))
 
-    async def unrated(self, *, source: str | None = None, since: str | None = None,
+    async def unrated(self, *, sources: tuple[str, ...] = (), since: str | None = None,
                       task: str | None = None) -> list[Episode]:
         """Finished episodes with no verdict of the user's (no ``user`` reward), newest first;
-        only those of `source`, started at or after `since`, whose task contains `task`."""
+        only those of `sources` (all when empty), started at or after `since`, whose task
+        contains `task`."""
         where = ["e.status != 'running'", "NOT EXISTS (SELECT 1 FROM rewards r WHERE "
                  "r.episode_id = e.id AND r.kind = 'user')"]
-        params: list[Any] = []
-        for clause, value in (("e.source = ?", source), ("e.started_at >= ?", since),
+        params: list[Any] = list(sources)
+        if sources:
+            where.append(f"e.source IN ({', '.join('?' * len(sources))})")
+        for clause, value in (("e.started_at >= ?", since),
                               ("instr(lower(e.task), lower(?)) > 0", task)):
             if value:
                 where.append(clause)
