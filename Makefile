@@ -61,6 +61,7 @@ bench: setup
 	$(PY) bench/miniwob.py
 	$(PY) bench/replay.py
 	$(PY) bench/training_step.py
+	$(PY) bench/screenshots.py --llm
 
 # The learning curve: teacher-free cycles, ablations and two baselines (about nine hours on 2
 # cores; resumable: run it again to go on where it stopped).
