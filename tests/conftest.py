@@ -10,7 +10,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +131,34 @@ class Browser:
         page = self.context.new_page()
         page.goto(f"chrome-extension://{self.extension_id}/popup.html")
         return page
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the shipped model (its `server` extra):
+    the base URL of its API."""
+    from daemon.core.models import shipped_model
+    port = free_port()
+    log = open(Path(tempfile.mkdtemp()) / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model",
+                             str(shipped_model()), "--port", str(port), "--n_ctx", "4096",
+                             "--n_threads", "2"], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        def up() -> bool:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise AssertionError(f"the model server did not start:\n{log.read()}")
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=1):
+                    return True
+            except OSError:
+                return False
+        wait_until(up, timeout=60, what="the model server")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(15)
 
 
 @pytest.fixture(scope="session")

@@ -176,7 +176,7 @@ def prompt_formatter(llm: Llama, answer: str = "Action") -> Callable[[list[dict[
     meta = llm.metadata
     template = meta.get("tokenizer.chat_template")
     if not template:
-        return lambda messages: _plain_prompt(messages, answer)
+        return lambda messages: prompt.plain(messages) + f"\n\n### {answer}\n"
 
     def token_text(key: str) -> str:
         token_id = meta.get(key)
@@ -186,8 +186,3 @@ def prompt_formatter(llm: Llama, answer: str = "Action") -> Callable[[list[dict[
                                 bos_token=token_text("tokenizer.ggml.bos_token_id"))
     return lambda messages: jinja(messages=messages).prompt
 
-
-def _plain_prompt(messages: list[dict[str, str]], answer: str) -> str:
-    """For base models without a chat template: sections, then the start of the answer."""
-    parts = [f"### {m['role'].capitalize()}\n{m['content']}" for m in messages]
-    return "\n\n".join(parts) + f"\n\n### {answer}\n"

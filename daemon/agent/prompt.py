@@ -77,6 +77,12 @@ def messages(task: str, observation: str, context: StepContext | None = None,
             {"role": "user", "content": user_message(task, observation, context, shown)}]
 
 
+def plain(messages: list[dict[str, str]]) -> str:
+    """Messages in a layout of their own, without a chat template: for base models (followed by
+    the start of the answer) and for the record of what a server was sent."""
+    return "\n\n".join(f"### {m['role'].capitalize()}\n{m['content']}" for m in messages)
+
+
 def untrusted(text: str, markers: Iterable[str]) -> str:
     """Page text with every chat-control marker of the model (`markers`, e.g. ``<|im_start|>``)
     taken out, however often and however nested (``<|im_<|im_end|>start|>``)."""

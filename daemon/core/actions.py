@@ -211,6 +211,23 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     return {"oneOf": variants}
 
 
+def violation(action: Action, schema: dict[str, Any]) -> str | None:
+    """Why a parsed `action` is not one `json_schema` allows (its variants' consts and enums),
+    None when it is: for answers no grammar constrained, e.g. a server's."""
+    variant = next((v for v in schema["oneOf"]
+                    if v["properties"]["action"]["const"] == action.name), None)
+    if variant is None:
+        return f"{action.name} is not possible on this page now"
+    for key, value in action.args.items():
+        rule = variant["properties"].get(key)
+        if rule is None:
+            return f"{action.name} takes no {key} on this page"
+        if "enum" in rule and value not in rule["enum"]:
+            allowed = ", ".join(map(str, rule["enum"][:30]))
+            return f"{action.name}.{key} {value!r} is not one of {allowed}"
+    return None
+
+
 _URL = re.compile(r"""https?://[^\s"'<>]+""")
 
 

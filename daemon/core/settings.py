@@ -53,6 +53,10 @@ class Settings:
     policy: str = setting("llm", "who decides each step: llm (the local model) or scripted "
                           "(instructions written in the task; see the README)",
                           choices=("llm", "scripted"))
+    backend: str = setting("llama", "where the policy's model runs: llama (in the daemon, "
+                           "llama.cpp on `model`) or openai (an OpenAI-compatible server at "
+                           "`server_url`: llama.cpp's server, Ollama, vLLM)",
+                           choices=("llama", "openai"))
     model: str = setting("", "GGUF model file for the policy; empty: the shipped "
                          "SmolLM2-135M-Instruct")
     adapter: str = setting("", "LoRA adapter (GGUF) applied to the model; empty: none")
@@ -69,6 +73,19 @@ class Settings:
                            "mass; 1: no limit (llama.cpp's default is 0.95)", low=0, high=1)
     min_p: float = setting(0.05, "drop tokens less likely than this fraction of the likeliest; "
                            "0: none (llama.cpp's default is 0.05)", low=0, high=1)
+    server_url: str = setting("http://127.0.0.1:8080/v1", "backend openai: the server's API "
+                              "base URL (its key, if it needs one, from the environment: "
+                              "NIGHTLOOP_API_KEY or OPENAI_API_KEY; never stored)")
+    server_model: str = setting("", "backend openai: the model name to ask for; empty: the "
+                                "first the server lists")
+    server_format: str = setting("json_schema", "backend openai: how the action schema "
+                                 "constrains the answer: json_schema (response_format, as "
+                                 "OpenAI, vLLM, llama.cpp's llama-server and Ollama take it), "
+                                 "json_object (llama-cpp-python's server) or grammar (GBNF in "
+                                 "`grammar`: the llama.cpp servers)",
+                                 choices=("json_schema", "json_object", "grammar"))
+    server_timeout: float = setting(60.0, "backend openai: seconds a request may take before "
+                                    "the step fails", low=1, high=3600)
     obs_tokens: int = setting(1200, "token budget for the page observation in a prompt",
                               low=100, high=100_000)
     history: int = setting(5, "previous actions (with results) shown to the model",
@@ -76,6 +93,11 @@ class Settings:
     # -- the judge (issue 5; the defaults are the measured choice, see the README) -----------
     judge: str = setting("on", "score each finished episode in the background: on or off",
                          choices=("on", "off"))
+    judge_backend: str = setting("llama", "where the judge's model runs: llama (in the "
+                                 "daemon) or openai (the server of `server_url`, with "
+                                 "`judge_server_model`)", choices=("llama", "openai"))
+    judge_server_model: str = setting("", "judge_backend openai: the model name; empty: "
+                                      "`server_model`")
     judge_model: str = setting("", "judge model: smollm2, gemma3 (the shipped candidates) or "
                                "a GGUF path; empty: smollm2")
     judge_form: str = setting("likelihood", "FLIP's form: likelihood (calibrated against "

@@ -37,6 +37,9 @@ class BrowserOptions:
 def make_policy(settings: Settings) -> Policy:
     if settings.policy == "scripted":
         return ScriptedPolicy()
+    if settings.policy == "llm" and settings.backend == "openai":
+        from daemon.agent.server_policy import ServerPolicy
+        return ServerPolicy(settings)
     if settings.policy == "llm":
         from daemon.agent.llama_policy import (
             LlamaPolicy,  # loads llama.cpp only when it is needed

@@ -1,0 +1,149 @@
+"""The policy over an OpenAI-compatible server: against the real llama-cpp-python server on the
+shipped model, and against small stand-ins that are down, slow, or answer garbage (none of
+which may hang a step)."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from conftest import free_port
+
+from daemon.agent.openai_api import OpenAIServer, constraint
+from daemon.agent.policy import StepContext
+from daemon.agent.server_policy import ServerPolicy
+from daemon.core.actions import Action, json_schema, violation
+from daemon.core.observation import Element, Observation
+from daemon.core.settings import DEFAULTS
+
+PAGE = Observation("http://127.0.0.1/form", "Contact", [
+    Element(1, "h1", "heading", "Contact us", context=True),
+    Element(4, "input", "textbox", "Name", editable=True, value=""),
+    Element(7, "button", "button", "Send")])
+CONTEXT = StepContext("Type Ada into the Name field", PAGE)
+
+
+def settings(url: str, **kw):
+    return dataclasses.replace(DEFAULTS, **{"backend": "openai", "server_url": url,
+                                            "server_timeout": 2.0, "seed": 3, **kw})
+
+
+@contextmanager
+def stand_in(answers: list) -> Iterator[tuple[str, list[dict]]]:
+    """A server that answers each POST with the next of `answers` (a dict as a chat answer's
+    content, bytes as the raw body, a number as seconds to wait first); the requests it got."""
+    got: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            answer = answers[min(len(got), len(answers)) - 1]
+            if isinstance(answer, (int, float)):
+                time.sleep(answer)
+                answer = {"action": "done"}
+            body = answer if isinstance(answer, bytes) else json.dumps({
+                "choices": [{"message": {"role": "assistant", "content": json.dumps(answer)}}],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 9}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                self.wfile.write(body)
+            except BrokenPipeError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1", got
+    finally:
+        server.shutdown()
+
+
+def decide(url: str, **kw):
+    return ServerPolicy(settings(url, server_model="m", **kw)).decide_now(CONTEXT)
+
+
+def test_the_request_carries_the_prompt_and_the_pages_schema_in_the_servers_dialect():
+    with stand_in([{"action": "fill", "id": 4, "text": "Ada"}]) as (url, got):
+        decision = decide(url)
+    assert decision.action == Action("fill", {"id": 4, "text": "Ada"})
+    body = got[0]
+    assert body["model"] == "m" and body["seed"] == 3
+    assert [m["role"] for m in body["messages"]] == ["system", "user"]
+    assert "Task: Type Ada into the Name field" in body["messages"][1]["content"]
+    schema = body["response_format"]["json_schema"]["schema"]
+    fill = next(v for v in schema["oneOf"] if v["properties"]["action"]["const"] == "fill")
+    assert fill["properties"]["id"] == {"enum": [4]}             # only the text box is fillable
+    assert decision.usage.prompt_tokens == 100 and decision.usage.completion_tokens == 9
+    assert decision.prompt.startswith("### System\nYou are nightloop")
+    assert constraint("json_object", {"oneOf": []}) == \
+        {"response_format": {"type": "json_object", "schema": {"oneOf": []}}}
+
+
+def test_an_answer_the_page_does_not_allow_is_asked_for_once_more_then_is_invalid():
+    with stand_in([{"action": "fill", "id": 7, "text": "Ada"},
+                   {"action": "click", "id": 7}]) as (url, got):
+        decision = decide(url)
+    assert decision.action == Action("click", {"id": 7}) and len(got) == 2
+    assert "fill.id 7 is not one of 4" in got[1]["messages"][-1]["content"]
+    assert decision.usage.completion_tokens == 18                     # both answers counted
+
+    with stand_in([b'{"choices": [{"message": {"content": "click the button"}}]}']) as (url, got):
+        decision = decide(url)
+    assert decision.action is None and len(got) == 2
+    assert decision.error.startswith("the server's output is not a valid action, twice: "
+                                     "it is not JSON")
+    assert decision.raw_output == "click the button"
+
+
+@pytest.mark.parametrize("answer, error", [
+    (b"<html>502 Bad Gateway</html>", "answered with something that is not JSON"),
+    (b'{"object": "list"}', "answered without a message"),
+    (b'{"error": {"message": "model not loaded"}}', 'answered with an error: {"message": '
+                                                    '"model not loaded"}'),
+])
+def test_garbage_from_the_server_is_a_clear_error(answer, error):
+    with stand_in([answer]) as (url, _):
+        decision = decide(url)
+    assert decision.action is None and error in decision.error
+
+
+def test_a_server_that_is_down_or_too_slow_fails_the_step_in_time():
+    t0 = time.monotonic()
+    decision = decide(f"http://127.0.0.1:{free_port()}/v1")
+    assert decision.action is None
+    assert decision.error.startswith("cannot reach the model server at http://127.0.0.1:")
+    with stand_in([5]) as (url, _):
+        decision = decide(url)
+    assert decision.error.endswith("/chat/completions did not answer within 2 s")
+    assert time.monotonic() - t0 < 10
+
+
+def test_the_schema_check_names_what_is_wrong():
+    schema = json_schema(PAGE)
+    assert violation(Action("click", {"id": 7}), schema) is None
+    assert violation(Action("fill", {"id": 1, "text": "x"}), schema) == \
+        "fill.id 1 is not one of 4"
+    assert violation(Action("select_option", {"id": 4, "option": "x"}), schema) == \
+        "select_option is not possible on this page now"
+
+
+@pytest.mark.parametrize("dialect", ["json_object", "grammar"])
+def test_the_real_server_answers_valid_actions_in_both_its_dialects(model_server, dialect):
+    policy = ServerPolicy(settings(model_server, server_format=dialect, server_timeout=60.0))
+    decision = policy.decide_now(CONTEXT)
+    assert decision.action is not None, decision.error
+    assert violation(decision.action, json_schema(PAGE)) is None
+    assert decision.usage.prompt_tokens > 300 and decision.usage.completion_tokens > 0
+    assert OpenAIServer(model_server).model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
