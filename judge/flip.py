@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 
-from .model import JudgeModel
+from .model import JudgeModel  # or server_model.ServerJudgeModel: the same reads
 from .prompts import (
     FLIP_ANSWER,
     FLIP_JSON_QUESTION,
@@ -73,10 +73,10 @@ def to_unit(raw: float, margin: float) -> float:
 def generate(model: JudgeModel, rendered: str, instruction: str, *, samples: int = 1,
              temperature: float = 0.0, seed: int = 0) -> tuple[float, list[str]]:
     """(mean token F1 over `samples` inferred instructions, the inferred instructions)."""
-    context = model.format(messages(rendered, FLIP_JSON_QUESTION))
+    asked = messages(rendered, FLIP_JSON_QUESTION)
     inferred = []
     for k in range(samples):
-        text = model.generate_json(context, FLIP_SCHEMA, temperature=temperature, seed=seed + k)
+        text = model.generate_json(asked, FLIP_SCHEMA, temperature=temperature, seed=seed + k)
         try:
             inferred.append(str(json.loads(text)["inferred_instruction"]))
         except (ValueError, KeyError, TypeError):

@@ -7,9 +7,10 @@ peers that calibrate FLIP's likelihood form; see flip.py).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlsplit
 
 from daemon.core.settings import Settings
@@ -19,8 +20,10 @@ from . import flip, rules
 from .model import JudgeModel
 from .render import render
 from .reward import RANGE, WEIGHTS, combine
+from .server_model import ServerJudgeModel
 
 RENDER_CHARS = 1200
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,14 @@ def template(url: str | None) -> str:
 
 
 class Judge:
-    def __init__(self, model: JudgeModel, options: JudgeOptions = JudgeOptions()):
+    """`fallback`: why the configured form could not be used (FLIP's likelihood form on a server
+    that cannot score given text), kept in every reward row it writes."""
+
+    def __init__(self, model: JudgeModel | ServerJudgeModel,
+                 options: JudgeOptions = JudgeOptions(), fallback: str | None = None):
         self.model = model
         self.options = options
+        self.fallback = fallback
 
     def flip(self, rendered: str, instruction: str, peers: list[str]) -> tuple[float, dict]:
         """FLIP's score in [0, 1] and what it was made of."""
@@ -80,12 +88,22 @@ class Judge:
         return Reward(episode.id, "judge", combine(flip_score, progress.value), {
             "components": {"flip": round(flip_score, 4), "progress": progress.value},
             "weights": dict(WEIGHTS), "range": list(RANGE),
-            "flip": {"model": self.model.name, **asdict(self.options), **flip_parts},
+            "flip": {"model": self.model.name, **asdict(self.options), **flip_parts,
+                     **({"fallback": self.fallback} if self.fallback else {})},
             "rules": progress.details(),
             "seconds": round(time.perf_counter() - t0, 2)})
 
 
 def judge_from_settings(settings: Settings) -> Judge:
-    """The judge the settings describe (loads the model: ~0.2-1 s)."""
-    return Judge(JudgeModel(settings.judge_model, threads=settings.threads),
-                 JudgeOptions.from_settings(settings))
+    """The judge the settings describe (loads the model: ~0.2-1 s). On a server that cannot
+    score given text, FLIP's likelihood form falls back to its generate form, saying why."""
+    options = JudgeOptions.from_settings(settings)
+    if settings.judge_backend != "openai":
+        return Judge(JudgeModel(settings.judge_model, threads=settings.threads), options)
+    model = ServerJudgeModel(settings)
+    why = model.cannot_score() if options.form == "likelihood" else None
+    if why:
+        log.warning("the judge's server cannot score given text: %s; FLIP uses its generate "
+                    "form", why)
+        options = replace(options, form="generate")
+    return Judge(model, options, fallback=f"likelihood form unavailable: {why}" if why else None)

@@ -81,9 +81,10 @@ class JudgeModel:
         """The distinct first tokens of `words` (e.g. "yes", " Yes")."""
         return sorted({self.tokens(w, special=False)[0] for w in words})
 
-    def generate_json(self, context: str, schema: dict, *, temperature: float,
+    def generate_json(self, messages: list[dict[str, str]], schema: dict, *, temperature: float,
                       seed: int) -> str:
-        """One completion of `context` constrained to `schema`'s JSON."""
+        """One answer to `messages` constrained to `schema`'s JSON."""
+        context = self.format(messages)
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
             self._grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)

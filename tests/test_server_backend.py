@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 from conftest import free_port
+from test_judge_parts import clean
 
 from daemon.agent.openai_api import OpenAIServer, constraint
 from daemon.agent.policy import StepContext
@@ -21,6 +22,8 @@ from daemon.agent.server_policy import ServerPolicy
 from daemon.core.actions import Action, json_schema, violation
 from daemon.core.observation import Element, Observation
 from daemon.core.settings import DEFAULTS
+from judge.judge import judge_from_settings
+from judge.server_model import ServerJudgeModel
 
 PAGE = Observation("http://127.0.0.1/form", "Contact", [
     Element(1, "h1", "heading", "Contact us", context=True),
@@ -47,7 +50,8 @@ def stand_in(answers: list) -> Iterator[tuple[str, list[dict]]]:
             if isinstance(answer, (int, float)):
                 time.sleep(answer)
                 answer = {"action": "done"}
-            body = answer if isinstance(answer, bytes) else json.dumps({
+            body = answer if isinstance(answer, bytes) else json.dumps(answer).encode() \
+                if "choices" in answer else json.dumps({
                 "choices": [{"message": {"role": "assistant", "content": json.dumps(answer)}}],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 9}}).encode()
             self.send_response(200)
@@ -147,3 +151,39 @@ def test_the_real_server_answers_valid_actions_in_both_its_dialects(model_server
     assert violation(decision.action, json_schema(PAGE)) is None
     assert decision.usage.prompt_tokens > 300 and decision.usage.completion_tokens > 0
     assert OpenAIServer(model_server).model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def echo(tokens: list[str], logprobs: list[float | None]) -> dict:
+    """A legacy completion echoing `tokens` with their log-probabilities."""
+    offsets = [sum(map(len, tokens[:i])) for i in range(len(tokens))]
+    return {"choices": [{"text": "".join(tokens), "logprobs": {
+        "tokens": tokens, "text_offset": offsets, "token_logprobs": logprobs}}]}
+
+
+def test_the_judge_scores_given_text_on_a_server_that_echoes_it_right():
+    canary = echo(["1", ",", " 2", ",", " 3", ",", " 4", ",", " 5", ",", " 6", ",", " 7", ",",
+                   " 8"], [None] + [-0.1] * 14)
+    scored = echo(["Context", ":", " Hello", " world"], [None, -1.0, -2.5, -0.5])
+    with stand_in([canary, scored]) as (url, got):
+        model = ServerJudgeModel(settings(url, server_model="m"))
+        assert model.cannot_score() is None
+        assert list(model.continuation_logprobs("Context:", " Hello world")) == [-2.5, -0.5]
+    assert got[1] == {"model": "m", "prompt": "Context: Hello world", "echo": True,
+                      "logprobs": 1, "max_tokens": 1, "temperature": 0}
+
+
+def test_the_judge_over_the_real_server_says_why_it_cannot_score_and_uses_generate(
+        model_server):
+    judge = judge_from_settings(settings(model_server, judge_backend="openai",
+                                         server_format="grammar", server_timeout=60.0))
+    # llama-cpp-python's server echoes log-probabilities one token off: the canary catches it
+    assert judge.options.form == "generate"
+    assert judge.fallback.startswith(
+        "likelihood form unavailable: its echoed log-probabilities are misaligned (the certain "
+        "last token of '1, 2, 3, 4, 5, 6, 7, 8' scored -")
+    episode, steps = clean()
+    reward = judge.score(episode, steps, [])
+    flip_parts = reward.details["flip"]
+    assert flip_parts["form"] == "generate" and flip_parts["fallback"] == judge.fallback
+    assert flip_parts["model"].startswith("server:") and flip_parts["inferred"][0].strip()
+    assert -1 <= reward.value <= 1

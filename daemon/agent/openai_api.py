@@ -13,6 +13,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -32,20 +33,25 @@ def api_key() -> str | None:
     return os.environ.get("NIGHTLOOP_API_KEY") or os.environ.get("OPENAI_API_KEY") or None
 
 
-def constraint(dialect: str, schema: dict, gbnf: str | None = None) -> dict:
+def constraint(dialect: str, schema: dict) -> dict:
     """The request fields that hold a chat answer to `schema`: ``json_schema`` (OpenAI's
     response_format: vLLM, llama-server, Ollama), ``json_object`` (llama-cpp-python's server)
-    or ``grammar`` (GBNF, `gbnf`: the llama.cpp servers)."""
+    or ``grammar`` (the schema as GBNF: the llama.cpp servers)."""
     if dialect == "json_schema":
         return {"response_format": {"type": "json_schema", "json_schema": {
             "name": "action", "schema": schema, "strict": True}}}
     if dialect == "json_object":
         return {"response_format": {"type": "json_object", "schema": schema}}
     if dialect == "grammar":
-        if gbnf is None:
-            raise ValueError("the grammar dialect needs the schema's GBNF")
-        return {"grammar": gbnf}
+        return {"grammar": _gbnf(json.dumps(schema))}
     raise ValueError(f"unknown server format {dialect!r}")
+
+
+@functools.lru_cache(maxsize=32)
+def _gbnf(schema: str) -> str:
+    """A JSON schema as GBNF (converting is the slow part: kept per schema)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    return json_schema_to_gbnf(schema)
 
 
 @dataclass

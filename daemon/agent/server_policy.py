@@ -49,7 +49,6 @@ class ServerPolicy:
                                              settings.server_timeout)
         # no request yet: a server that is down fails the first step, not the daemon's start
         self.name = f"server:{settings.server_model or settings.server_url}"
-        self._grammars: dict[str, str] = {}
 
     async def decide(self, context: StepContext) -> Decision:
         return await asyncio.to_thread(self.decide_now, context)
@@ -58,7 +57,7 @@ class ServerPolicy:
         t0 = time.perf_counter()
         messages = self.messages(context)
         schema = json_schema(context.observation, context.blocked, context.destinations)
-        extra = constraint(self.settings.server_format, schema, self._gbnf(schema))
+        extra = constraint(self.settings.server_format, schema)
         seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
         prompt_ms = (time.perf_counter() - t0) * 1000
         text = prompt.plain(messages)
@@ -94,15 +93,6 @@ class ServerPolicy:
 
     def render(self, context: StepContext) -> str:
         return prompt.plain(self.messages(context))
-
-    def _gbnf(self, schema: dict) -> str | None:
-        if self.settings.server_format != "grammar":
-            return None
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-        key = json.dumps(schema)
-        if key not in self._grammars:
-            self._grammars = {key: json_schema_to_gbnf(key)}   # the page's: one at a time
-        return self._grammars[key]
 
 
 def _parse(text: str, schema: dict) -> tuple[Action | None, str]:
