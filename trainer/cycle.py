@@ -54,7 +54,6 @@ from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import (
-    USER_SOURCES,
     Rules,
     demonstrations_to_replay,
     practice_tasks,
@@ -65,16 +64,7 @@ from daemon.tasks.report import sign_test, won_lost
 from daemon.tasks.sites import Sites
 
 from .config import CyclePlan, TrainConfig
-from .data import (
-    capped,
-    demonstrations_learnt,
-    grpo_samples,
-    load_samples,
-    nights_since,
-    relabelled_samples,
-    rft_samples,
-    sft_samples,
-)
+from .data import training_set
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
@@ -314,33 +304,9 @@ class _Cycle:
         t0, config = time.monotonic(), self.config
         held = {t.task for t in self.held}
 
-        def skip(episode) -> bool:
-            return episode.task in held
-        render = self.policy.render
         async with await Store.open(self.db, recover=False) as store:
-            practice = await load_samples(store, config, ("practice",), render, skip=skip,
-                                          after=self.state.first_id)
-            age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
-                                if a.data_window] + [self.state.first_id])
-            learnt = demonstrations_learnt(age, config.demo_nights)
-            users = await load_samples(store, config, USER_SOURCES, render,
-                                       skip=lambda e: skip(e) or learnt(e))
-            # Self-imitation: verified successes of this and earlier nights' practice, the
-            # policy's own and the teacher's alike, the shortest per task and seed.
-            # Only successes are read: every night's failures would otherwise be rendered
-            # into prompts again, for nothing.
-            verified = rft_samples(await load_samples(
-                store, dataclasses.replace(config, reward="ground_truth"), ("practice",),
-                render, skip=skip, successes_only=True, id_variants=config.rft_id_variants),
-                config.rft_groups, age, config.rft_decay)
-            hindsight = await relabelled_samples(store, render, self.state.first_id, skip) \
-                if config.relabel_share else []
-            window = sorted(e.id for e in await store.episodes()
-                            if e.id > self.state.first_id)
-        sft = capped(list({(s.episode_id, s.index, s.variant): s for s in
-                           sft_samples(users + practice, config) + verified}.values()),
-                     hindsight, config.relabel_share)
-        grpo = grpo_samples(practice, config)
+            sft, grpo, window = await training_set(store, config, self.policy.render,
+                                                   after=self.state.first_id, held=held)
         self.say(f"training: {len(sft)} SFT samples ({sum(s.relabelled for s in sft)} "
                  f"relabelled, {sum(s.variant > 0 for s in sft)} demonstration variants), "
                  f"{len(grpo)} GRPO samples "

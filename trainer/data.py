@@ -29,6 +29,7 @@ from daemon.agent.policy import PastStep, Sampled, StepContext
 from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
+from daemon.tasks.practice import USER_SOURCES
 from judge.judge import template
 from judge.reward import reward_that_counts
 
@@ -269,3 +270,33 @@ def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
     until the judge is calibrated across tasks; within a GRPO group it may still rank."""
     return [s for s in samples if s.reward >= config.sft_threshold
             and (s.verified or config.sft_trusts_judge)]
+
+
+async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, *, after: int,
+                       held: set[str] = frozenset()
+                       ) -> tuple[list[Sample], list[Sample], list[int]]:
+    """What a cycle trains on, from the episodes above `after` (this night's) and the buffers
+    of earlier nights: (SFT samples, GRPO samples, the ids of the window's episodes). Tasks in
+    `held` are left out (the gate measures them)."""
+    def skip(episode: Episode) -> bool:
+        return episode.task in held
+    practice = await load_samples(store, config, ("practice",), render, skip=skip, after=after)
+    age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
+                        if a.data_window] + [after])
+    learnt = demonstrations_learnt(age, config.demo_nights)
+    users = await load_samples(store, config, USER_SOURCES, render,
+                               skip=lambda e: skip(e) or learnt(e))
+    # Self-imitation: verified successes of this and earlier nights' practice, the policy's
+    # own and the teacher's alike, the shortest per task and seed. Only successes are read:
+    # every night's failures would otherwise be rendered into prompts again, for nothing.
+    verified = rft_samples(await load_samples(
+        store, replace(config, reward="ground_truth"), ("practice",), render, skip=skip,
+        successes_only=True, id_variants=config.rft_id_variants),
+        config.rft_groups, age, config.rft_decay)
+    hindsight = await relabelled_samples(store, render, after, skip) \
+        if config.relabel_share else []
+    window = sorted(e.id for e in await store.episodes() if e.id > after)
+    sft = capped(list({(s.episode_id, s.index, s.variant): s for s in
+                       sft_samples(users + practice, config) + verified}.values()),
+                 hindsight, config.relabel_share)
+    return sft, grpo_samples(practice, config), window

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Callable
@@ -123,12 +121,3 @@ def step_line(step: dict) -> str:
     outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
     mode = f"[{step['mode']}] " if step.get("mode") else ""
     return f"  {step['index']:>2}. {mode}{describe_action(step.get('action'))} → {outcome}"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` whole or not at all, private to the user (0600, like the store it
-    comes from): into a file next to it, then renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from daemon.agent.descriptors import label
+from daemon.core.files import write_private
 from daemon.core.screenshots import Screenshots
 from daemon.core.store import Episode, Store
 from daemon.core.wire import NightloopError, to_json
@@ -23,7 +24,6 @@ from .common import (
     setting_options,
     step_line,
     with_store,
-    write_private,
 )
 from .review import rate
 

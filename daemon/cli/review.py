@@ -22,13 +22,13 @@ from typing import get_args
 import click
 
 from daemon.agent.descriptors import in_words
-from daemon.core.files import private_dir
+from daemon.core.files import private_dir, write_private
 from daemon.core.protocol import Source
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import NightloopError
 
 from . import report
-from .common import episode_json, run_coro, setting_options, with_store, write_private
+from .common import episode_json, run_coro, setting_options, with_store
 
 KEYS = "[y] good  [n] bad  [s] skip  [o] open report  [q] quit"
 SOURCES = {"mine": ("toolbar", "cli", "replay", "demonstration"), "all": ()}

@@ -40,11 +40,11 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
         ctx.exit()
 
 
-@click.command("train")
+@click.group("train", invoke_without_command=True)
 @click.option("--config-help", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_config_help,
               help="List every training setting a --config file may set, with its default.")
-@click.option("--now", is_flag=True, required=True,
+@click.option("--now", is_flag=True,
               help="Run one full cycle now: practice, judge, SFT/GRPO, export, gate, promote.")
 @click.option("--budget", type=click.FloatRange(1, 24 * 60), default=60.0, show_default=True,
               help="Minutes the whole cycle may take; each phase stops cleanly at its share.")
@@ -75,9 +75,10 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="Keep a screenshot of each practice step (slower; off so nights stay fast).")
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
-def train_command(now: bool, budget: float, config_file: Path | None, tasks: str, sites: str,
-                  n_seeds: int, gate_seeds: int, teacher_seeds: int, fresh: bool,
-                  screenshots: bool, as_json: bool, **flags: Any) -> None:
+@click.pass_context
+def train_command(ctx: click.Context, now: bool, budget: float, config_file: Path | None,
+                  tasks: str, sites: str, n_seeds: int, gate_seeds: int, teacher_seeds: int,
+                  fresh: bool, screenshots: bool, as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
@@ -87,8 +88,14 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
     adapter at once, between episodes. An interrupted
     cycle goes on from its last finished phase the next time.
 
+    `nightloop train export` writes what a cycle would learn from, for a trainer elsewhere.
+
     Example: nightloop train --now --budget 30
     """
+    if ctx.invoked_subcommand:
+        return
+    if not now:
+        raise click.UsageError("say --now to run a cycle now (or `nightloop train export`)")
     from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     try:
@@ -114,6 +121,49 @@ def train_command(now: bool, budget: float, config_file: Path | None, tasks: str
                    f"{result.practice_episodes} practice episodes; {result.seconds}")
     if result.error:
         raise click.ClickException(result.error)
+
+
+@train_command.command("export")
+@click.option("--format", "fmt", type=click.Choice(["trl", "jsonl"]), default="trl",
+              show_default=True,
+              help="trl: prompt/completion columns TRL's trainers load; jsonl: nightloop's own "
+                   "samples, every field.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("nightloop-dataset"), show_default=True, help="Folder to write.")
+@click.option("--after", "after", type=click.IntRange(0), default=None,
+              help="This night's window: episodes after this id [default: after the newest "
+                   "adapter's window, as the next cycle would].")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
+                                                         path_type=Path), default=None,
+              help="TOML file overriding training settings (what is selected, and how).")
+@setting_options("model", "db")
+def train_export(fmt: str, out: Path, after: int | None, config_file: Path | None,
+                 **flags: Any) -> None:
+    """Write the SFT samples and GRPO groups a cycle would train on, for a trainer elsewhere
+    (TRL's SFTTrainer / GRPOTrainer on a GPU; see the README, "Bigger models and GPUs").
+
+    Example: nightloop train export --format trl --out data/
+    """
+    from daemon.agent.llama_policy import LlamaPolicy  # renders teacher samples' prompts
+    from trainer import handoff
+    from trainer.data import training_set
+    config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
+    settings = settings_from(**flags)
+
+    @with_store(flags["db"])
+    async def go(store: Store) -> dict:
+        start = after
+        if start is None:
+            windows = [a.data_window["after_episode"] for a in await store.adapters()
+                       if a.data_window]
+            start = max(windows, default=0)
+        policy = LlamaPolicy(settings)
+        sft, grpo, window = await training_set(store, config, policy.render, after=start)
+        return handoff.write(out, sft, grpo, fmt=fmt, meta={
+            "after_episode": start, "episodes": len(window), "base_model": policy.info.path.name})
+    about = run_coro(go())
+    click.echo(f"wrote {about['sft']} SFT samples and {about['grpo']} GRPO samples "
+               f"({about['groups']} groups) to {out}/ (format {fmt})")
 
 
 class Bars:

@@ -8,6 +8,7 @@ its WAL and SHM files the store's own mode). A folder the user named that alread
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -24,3 +25,12 @@ def private_file(path: Path) -> Path:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     path.chmod(0o600)
     return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all, 0600: into a file next to it (mkstemp makes
+    it 0600), then renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)

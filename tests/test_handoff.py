@@ -1,0 +1,74 @@
+"""`nightloop train export`: what a cycle would learn from, as files TRL's trainers load."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import nightloop, run_async
+
+from daemon.agent.policy import Sampled
+from daemon.core.store import Episode, Reward, Step, Store
+
+DRAWN = Sampled(1.0, [5, 2], [-0.1, 0.0], [[5, 6], 1])
+
+
+def seed_store(db) -> None:
+    """Two practice attempts of one MiniWoB++ task and seed (a success, a failure), and a
+    user's thumbs-up episode."""
+    async def go():
+        async with await Store.open(db) as store:
+            for truth, target in ((1.0, 1), (0.0, 9)):
+                e = await store.start_episode(Episode("Click OK", "practice",
+                                                      start_url="http://h:1/miniwob/x.html"))
+                output = json.dumps({"action": "click", "id": target})
+                await store.add_step(Step(e.id, 0, {"action": "click", "id": target}, True,
+                                          prompt="<|im_start|>user\nClick OK", raw_output=output,
+                                          sampled=DRAWN.to_json()))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", truth, {
+                    "benchmark": "miniwob", "task": "x", "seed": 7}))
+            e = await store.start_episode(Episode("Say hi", "toolbar"))
+            await store.add_step(Step(e.id, 0, {"action": "answer", "text": "hi"}, True,
+                                      prompt="<|im_start|>user\nSay hi",
+                                      raw_output='{"action": "answer", "text": "hi"}'))
+            await store.finish_episode(e.id, "done")
+            await store.add_reward(Reward.verdict(e.id, True, "popup"))
+    run_async(go())
+
+
+def test_the_export_is_what_trls_trainers_load(home, tmp_path):
+    import datasets
+    import trl
+    db, out = home / "s.db", tmp_path / "data"
+    seed_store(db)
+    printed = nightloop("train", "export", "--out", str(out), "--db", str(db)).stdout
+    assert printed.strip() == (f"wrote 2 SFT samples and 2 GRPO samples (1 groups) to {out}/ "
+                               "(format trl)")
+    sft = datasets.load_dataset("json", data_files=str(out / "sft.jsonl"), split="train")
+    assert set(sft.column_names) >= {"prompt", "completion"}
+    assert sorted(sft["completion"]) == ['{"action": "answer", "text": "hi"}',
+                                         '{"action": "click", "id": 1}']   # the good ones
+    grpo = datasets.load_dataset("json", data_files=str(out / "grpo.jsonl"), split="train")
+    assert grpo.column_names == ["prompt", "completion", "reward", "advantage", "group"]
+    assert sorted(zip(grpo["reward"], grpo["group"])) == [(0.0, "miniwob:x:7"),
+                                                          (1.0, "miniwob:x:7")]
+    assert sorted(grpo["advantage"])[0] < 0 < sorted(grpo["advantage"])[1]
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["base_model"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and meta["groups"] == 1
+    assert oct((out / "sft.jsonl").stat().st_mode & 0o777) == "0o600"
+    # TRL's own configs for these columns (training itself needs a GPU's time, not a test's)
+    cpu = {"use_cpu": True, "bf16": False, "report_to": []}       # a GPU keeps the defaults
+    config = trl.SFTConfig(output_dir=str(tmp_path / "sft"), completion_only_loss=True, **cpu)
+    assert config.completion_only_loss and config.dataset_text_field == "text"
+    assert trl.GRPOConfig(output_dir=str(tmp_path / "grpo"), num_generations=2,
+                          per_device_train_batch_size=2, **cpu).num_generations == 2
+
+    nightloop("train", "export", "--format", "jsonl", "--out", str(out), "--db", str(db))
+    row = json.loads((out / "grpo.jsonl").read_text().splitlines()[0])
+    assert row["sampled"] == DRAWN.to_json() and row["episode_id"] in (1, 2)
+
+
+def test_train_without_now_or_a_subcommand_says_what_it_needs(home):
+    result = nightloop("train", check=False)
+    assert result.returncode == 2
+    assert "say --now to run a cycle now (or `nightloop train export`)" in result.stderr
