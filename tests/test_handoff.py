@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import nightloop, run_async
 
 from daemon.agent.policy import Sampled
@@ -72,3 +73,41 @@ def test_train_without_now_or_a_subcommand_says_what_it_needs(home):
     result = nightloop("train", check=False)
     assert result.returncode == 2
     assert "say --now to run a cycle now (or `nightloop train export`)" in result.stderr
+
+
+def peft_folder(path):
+    """A LoRA adapter as TRL/peft save it, for the shipped model (random, not trained)."""
+    from daemon.core.models import shipped_model
+    from trainer.config import TrainConfig
+    from trainer.model import add_lora, load_base
+    model, _, _ = load_base(shipped_model())
+    add_lora(model, TrainConfig(), init=False).save_pretrained(str(path))
+    return path
+
+
+@pytest.mark.browser
+def test_an_adapter_trained_elsewhere_is_imported_and_gated_like_the_cycles_own(home, tmp_path):
+    db = home / "s.db"
+    folder = peft_folder(tmp_path / "trl-out")
+    bad = nightloop("adapters", "import", str(tmp_path), "--db", str(db), check=False)
+    assert bad.returncode == 1 and "holds no peft adapter (no adapter_config.json)" in bad.stderr
+
+    out = nightloop("adapters", "import", str(folder), "--no-gate", "--db", str(db)).stdout
+    assert "adapter 1: imported from" in out and "the next `nightloop train --now` gates it" in out
+    [adapter] = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
+    assert adapter["status"] == "candidate"
+    assert adapter["config"] == {"imported_from": str(folder.resolve())}
+    from llama_cpp import Llama
+
+    from daemon.core.models import shipped_model
+    Llama(model_path=str(shipped_model()), lora_path=adapter["path"], n_ctx=256, verbose=False)
+
+    gated = nightloop("adapters", "import", str(folder), "--tasks", "click-test",
+                      "--gate-seeds", "1", "--budget", "4", "--json", "--db", str(db),
+                      timeout=600)
+    result = json.loads(gated.stdout)
+    assert result["resumed"] == "gate" and result["adapter_id"] == 2
+    assert result["gate"]["candidate"] is not None and result["practice_episodes"] == 0
+    statuses = {a["id"]: a["status"] for a in json.loads(
+        nightloop("adapters", "list", "--json", "--db", str(db)).stdout)}
+    assert statuses[2] == ("promoted" if result["promoted"] else "rejected")

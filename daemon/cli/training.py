@@ -236,6 +236,57 @@ def adapters_list(db: str | None, as_json: bool) -> None:
                    f"parent {a.parent or '-':<4} gate {gate}  {a.path}")
 
 
+@adapters_group.command("import")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--gate/--no-gate", default=True, show_default=True,
+              help="Measure it against the serving adapter now, as a cycle's gate does, and "
+                   "promote it only if it passes; --no-gate leaves it a candidate that the "
+                   "next `nightloop train --now` gates before anything else.")
+@click.option("--budget", type=click.FloatRange(1, 24 * 60), default=20.0, show_default=True,
+              help="Minutes the gate may take.")
+@click.option("--tasks", default="", help="Comma-separated MiniWoB++ tasks to gate on "
+                                          "[default: every DOM-level task].")
+@click.option("--gate-seeds", type=click.IntRange(0, 1000), default=CyclePlan.gate_seeds,
+              show_default=True, help="Test seeds per task; 0: as many as the budget fits.")
+@json_option
+@setting_options("model", "threads", "db", "port")
+def adapters_import(folder: Path, gate: bool, budget: float, tasks: str, gate_seeds: int,
+                    as_json: bool, **flags: Any) -> None:
+    """Bring back a LoRA adapter trained elsewhere (a peft folder, e.g. TRL's output on a
+    GPU from `nightloop train export`): convert it to GGUF for llama.cpp, register it as a
+    candidate and gate it like the nightly cycle's own.
+
+    Example: nightloop adapters import ./sft-out --budget 30
+    """
+    from trainer.cycle import run_cycle
+    from trainer.imported import import_adapter
+    settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
+    candidate = run_coro(import_adapter(settings, folder))
+    bars = Bars(quiet=as_json)
+    bars.say(f"adapter {candidate.id}: imported from {folder} as a candidate "
+             f"({candidate.path})")
+    if not gate:
+        bars.say("not gated yet: the next `nightloop train --now` gates it first")
+        return
+    config = TrainConfig()
+    plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), gate_seeds=gate_seeds)
+    try:
+        result = run_coro(run_cycle(settings, config, plan,
+                                    budget=budget * 60 / config.shares["gate"], say=bars.say,
+                                    progress=bars))
+    finally:
+        bars.close()
+    if result.promoted:
+        _tell_daemon(settings_from(port=flags["port"]).port, bars.say)
+    if as_json:
+        print_json(dataclasses.asdict(result))
+    else:
+        click.echo(f"adapter {candidate.id}: {'promoted' if result.promoted else 'not promoted'}"
+                   f"; gate {result.gate}")
+    if result.error:
+        raise click.ClickException(result.error)
+
+
 @adapters_group.command("promote")
 @click.argument("adapter_id", type=int)
 @setting_options("db", "port")
