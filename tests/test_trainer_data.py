@@ -184,3 +184,21 @@ def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tm
     endings = [s for s in samples if s.completion == '{"action": "done"}' and s.teacher]
     assert [(s.episode_id, s.index, s.prompt, s.reward) for s in endings] == [
         (1, 1, "Saved!", 1.0)]          # not the thumbs-down one, not one that said done
+
+
+def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            e = await store.start_episode(Episode("Click OK", "toolbar", policy="server:big"))
+            await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
+                                      prompt="### System\nYou are nightloop",
+                                      raw_output='{"action": "click", "id": 1}',
+                                      observation={"url": "http://h/", "elements": [
+                                          {"id": 1, "tag": "button", "role": "button",
+                                           "name": "OK"}]}))
+            await store.finish_episode(e.id, "done")
+            await store.add_reward(Reward.verdict(e.id, True, "popup"))
+            return await load_samples(store, CONFIG, render_prompt=lambda c: f"LOCAL {c.task}")
+    [sample] = run_async(go())
+    assert sample.prompt == "LOCAL Click OK" and sample.teacher        # not the server's text
+    assert sample.completion == '{"action": "click", "id": 1}'

@@ -2,8 +2,8 @@
 
 Contract:
 - A sample is the exact prompt the policy saw and the action text it emitted (the loss covers
-  only the action tokens). Episodes no model decided (the user's demonstrations, the oracle
-  teacher) give teacher samples: the prompt the policy would have seen, rendered by the
+  only the action tokens). Episodes no local model decided (the user's demonstrations, the
+  oracle teacher, a model on a server) give teacher samples: the prompt the policy would have seen, rendered by the
   policy's own prompt builder, and the action as the policy writes it. Invalid steps give none.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for a benchmark (MiniWoB++, the bundled sites) the same task and seed (from the
@@ -130,7 +130,7 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
         if counted is None or (successes_only and counted.value <= 0):
             continue
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
-        if any(s.prompt for s in steps):
+        if any(s.prompt for s in steps) and not _served(episode):
             mine = _decided(episode, steps, counted, group, render_prompt, id_variants)
         elif render_prompt:
             mine = _model_free(episode, steps, counted, group, render_prompt, config)
@@ -138,6 +138,12 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             continue
         out += [replace(s, verified=counted.kind != "judge") for s in mine]
     return out
+
+
+def _served(episode: Episode) -> bool:
+    """Decided by a model on a server (backend openai): its prompts are not the ones the local
+    policy reads, so its steps are re-rendered like a demonstration's."""
+    return (episode.policy or "").startswith("server:")
 
 
 def _decided(episode: Episode, steps: list[Step], counted: Reward, group: str,
