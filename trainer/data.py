@@ -3,8 +3,9 @@
 Contract:
 - A sample is the exact prompt the policy saw and the action text it emitted (the loss covers
   only the action tokens). Episodes no local model decided (the user's demonstrations, the
-  oracle teacher, a model on a server) give teacher samples: the prompt the policy would have seen, rendered by the
-  policy's own prompt builder, and the action as the policy writes it. Invalid steps give none.
+  oracle teacher, a model on a server) give teacher samples: the prompt the policy would have
+  seen, rendered by the policy's own prompt builder, and the action as the policy writes it.
+  Invalid steps give none.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for a benchmark (MiniWoB++, the bundled sites) the same task and seed (from the
   ground-truth row).
