@@ -163,14 +163,22 @@ class Terminal:
         return code
 
 
-def test_review_goes_through_unrated_episodes_newest_first_one_key_each(home, tmp_path):
+@pytest.fixture
+def opened(tmp_path, monkeypatch) -> Path:
+    """The default browser ($BROWSER) as a script that notes each URL it is asked to open in
+    the file this returns."""
+    noted = tmp_path / "opened.txt"
+    browser = tmp_path / "fake-browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" >> {noted}\n")
+    browser.chmod(0o755)
+    monkeypatch.setenv("BROWSER", str(browser))
+    return noted
+
+
+def test_review_goes_through_unrated_episodes_newest_first_one_key_each(home, tmp_path, opened):
     db = home / "r.db"
     seed_episodes(db)
-    opened = tmp_path / "opened.txt"
-    browser = tmp_path / "fake-browser"
-    browser.write_text(f"#!/bin/sh\necho \"$1\" >> {opened}\n")
-    browser.chmod(0o755)
-    env = {**os.environ, "BROWSER": str(browser), "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
 
     term = Terminal("--db", str(db), env=env)              # yours: no practice, no eval
     term.expect("2 episodes to review, newest first.")
@@ -245,14 +253,9 @@ def test_the_report_explains_the_judge_and_escapes_what_pages_wrote(tmp_path):
     assert "9.5 s" in html and "<script" not in html.split("<body>")[1]
 
 
-def test_episodes_report_opens_in_the_default_browser(home, tmp_path, monkeypatch):
+def test_episodes_report_opens_in_the_default_browser(home, tmp_path, monkeypatch, opened):
     db = home / "r.db"
     seed_episodes(db)
-    opened = tmp_path / "opened.txt"
-    browser = tmp_path / "fake-browser"
-    browser.write_text(f"#!/bin/sh\necho \"$1\" >> {opened}\n")
-    browser.chmod(0o755)
-    monkeypatch.setenv("BROWSER", str(browser))
     monkeypatch.chdir(tmp_path)
     out = nightloop("episodes", "report", "2", "--open", "--db", str(db)).stdout
     assert out.strip() == "wrote nightloop-episode-2.html (1 episode)"

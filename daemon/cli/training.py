@@ -96,7 +96,6 @@ def train_command(ctx: click.Context, now: bool, budget: float, config_file: Pat
         return
     if not now:
         raise click.UsageError("say --now to run a cycle now (or `nightloop train export`)")
-    from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     try:
         templates = tuple(parse_templates(sites)) if sites else ()
@@ -105,14 +104,22 @@ def train_command(ctx: click.Context, now: bool, budget: float, config_file: Pat
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,
                      gate_seeds, teacher_seeds=teacher_seeds, screenshots=screenshots)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
-    bars = Bars(quiet=as_json)
+    _cycle(settings, config, plan, budget * 60, Bars(quiet=as_json), flags["port"], as_json,
+           fresh=fresh)
+
+
+def _cycle(settings, config: TrainConfig, plan: CyclePlan, seconds: float, bars: Bars,
+           port: int | None, as_json: bool, fresh: bool = False) -> None:
+    """Run (or go on with) a cycle with progress bars, tell a running daemon about a promoted
+    adapter, print the result; a failed cycle is the command's error."""
+    from trainer.cycle import run_cycle  # imports torch: only when a cycle runs
     try:
-        result = run_coro(run_cycle(settings, config, plan, budget=budget * 60, say=bars.say,
+        result = run_coro(run_cycle(settings, config, plan, budget=seconds, say=bars.say,
                                     progress=bars, fresh=fresh))
     finally:
         bars.close()
     if result.promoted:
-        _tell_daemon(settings_from(port=flags["port"]).port, bars.say)
+        _tell_daemon(settings_from(port=port).port, bars.say)
     if as_json:
         print_json(dataclasses.asdict(result))
     else:
@@ -258,7 +265,6 @@ def adapters_import(folder: Path, gate: bool, budget: float, tasks: str, gate_se
 
     Example: nightloop adapters import ./sft-out --budget 30
     """
-    from trainer.cycle import run_cycle
     from trainer.imported import import_adapter
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     candidate = run_coro(import_adapter(settings, folder))
@@ -270,21 +276,8 @@ def adapters_import(folder: Path, gate: bool, budget: float, tasks: str, gate_se
         return
     config = TrainConfig()
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), gate_seeds=gate_seeds)
-    try:
-        result = run_coro(run_cycle(settings, config, plan,
-                                    budget=budget * 60 / config.shares["gate"], say=bars.say,
-                                    progress=bars))
-    finally:
-        bars.close()
-    if result.promoted:
-        _tell_daemon(settings_from(port=flags["port"]).port, bars.say)
-    if as_json:
-        print_json(dataclasses.asdict(result))
-    else:
-        click.echo(f"adapter {candidate.id}: {'promoted' if result.promoted else 'not promoted'}"
-                   f"; gate {result.gate}")
-    if result.error:
-        raise click.ClickException(result.error)
+    _cycle(settings, config, plan, budget * 60 / config.shares["gate"], bars, flags["port"],
+           as_json)
 
 
 @adapters_group.command("promote")
