@@ -15,15 +15,20 @@ from daemon.core.store import Episode, Step
 
 # name → weight. Step rules first, then the ending rules (applied once per episode).
 RULES: dict[str, float] = {
-    "executed": 0.3,            # the action ran without error
+    "executed": 0.3,            # a page action ran without error
     "page_changed": 0.3,        # the observation after it differs from the one before
+    "copied_from_task": 0.0,    # a fill typing text the task contains: not credited by itself
+                                # (neither executed nor page_changed counts for it)
     "repeated": -0.5,           # the same action on the same page state as an earlier step
     "invalid": -0.5,            # rejected before the browser (no action / unknown element)
-    "ended_by_agent": 0.4,      # the agent ended the episode (done / answer)
+    "ended_by_agent": 0.4,      # the agent ended the episode (done / answer) after changing
+                                # the page
+    "ended_at_once": -0.3,      # the agent ended it without ever changing the page
     "gave_up": -0.2,            # the agent gave up
     "step_limit": -0.4,         # the episode ran out of steps
 }
-ENDINGS = {"done": "ended_by_agent", "gave_up": "gave_up", "step_limit": "step_limit"}
+# Actions that end or pause an episode are judged by the ending rules, not as page steps.
+NOT_PAGE_STEPS = ("done", "answer", "give_up", "wait")
 
 
 @dataclass(frozen=True)
@@ -42,18 +47,33 @@ def _state(step: Step) -> str:
     return json.dumps([obs.get("url"), obs.get("elements"), obs.get("text")], sort_keys=True)
 
 
+def _copied(step: Step, task: str) -> bool:
+    text = (step.action or {}).get("text")
+    return (step.action or {}).get("action") == "fill" and bool(text) and \
+        text.strip().lower() in task.lower()
+
+
 def score(episode: Episode, steps: list[Step]) -> Progress:
+    """Mean credit of the page steps (0 without any) plus the ending's: stopping at once earns
+    nothing, ending without having changed the page costs, typing the task's own words earns
+    nothing by itself."""
     counts = dict.fromkeys(RULES, 0)
-    step_total = 0.0
+    step_total, page_steps = 0.0, 0
     seen: set[tuple[str, str]] = set()
     for i, step in enumerate(steps):
+        if (step.action or {}).get("action") in NOT_PAGE_STEPS and not step.invalid:
+            continue
+        page_steps += 1
         fired = []
         if step.invalid:
             fired.append("invalid")
-        elif step.ok:
-            fired.append("executed")
-        if i + 1 < len(steps) and _state(steps[i + 1]) != _state(step):
-            fired.append("page_changed")
+        elif _copied(step, episode.task):
+            fired.append("copied_from_task")
+        else:
+            if step.ok:
+                fired.append("executed")
+            if i + 1 < len(steps) and _state(steps[i + 1]) != _state(step):
+                fired.append("page_changed")
         key = (_state(step), json.dumps(step.action, sort_keys=True))
         if key in seen:
             fired.append("repeated")
@@ -61,8 +81,9 @@ def score(episode: Episode, steps: list[Step]) -> Progress:
         for rule in fired:
             counts[rule] += 1
         step_total += sum(RULES[r] for r in fired)
-    value = step_total / len(steps) if steps else 0.0
-    ending = ENDINGS.get(episode.status)
+    value = step_total / page_steps if page_steps else 0.0
+    ending = {"done": "ended_by_agent" if counts["page_changed"] else "ended_at_once",
+              "gave_up": "gave_up", "step_limit": "step_limit"}.get(episode.status)
     if ending:
         counts[ending] += 1
         value += RULES[ending]

@@ -70,6 +70,28 @@ def test_a_looping_episode_scores_lower_than_a_clean_one():
     assert good.weights == rules.RULES and -1 <= bad.value <= good.value <= 1
 
 
+def test_the_rules_cannot_be_gamed_by_stopping_at_once_or_copying_the_task():
+    episode, steps = clean()
+    honest = (Episode("Book a table", "cli", id=2, status="step_limit"),
+              [step(i, {"action": "click", "id": 2}, obs={**PAGE, "text": f"page {i}"})
+               for i in range(10)])
+    at_once = (Episode("Book a table", "cli", id=3, status="done"),
+               [step(0, {"action": "done"})])
+    # an immediate `done` earns no bonus and scores below ten honest steps that ran out
+    assert rules.score(*at_once).value == -0.3 < rules.score(*honest).value
+    assert rules.score(*at_once).counts["ended_at_once"] == 1
+    # typing the task's own words into a box earns nothing by itself
+    copied = (Episode("Type Ada in Name", "cli", id=4, status="done"),
+              [step(0, {"action": "fill", "id": 1, "text": "Ada"}),
+               step(1, {"action": "done"}, obs={**PAGE, "text": "Ada typed"})])
+    scored = rules.score(*copied)
+    assert scored.counts["copied_from_task"] == 1 and scored.counts["executed"] == 0
+    assert scored.value == -0.3                                   # nothing else changed
+    # the clean episode: the copied fill earns nothing, the click that sent it does
+    good = rules.score(*clean())
+    assert good.counts["copied_from_task"] == 1 and good.value == 0.7
+
+
 def test_invalid_and_failed_steps_cost_progress():
     episode, steps = clean()
     broken = [step(0, {"action": "click", "id": 9}, ok=False, error="not on page", invalid=True),
