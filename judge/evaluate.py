@@ -10,9 +10,14 @@ Scorers (keys of the JSON summary):
 - ``lexical``: token F1 between the task and the actions, no model.
 - ``rules``: the progress rules alone.
 - ``hybrid``: the reward the product stores, `reward.combine(flip, rules)`.
+- ``calibrated``: the learned combination (calibration.py) of flip, the raw likelihood,
+  lexical, rules and what the episode did, each template predicted from a fit on the others.
 
 Each gets ROC-AUC (pooled, and the mean over templates that hold both classes), accuracy at the
-best threshold, Spearman with the ground-truth reward, n, and seconds per episode. Peers for
+best threshold, accuracy leave-task-out (the threshold found on the other templates; 0.5 for
+the calibrated probability), Spearman with the ground-truth reward, n, and seconds per episode.
+Pooled AUC is leave-task-out for every scorer: none is fitted, but `calibrated`, whose every
+score comes from a fit that never saw its template. Peers for
 the calibrations are the other episodes of the evaluated set, as the store would give them.
 """
 
@@ -28,15 +33,16 @@ from typing import Callable
 
 from daemon.core.store import Episode, Reward, Step, Store
 
-from . import direct, flip, lexical, metrics, rules
+from . import calibration, direct, flip, lexical, metrics, rules
 from .judge import RENDER_CHARS, JudgeOptions, template
 from .model import JudgeModel
 from .render import render
 from .reward import combine
 
 MODEL_SCORERS = ("flip", "flip_generate", "flip_likelihood", "flip_likelihood_z", "direct",
-                 "hybrid")
+                 "hybrid", "calibrated")
 SCORERS = (*MODEL_SCORERS, "lexical", "rules")
+DEFAULT = "hybrid"          # what the product's judge stores as its reward
 
 
 @dataclass
@@ -109,6 +115,12 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
         raw = [row["flip_likelihood"] for row in rows]
         for row, z in zip(rows, _leave_one_out_z(raw, [i.template for i in items])):
             row["flip_likelihood_z"] = z
+    if "calibrated" in scorers:
+        predicted = calibration.leave_task_out(rows, [i.success for i in items],
+                                               [i.template for i in items])
+        for row, p in zip(rows, predicted):
+            row["calibrated"] = p
+            row["seconds"]["calibrated"] = row["seconds"]["flip"] + row["seconds"]["rules"]
     return rows
 
 
@@ -124,8 +136,8 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
         row["seconds"][name] = time.perf_counter() - t0
 
     rendered = render(episode, steps, RENDER_CHARS)
-    product = {"flip", "hybrid"} & set(scorers)
-    if {"flip_likelihood", "flip_likelihood_z"} & set(scorers) or \
+    product = {"flip", "hybrid", "calibrated"} & set(scorers)
+    if {"flip_likelihood", "flip_likelihood_z", "calibrated"} & set(scorers) or \
             (product and options.form == "likelihood"):
         timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
     if product and options.form == "likelihood":
@@ -144,11 +156,14 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
             row["flip"], row["seconds"]["flip"] = row["flip_generate"], \
                 row["seconds"]["flip_generate"]
     timed("rules", lambda: rules.score(episode, steps).value)
+    row["facts"] = {**rules.score(episode, steps).counts, "steps": len(steps)}
     timed("lexical", lambda: lexical.score(episode, steps))
     if "hybrid" in scorers:
         row["hybrid"] = combine(row["flip"], row["rules"])
         row["seconds"]["hybrid"] = row["seconds"]["flip"] + row["seconds"]["rules"]
-    return {k: v for k, v in row.items() if k not in SCORERS or k in scorers}
+    kept = set(scorers) | ({"flip", "flip_likelihood", "lexical", "rules"}
+                           if "calibrated" in scorers else set())
+    return {k: v for k, v in row.items() if k not in SCORERS or k in kept}
 
 
 def _leave_one_out_z(raw: list[float], groups: list[str]) -> list[float]:
@@ -169,14 +184,19 @@ def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str,
     groups = [row["template"] for row in rows]
     out = {}
     for name in scorers:
-        scores = [row[name] for row in rows]
-        seconds = [row["seconds"].get(name, 0.0) for row in rows]
-        out[name] = {"auc": _round(metrics.auc(scores, labels)),
-                     "auc_per_task": _round(metrics.per_group_auc(scores, labels, groups)),
-                     "accuracy": _round(metrics.best_accuracy(scores, labels)),
-                     "spearman": _round(metrics.spearman(scores, truth)),
-                     "n": len(rows),
-                     "seconds_per_episode": round(statistics.mean(seconds), 3) if rows else None}
+        scored = [i for i, row in enumerate(rows) if row.get(name) is not None]
+        scores = [rows[i][name] for i in scored]
+        ys, gs = [labels[i] for i in scored], [groups[i] for i in scored]
+        seconds = [rows[i]["seconds"].get(name, 0.0) for i in scored]
+        out[name] = {"auc": _round(metrics.auc(scores, ys)),
+                     "auc_per_task": _round(metrics.per_group_auc(scores, ys, gs)),
+                     "accuracy": _round(metrics.best_accuracy(scores, ys)),
+                     "accuracy_leave_task_out": _round(metrics.leave_group_out_accuracy(
+                         scores, ys, gs, 0.5 if name == "calibrated" else None)),
+                     "spearman": _round(metrics.spearman(scores, [truth[i] for i in scored])),
+                     "n": len(scored),
+                     "seconds_per_episode": round(statistics.mean(seconds), 3) if seconds
+                     else None}
     return out
 
 
@@ -185,12 +205,19 @@ def _round(value: float | None) -> float | None:
 
 
 def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> None:
-    """results.json (summary, per-episode scores, what was run), report.md, scores.png."""
+    """results.json (summary, per-episode scores, what was run), report.md, scores.png (the
+    score distributions), calibration.png (reliability of the scores that are probabilities)
+    and, with the calibrated scorer, calibration.json: a fit on every episode here (the file
+    the judge can ship or the nightly cycle refit)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {"about": about, "summary": summary, "episodes": rows}, indent=1, default=float))
     (out / "report.md").write_text(markdown(summary, about))
     _plot(out / "scores.png", summary, rows)
+    _reliability_plot(out / "calibration.png", summary, rows)
+    if "calibrated" in summary:
+        calibration.fit(rows, [row["truth"] > 0 for row in rows]).save(
+            out / "calibration.json")
 
 
 def markdown(summary: dict, about: dict) -> str:
@@ -198,14 +225,41 @@ def markdown(summary: dict, about: dict) -> str:
     lines = [f"# Judge evaluation: {about.get('model', 'no model')}", "",
              f"{n} episodes with ground truth ({about.get('successes', '?')} successes). "
              "AUC per task: mean over templates with both classes.", "",
-             "| scorer | AUC | AUC per task | accuracy | Spearman | s/episode |",
-             "|---|---|---|---|---|---|"]
+             "| scorer | AUC | AUC per task | accuracy | accuracy, unseen tasks | Spearman "
+             "| s/episode |",
+             "|---|---|---|---|---|---|---|"]
     for name, m in summary.items():
-        cells = [m["auc"], m["auc_per_task"], m["accuracy"], m["spearman"],
-                 m["seconds_per_episode"]]
+        cells = [m["auc"], m["auc_per_task"], m["accuracy"], m["accuracy_leave_task_out"],
+                 m["spearman"], m["seconds_per_episode"]]
         lines.append(f"| {name} | " + " | ".join("—" if c is None else f"{c:g}" for c in cells)
                      + " |")
     return "\n".join(lines) + "\n"
+
+
+PROBABILITIES = ("calibrated", "flip", "direct")     # scorers whose score is meant as one
+
+
+def _reliability_plot(path: Path, summary: dict, rows: list[dict]) -> None:
+    """Predicted probability against the observed success rate, per bin (the diagonal is a
+    perfectly calibrated scorer)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", linewidth=1)
+    for name in [n for n in PROBABILITIES if n in summary]:
+        kept = [row for row in rows if row.get(name) is not None]
+        bins = metrics.reliability([row[name] for row in kept],
+                                   [row["truth"] > 0 for row in kept])
+        ax.plot([b[0] for b in bins], [b[1] for b in bins], marker="o", label=name)
+    ax.set_xlabel("predicted probability of success")
+    ax.set_ylabel("observed success rate")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _plot(path: Path, summary: dict, rows: list[dict]) -> None:
@@ -215,8 +269,8 @@ def _plot(path: Path, summary: dict, rows: list[dict]) -> None:
     names = list(summary)
     fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.8), squeeze=False)
     for ax, name in zip(axes[0], names):
-        wins = [row[name] for row in rows if row["truth"] > 0]
-        losses = [row[name] for row in rows if row["truth"] <= 0]
+        wins = [row[name] for row in rows if row["truth"] > 0 and row.get(name) is not None]
+        losses = [row[name] for row in rows if row["truth"] <= 0 and row.get(name) is not None]
         ax.hist([losses, wins], bins=15, label=["failure", "success"], stacked=False,
                 density=True, color=["#c0504d", "#4f81bd"], alpha=0.8)
         ax.set_title(f"{name}\nAUC {summary[name]['auc']}", fontsize=9)

@@ -164,3 +164,49 @@ def test_calibration_helpers():
         "127.0.0.1/miniwob/click-button.html"
     with pytest.raises(ValueError, match="unknown FLIP form"):
         JudgeOptions(form="guess")
+
+
+def scored_row(success: bool, template: str, rng) -> dict:
+    """A row as `evaluate.score_all` gives it: successes end by the agent after a change and
+    have a higher FLIP score, with noise."""
+    facts = {**dict.fromkeys(rules.RULES, 0), "steps": rng.randint(1, 8),
+             "ended_by_agent": int(success), "step_limit": int(not success),
+             "page_changed": rng.randint(1, 3) if success else rng.randint(0, 1)}
+    return {"template": template, "truth": float(success), "facts": facts,
+            "flip": min(1.0, max(0.0, (0.7 if success else 0.4) + rng.gauss(0, 0.15))),
+            "flip_likelihood": rng.gauss(-3, 1), "lexical": rng.random(), "rules": 0.0}
+
+
+def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):
+    import random
+
+    from judge import calibration
+    rng = random.Random(0)
+    rows = [scored_row(i % 3 == 0, f"task-{i % 5}", rng) for i in range(200)]
+    labels = [r["truth"] > 0 for r in rows]
+    groups = [r["template"] for r in rows]
+    predicted = calibration.leave_task_out(rows, labels, groups)
+    assert None not in predicted
+    assert metrics.auc(predicted, labels) > 0.9                      # tasks it never saw
+    assert metrics.leave_group_out_accuracy(predicted, labels, groups, 0.5) > 0.85
+    # calibrated: the mean predicted probability is near the success rate
+    assert abs(sum(predicted) / len(predicted) - sum(labels) / len(labels)) < 0.08
+    fitted = calibration.fit(rows, labels)
+    fitted.save(tmp_path / "c.json")
+    again = calibration.Calibration.load(tmp_path / "c.json")
+    assert again.version == fitted.version and len(fitted.version) == 16
+    assert again.probability(rows[0]) == pytest.approx(fitted.probability(rows[0]))
+    # a template whose others hold one class only cannot be predicted
+    assert calibration.leave_task_out(rows[:2], [True, False], ["a", "b"]) == [None, None]
+
+
+def test_thresholds_found_on_other_tasks_and_reliability_bins():
+    scores, labels = [0.1, 0.2, 0.8, 0.9, 0.3, 0.7], [False, False, True, True, False, True]
+    groups = ["a", "a", "a", "b", "b", "b"]
+    assert metrics.best_threshold(scores, labels) == 0.3
+    assert metrics.best_accuracy(scores, labels) == 1.0
+    # a's threshold comes from b (0.3: a all right); b's from a (0.2: b's 0.3 failure wrong)
+    assert metrics.leave_group_out_accuracy(scores, labels, groups) == pytest.approx(5 / 6)
+    assert metrics.leave_group_out_accuracy([0.6] * 6, labels, groups, 0.5) == 0.5
+    assert metrics.reliability([0.05, 0.15, 0.95, 1.0], [False, True, True, True], bins=2) == [
+        (0.1, 0.5, 2), (0.975, 1.0, 2)]

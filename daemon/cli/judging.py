@@ -106,9 +106,12 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
                out: Path | None, as_json: bool, **flags: Any) -> None:
     """Measure the judge on episodes whose ground truth is known (MiniWoB eval runs).
 
-    For each scorer: ROC-AUC (pooled and per task template), accuracy at the best threshold,
-    Spearman with the ground-truth reward, seconds per episode. Writes results.json, report.md
-    and scores.png (score distributions of successes vs failures) to --out.
+    For each scorer: ROC-AUC (pooled and per task template), accuracy at the best threshold and
+    on unseen tasks (the threshold found on the other templates), Spearman with the
+    ground-truth reward, seconds per episode; `--json` names the product's scorer under
+    "default". Writes results.json, report.md, scores.png (score distributions of successes vs
+    failures), calibration.png (reliability diagram) and calibration.json (the learned
+    combination fitted on every episode) to --out.
 
     Example: nightloop judge eval --jsonl tests/data/miniwob-core-labelled.jsonl.gz --json
     """
@@ -153,7 +156,7 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
     out = out or data_dir() / "judge-eval" / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     evaluate.write_report(out, summary, rows, about)
     if as_json:
-        print_json(summary)
+        print_json({**summary, "default": evaluate.DEFAULT})
     else:
         click.echo(evaluate.markdown(summary, about))
         click.echo(f"report: {out}")

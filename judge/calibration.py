@@ -1,0 +1,108 @@
+"""A learned combination of the judge's parts into one calibrated probability of success.
+
+Features (`FEATURES`): FLIP's calibrated score and raw likelihood, the lexical F1, the progress
+rules' value, and what the episode did — its number of steps (log) and how often each progress
+rule fired (executed, page changed, repeated, invalid, copied from the task, how it ended).
+A logistic regression with an L2 penalty (Newton's method, numpy), each feature standardised by
+the fit's own mean and spread, fitted on episodes with ground truth (MiniWoB++ practice gives
+it for free). `leave_task_out` predicts each task template's episodes from a fit on the other
+templates only: the figure that says what the judge does on a task it never saw.
+
+A fit is a small JSON file (`Calibration.save` / `load`); its `version` (sha256 of the file's
+content) is what a reward row records, so a score can be traced and recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = ("flip", "flip_likelihood", "lexical", "rules", "log_steps", "executed",
+            "page_changed", "repeated", "invalid", "copied_from_task", "ended_by_agent",
+            "ended_at_once", "gave_up", "step_limit")
+
+
+def features(row: dict) -> list[float]:
+    """The feature vector of one scored episode: a row of `evaluate.score_all` (scores, and
+    ``facts``: the rules' counts and the number of steps)."""
+    facts = row.get("facts") or {}
+    values = {**{k: row.get(k, 0.0) for k in ("flip", "flip_likelihood", "lexical", "rules")},
+              "log_steps": math.log1p(facts.get("steps", 0)),
+              **{k: facts.get(k, 0) for k in FEATURES[5:]}}
+    return [float(values[k]) for k in FEATURES]
+
+
+@dataclass
+class Calibration:
+    mean: list[float]
+    scale: list[float]
+    weights: list[float]
+    bias: float
+    n: int                              # episodes it was fitted on
+    successes: int
+    features: tuple[str, ...] = FEATURES
+
+    def probability(self, row: dict) -> float:
+        x = (np.array(features(row)) - self.mean) / self.scale
+        return float(1 / (1 + np.exp(-(x @ np.array(self.weights) + self.bias))))
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "features": list(self.features)}, indent=1)
+
+    @property
+    def version(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def save(self, path: Path) -> None:
+        path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        data = json.loads(path.read_text())
+        data["features"] = tuple(data["features"])
+        if data["features"] != FEATURES:
+            raise ValueError(f"{path} was fitted on other features: refit it")
+        return cls(**data)
+
+
+def fit(rows: list[dict], labels: list[bool], l2: float = 1.0, steps: int = 50) -> Calibration:
+    """Logistic regression of `labels` on the rows' features (Newton's method)."""
+    x = np.array([features(r) for r in rows], dtype=np.float64)
+    y = np.array(labels, dtype=np.float64)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.eye(z.shape[1]) * l2
+    penalty[-1, -1] = 0.0                                   # the bias is not shrunk
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-z @ w))
+        grad = z.T @ (p - y) + penalty @ w
+        hess = z.T @ (z * (p * (1 - p))[:, None]) + penalty
+        delta = np.linalg.solve(hess, grad)
+        w -= delta
+        if np.abs(delta).max() < 1e-8:
+            break
+    return Calibration(mean.tolist(), scale.tolist(), w[:-1].tolist(), float(w[-1]),
+                       len(rows), int(y.sum()))
+
+
+def leave_task_out(rows: list[dict], labels: list[bool], groups: list[str],
+                   l2: float = 1.0) -> list[float | None]:
+    """Each episode's probability from a fit on the other templates' episodes (None where the
+    others hold only one class)."""
+    out: list[float | None] = [None] * len(rows)
+    for group in sorted(set(groups)):
+        train = [i for i, g in enumerate(groups) if g != group]
+        if len({labels[i] for i in train}) < 2:
+            continue
+        model = fit([rows[i] for i in train], [labels[i] for i in train], l2)
+        for i, g in enumerate(groups):
+            if g == group:
+                out[i] = model.probability(rows[i])
+    return out
