@@ -91,6 +91,7 @@ class Judge:
             "flip": {"model": self.model.name, **asdict(self.options), **flip_parts,
                      **({"fallback": self.fallback} if self.fallback else {})},
             "rules": progress.details(),
+            "version": {"model": self.model.version, "rules": rules.VERSION},
             "seconds": round(time.perf_counter() - t0, 2)})
 
 

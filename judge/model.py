@@ -13,6 +13,8 @@ Contract:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import threading
 from pathlib import Path
@@ -47,6 +49,15 @@ class JudgeModel:
         self._n_vocab = self.llm.n_vocab()
         self._grammars: dict[str, LlamaGrammar] = {}
         self.lock = threading.Lock()
+
+    @functools.cached_property
+    def version(self) -> str:
+        """The model file's name and the start of its sha256: what a reward row records."""
+        digest = hashlib.sha256()
+        with open(self.info.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return f"{self.info.path.name}:{digest.hexdigest()[:16]}"
 
     def tokens(self, text: str, *, special: bool = True) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=special)

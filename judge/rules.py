@@ -8,6 +8,7 @@ them and be recomputed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ RULES: dict[str, float] = {
     "gave_up": -0.2,            # the agent gave up
     "step_limit": -0.4,         # the episode ran out of steps
 }
+# The rules' identity in a reward row: a change of any weight gives another.
+VERSION = hashlib.sha256(json.dumps(RULES, sort_keys=True).encode()).hexdigest()[:12]
 # Actions that end or pause an episode are judged by the ending rules, not as page steps.
 NOT_PAGE_STEPS = ("done", "answer", "give_up", "wait")
 

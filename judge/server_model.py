@@ -38,6 +38,11 @@ class ServerJudgeModel:
         self.name = f"server:{self.server.model}"
         self.lock = threading.Lock()
 
+    @property
+    def version(self) -> str:
+        """What a reward row records: the model as the server names it, and where it ran."""
+        return f"{self.server.model}@{self.server.base_url}"
+
     def format(self, messages: list[dict[str, str]]) -> str:
         return prompt.plain(messages) + "\n\n### Answer\n"
 

@@ -13,7 +13,7 @@ from conftest import nightloop, run_async, wait_until
 from test_judge_parts import LABELLED, clean
 
 from daemon.core.store import Episode, Step, Store
-from judge import direct, flip
+from judge import direct, flip, rules
 from judge.judge import Judge, JudgeOptions
 from judge.model import JudgeModel
 from judge.render import render
@@ -64,6 +64,9 @@ def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     assert reward.value == combine(details["components"]["flip"],
                                    details["components"]["progress"], details["weights"])
     assert details["rules"]["counts"]["ended_by_agent"] == 1 and details["seconds"] > 0
+    # what judged it: the model file by hash, the rules by theirs, so a row can be recomputed
+    assert details["version"]["model"].startswith("SmolLM2-135M-Instruct.Q4_1.gguf:")
+    assert details["version"]["rules"] == rules.VERSION
     generated = Judge(model, JudgeOptions(form="generate")).score(episode, steps, peers=[])
     assert generated.details["flip"]["inferred"]
 
