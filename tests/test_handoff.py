@@ -92,8 +92,8 @@ def test_an_adapter_trained_elsewhere_is_imported_and_gated_like_the_cycles_own(
     bad = nightloop("adapters", "import", str(tmp_path), "--db", str(db), check=False)
     assert bad.returncode == 1 and "holds no peft adapter (no adapter_config.json)" in bad.stderr
 
-    out = nightloop("adapters", "import", str(folder), "--no-gate", "--db", str(db)).stdout
-    assert "adapter 1: imported from" in out and "the next `nightloop train --now` gates it" in out
+    said = nightloop("adapters", "import", str(folder), "--no-gate", "--db", str(db)).stderr
+    assert "adapter 1: imported from" in said and "the next `nightloop train --now` gates" in said
     [adapter] = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
     assert adapter["status"] == "candidate"
     assert adapter["config"] == {"imported_from": str(folder.resolve())}
