@@ -1,8 +1,12 @@
 """A learned combination of the judge's parts into one calibrated probability of success.
 
-Features (`FEATURES`): FLIP's calibrated score and raw likelihood, the lexical F1, the progress
-rules' value, and what the episode did — its number of steps (log) and how often each progress
-rule fired (executed, page changed, repeated, invalid, copied from the task, how it ended).
+Features (`FEATURES`): FLIP's score against the other episodes of its task template (a
+z-score: FLIP ranks attempts of one task well but its scale differs between tasks, so only its
+standing within its template is comparable), the lexical F1 of task and actions, and how the
+episode ended (by the agent after changing the page; by the agent at once). Chosen by
+leave-task-out AUC on the labelled MiniWoB++ set among FLIP (raw, calibrated, z-scored), the
+raw likelihood, lexical, rules and every rule count (see the README's judge section); checked on
+the bundled sites' episodes, which the choice never saw.
 A logistic regression with an L2 penalty (Newton's method, numpy), each feature standardised by
 the fit's own mean and spread, fitted on episodes with ground truth (MiniWoB++ practice gives
 it for free). `leave_task_out` predicts each task template's episodes from a fit on the other
@@ -16,25 +20,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-FEATURES = ("flip", "flip_likelihood", "lexical", "rules", "log_steps", "executed",
-            "page_changed", "repeated", "invalid", "copied_from_task", "ended_by_agent",
-            "ended_at_once", "gave_up", "step_limit")
+FEATURES = ("flip_z", "lexical", "ended_by_agent", "ended_at_once")
 
 
 def features(row: dict) -> list[float]:
-    """The feature vector of one scored episode: a row of `evaluate.score_all` (scores, and
-    ``facts``: the rules' counts and the number of steps)."""
+    """The feature vector of one scored episode: a row of `evaluate.score_all` (its scores,
+    ``flip_z``, and ``facts``: the progress rules' counts)."""
     facts = row.get("facts") or {}
-    values = {**{k: row.get(k, 0.0) for k in ("flip", "flip_likelihood", "lexical", "rules")},
-              "log_steps": math.log1p(facts.get("steps", 0)),
-              **{k: facts.get(k, 0) for k in FEATURES[5:]}}
-    return [float(values[k]) for k in FEATURES]
+    return [float(row.get("flip_z", 0.0)), float(row.get("lexical", 0.0)),
+            float(facts.get("ended_by_agent", 0)), float(facts.get("ended_at_once", 0))]
 
 
 @dataclass

@@ -10,8 +10,8 @@ Scorers (keys of the JSON summary):
 - ``lexical``: token F1 between the task and the actions, no model.
 - ``rules``: the progress rules alone.
 - ``hybrid``: the reward the product stores, `reward.combine(flip, rules)`.
-- ``calibrated``: the learned combination (calibration.py) of flip, the raw likelihood,
-  lexical, rules and what the episode did, each template predicted from a fit on the others.
+- ``calibrated``: the learned combination (calibration.py): FLIP within its template, lexical
+  and how the episode ended, each template predicted from a fit on the others.
 
 Each gets ROC-AUC (pooled, and the mean over templates that hold both classes), accuracy at the
 best threshold, accuracy leave-task-out (the threshold found on the other templates; 0.5 for
@@ -116,6 +116,11 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
         for row, z in zip(rows, _leave_one_out_z(raw, [i.template for i in items])):
             row["flip_likelihood_z"] = z
     if "calibrated" in scorers:
+        # FLIP within its template: each against the template's other episodes (the store
+        # gives the judge those that came before)
+        for row, z in zip(rows, _leave_one_out_z([row["flip"] for row in rows],
+                                                 [i.template for i in items])):
+            row["flip_z"] = z
         predicted = calibration.leave_task_out(rows, [i.success for i in items],
                                                [i.template for i in items])
         for row, p in zip(rows, predicted):

@@ -168,13 +168,12 @@ def test_calibration_helpers():
 
 def scored_row(success: bool, template: str, rng) -> dict:
     """A row as `evaluate.score_all` gives it: successes end by the agent after a change and
-    have a higher FLIP score, with noise."""
+    stand higher in FLIP within their template, with noise."""
     facts = {**dict.fromkeys(rules.RULES, 0), "steps": rng.randint(1, 8),
              "ended_by_agent": int(success), "step_limit": int(not success),
              "page_changed": rng.randint(1, 3) if success else rng.randint(0, 1)}
     return {"template": template, "truth": float(success), "facts": facts,
-            "flip": min(1.0, max(0.0, (0.7 if success else 0.4) + rng.gauss(0, 0.15))),
-            "flip_likelihood": rng.gauss(-3, 1), "lexical": rng.random(), "rules": 0.0}
+            "flip_z": rng.gauss(0.8 if success else -0.4, 0.6), "lexical": rng.random()}
 
 
 def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):
