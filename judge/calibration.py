@@ -36,6 +36,15 @@ def features(row: dict) -> list[float]:
             float(facts.get("ended_by_agent", 0)), float(facts.get("ended_at_once", 0))]
 
 
+def z_score(value: float, others: list[float]) -> float:
+    """`value` against the mean and spread of `others` (its template's other episodes); 0 with
+    fewer than 3 others."""
+    if len(others) < 3:
+        return 0.0
+    spread = float(np.std(others)) or 1.0
+    return (value - float(np.mean(others))) / spread
+
+
 @dataclass
 class Calibration:
     mean: list[float]
@@ -45,6 +54,8 @@ class Calibration:
     n: int                              # episodes it was fitted on
     successes: int
     features: tuple[str, ...] = FEATURES
+    measured: dict | None = None        # its leave-task-out figures where it was fitted
+                                        # (auc, accuracy, the set): the "stated accuracy"
 
     def probability(self, row: dict) -> float:
         x = (np.array(features(row)) - self.mean) / self.scale
@@ -64,9 +75,18 @@ class Calibration:
     def load(cls, path: Path) -> Calibration:
         data = json.loads(path.read_text())
         data["features"] = tuple(data["features"])
+        data.setdefault("measured", None)
         if data["features"] != FEATURES:
             raise ValueError(f"{path} was fitted on other features: refit it")
         return cls(**data)
+
+
+SHIPPED = Path(__file__).with_name("calibration.json")
+
+
+def shipped() -> Calibration | None:
+    """The fit that ships with the judge (None when there is none)."""
+    return Calibration.load(SHIPPED) if SHIPPED.exists() else None
 
 
 def fit(rows: list[dict], labels: list[bool], l2: float = 1.0, steps: int = 50) -> Calibration:

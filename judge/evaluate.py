@@ -172,15 +172,10 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
 
 
 def _leave_one_out_z(raw: list[float], groups: list[str]) -> list[float]:
-    """Each value against the mean and spread of the others in its group (0 with < 3 others)."""
-    out = []
-    for i, (value, group) in enumerate(zip(raw, groups)):
-        others = [r for j, (r, g) in enumerate(zip(raw, groups)) if g == group and j != i]
-        if len(others) < 3:
-            out.append(0.0)
-            continue
-        out.append((value - statistics.mean(others)) / (statistics.pstdev(others) or 1.0))
-    return out
+    """Each value against the others of its group (`calibration.z_score`)."""
+    return [calibration.z_score(value, [r for j, (r, g) in enumerate(zip(raw, groups))
+                                        if g == group and j != i])
+            for i, (value, group) in enumerate(zip(raw, groups))]
 
 
 def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str, dict]:

@@ -59,7 +59,7 @@ def _copied(step: Step, task: str) -> bool:
 def score(episode: Episode, steps: list[Step]) -> Progress:
     """Mean credit of the page steps (0 without any) plus the ending's: stopping at once earns
     nothing, ending without having changed the page costs, typing the task's own words earns
-    nothing by itself."""
+    nothing by itself. An episode the page ended (a benchmark's own end) gets no ending rule."""
     counts = dict.fromkeys(RULES, 0)
     step_total, page_steps = 0.0, 0
     seen: set[tuple[str, str]] = set()
@@ -85,8 +85,10 @@ def score(episode: Episode, steps: list[Step]) -> Progress:
             counts[rule] += 1
         step_total += sum(RULES[r] for r in fired)
     value = step_total / page_steps if page_steps else 0.0
-    ending = {"done": "ended_by_agent" if counts["page_changed"] else "ended_at_once",
-              "gave_up": "gave_up", "step_limit": "step_limit"}.get(episode.status)
+    by_agent = bool(steps) and (steps[-1].action or {}).get("action") in ("done", "answer")
+    ending = {"gave_up": "gave_up", "step_limit": "step_limit"}.get(episode.status)
+    if episode.status == "done" and by_agent:      # not when the page ended it (a benchmark)
+        ending = "ended_by_agent" if counts["page_changed"] else "ended_at_once"
     if ending:
         counts[ending] += 1
         value += RULES[ending]

@@ -23,5 +23,9 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
     tasks = await store.tasks(exclude=episode_id)
     peers = [task for task, url in tasks if template(url) == key] + \
         [task for task, url in tasks if template(url) != key]     # same template first
-    reward = await asyncio.to_thread(judge.score, episode, steps, peers)
+    earlier = [(details.get("components") or {}).get("flip")
+               for url, details in await store.judged(exclude=episode_id)
+               if template(url) == key]
+    reward = await asyncio.to_thread(judge.score, episode, steps, peers,
+                                     [f for f in earlier if f is not None])
     return await store.add_reward(reward)

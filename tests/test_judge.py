@@ -13,7 +13,7 @@ from conftest import nightloop, run_async, wait_until
 from test_judge_parts import LABELLED, clean
 
 from daemon.core.store import Episode, Step, Store
-from judge import direct, flip, rules
+from judge import calibration, direct, flip, rules
 from judge.judge import Judge, JudgeOptions
 from judge.model import JudgeModel
 from judge.render import render
@@ -135,6 +135,11 @@ def test_judge_pending_and_by_id_from_the_cli(home):
     assert nightloop("judge", "--pending", "--db", str(db)).stdout.strip() == "nothing to judge"
     again = json.loads(nightloop("judge", "2", "--json", "--db", str(db)).stdout)
     assert again[0]["episode"] == 2 and len(judge_rewards(db, 2)) == 2   # a new row each time
+    # the shipped calibration's probability, FLIP read against the template's earlier scores
+    calibrated = judge_rewards(db, 2)[-1]["details"]["calibrated"]
+    assert 0 < calibrated["probability"] < 1 and calibrated["baseline_episodes"] == 1
+    assert judge_rewards(db, 2)[-1]["details"]["version"]["calibration"] == \
+        calibration.shipped().version
     shown = nightloop("episodes", "show", "1", "--db", str(db)).stdout
     assert "reward judge:" in shown and "flip" in shown and "progress" in shown
     missing = nightloop("judge", "7", "--db", str(db), check=False)

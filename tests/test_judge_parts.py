@@ -87,6 +87,11 @@ def test_the_rules_cannot_be_gamed_by_stopping_at_once_or_copying_the_task():
     scored = rules.score(*copied)
     assert scored.counts["copied_from_task"] == 1 and scored.counts["executed"] == 0
     assert scored.value == -0.3                                   # nothing else changed
+    # the page ended it (a benchmark's end, not the agent's word): no ending rule either way
+    page_ended = (Episode("Click the button", "eval", id=5, status="done"),
+                  [step(0, {"action": "click", "id": 2})])
+    assert rules.score(*page_ended).value == 0.3
+    assert not {k for k, n in rules.score(*page_ended).counts.items() if n} - {"executed"}
     # the clean episode: the copied fill earns nothing, the click that sent it does
     good = rules.score(*clean())
     assert good.counts["copied_from_task"] == 1 and good.value == 0.7

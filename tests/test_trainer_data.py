@@ -202,3 +202,26 @@ def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):
     [sample] = run_async(go())
     assert sample.prompt == "LOCAL Click OK" and sample.teacher        # not the server's text
     assert sample.completion == '{"action": "click", "id": 1}'
+
+
+def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tmp_path):
+    from judge import calibration
+    shipped = calibration.shipped()
+    measured = shipped.measured["accuracy_leave_task_out"]
+
+    async def go(config):
+        async with await Store.open(tmp_path / "s.db") as store:
+            if not await store.episodes():
+                e = await store.start_episode(Episode("Click OK", "toolbar"))
+                await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
+                                          prompt="P", raw_output='{"action":"click","id":1}'))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "judge", 0.1, {
+                    "calibrated": {"probability": 0.9},
+                    "version": {"calibration": shipped.version}}))
+            return await load_samples(store, config)
+    [strict] = run_async(go(TrainConfig(judge_sft_accuracy=measured + 0.01)))
+    assert (strict.reward, strict.verified) == (0.1, False)         # ranks within groups only
+    [trusting] = run_async(go(TrainConfig(judge_sft_accuracy=measured - 0.01)))
+    assert trusting.reward == pytest.approx(0.8) and trusting.verified   # 2 * 0.9 - 1
+    assert [s.episode_id for s in sft_samples([trusting], CONFIG)] == [1]

@@ -31,6 +31,10 @@ class TrainConfig:
     sft_trusts_judge: bool = setting(False, "SFT may imitate episodes only the judge approved "
                                      "(off: its scores are not calibrated across tasks yet; "
                                      "they still rank attempts within a GRPO group)")
+    judge_sft_accuracy: float = setting(0.85, "SFT may imitate episodes on the judge's "
+                                        "calibrated probability alone when its calibration's "
+                                        "measured accuracy on unseen tasks reaches this (the "
+                                        "shipped one: 0.83, so not yet)", low=0, high=1)
     relabel_share: float = setting(0.25, "hindsight: at most this share of the SFT samples "
                                    "are failures relabelled as the instruction they did "
                                    "fulfil (0: none)", low=0, high=0.9)

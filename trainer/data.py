@@ -31,6 +31,7 @@ from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.tasks.practice import USER_SOURCES
+from judge import calibration
 from judge.judge import template
 from judge.reward import reward_that_counts
 
@@ -127,7 +128,7 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
                 (sources and episode.source not in sources) or skip(episode):
             continue
         rewards = await store.rewards(episode.id)
-        counted = reward_that_counts(rewards, config.reward)     # the rule of config.reward
+        counted = trusted(reward_that_counts(rewards, config.reward), config)
         if counted is None or (successes_only and counted.value <= 0):
             continue
         steps, group = await store.steps(episode.id), group_key(episode, rewards)
@@ -137,8 +138,24 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
             mine = _model_free(episode, steps, counted, group, render_prompt, config)
         else:
             continue
-        out += [replace(s, verified=counted.kind != "judge") for s in mine]
+        verified = counted.kind != "judge" or bool((counted.details or {}).get("trusted"))
+        out += [replace(s, verified=verified) for s in mine]
     return out
+
+
+def trusted(reward: Reward | None, config: TrainConfig) -> Reward | None:
+    """A judge reward as training reads it: with a calibrated probability from the shipped
+    calibration whose measured accuracy on unseen tasks reaches `judge_sft_accuracy`, its value
+    is that probability on [-1, 1] and it is trusted for SFT like the user's word; otherwise
+    unchanged (it still ranks attempts within a GRPO group)."""
+    details = (reward.details or {}) if reward else {}
+    fit = calibration.shipped() if "calibrated" in details else None
+    if reward is None or reward.kind != "judge" or fit is None or \
+            details.get("version", {}).get("calibration") != fit.version or \
+            (fit.measured or {}).get("accuracy_leave_task_out", 0) < config.judge_sft_accuracy:
+        return reward
+    return replace(reward, value=2 * details["calibrated"]["probability"] - 1,
+                   details={**details, "trusted": True})
 
 
 def _served(episode: Episode) -> bool:

@@ -393,6 +393,18 @@ class Store:
                 "('judge', 'ground_truth', 'replay')) ORDER BY id") as cur:
             return [row[0] for row in await cur.fetchall()]
 
+    async def judged(self, exclude: int | None = None,
+                     limit: int = 1000) -> list[tuple[str | None, dict]]:
+        """(start_url, details) of the newest `judge` reward of each other episode, newest
+        first: what the judge scored before, for a template's baseline."""
+        async with self._db.execute(
+                "SELECT e.start_url, r.details FROM rewards r JOIN episodes e ON e.id = "
+                "r.episode_id WHERE r.kind = 'judge' AND r.episode_id IS NOT ? AND r.id = "
+                "(SELECT max(id) FROM rewards WHERE episode_id = r.episode_id AND kind = "
+                "'judge') ORDER BY r.id DESC LIMIT ?", (exclude, limit)) as cur:
+            return [(row[0], json.loads(row[1]) if row[1] else {})
+                    for row in await cur.fetchall()]
+
     async def tasks(self, exclude: int | None = None,
                     limit: int = 5000) -> list[tuple[str, str | None]]:
         """(task, start_url) of the newest episodes, newest first, `exclude` left out."""
