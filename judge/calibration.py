@@ -18,6 +18,7 @@ content) is what a reward row records, so a score can be traced and recomputed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -84,8 +85,9 @@ class Calibration:
 SHIPPED = Path(__file__).with_name("calibration.json")
 
 
+@functools.cache
 def shipped() -> Calibration | None:
-    """The fit that ships with the judge (None when there is none)."""
+    """The fit that ships with the judge (None when there is none), read once."""
     return Calibration.load(SHIPPED) if SHIPPED.exists() else None
 
 

@@ -160,8 +160,9 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
         if options.form == "generate":
             row["flip"], row["seconds"]["flip"] = row["flip_generate"], \
                 row["seconds"]["flip_generate"]
-    timed("rules", lambda: rules.score(episode, steps).value)
-    row["facts"] = {**rules.score(episode, steps).counts, "steps": len(steps)}
+    timed("rules", lambda: rules.score(episode, steps))
+    progress = row["rules"]                     # the value is the score; the counts are facts
+    row["rules"], row["facts"] = progress.value, {**progress.counts, "steps": len(steps)}
     timed("lexical", lambda: lexical.score(episode, steps))
     if "hybrid" in scorers:
         row["hybrid"] = combine(row["flip"], row["rules"])
@@ -206,7 +207,8 @@ def _round(value: float | None) -> float | None:
 
 def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> None:
     """results.json (summary, per-episode scores, what was run), report.md, scores.png (the
-    score distributions), calibration.png (reliability of the scores that are probabilities)
+    score distributions), calibration.png (reliability of the scores that are probabilities,
+    when any was run)
     and, with the calibrated scorer, calibration.json: a fit on every episode here (the file
     the judge can ship or the nightly cycle refit)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -214,7 +216,8 @@ def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> Non
         {"about": about, "summary": summary, "episodes": rows}, indent=1, default=float))
     (out / "report.md").write_text(markdown(summary, about))
     _plot(out / "scores.png", summary, rows)
-    _reliability_plot(out / "calibration.png", summary, rows)
+    if set(PROBABILITIES) & set(summary):
+        _reliability_plot(out / "calibration.png", summary, rows)
     if "calibrated" in summary:
         calibration.fit(rows, [row["truth"] > 0 for row in rows]).save(
             out / "calibration.json")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -125,11 +124,11 @@ class OpenAIServer:
         except urllib.error.HTTPError as exc:
             said = exc.read()[:300].decode("utf-8", errors="replace")
             raise ServerError(f"{url} refused the request: HTTP {exc.code} {said}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:                    # socket.timeout is TimeoutError
             raise ServerError(f"{url} did not answer within {self.timeout:g} s") from None
-        except (urllib.error.URLError, ConnectionError, OSError) as exc:
+        except OSError as exc:                  # URLError, refused, reset: all OSError
             reason = getattr(exc, "reason", exc)
-            if isinstance(reason, (TimeoutError, socket.timeout)):
+            if isinstance(reason, TimeoutError):
                 raise ServerError(f"{url} did not answer within {self.timeout:g} s") from None
             raise ServerError(f"cannot reach the model server at {url}: {reason}") from None
         try:
