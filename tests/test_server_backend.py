@@ -16,7 +16,7 @@ import pytest
 from conftest import free_port
 from test_judge_parts import clean
 
-from daemon.agent.openai_api import OpenAIServer, constraint
+from daemon.agent.openai_api import OpenAIServer, ServerError, constraint
 from daemon.agent.policy import StepContext
 from daemon.agent.server_policy import ServerPolicy
 from daemon.core.actions import Action, json_schema, violation
@@ -121,6 +121,12 @@ def test_garbage_from_the_server_is_a_clear_error(answer, error):
     with stand_in([answer]) as (url, _):
         decision = decide(url)
     assert decision.action is None and error in decision.error
+
+
+def test_a_server_url_that_is_not_one_is_refused_at_once():
+    with pytest.raises(ServerError, match="must be an http\\(s\\) URL like "
+                                          "http://127.0.0.1:8080/v1, not 'localhost:8080'"):
+        ServerPolicy(settings("localhost:8080"))
 
 
 def test_a_server_that_is_down_or_too_slow_fails_the_step_in_time():

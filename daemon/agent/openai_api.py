@@ -65,6 +65,9 @@ class Answer:
 
 class OpenAIServer:
     def __init__(self, base_url: str, model: str = "", timeout: float = 60.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise ServerError(f"the server URL must be an http(s) URL like "
+                              f"http://127.0.0.1:8080/v1, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.timeout = timeout
