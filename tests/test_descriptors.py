@@ -49,3 +49,18 @@ def test_find_refuses_what_is_not_the_same_element():
 def test_label_is_how_people_read_a_descriptor():
     assert label(describe(FIRST, 2)) == 'button "Remove"'
     assert label(None) == "(no element)"
+
+
+def test_a_rebound_name_falls_back_to_the_values_it_holds():
+    """A message link named sender — subject, rebound to a new sender: the subject was the
+    old page's own, so the first link that holds the new sender is the one."""
+    inbox = page(Element(1, "a", "link", "Dennis Allen — Rota"),
+                 Element(2, "a", "link", "Grace Hopper — Lunch"),
+                 Element(3, "a", "link", "Dennis Allen — Invoice"),
+                 Element(4, "button", "button", "Dennis Allen"))
+    rebound = {"role": "link", "tag": "a", "name": "Dennis Allen — Team lunch", "nth": 0,
+               "holds": ["Dennis Allen"]}
+    assert find(inbox, rebound).id == 1                 # the first of the set, a link
+    assert find(page(*inbox.elements[1:]), rebound).id == 3     # the next, once 1 is gone
+    assert find(page(inbox.elements[1]), rebound) is None       # none holds the value
+    assert find(inbox, {**rebound, "holds": None}) is None      # a plain descriptor: exact only

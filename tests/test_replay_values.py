@@ -36,6 +36,9 @@ def test_typed_text_and_clicked_names_the_task_names_are_its_values():
     new = rebind(REPLYING, REPLY, 'reply to Bob  Hopper about "Rota" with "No, sorry"')
     assert [s.target["name"] if s.target else s.action["text"] for s in new] == [
         "Bob Hopper — Rota", "Reply", "No, sorry", "Send"]
+    # the first link's name holds two of the new values: where the page names it otherwise
+    # (its own subject), the link that holds them is found (descriptors.find)
+    assert new[0].target["holds"] == ["Bob Hopper", "Rota"] and "holds" not in new[1].target
     assert rebind(REPLYING, REPLY, REPLY) == REPLYING               # the same values: as is
 
 

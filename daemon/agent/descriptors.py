@@ -8,7 +8,11 @@ the content script adds its visible text, a short structural path and a nearby l
 
 Matching (`find`): an element matches when role, tag and normalised name agree (a renamed
 element is not found: the name is what the user pointed at). One match is the answer; among
-several, the one at the same `nth`.
+several, the one at the same `nth`. A descriptor rebound to a new task's values (values.py)
+says which of them its name holds (`holds`); where no name matches whole — the rest of the name
+was the old page's own, a message's subject beside its sender — the first element of the same
+kind whose name holds them all is the answer (so "archive every message from X" works through
+X's messages from the top).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ def describe(obs: Observation, element_id: int, extra: dict | None = None) -> di
 def find(obs: Observation, descriptor: dict) -> Element | None:
     """The element of `obs` that `descriptor` names, or None; see the module docstring."""
     matches = [e for e in obs.elements if _same(e, descriptor)]
+    if not matches and descriptor.get("holds"):
+        return next((e for e in obs.elements if _same(e, {**descriptor, "name": e.name}) and
+                     all(_norm(v) in _norm(e.name) for v in descriptor["holds"])), None)
     if len(matches) <= 1:
         return matches[0] if matches else None
     nth = descriptor.get("nth", 0)

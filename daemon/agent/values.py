@@ -171,6 +171,14 @@ def substitute(steps: list[Step], values: dict[str, str]) -> list[Step]:
         out = rewrite(observation, _PAGE_TEXTS)
         out["elements"] = [rewrite(e, _PAGE_TEXTS) for e in observation.get("elements", [])]
         return out
+    def target(data: dict | None) -> dict | None:
+        """The descriptor with its new values, and which of them its name holds."""
+        out = rewrite(data, _TARGET_TEXTS)
+        if out is None:
+            return None
+        holds = [lookup[" ".join(m.group(0).lower().split())]
+                 for m in pattern.finditer(data.get("name") or "")]
+        return {**out, "holds": holds} if holds else out
     return [dataclasses.replace(s, action=rewrite(s.action, _TEXT_ARGS),
-                                target=rewrite(s.target, _TARGET_TEXTS),
+                                target=target(s.target),
                                 observation=page(s.observation)) for s in steps]
