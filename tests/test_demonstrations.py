@@ -15,6 +15,7 @@ import subprocess
 import pytest
 from conftest import NIGHTLOOP, nightloop, store_files, wait_until
 
+from daemon.agent.replay import PATIENCE
 from daemon.tasks.sites.user import record_by_hand
 
 TASK = ('fill "City" with "Paris"; select "2" in "Nights"; click "Next"; click "Insurance"; '
@@ -100,18 +101,20 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
     # -- the page changed: the final button renamed --------------------------------------
     renamed = show(daemon_proc, replay(daemon_proc, "1", "--url",
                                        f"{pages_url}/trip.html?variant=renamed")["id"])
-    assert modes(renamed)[:5] == [("replayed", "fill"), ("replayed", "select_option"),
-                                  ("replayed", "click"), ("replayed", "click"),
-                                  ("fallback", "click")]
+    waits = [("replayed", "wait")] * PATIENCE           # for "Book" to appear, in vain
+    assert modes(renamed)[:5 + PATIENCE] == [
+        ("replayed", "fill"), ("replayed", "select_option"), ("replayed", "click"),
+        ("replayed", "click"), *waits, ("fallback", "click")]
     assert renamed["status"] == "done" and BOOKED in final_text(renamed)
-    assert renamed["steps"][4]["raw_output"] == 'click "Book"'     # the policy decided it
+    assert renamed["steps"][4 + PATIENCE]["raw_output"] == 'click "Book"'   # the policy's
 
     stopped = replay(daemon_proc, "1", "--fallback", "none", "--url",
                      f"{pages_url}/trip.html?variant=renamed")
     assert stopped["status"] == "gave_up"
     assert stopped["final_answer"].startswith('step 5 of 6 (click button "Book"): no button '
                                               '"Book" on ')
-    assert [s["mode"] for s in show(daemon_proc, stopped["id"])["steps"]] == ["replayed"] * 5
+    assert [s["mode"] for s in show(daemon_proc, stopped["id"])["steps"]] == \
+        ["replayed"] * (5 + PATIENCE)
 
     # -- the page changed: one extra step inserted; the shipped model stands in -------------
     daemon_proc.stop()
@@ -123,7 +126,7 @@ def test_record_a_demonstration_then_replay_it_without_the_model(browser, daemon
                                      f"{pages_url}/trip.html?variant=extra")["id"])
     assert modes(extra)[:3] == [("replayed", "fill"), ("replayed", "select_option"),
                                 ("replayed", "click")]
-    changed = extra["steps"][3]
+    changed = extra["steps"][3 + PATIENCE]              # after waiting for "Insurance"
     assert changed["mode"] == "fallback" and "trip-check.html" in changed["url"]
     assert changed["prompt"] and "The page has changed at step 4 of 6" in changed["prompt"]
     assert changed["completion_tokens"] > 0                  # the model decided this step

@@ -8,7 +8,7 @@ from conftest import run_async
 
 from daemon.agent.descriptors import describe
 from daemon.agent.policy import Decision, StepContext
-from daemon.agent.replay import ReplayPolicy, plan_line
+from daemon.agent.replay import PATIENCE, WAIT_S, ReplayPolicy, plan_line
 from daemon.core.actions import Action
 from daemon.core.observation import Element, Observation
 from daemon.core.store import Step
@@ -74,8 +74,24 @@ def test_a_password_step_pauses_for_the_user():
                      'Continue.']
 
 
+def waited_for(policy: ReplayPolicy, obs: Observation) -> list[Decision]:
+    """The waits a replay makes for a target `obs` lacks (the page may still be rendering)."""
+    waits = [decide(policy, obs) for _ in range(PATIENCE)]
+    assert [(d.action.to_json(), d.mode) for d in waits] == [
+        ({"action": "wait", "seconds": WAIT_S}, "replayed")] * PATIENCE
+    return waits
+
+
+def test_a_target_that_appears_while_the_replay_waits_is_used():
+    policy = ReplayPolicy(recorded({"action": "click", "id": 3}), fallback=Fallback(5),
+                          ask_user=never)
+    assert decide(policy, Observation(FORM.url, "Loading", [])).action.name == "wait"
+    assert decide(policy, FORM).action.to_json() == {"action": "click", "id": 3}
+
+
 def test_a_missing_target_without_fallback_gives_up_saying_where():
     policy = ReplayPolicy(recorded({"action": "click", "id": 3}), fallback=None, ask_user=never)
+    waited_for(policy, Observation(FORM.url, "Form", []))
     decision = decide(policy, Observation(FORM.url, "Form", []))
     assert decision.action.name == "give_up"
     assert decision.action.args["reason"] == ('step 1 of 1 (click button "Send"): no button '
@@ -89,6 +105,7 @@ def test_a_missing_target_with_fallback_lets_the_policy_do_that_step_then_goes_o
                           fallback=fallback, ask_user=never)
     renamed = Observation(FORM.url, "Form", [Element(5, "button", "button", "Submit"),
                                              Element(6, "input", "textbox", "Name")])
+    waited_for(policy, renamed)
     first = decide(policy, renamed)
     assert first.mode == "fallback" and first.action.to_json() == {"action": "click", "id": 5}
     assert "1. click button \"Send\"" in fallback.plans[0]
@@ -104,6 +121,7 @@ def test_after_a_fallback_the_same_step_is_retried_when_its_target_appears():
     policy = ReplayPolicy(recorded({"action": "click", "id": 3}), fallback=fallback,
                           ask_user=never)
     inserted = Observation(FORM.url, "Cookies", [Element(8, "button", "button", "Accept")])
+    waited_for(policy, inserted)
     assert decide(policy, inserted).mode == "fallback"
     after = decide(policy, FORM)                 # the policy got past the inserted page
     assert after.mode == "replayed" and after.action.to_json() == {"action": "click", "id": 3}

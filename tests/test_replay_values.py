@@ -124,7 +124,8 @@ def test_run_replay_auto_uses_the_demonstration_the_task_fits(browser, daemon_pr
         ran = json.loads(nightloop("run", "--replay", "auto", "--url", other.url(url), "--json",
                                    *daemon_proc.args(), other.task).stdout)
         assert ran["source"] == "replay" and ran["replay_of"] == demo["id"]
-        assert fulfilled(browser, other)
+        steps = [(s["mode"], s["action"]) for s in show(daemon_proc, ran["id"])["steps"]]
+        assert ran["status"] == "done" and fulfilled(browser, other), (ran, steps)
         plain = json.loads(nightloop("run", "--url", other.url(url), "--json",
                                      *daemon_proc.args(), other.task).stdout)
         assert plain["source"] == "cli" and plain.get("replay_of") is None     # --replay never

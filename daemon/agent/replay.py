@@ -8,7 +8,9 @@ ordinary episode (source ``replay``) with every step stored, each marked ``repla
 - an action with a target is replayed on the element its descriptor finds (descriptors.find);
 - a `fill` of a password field pauses the replay: the user is asked to type it (the recording
   never held it), and the replay goes on when they say so;
-- a target that is not found: with a fallback policy, the policy decides that one step, given
+- a target that is not found is first waited for (`PATIENCE` short waits: a page may still be
+  rendering what it fetched); then, with a fallback policy (shown the steps taken, not the
+  waits), the policy decides that one step, given
   the task and the recorded plan; after it, the same recorded step is tried again if its target
   has appeared (the policy got past an inserted step), else the replay moves on (the policy did
   the step itself). Without a fallback the replay ends (give_up) with a report of where and why.
@@ -29,6 +31,9 @@ from .values import Unmatched, rebind
 
 AskUser = Callable[[str], Awaitable[None]]
 
+PATIENCE = 4            # waits of WAIT_S for a recorded target before the replay looks elsewhere
+WAIT_S = 0.5
+
 
 def plan_line(step: Step) -> str:
     """`click button "Send"`, `fill textbox "Name" with "Ada"`: a recorded step for people."""
@@ -48,6 +53,7 @@ class ReplayPolicy:
         self.name = f"replay+{fallback.name}" if fallback else "replay"
         self.adapter = fallback.adapter if fallback else None
         self.cursor = 0
+        self._waited = 0                    # waits for the target of the step at `cursor`
         self._after_fallback = False
 
     async def decide(self, context: StepContext) -> Decision:
@@ -61,7 +67,7 @@ class ReplayPolicy:
         element = find(context.observation, step.target or {})
         if element is not None:
             self.cursor += 1
-            self._after_fallback = False
+            self._waited, self._after_fallback = 0, False
             if element.is_password and action.name == "fill":
                 await self.ask_user(f"Type your password into {label(step.target)} in the page, "
                                     "then press Continue.")
@@ -72,12 +78,17 @@ class ReplayPolicy:
             self._after_fallback = False
             self.cursor += 1
             return await self.decide(context)
+        if self._waited < PATIENCE:
+            self._waited += 1
+            return Decision(Action("wait", {"seconds": WAIT_S}), mode="replayed")
         where = (f"step {self.cursor + 1} of {len(self.plan)} ({plan_line(step)}): no "
                  f"{label(step.target)} on {context.observation.url}")
         if self.fallback is None:
             return Decision(Action("give_up", {"reason": where}), mode="replayed")
-        self._after_fallback = True
-        decision = await self.fallback.decide(dataclasses.replace(context, plan=self._plan(where)))
+        self._after_fallback, self._waited = True, 0
+        acted = [h for h in context.history if not (h.action and h.action.name == "wait")]
+        decision = await self.fallback.decide(
+            dataclasses.replace(context, history=acted, plan=self._plan(where)))
         return dataclasses.replace(decision, mode="fallback")
 
     def _plan(self, where: str) -> str:
