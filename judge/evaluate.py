@@ -77,7 +77,7 @@ def load_jsonl(path: Path) -> list[Labelled]:
         for line in f:
             row = json.loads(line)
             episode = Episode(**{k: v for k, v in row.items() if k not in ("steps", "rewards")})
-            item = _labelled(episode, [Step(**s) for s in row["steps"]],
+            item = _labelled(episode, [Step(**{"action": None, **s}) for s in row["steps"]],
                              [Reward(**r) for r in row["rewards"]])
             if item:
                 out.append(item)

@@ -11,6 +11,7 @@ from conftest import free_port, nightloop, run_async
 
 from daemon.cli.main import cli
 from daemon.core.store import Episode, Reward, Step, Store
+from judge.evaluate import load_jsonl
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -62,6 +63,26 @@ def test_episodes_list_show_export_and_delete(home):
     assert refused.returncode == 1 and "Aborted" in refused.stderr
     nightloop("episodes", "delete", "--before", "2999-01-01", "--yes", "--db", str(db))
     assert nightloop("episodes", "list", "--db", str(db)).stdout.strip() == "no episodes yet"
+
+
+def test_an_export_reads_back_as_the_judges_labelled_set(home):
+    """`judge eval --jsonl` reads what `episodes export` writes, a step the policy failed to
+    decide (no action, left out of the JSON) included."""
+    db = home / "s.db"
+
+    async def go():
+        async with await Store.open(db) as store:
+            e = await store.start_episode(Episode("click ok", "eval", start_url="http://x/"))
+            await store.add_step(Step(e.id, 0, None, False, url="http://x/", error="no JSON"))
+            await store.add_step(Step(e.id, 1, {"action": "click", "id": 1}, True))
+            await store.finish_episode(e.id, "done")
+            await store.add_reward(Reward(e.id, "ground_truth", 1.0))
+    run_async(go())
+    out = home / "export.jsonl"
+    nightloop("episodes", "export", "--jsonl", str(out), "--db", str(db))
+    [item] = load_jsonl(out)
+    assert [s.action for s in item.steps] == [None, {"action": "click", "id": 1}]
+    assert item.success and item.steps[0].error == "no JSON"
 
 
 @pytest.mark.parametrize("args, message", [
