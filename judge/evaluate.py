@@ -9,9 +9,11 @@ Scorers (keys of the JSON summary):
 - ``direct``: the same model asked "did the agent complete the task?", p(yes).
 - ``lexical``: token F1 between the task and the actions, no model.
 - ``rules``: the progress rules alone.
-- ``hybrid``: the reward the product stores, `reward.combine(flip, rules)`.
-- ``calibrated``: the learned combination (calibration.py): FLIP within its template, lexical
-  and how the episode ended, each template predicted from a fit on the others.
+- ``hybrid``: the reward the product stored before the calibration, `reward.combine(flip,
+  rules)` (and still stores without one: the generate form).
+- ``calibrated``: the reward the product stores (as 2p − 1): the learned combination
+  (calibration.py) of the raw likelihood within its template, lexical and how the episode
+  ended, each template predicted from a fit on the others.
 
 Each gets ROC-AUC (pooled, and the mean over templates that hold both classes), accuracy at the
 best threshold, accuracy leave-task-out (the threshold found on the other templates; 0.5 for
@@ -42,7 +44,7 @@ from .reward import combine
 MODEL_SCORERS = ("flip", "flip_generate", "flip_likelihood", "flip_likelihood_z", "direct",
                  "hybrid", "calibrated")
 SCORERS = (*MODEL_SCORERS, "lexical", "rules")
-DEFAULT = "hybrid"          # what the product's judge stores as its reward
+DEFAULT = "calibrated"      # what the product's judge stores as its reward
 
 
 @dataclass
@@ -111,21 +113,20 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
             [task for task, key in newest_first if key != item.template]   # as the store gives
         rows.append(_score_one(item, peers, model, options, scorers))
         progress(n, len(items))
-    if "flip_likelihood_z" in scorers:
+    if {"flip_likelihood_z", "calibrated"} & set(scorers):
+        # each against its template's other episodes (the store gives the judge those that
+        # came before)
         raw = [row["flip_likelihood"] for row in rows]
         for row, z in zip(rows, _leave_one_out_z(raw, [i.template for i in items])):
             row["flip_likelihood_z"] = z
+            row["seconds"]["flip_likelihood_z"] = row["seconds"]["flip_likelihood"]
     if "calibrated" in scorers:
-        # FLIP within its template: each against the template's other episodes (the store
-        # gives the judge those that came before)
-        for row, z in zip(rows, _leave_one_out_z([row["flip"] for row in rows],
-                                                 [i.template for i in items])):
-            row["flip_z"] = z
         predicted = calibration.leave_task_out(rows, [i.success for i in items],
                                                [i.template for i in items])
         for row, p in zip(rows, predicted):
             row["calibrated"] = p
-            row["seconds"]["calibrated"] = row["seconds"]["flip"] + row["seconds"]["rules"]
+            row["seconds"]["calibrated"] = sum(row["seconds"][part] for part in (
+                "flip_likelihood", "rules", "lexical"))
     return rows
 
 
@@ -141,7 +142,7 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
         row["seconds"][name] = time.perf_counter() - t0
 
     rendered = render(episode, steps, RENDER_CHARS)
-    product = {"flip", "hybrid", "calibrated"} & set(scorers)
+    product = {"flip", "hybrid"} & set(scorers)
     if {"flip_likelihood", "flip_likelihood_z", "calibrated"} & set(scorers) or \
             (product and options.form == "likelihood"):
         timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
@@ -167,7 +168,7 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
     if "hybrid" in scorers:
         row["hybrid"] = combine(row["flip"], row["rules"])
         row["seconds"]["hybrid"] = row["seconds"]["flip"] + row["seconds"]["rules"]
-    kept = set(scorers) | ({"flip", "flip_likelihood", "lexical", "rules"}
+    kept = set(scorers) | ({"flip_likelihood", "lexical", "rules"}
                            if "calibrated" in scorers else set())
     return {k: v for k, v in row.items() if k not in SCORERS or k in kept}
 

@@ -1,4 +1,5 @@
-"""The product's judge: FLIP plus the progress rules → one `judge` reward row per episode.
+"""The product's judge: FLIP, the lexical match and the progress rules → one `judge` reward row
+per episode (the calibrated probability by default; reward.py says which).
 
 `Judge.score` is synchronous and CPU-bound (run it in a worker thread); it needs the episode,
 its steps, and the instructions of other episodes, those of the same task template first (the
@@ -20,7 +21,7 @@ from . import calibration, flip, lexical, rules
 from .calibration import Calibration
 from .model import JudgeModel
 from .render import render
-from .reward import RANGE, WEIGHTS, combine
+from .reward import RANGE, WEIGHTS, combine, from_probability
 from .server_model import ServerJudgeModel
 
 RENDER_CHARS = 1200
@@ -83,38 +84,49 @@ class Judge:
             "margin": None if math.isnan(margin) else round(margin, 4)}
 
     def score(self, episode: Episode, steps: list[Step], peers: list[str],
-              peer_flips: list[float] = ()) -> Reward:
-        """The `judge` reward row. `peer_flips`: FLIP's scores of the template's earlier
-        episodes, the baseline the calibrated probability reads FLIP against."""
+              peer_likelihoods: list[float] = ()) -> Reward:
+        """The `judge` reward row: the calibrated probability where the judge has a calibration
+        (one model pass: FLIP's raw likelihood, read against `peer_likelihoods`, the
+        likelihoods of the template's earlier episodes), else the hybrid of FLIP (against
+        `peers`' instructions as distractors) and the progress rules (reward.py)."""
         t0 = time.perf_counter()
-        with self.model.lock:
-            flip_score, flip_parts = self.flip(render(episode, steps, RENDER_CHARS),
-                                               episode.task, peers)
+        rendered = render(episode, steps, RENDER_CHARS)
         progress = rules.score(episode, steps)
-        calibrated = self._calibrated(episode, steps, flip_score, progress, list(peer_flips))
-        return Reward(episode.id, "judge", combine(flip_score, progress.value), {
-            "components": {"flip": round(flip_score, 4), "progress": progress.value},
-            "weights": dict(WEIGHTS), "range": list(RANGE),
-            "flip": {"model": self.model.name, **asdict(self.options), **flip_parts,
+        if self.calibration:
+            with self.model.lock:
+                raw = flip.likelihood(self.model, rendered, episode.task)
+            parts: dict = {"form": "likelihood", "logprob": round(raw, 4)}
+            read = self._calibrated(episode, steps, raw, progress, list(peer_likelihoods))
+            value, made = from_probability(read["probability"]), {
+                "components": {"calibrated": read["probability"], "progress": progress.value},
+                "calibrated": read}
+        else:
+            with self.model.lock:
+                flip_score, parts = self.flip(rendered, episode.task, peers)
+            parts = {**asdict(self.options), **parts}
+            value, made = combine(flip_score, progress.value), {
+                "components": {"flip": round(flip_score, 4), "progress": progress.value},
+                "weights": dict(WEIGHTS)}
+        return Reward(episode.id, "judge", value, {
+            **made, "range": list(RANGE),
+            "flip": {"model": self.model.name, **parts,
                      **({"fallback": self.fallback} if self.fallback else {})},
             "rules": progress.details(),
             "version": {"model": self.model.version, "rules": rules.VERSION,
-                        **({"calibration": self.calibration.version} if calibrated else {})},
-            **({"calibrated": calibrated} if calibrated else {}),
+                        **({"calibration": self.calibration.version}
+                           if self.calibration else {})},
             "seconds": round(time.perf_counter() - t0, 2)})
 
-
-    def _calibrated(self, episode: Episode, steps: list[Step], flip_score: float,
-                    progress: rules.Progress, peer_flips: list[float]) -> dict | None:
-        """The learned combination's probability of success and what it read (calibration.py);
-        None without a calibration."""
-        if self.calibration is None:
-            return None
-        row = {"flip_z": calibration.z_score(flip_score, peer_flips),
+    def _calibrated(self, episode: Episode, steps: list[Step], likelihood: float,
+                    progress: rules.Progress, peers: list[float]) -> dict:
+        """The learned combination's probability of success and what it read
+        (calibration.py)."""
+        assert self.calibration is not None
+        row = {"flip_likelihood_z": calibration.z_score(likelihood, peers),
                "lexical": lexical.score(episode, steps), "facts": progress.counts}
         return {"probability": round(self.calibration.probability(row), 4),
-                "flip_z": round(row["flip_z"], 4), "lexical": round(row["lexical"], 4),
-                "baseline_episodes": len(peer_flips)}
+                "likelihood_z": round(row["flip_likelihood_z"], 4),
+                "lexical": round(row["lexical"], 4), "baseline_episodes": len(peers)}
 
 
 def judge_from_settings(settings: Settings) -> Judge:

@@ -1,10 +1,16 @@
-"""One episode reward from the judge's parts, and which reward counts.
+"""One episode reward from the judge's parts, how a row says what it was made of, and which
+reward counts.
 
-    reward = clip(W_FLIP * (2 * flip - 1) + W_PROGRESS * progress, -1, 1)
+The judge's reward is one of two, by what the judge has (judge.py):
 
-with `flip` in [0, 1] (FLIP's score, see flip.py) and `progress` in [-1, 1] (rules.py). The
-weights live here and nowhere else; every judge reward row stores the components and the
-weights it used, so it can be recomputed. Reward kinds in the store:
+- with a calibration (FLIP's likelihood form, the default): ``2 * p - 1``, `p` the learned
+  combination's probability of success (calibration.py);
+- otherwise (the generate form, or no calibration file) the hybrid
+  ``clip(W_FLIP * (2 * flip - 1) + W_PROGRESS * progress, -1, 1)`` with `flip` in [0, 1]
+  (flip.py) and `progress` in [-1, 1] (rules.py).
+
+Every judge reward row stores its components (and the hybrid's weights), so it can be
+recomputed; `explain` says it in one line. Reward kinds in the store:
 
 - ``judge``: this module's output, written by the daemon's background queue and `nightloop
   judge`.
@@ -26,6 +32,27 @@ RANGE = (-1.0, 1.0)
 def combine(flip: float, progress: float, weights: dict[str, float] = WEIGHTS) -> float:
     value = weights["flip"] * (2 * flip - 1) + weights["progress"] * progress
     return round(max(RANGE[0], min(RANGE[1], value)), 4)
+
+
+def from_probability(p: float) -> float:
+    """A probability of success as a reward on RANGE."""
+    return round(2 * p - 1, 4)
+
+
+def explain(details: dict) -> str:
+    """How a judge row's value was made, in one line ('' for a row with no components):
+    ``= 2 × p(success) 0.83 − 1 (likelihood z +1.20, lexical 0.41)`` or
+    ``= 0.7 × (2 × FLIP 0.81 − 1) + 0.3 × progress +0.20``."""
+    parts = details.get("components") or {}
+    if "calibrated" in parts:
+        read = details.get("calibrated") or {}
+        return (f"= 2 × p(success) {parts['calibrated']:.2f} − 1 (likelihood z "
+                f"{read.get('likelihood_z', 0):+.2f}, lexical {read.get('lexical', 0):.2f})")
+    if "flip" in parts:
+        weights = details.get("weights") or WEIGHTS
+        return (f"= {weights['flip']:g} × (2 × FLIP {parts['flip']:.2f} − 1) "
+                f"+ {weights['progress']:g} × progress {parts['progress']:+.2f}")
+    return ""
 
 
 # Which stored reward counts for training, by rule (TrainConfig.reward): the first kind in the

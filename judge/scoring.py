@@ -23,7 +23,7 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
     tasks = await store.tasks(exclude=episode_id)
     peers = [task for task, url in tasks if template(url) == key] + \
         [task for task, url in tasks if template(url) != key]     # same template first
-    earlier = [(details.get("components") or {}).get("flip")
+    earlier = [(details.get("flip") or {}).get("logprob")
                for url, details in await store.judged(exclude=episode_id)
                if template(url) == key]
     reward = await asyncio.to_thread(judge.score, episode, steps, peers,

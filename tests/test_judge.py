@@ -17,7 +17,7 @@ from judge import calibration, direct, flip, rules
 from judge.judge import Judge, JudgeOptions
 from judge.model import JudgeModel
 from judge.render import render
-from judge.reward import combine
+from judge.reward import combine, explain, from_probability
 
 INSTRUCTION = "Type Ada into the Name field and click Send"
 UNRELATED = ('Pages visited:\n- Settings (http://x/settings.html)\nActions:\n'
@@ -69,6 +69,25 @@ def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     assert details["version"]["rules"] == rules.VERSION
     generated = Judge(model, JudgeOptions(form="generate")).score(episode, steps, peers=[])
     assert generated.details["flip"]["inferred"]
+
+
+def test_the_calibrated_judge_reads_one_likelihood_against_the_templates_earlier_ones(model):
+    episode, steps = clean()
+    judge = Judge(model, calibration=calibration.shipped())
+    alone = judge.score(episode, steps, peers=["Delete the account"])
+    details = alone.details
+    assert "distractors" not in details["flip"]             # one model pass, no distractors
+    p = details["components"]["calibrated"]
+    assert 0 < p < 1 and alone.value == from_probability(p)
+    assert details["calibrated"]["baseline_episodes"] == 0      # too few: z = 0
+    assert details["version"]["calibration"] == calibration.shipped().version
+    raw = details["flip"]["logprob"]
+    above = judge.score(episode, steps, [], peer_likelihoods=[raw - 1, raw - 1.5, raw - 0.5])
+    below = judge.score(episode, steps, [], peer_likelihoods=[raw + 1, raw + 1.5, raw + 0.5])
+    assert above.details["calibrated"]["likelihood_z"] == pytest.approx(6 ** 0.5, abs=1e-3)
+    assert above.value > alone.value > below.value     # the same episode, read against others
+    p = above.details["components"]["calibrated"]
+    assert explain(above.details).startswith(f"= 2 × p(success) {p:.2f} − 1 (likelihood z +2.45")
 
 
 # -- the AUC floor on real episodes ---------------------------------------------------------
@@ -141,7 +160,7 @@ def test_judge_pending_and_by_id_from_the_cli(home):
     assert judge_rewards(db, 2)[-1]["details"]["version"]["calibration"] == \
         calibration.shipped().version
     shown = nightloop("episodes", "show", "1", "--db", str(db)).stdout
-    assert "reward judge:" in shown and "flip" in shown and "progress" in shown
+    assert "reward judge:" in shown and "= 2 × p(success)" in shown and "likelihood z" in shown
     missing = nightloop("judge", "7", "--db", str(db), check=False)
     assert missing.returncode == 1 and "there is no episode 7" in missing.stderr
 
@@ -162,4 +181,4 @@ def test_the_daemon_judges_in_the_background_and_after_a_restart(browser, daemon
     reward = wait_until(lambda: judge_rewards(daemon_proc.db, 2), timeout=60,
                         what="the new episode to be judged")[0]
     assert reward["details"]["components"]["progress"] > 0
-    assert reward["details"]["flip"]["distractors"] == 1    # episode 1's instruction differs
+    assert reward["details"]["calibrated"]["baseline_episodes"] == 1    # episode 1's likelihood

@@ -13,7 +13,7 @@ from judge import lexical, metrics, rules
 from judge.flip import distractors, to_unit
 from judge.judge import JudgeOptions, template
 from judge.render import render
-from judge.reward import WEIGHTS, combine, reward_that_counts
+from judge.reward import WEIGHTS, combine, explain, from_probability, reward_that_counts
 from judge.text import normalize, token_f1
 
 LABELLED = Path(__file__).parent / "data" / "miniwob-core-labelled.jsonl.gz"
@@ -140,6 +140,14 @@ def test_the_combination_is_clipped_and_recomputable():
     assert combine(0.5, 0.0) == 0.0
     assert combine(0.8, 0.5) == pytest.approx(WEIGHTS["flip"] * 0.6 + WEIGHTS["progress"] * 0.5)
     assert combine(1.0, 1.0, {"flip": 2.0, "progress": 2.0}) == 1.0
+    assert from_probability(0.9) == 0.8 and from_probability(0.0) == -1.0
+    # a row says what it was made of, in either of the judge's two forms
+    assert explain({"components": {"flip": 0.81, "progress": 0.2}, "weights": WEIGHTS}) == \
+        "= 0.7 × (2 × FLIP 0.81 − 1) + 0.3 × progress +0.20"
+    assert explain({"components": {"calibrated": 0.9, "progress": 0.2},
+                    "calibrated": {"likelihood_z": -1.234, "lexical": 0.4}}) == \
+        "= 2 × p(success) 0.90 − 1 (likelihood z -1.23, lexical 0.40)"
+    assert explain({}) == ""
 
 
 def test_one_rule_says_which_reward_counts():
@@ -178,7 +186,7 @@ def scored_row(success: bool, template: str, rng) -> dict:
              "ended_by_agent": int(success), "step_limit": int(not success),
              "page_changed": rng.randint(1, 3) if success else rng.randint(0, 1)}
     return {"template": template, "truth": float(success), "facts": facts,
-            "flip_z": rng.gauss(0.8 if success else -0.4, 0.6), "lexical": rng.random()}
+            "flip_likelihood_z": rng.gauss(0.8 if success else -0.4, 0.6), "lexical": rng.random()}
 
 
 def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):

@@ -246,7 +246,7 @@ def test_the_report_explains_the_judge_and_escapes_what_pages_wrote(tmp_path):
     html = render([episode], Screenshots(tmp_path / "s.db"))
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "click link &#34;&lt;b&gt;Deals&#34;" in html          # the element, from the page
-    assert "= 0.7 × (2 · FLIP 0.81 − 1) + 0.3 × progress +0.20" in html
+    assert "= 0.7 × (2 × FLIP 0.81 − 1) + 0.3 × progress +0.20" in html
     assert "what the judge thinks was asked: “find deals”" in html
     assert "progress rules: invalid ×1, ended by agent ×1" in html
     assert "No screenshot: the tab was not in front of its window" in html

@@ -216,12 +216,12 @@ def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tm
                 await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
                                           prompt="P", raw_output='{"action":"click","id":1}'))
                 await store.finish_episode(e.id, "done")
-                await store.add_reward(Reward(e.id, "judge", 0.1, {
-                    "calibrated": {"probability": 0.9},
+                await store.add_reward(Reward(e.id, "judge", 0.8, {
+                    "components": {"calibrated": 0.9, "progress": 0.2},
                     "version": {"calibration": shipped.version}}))
             return await load_samples(store, config)
     [strict] = run_async(go(TrainConfig(judge_sft_accuracy=measured + 0.01)))
-    assert (strict.reward, strict.verified) == (0.1, False)         # ranks within groups only
+    assert (strict.reward, strict.verified) == (0.8, False)         # ranks within groups only
     [trusting] = run_async(go(TrainConfig(judge_sft_accuracy=measured - 0.01)))
-    assert trusting.reward == pytest.approx(0.8) and trusting.verified   # 2 * 0.9 - 1
+    assert trusting.reward == 0.8 and trusting.verified
     assert [s.episode_id for s in sft_samples([trusting], CONFIG)] == [1]

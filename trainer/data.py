@@ -144,18 +144,17 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
 
 
 def trusted(reward: Reward | None, config: TrainConfig) -> Reward | None:
-    """A judge reward as training reads it: with a calibrated probability from the shipped
-    calibration whose measured accuracy on unseen tasks reaches `judge_sft_accuracy`, its value
-    is that probability on [-1, 1] and it is trusted for SFT like the user's word; otherwise
-    unchanged (it still ranks attempts within a GRPO group)."""
+    """A judge reward as training reads it: a calibrated probability (on [-1, 1]) from the
+    shipped calibration whose measured accuracy on unseen tasks reaches `judge_sft_accuracy` is
+    trusted for SFT like the user's word (details["trusted"]); any other judge reward only
+    ranks attempts within a GRPO group."""
     details = (reward.details or {}) if reward else {}
-    fit = calibration.shipped() if "calibrated" in details else None
+    fit = calibration.shipped() if "calibrated" in (details.get("components") or {}) else None
     if reward is None or reward.kind != "judge" or fit is None or \
             details.get("version", {}).get("calibration") != fit.version or \
             (fit.measured or {}).get("accuracy_leave_task_out", 0) < config.judge_sft_accuracy:
         return reward
-    return replace(reward, value=2 * details["calibrated"]["probability"] - 1,
-                   details={**details, "trusted": True})
+    return replace(reward, details={**details, "trusted": True})
 
 
 def _served(episode: Episode) -> bool:

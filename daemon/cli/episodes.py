@@ -14,6 +14,7 @@ from daemon.core.files import write_private
 from daemon.core.screenshots import Screenshots
 from daemon.core.store import Episode, Store
 from daemon.core.wire import NightloopError, to_json
+from judge.reward import explain
 
 from . import report
 from .common import (
@@ -115,18 +116,16 @@ def _screenshot_line(shot: dict) -> str:
 
 
 def _reward_parts(reward: dict) -> str:
-    """` = 0.7 × flip 0.81 (…) + 0.3 × progress 0.2` for a judge reward; '' for others."""
+    """`  = 2 × p(success) 0.83 − 1 (…)   (likelihood, SmolLM2…; 0.4 s)` for a judge reward;
+    '' for others."""
     details = reward.get("details") or {}
-    if reward["kind"] != "judge" or "components" not in details:
+    if reward["kind"] != "judge" or not explain(details):
         return ""
-    weights, parts = details["weights"], details["components"]
     flip = details.get("flip", {})
     how = f"{flip.get('form')}, {flip.get('model')}"
     if "inferred" in flip:
         how += f", inferred {flip['inferred'][0]!r}"
-    return (f"  = {weights['flip']:g} × (2·flip {parts['flip']:.2f} − 1) "
-            f"+ {weights['progress']:g} × progress {parts['progress']:+.2f}   ({how}; "
-            f"{details.get('seconds', 0):.1f} s)")
+    return f"  {explain(details)}   ({how}; {details.get('seconds', 0):.1f} s)"
 
 
 @episodes_group.command("export")

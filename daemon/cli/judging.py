@@ -12,6 +12,7 @@ import click
 
 from daemon.core.settings import data_dir
 from daemon.core.store import Store
+from judge.reward import explain
 
 from .common import (
     Group,
@@ -73,11 +74,9 @@ def judge_score(episode_ids: tuple[int, ...], pending: bool, as_json: bool,
         out = []
         for n, episode_id in enumerate(ids, 1):
             reward = await judge_episode(store, judge, episode_id)
-            parts = reward.details["components"]
             if not as_json:
                 click.echo(f"[{n}/{len(ids)}] episode {episode_id}: {reward.value:+.3f} "
-                           f"(flip {parts['flip']:.2f}, progress {parts['progress']:+.2f}) "
-                           f"{reward.details['seconds']:.1f} s")
+                           f"{explain(reward.details)}, {reward.details['seconds']:.1f} s")
             out.append({"episode": episode_id, "value": reward.value, **reward.details})
         return out
     results = run_coro(go())
@@ -96,7 +95,7 @@ def judge_score(episode_ids: tuple[int, ...], pending: bool, as_json: bool,
                                  "(.jsonl or .jsonl.gz) instead of the store.")
 @click.option("--scorers", default=None,
               help="Comma-separated subset of: flip, flip_generate, flip_likelihood, "
-                   "flip_likelihood_z, direct, lexical, rules, hybrid [default: all].")
+                   "flip_likelihood_z, direct, lexical, rules, hybrid, calibrated [default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="The first N episodes only.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder [default: judge-eval/<time> in the XDG data dir].")

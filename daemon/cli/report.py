@@ -18,6 +18,7 @@ import jinja2
 
 from daemon.agent.descriptors import in_words, label
 from daemon.core.screenshots import Screenshots
+from judge.reward import explain
 
 # Fields the store left empty are missing from the JSON form: Jinja2's default Undefined reads
 # them as empty.
@@ -84,11 +85,9 @@ def _reward(reward: dict) -> dict[str, Any]:
     details = reward.get("details") or {}
     lines: list[str] = []
     if reward["kind"] == "judge":
-        flip, parts, weights = details.get("flip") or {}, details.get("components") or {}, \
-            details.get("weights") or {}
-        if parts and weights:
-            lines.append(f"= {weights['flip']:g} × (2 · FLIP {parts['flip']:.2f} − 1) + "
-                         f"{weights['progress']:g} × progress {parts['progress']:+.2f}")
+        flip = details.get("flip") or {}
+        if explain(details):
+            lines.append(explain(details))
         if flip.get("inferred"):
             lines.append(f"what the judge thinks was asked: “{flip['inferred'][0]}”")
         if flip.get("model"):
