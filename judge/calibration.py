@@ -23,10 +23,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FEATURES = ("flip_likelihood_z", "lexical", "ended_by_agent", "ended_at_once")
 
@@ -91,6 +94,23 @@ SHIPPED = Path(__file__).with_name("calibration.json")
 def shipped() -> Calibration | None:
     """The fit that ships with the judge (None when there is none), read once."""
     return Calibration.load(SHIPPED) if SHIPPED.exists() else None
+
+
+def local_path(db: Path) -> Path:
+    """Where the nightly refit (refit.py) keeps the fit of a store's own episodes."""
+    return Path(f"{db}.calibration.json")
+
+
+def in_use(db: Path) -> Calibration | None:
+    """The fit the judge of the store `db` uses: the store's own refit where there is one
+    fitted on today's features, else the shipped one."""
+    try:
+        return Calibration.load(local_path(db))
+    except FileNotFoundError:
+        return shipped()
+    except ValueError as exc:       # fitted on other features: refit by the next cycle
+        log.warning("%s; the shipped calibration is used", exc)
+        return shipped()
 
 
 def fit(rows: list[dict], labels: list[bool], l2: float = 1.0, steps: int = 50) -> Calibration:

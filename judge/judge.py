@@ -126,7 +126,9 @@ class Judge:
                "lexical": lexical.score(episode, steps), "facts": progress.counts}
         return {"probability": round(self.calibration.probability(row), 4),
                 "likelihood_z": round(row["flip_likelihood_z"], 4),
-                "lexical": round(row["lexical"], 4), "baseline_episodes": len(peers)}
+                "lexical": round(row["lexical"], 4), "baseline_episodes": len(peers),
+                "stated_accuracy": (self.calibration.measured or {}).get(
+                    "accuracy_leave_task_out")}
 
 
 def judge_from_settings(settings: Settings) -> Judge:
@@ -135,7 +137,7 @@ def judge_from_settings(settings: Settings) -> Judge:
     options = JudgeOptions.from_settings(settings)
     if settings.judge_backend != "openai":
         return Judge(JudgeModel(settings.judge_model, threads=settings.threads), options,
-                     calibration=_fitted_for(options))
+                     calibration=_fitted_for(options, settings))
     model = ServerJudgeModel(settings)
     why = model.cannot_score() if options.form == "likelihood" else None
     if why:
@@ -143,10 +145,10 @@ def judge_from_settings(settings: Settings) -> Judge:
                     "form", why)
         options = replace(options, form="generate")
     return Judge(model, options, fallback=f"likelihood form unavailable: {why}" if why else None,
-                 calibration=_fitted_for(options))
+                 calibration=_fitted_for(options, settings))
 
 
-def _fitted_for(options: JudgeOptions) -> Calibration | None:
-    """The shipped calibration, fitted on FLIP's likelihood form: none for the generate form,
-    whose scores live on another scale."""
-    return calibration.shipped() if options.form == "likelihood" else None
+def _fitted_for(options: JudgeOptions, settings: Settings) -> Calibration | None:
+    """The calibration in use for the store (its refit, else the shipped one), fitted on FLIP's
+    likelihood form: none for the generate form, whose scores live on another scale."""
+    return calibration.in_use(settings.db_path) if options.form == "likelihood" else None

@@ -212,6 +212,48 @@ def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):
     assert calibration.leave_task_out(rows[:2], [True, False], ["a", "b"]) == [None, None]
 
 
+def test_the_nightly_refit_adopts_the_stores_own_fit_where_it_ranks_better(tmp_path):
+    """Rows as the judge stores them, on five templates where the likelihood's z tells success
+    and lexical does not (the shipped fit leans on lexical): too few are kept waiting; enough
+    are refitted, saved beside the store and used from then on, with their stated accuracy."""
+    import random
+
+    from conftest import run_async
+
+    from daemon.core.store import Store
+    from judge import calibration
+    from judge.refit import MIN_EPISODES, refit
+    rng, db = random.Random(1), tmp_path / "s.db"
+
+    async def add(n: int):
+        async with await Store.open(db) as store:
+            for i in range(n):
+                row = scored_row(i % 3 == 0, f"http://t/task-{i % 5}.html", rng)
+                e = await store.start_episode(Episode("t", "practice", start_url=row["template"]))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", row["truth"]))
+                await store.add_reward(Reward(e.id, "judge", 0.0, {
+                    "calibrated": {"likelihood_z": row["flip_likelihood_z"],
+                                   "lexical": row["lexical"]},
+                    "rules": {"counts": row["facts"]}}))
+            return await refit(store, calibration.local_path(db))
+
+    waiting = run_async(add(MIN_EPISODES - 1))
+    assert not waiting.adopted and "too little ground truth yet" in waiting.describe()
+    assert calibration.in_use(db) == calibration.shipped()
+    done = run_async(add(100))
+    assert done.adopted and done.episodes == MIN_EPISODES + 99 and done.templates == 5
+    assert done.refit["auc_leave_task_out"] > 0.9 > done.shipped["auc_leave_task_out"]
+    assert done.describe().startswith("judge calibration refitted (199 episodes, 5 templates: "
+                                      "leave-task-out AUC ")
+    mine = calibration.in_use(db)
+    assert mine.n == 199 and mine.measured["accuracy_leave_task_out"] == \
+        done.refit["accuracy_leave_task_out"] and mine.measured["set"].startswith("s.db: 199")
+    calibration.local_path(db).write_text(
+        calibration.local_path(db).read_text().replace("flip_likelihood_z", "old_feature"))
+    assert calibration.in_use(db) == calibration.shipped()      # stale: the shipped one
+
+
 def test_thresholds_found_on_other_tasks_and_reliability_bins():
     scores, labels = [0.1, 0.2, 0.8, 0.9, 0.3, 0.7], [False, False, True, True, False, True]
     groups = ["a", "a", "a", "b", "b", "b"]

@@ -234,4 +234,12 @@ def test_the_judge_waits_only_for_finished_episodes_without_a_verdict(tmp_path):
                 ids.append(episode.id)
             await store.start_episode(Episode("still running", "cli"))
             assert await store.unjudged() == [ids[0], ids[3]]   # truth needs no judge
+            # ... but the judge measures itself on it: the calibration's refit
+            assert await store.unjudged_with_truth() == [ids[2]]
+            assert await store.unjudged_with_truth(after=ids[2]) == []
+            await store.add_reward(Reward(ids[2], "judge", 0.1, {"n": 1}))
+            await store.add_reward(Reward(ids[2], "judge", 0.3, {"n": 2}))   # the newest counts
+            await store.add_reward(Reward(ids[1], "user", 1.0))              # no truth: left out
+            assert await store.unjudged_with_truth() == []
+            assert await store.judged_with_truth() == [(None, {"n": 2}, 1.0)]
     run_async(go())

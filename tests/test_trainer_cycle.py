@@ -129,8 +129,14 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
                 "SELECT s.seed FROM steps s JOIN episodes e ON e.id = s.episode_id "
                 "WHERE e.source = 'practice' AND e.policy LIKE 'llm:%'")]
         assert len(seeds) >= 4 and len(set(seeds)) == len(seeds) and 5 not in seeds
-        # Only the user task's practice is judged: MiniWoB++ episodes carry ground truth.
-        assert result["practice_episodes"] == 4 + 2 and result["judged"] == 2
+        # The user task's practice is judged; MiniWoB++ episodes carry ground truth, and the
+        # judge scores them too, to measure itself: too few yet for its calibration's refit.
+        with sqlite3.connect(db) as conn:
+            (truth,), = conn.execute("SELECT count(DISTINCT episode_id) FROM rewards "
+                                     "WHERE kind = 'ground_truth'")
+        assert result["practice_episodes"] == 4 + 2 and result["judged"] == 2 + truth
+        assert result["calibration"].startswith(f"judge calibration kept ({truth} episodes, 2 "
+                                                "templates): too little ground truth yet")
         phases = {r["phase"]: r for r in result["training"]}
         assert phases["sft"]["steps"] > 0, result                    # the oracle taught
         assert (result["sft_steps"], result["grpo_steps"]) == (phases["sft"]["steps"],

@@ -205,10 +205,6 @@ def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):
 
 
 def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tmp_path):
-    from judge import calibration
-    shipped = calibration.shipped()
-    measured = shipped.measured["accuracy_leave_task_out"]
-
     async def go(config):
         async with await Store.open(tmp_path / "s.db") as store:
             if not await store.episodes():
@@ -218,10 +214,10 @@ def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tm
                 await store.finish_episode(e.id, "done")
                 await store.add_reward(Reward(e.id, "judge", 0.8, {
                     "components": {"calibrated": 0.9, "progress": 0.2},
-                    "version": {"calibration": shipped.version}}))
+                    "calibrated": {"probability": 0.9, "stated_accuracy": 0.83}}))
             return await load_samples(store, config)
-    [strict] = run_async(go(TrainConfig(judge_sft_accuracy=measured + 0.01)))
+    [strict] = run_async(go(TrainConfig(judge_sft_accuracy=0.84)))
     assert (strict.reward, strict.verified) == (0.8, False)         # ranks within groups only
-    [trusting] = run_async(go(TrainConfig(judge_sft_accuracy=measured - 0.01)))
+    [trusting] = run_async(go(TrainConfig(judge_sft_accuracy=0.83)))
     assert trusting.reward == 0.8 and trusting.verified
     assert [s.episode_id for s in sft_samples([trusting], CONFIG)] == [1]

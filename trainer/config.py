@@ -35,6 +35,11 @@ class TrainConfig:
                                         "calibrated probability alone when its calibration's "
                                         "measured accuracy on unseen tasks reaches this (the "
                                         "shipped one: 0.83, so not yet)", low=0, high=1)
+    judge_refit_episodes: int = setting(200, "the judge scores up to this many of a cycle's "
+                                        "episodes with ground truth (about 0.4 s each), then "
+                                        "refits its calibration on all such episodes of the "
+                                        "store (judge/refit.py); 0: no refit", low=0,
+                                        high=100_000)
     relabel_share: float = setting(0.25, "hindsight: at most this share of the SFT samples "
                                    "are failures relabelled as the instruction they did "
                                    "fulfil (0: none)", low=0, high=0.9)

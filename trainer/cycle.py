@@ -44,6 +44,7 @@ import hashlib
 import json
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -82,6 +83,7 @@ class CycleResult:
     gate: dict = field(default_factory=dict)
     practice_episodes: int = 0
     judged: int = 0
+    calibration: str | None = None  # what the judge's refit did (judge/refit.py)
     training: list[dict] = field(default_factory=list)     # each phase's train.Report
     sft_steps: int = 0
     grpo_steps: int = 0
@@ -279,7 +281,26 @@ class _Cycle:
         async with await Store.open(self.db, recover=False) as store:
             pending = [i for i in await store.unjudged() if i > self.state.first_id]
             self.result.judged = await self._judge(store, pending)
+            if self.config.judge_refit_episodes:
+                await self._refit_judge(store)
         self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
+
+    async def _refit_judge(self, store: Store) -> None:
+        """Let the judge score some of the cycle's episodes with ground truth, spread over the
+        task templates, then refit its calibration on the store's record (judge/refit.py)."""
+        from judge.calibration import local_path
+        from judge.judge import template
+        from judge.refit import refit
+        ids = await store.unjudged_with_truth(after=self.state.first_id)
+        turn, seen = {}, Counter()          # the n-th episode of its template: n
+        for i in ids:
+            key = template((await store.episode(i)).start_url)
+            turn[i], seen[key] = seen[key], seen[key] + 1
+        sample = sorted(ids, key=lambda i: (turn[i], i))[:self.config.judge_refit_episodes]
+        self.result.judged += await self._judge(store, sample)
+        outcome = await refit(store, local_path(self.db))
+        self.result.calibration = outcome.describe()
+        self.say(outcome.describe())
 
     async def _judge(self, store: Store, episode_ids: list[int], phase: str = "judge") -> int:
         """Score `episode_ids` with the judge while `phase`'s time lasts; how many it scored."""

@@ -31,7 +31,6 @@ from daemon.core.actions import Action
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.tasks.practice import USER_SOURCES
-from judge import calibration
 from judge.judge import template
 from judge.reward import reward_that_counts
 
@@ -144,15 +143,14 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
 
 
 def trusted(reward: Reward | None, config: TrainConfig) -> Reward | None:
-    """A judge reward as training reads it: a calibrated probability (on [-1, 1]) from the
-    shipped calibration whose measured accuracy on unseen tasks reaches `judge_sft_accuracy` is
-    trusted for SFT like the user's word (details["trusted"]); any other judge reward only
-    ranks attempts within a GRPO group."""
+    """A judge reward as training reads it: a calibrated probability (on [-1, 1]) from a
+    calibration whose stated accuracy on unseen tasks (its measured leave-task-out accuracy,
+    recorded in the row) reaches `judge_sft_accuracy` is trusted for SFT like the user's word
+    (details["trusted"]); any other judge reward only ranks attempts within a GRPO group."""
     details = (reward.details or {}) if reward else {}
-    fit = calibration.shipped() if "calibrated" in (details.get("components") or {}) else None
-    if reward is None or reward.kind != "judge" or fit is None or \
-            details.get("version", {}).get("calibration") != fit.version or \
-            (fit.measured or {}).get("accuracy_leave_task_out", 0) < config.judge_sft_accuracy:
+    stated = (details.get("calibrated") or {}).get("stated_accuracy")
+    if reward is None or reward.kind != "judge" or stated is None or \
+            stated < config.judge_sft_accuracy:
         return reward
     return replace(reward, details={**details, "trusted": True})
 

@@ -393,6 +393,28 @@ class Store:
                 "('judge', 'ground_truth', 'replay')) ORDER BY id") as cur:
             return [row[0] for row in await cur.fetchall()]
 
+    async def unjudged_with_truth(self, after: int = 0) -> list[int]:
+        """Ids after `after` of episodes with ground truth and no ``judge`` reward, oldest
+        first: what the judge scores to measure itself (the calibration's refit)."""
+        async with self._db.execute(
+                "SELECT id FROM episodes e WHERE id > ? AND status != 'running' AND EXISTS "
+                "(SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind = 'ground_truth')"
+                " AND NOT EXISTS (SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind "
+                "= 'judge') ORDER BY id", (after,)) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+    async def judged_with_truth(self) -> list[tuple[str | None, dict, float]]:
+        """(start_url, details of the newest ``judge`` reward, newest ground truth) of every
+        episode that has both, oldest first: the judge's record against the truth."""
+        async with self._db.execute(
+                "SELECT e.start_url, j.details, t.value FROM episodes e "
+                "JOIN rewards j ON j.id = (SELECT max(id) FROM rewards WHERE episode_id = e.id "
+                "AND kind = 'judge') "
+                "JOIN rewards t ON t.id = (SELECT max(id) FROM rewards WHERE episode_id = e.id "
+                "AND kind = 'ground_truth') ORDER BY e.id") as cur:
+            return [(row[0], json.loads(row[1]) if row[1] else {}, row[2])
+                    for row in await cur.fetchall()]
+
     async def judged(self, exclude: int | None = None,
                      limit: int = 1000) -> list[tuple[str | None, dict]]:
         """(start_url, details) of the newest `judge` reward of each other episode, newest
