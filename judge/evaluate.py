@@ -210,8 +210,8 @@ def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> Non
     """results.json (summary, per-episode scores, what was run), report.md, scores.png (the
     score distributions), calibration.png (reliability of the scores that are probabilities,
     when any was run)
-    and, with the calibrated scorer, calibration.json: a fit on every episode here (the file
-    the judge can ship or the nightly cycle refit)."""
+    and, with the calibrated scorer, calibration.json: a fit on every episode here, its
+    leave-task-out figures as its `measured` (the file the judge ships)."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(
         {"about": about, "summary": summary, "episodes": rows}, indent=1, default=float))
@@ -220,8 +220,15 @@ def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> Non
     if set(PROBABILITIES) & set(summary):
         _reliability_plot(out / "calibration.png", summary, rows)
     if "calibrated" in summary:
-        calibration.fit(rows, [row["truth"] > 0 for row in rows]).save(
-            out / "calibration.json")
+        fitted = calibration.fit(rows, [row["truth"] > 0 for row in rows])
+        measured = summary["calibrated"]
+        fitted.measured = {
+            "set": f"{about.get('source')} ({about.get('episodes')} episodes, "
+                   f"{about.get('successes')} successes)",
+            "judge": f"{about.get('model')}, likelihood form",
+            "auc_leave_task_out": measured["auc"], "auc_per_task": measured["auc_per_task"],
+            "accuracy_leave_task_out": measured["accuracy_leave_task_out"]}
+        fitted.save(out / "calibration.json")
 
 
 def markdown(summary: dict, about: dict) -> str:

@@ -96,7 +96,7 @@ class Judge:
             with self.model.lock:
                 raw = flip.likelihood(self.model, rendered, episode.task)
             parts: dict = {"form": "likelihood", "logprob": round(raw, 4)}
-            read = self._calibrated(episode, steps, raw, progress, list(peer_likelihoods))
+            read = self._calibrated(episode, steps, raw, list(peer_likelihoods))
             value, made = from_probability(read["probability"]), {
                 "components": {"calibrated": read["probability"], "progress": progress.value},
                 "calibrated": read}
@@ -118,12 +118,12 @@ class Judge:
             "seconds": round(time.perf_counter() - t0, 2)})
 
     def _calibrated(self, episode: Episode, steps: list[Step], likelihood: float,
-                    progress: rules.Progress, peers: list[float]) -> dict:
+                    peers: list[float]) -> dict:
         """The learned combination's probability of success and what it read
         (calibration.py)."""
         assert self.calibration is not None
         row = {"flip_likelihood_z": calibration.z_score(likelihood, peers),
-               "lexical": lexical.score(episode, steps), "facts": progress.counts}
+               "lexical": lexical.score(episode, steps)}
         return {"probability": round(self.calibration.probability(row), 4),
                 "likelihood_z": round(row["flip_likelihood_z"], 4),
                 "lexical": round(row["lexical"], 4), "baseline_episodes": len(peers),

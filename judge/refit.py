@@ -4,12 +4,12 @@ Practice on MiniWoB++ (and the bundled sites) leaves episodes whose outcome the 
 reports. The cycle has the judge score a share of them (`Store.unjudged_with_truth`); `refit`
 then fits the learned combination (calibration.py) on every episode of the store that has both
 a judge row with a calibrated probability and ground truth, from what those rows recorded (the
-likelihood's z against the template's earlier episodes, the lexical F1, the progress rules'
-counts): no model pass. It measures the refit leave-task-out and the shipped fit on the same
-episodes (which the shipped fit never saw), and adopts the refit, saved beside the store
-(`calibration.local_path`, which `calibration.in_use` prefers), only where it ranks them at
-least as well. Its leave-task-out figures become its `measured`: the stated accuracy that
-decides whether training trusts the judge for SFT.
+likelihood's z against the template's earlier episodes, the lexical F1): no model pass. It
+measures the refit leave-task-out and the shipped fit on the same episodes (which the shipped
+fit never saw), and adopts the refit, saved beside the store (`calibration.local_path`, which
+`calibration.in_use` prefers), only where it ranks them at least as well. Its leave-task-out
+figures become its `measured`: the stated accuracy that decides whether training trusts the
+judge for SFT.
 """
 
 from __future__ import annotations
@@ -59,11 +59,11 @@ def measure(probabilities: list[float | None], labels: list[bool],
 async def refit(store: Store, path: Path) -> Refit:
     """Refit on `store`'s judged episodes with ground truth; save the fit to `path` when it
     ranks them at least as well as the shipped one (see the module docstring)."""
-    records = [(template(url), details["calibrated"], details.get("rules") or {}, truth)
+    records = [(template(url), details["calibrated"], truth)
                for url, details, truth in await store.judged_with_truth()
                if "calibrated" in details]
-    rows = [{"flip_likelihood_z": read["likelihood_z"], "lexical": read["lexical"],
-             "facts": rules.get("counts") or {}} for _, read, rules, _ in records]
+    rows = [{"flip_likelihood_z": read["likelihood_z"], "lexical": read["lexical"]}
+            for _, read, _ in records]
     labels = [truth > 0 for *_, truth in records]
     groups = [key for key, *_ in records]
     n, templates = len(rows), len(set(groups))

@@ -94,9 +94,9 @@ def test_the_calibrated_judge_reads_one_likelihood_against_the_templates_earlier
 
 # The templates of the labelled set that hold both successes and failures (the model's own
 # natural failures): within a task is where GRPO compares attempts, so that is the figure
-# the floor guards. Measured on this subset alone (42 episodes, 10 successes; its distractors
-# come from these templates only): flip AUC per task 0.76 (lexical 0.74), pooled 0.64 (lexical
-# 0.68); deterministic up to llama.cpp's float order.
+# the floor guards. Measured on this subset alone (42 episodes, 14 successes; its distractors
+# come from these templates only): flip AUC per task 0.79 (lexical 0.75, calibrated 0.83),
+# pooled 0.63 (lexical 0.80); deterministic up to llama.cpp's float order.
 FLOOR_TEMPLATES = ("click-button", "click-dialog-2", "click-tab-2", "click-widget",
                    "focus-text-2", "navigate-tree")
 FLIP_AUC_PER_TASK_FLOOR, FLIP_AUC_FLOOR = 0.72, 0.58
@@ -111,8 +111,8 @@ def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):
                 dst.write(line)
     out = tmp_path / "report"
     summary = json.loads(nightloop("judge", "eval", "--jsonl", str(subset), "--scorers",
-                                   "flip,lexical,rules,hybrid", "--json", "--out", str(out),
-                                   timeout=800).stdout)
+                                   "flip,lexical,rules,hybrid,calibrated", "--json", "--out",
+                                   str(out), timeout=800).stdout)
     assert summary["flip"]["n"] == summary["lexical"]["n"] == 42
     assert summary["flip"]["auc_per_task"] >= FLIP_AUC_PER_TASK_FLOOR, summary
     assert summary["flip"]["auc"] >= FLIP_AUC_FLOOR, summary
@@ -122,6 +122,12 @@ def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):
     assert (out / "scores.png").read_bytes()[:4] == b"\x89PNG"
     episodes = json.loads((out / "results.json").read_text())["episodes"]
     assert len(episodes) == summary["flip"]["n"] and "flip" in episodes[0]
+    # the default, fitted on the other templates for each one: its figures become the fit's
+    assert summary["default"] == "calibrated" and summary["calibrated"]["n"] == 42
+    fitted = calibration.Calibration.load(out / "calibration.json")
+    assert fitted.n == 42 and fitted.measured["auc_leave_task_out"] == \
+        summary["calibrated"]["auc"] and fitted.measured["set"] == f"{subset} (42 episodes, " \
+        "14 successes)"
 
 
 # -- judging episodes in the store: on demand, and by the daemon ------------------------------
