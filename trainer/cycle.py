@@ -11,7 +11,10 @@ Contract:
   MiniWoB++ train seeds once, one source of demonstrations among others. The user's good
   practice-safe demonstrations are replayed `demo_replays` times on fresh loads (no model):
   each that finishes on its recorded steps alone is a new positive example (a ``replay``
-  reward of 1). The judge scores every episode of the cycle that has no other reward.
+  reward of 1). The judge scores every episode of the cycle that has no other reward, then
+  up to `judge_refit_episodes` of those with ground truth (spread over the templates) to
+  refit its calibration on the store's record (judge/refit.py; adopted only where it ranks
+  them at least as well as the shipped fit; training still counts the ground truth).
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
