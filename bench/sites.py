@@ -82,9 +82,10 @@ def record_demos(out: Path) -> dict:
 
 async def demonstrations(db: Path) -> list:
     """Every good demonstration with its steps, newest first (as `run --replay auto` looks)."""
+    from daemon.agent.replay import recorded_demonstrations
     from daemon.core.store import Store
     async with await Store.open(db, recover=False) as store:
-        return [(demo, await store.steps(demo.id)) for demo in await store.demonstrations()]
+        return await recorded_demonstrations(store)
 
 
 async def measure_sites(policy, db: Path, partial: Path) -> list[dict]:

@@ -7,14 +7,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import nightloop, wait_until
+from conftest import nightloop, run_async, wait_until
 from test_demonstrations import record, replay, show
 
+from daemon.agent.replay import recorded_demonstrations
 from daemon.agent.values import Unmatched, rebind, template_of, values_of
-from daemon.core.store import Step
+from daemon.core.store import Step, Store
 from daemon.tasks.sites import serve_sites
+from daemon.tasks.sites.replays import fitting_seeds, replay_with_values
 from daemon.tasks.sites.templates import TEMPLATES
 from daemon.tasks.sites.user import act_out
+from trainer.config import TrainConfig
+from trainer.data import load_samples
 
 
 def step(action: dict, name: str | None = None) -> Step:
@@ -162,6 +166,40 @@ def test_the_popup_offers_a_fitting_demonstration_and_runs_again_with_an_edited_
         again = show(daemon_proc, demo["id"] + 2)
         assert again["status"] == "done" and again["task"] == edited.task
         assert fulfilled(browser, edited, newest=True)
+
+
+@pytest.mark.browser
+def test_a_night_replays_a_demonstration_with_other_seeds_values_into_verified_examples(
+        browser, daemon_proc, tmp_path):
+    """What the cycle does before the model practises the sites: the demonstration of one
+    seed's task, replayed with the values of the practice seeds' tasks it fits, gives
+    successes the sites' ground truth verifies, and training imitates them."""
+    shown = TEMPLATES["contact.ask"].task(2)
+    with serve_sites() as url:
+        record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
+
+    async def recorded():
+        async with await Store.open(daemon_proc.db) as store:
+            return await recorded_demonstrations(store)
+    demos = run_async(recorded())
+    fits = fitting_seeds(demos, ["contact.ask", "inbox.reply"], [1, 3, 4])
+    assert fits == {"contact.ask": [1, 3, 4]}              # no inbox demonstration
+    practice = tmp_path / "practice.db"
+    results = run_async(replay_with_values(demos, fits, db=practice, max_steps=20))
+    assert [(r.task, r.seed, r.success) for r in results] == [
+        ("contact.ask", s, True) for s in (1, 3, 4)]
+
+    async def samples():
+        async with await Store.open(practice) as store:
+            episodes = await store.episodes()
+            assert {e.source for e in episodes} == {"practice"}
+            assert {s.mode for e in episodes for s in await store.steps(e.id)} == {"replayed"}
+            return await load_samples(store, TrainConfig(), ("practice",),
+                                      render_prompt=lambda c: f"PROMPT {c.task}")
+    taught = run_async(samples())
+    assert {s.episode_id for s in taught} == {1, 2, 3} and all(
+        s.verified and s.reward == 1 and s.teacher for s in taught)
+    assert TEMPLATES["contact.ask"].task(3).task in {s.prompt[7:] for s in taught}
 
 
 def test_a_value_left_as_the_page_showed_it_changes_with_the_new_task():

@@ -11,7 +11,9 @@ Contract:
   MiniWoB++ train seeds once, one source of demonstrations among others. The user's good
   practice-safe demonstrations are replayed `demo_replays` times on fresh loads (no model):
   each that finishes on its recorded steps alone is a new positive example (a ``replay``
-  reward of 1). The judge scores every episode of the cycle that has no other reward, then
+  reward of 1); with bundled site templates to practise, your demonstrations are also replayed
+  with the values of the practice seeds' tasks they fit (daemon/tasks/sites/replays.py), each
+  verified by the site's ground truth. The judge scores every episode of the cycle that has no other reward, then
   up to `judge_refit_episodes` of those with ground truth (spread over the templates) to
   refit its calibration on the store's record (judge/refit.py; adopted only where it ranks
   them at least as well as the shipped fit; training still counts the ground truth).
@@ -53,19 +55,23 @@ from pathlib import Path
 from typing import Callable
 
 from daemon.agent.episode import Limits
+from daemon.agent.replay import recorded_demonstrations
 from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import (
+    PracticeTask,
     Rules,
     demonstrations_to_replay,
     practice_tasks,
     practise,
     replay_demonstrations,
+    start_url,
 )
 from daemon.tasks.report import sign_test, won_lost
 from daemon.tasks.sites import Sites
+from daemon.tasks.sites.replays import fitting_seeds, replay_with_values
 
 from .config import CyclePlan, TrainConfig
 from .data import training_set
@@ -199,6 +205,10 @@ class _Cycle:
             user = await practice_tasks(store, self.config.practice_user_tasks)
             self.rules = Rules(await store.practice_rules())
             self.demos = [d for d in await demonstrations_to_replay(store) if not d.held_out]
+            self.recorded = [  # for the bundled sites' tasks; the held-out ones stay out
+                (demo, steps) for demo, steps in await recorded_demonstrations(store)
+                if not PracticeTask(demo.task, await start_url(store, demo) or "",
+                                    demo.id).held_out]
         self.state = state
         state.save()
         self.folder = Path(state.folder)
@@ -242,9 +252,11 @@ class _Cycle:
                            self.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
         self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
+        site_replays = fitting_seeds(self.recorded, list(plan.sites), seeds)
         tick = _counter(self.progress, "practice",
                         (len(plan.tasks) + len(plan.sites)) * len(seeds) * k + len(self.mine) * k
-                        + len(self.demos) * self.config.demo_replays)
+                        + len(self.demos) * self.config.demo_replays
+                        + sum(map(len, site_replays.values())))
 
         def count(done: object) -> None:
             self.result.practice_episodes += 1
@@ -257,6 +269,13 @@ class _Cycle:
                                                  db=self.db, rules=self.rules,
                                                  screenshots=plan.screenshots, on_episode=count),
                            self.left("practice"), self.say, "replays of your demonstrations")
+        if site_replays:
+            self.say(f"practice: your demonstrations replayed with the values of "
+                     f"{sum(map(len, site_replays.values()))} site tasks (no model)")
+            await _bounded(replay_with_values(self.recorded, site_replays, db=self.db,
+                                              max_steps=2 * plan.max_steps,
+                                              screenshots=plan.screenshots, on_result=count),
+                           self.left("practice"), self.say, "replays with the sites' values")
         attempts = [s for s in seeds for _ in range(k)]
         await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
                                          source="practice", by_seed=True,

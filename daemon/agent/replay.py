@@ -22,7 +22,7 @@ import dataclasses
 from typing import Awaitable, Callable
 
 from daemon.core.actions import Action
-from daemon.core.store import Episode, Step
+from daemon.core.store import Episode, Step, Store
 
 from .descriptors import find, label
 from .episode import BrowserError
@@ -120,6 +120,12 @@ class DemonstrationReplay:
     def _for(self, task: str) -> ReplayPolicy | None:
         found = fitting(self.demonstrations, task)
         return ReplayPolicy(found[1], fallback=None, ask_user=unattended) if found else None
+
+
+async def recorded_demonstrations(store: Store) -> list[tuple[Episode, list[Step]]]:
+    """The store's good demonstrations with their steps, newest first: what a task is fitted
+    against (`fitting`)."""
+    return [(demo, await store.steps(demo.id)) for demo in await store.demonstrations()]
 
 
 def fitting(demonstrations: list[tuple[Episode, list[Step]]],

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from daemon.agent.policy import Policy
-from daemon.agent.replay import DemonstrationReplay
+from daemon.agent.replay import DemonstrationReplay, recorded_demonstrations
 from daemon.core.settings import data_dir
 from daemon.core.store import Store
 from daemon.service.app import make_policy
@@ -138,9 +138,8 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
 
 
 async def _demonstrations(db: Path) -> list:
-    """The store's good demonstrations with their steps, newest first."""
     async with await Store.open(db) as store:
-        return [(demo, await store.steps(demo.id)) for demo in await store.demonstrations()]
+        return await recorded_demonstrations(store)
 
 
 def _run(plan: EvalPlan, policy: Policy, label: str, split: str, db: Path, out: Path | None,

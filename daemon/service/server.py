@@ -23,7 +23,7 @@ from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.agent.privacy import EpisodeSecrets
-from daemon.agent.replay import ReplayPolicy, fitting
+from daemon.agent.replay import ReplayPolicy, fitting, recorded_demonstrations
 from daemon.agent.values import Unmatched, rebind
 from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
@@ -161,8 +161,7 @@ class Daemon(Endpoint):
 
     async def _demonstration_for(self, task: str) -> tuple[Episode, list[Step]] | None:
         """The newest good demonstration whose task `task` fits, with its steps for `task`."""
-        return fitting([(demo, await self.store.steps(demo.id))
-                        for demo in await self.store.demonstrations()], task)
+        return fitting(await recorded_demonstrations(self.store), task)
 
     async def _start_replay(self, client: Client, replay: p.Replay) -> None:
         source = await self.store.episode(replay.episode_id)
