@@ -9,10 +9,13 @@ measurement cut short goes on from its last episode):
   seeds (new values, fresh loads);
 - ``replay``: the newest demonstration each test task fits, replayed with its values
   (agent/values.py, as `nightloop run --replay auto` does), no model, no fallback;
-- ``cycle``: one learning cycle (`trainer.cycle.run_cycle`) in that store: SFT on the
-  demonstrations and their variants (trainer/augment.py), no GRPO, three quarters of the
-  budget for training, promoted whatever its short MiniWoB++ gate says (it measures MiniWoB,
-  not these sites);
+- ``cycle``: one learning cycle (`trainer.cycle.run_cycle`) in that store, practising the
+  sites on PRACTICE_SEEDS train seeds: first the demonstrations replayed with the values of
+  each seed's task they fit (daemon/tasks/sites/replays.py; each success verified by the
+  site's ground truth), then the model once per task as the practice share allows; SFT on
+  the demonstrations, their variants (trainer/augment.py) and those verified replays, no GRPO,
+  most of the budget for training, promoted whatever its short MiniWoB++ gate says (it
+  measures MiniWoB, not these sites);
 - ``after``: the model with that adapter alone on the same test episodes as ``base``.
 
 Usage: python bench/sites.py [--out DIR] [--stages ...] [--budget 1800] [--report]. Prints a
@@ -32,6 +35,7 @@ from pathlib import Path
 from harness import NIGHTLOOP, free_port, measure, one_cycle, save_stage, staged_main, use_home
 
 DEMOS = 2                       # demonstrations per template, on the first train seeds
+PRACTICE_SEEDS = 10             # train seeds whose site tasks the night practises
 TEST_SEEDS = 5
 MAX_STEPS = 15
 STAGES = ("demos", "base", "replay", "cycle", "after")
@@ -102,13 +106,16 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
     settings = use_home(out / "home")
     t0 = time.monotonic()
     if stage == "cycle":
+        from daemon.tasks.sites.templates import TEMPLATES
         from trainer.config import CyclePlan, TrainConfig
-        # The night is about the demonstrations: no GRPO, most of the budget for SFT, a short
-        # MiniWoB++ practice and gate (they measure MiniWoB, not these sites).
-        config = TrainConfig(gate_promote="always", grpo_epochs=0, practice_share=0.1,
-                             judge_share=0.05, train_share=0.75, gate_share=0.1)
-        plan = CyclePlan(tasks=("click-button",), practice_seeds=1, teacher_seeds=0,
-                         gate_seeds=1)
+        # The night is about the demonstrations: their replays with the practice seeds'
+        # values, no GRPO, most of the budget for SFT, a short MiniWoB++ practice and gate
+        # (they measure MiniWoB, not these sites).
+        config = TrainConfig(gate_promote="always", grpo_epochs=0, practice_k=1,
+                             practice_share=0.3, judge_share=0.05, train_share=0.55,
+                             gate_share=0.1)
+        plan = CyclePlan(tasks=("click-button",), sites=tuple(TEMPLATES),
+                         practice_seeds=PRACTICE_SEEDS, teacher_seeds=0, gate_seeds=1)
         return {**await one_cycle(settings, config, plan, budget, "cycle"),
                 "seconds": round(time.monotonic() - t0)}
     if stage == "replay":
