@@ -14,7 +14,7 @@ from daemon.agent.replay import recorded_demonstrations
 from daemon.agent.values import Unmatched, rebind, template_of, values_of
 from daemon.core.store import Step, Store
 from daemon.tasks.sites import serve_sites
-from daemon.tasks.sites.replays import fitting_seeds, replay_with_values
+from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_values
 from daemon.tasks.sites.templates import TEMPLATES
 from daemon.tasks.sites.user import act_out
 from trainer.config import TrainConfig
@@ -184,6 +184,7 @@ def test_a_night_replays_a_demonstration_with_other_seeds_values_into_verified_e
     demos = run_async(recorded())
     fits = fitting_seeds(demos, ["contact.ask", "inbox.reply"], [1, 3, 4])
     assert fits == {"contact.ask": [1, 3, 4]}              # no inbox demonstration
+    assert demonstrated(demos) == ("contact.ask",)       # what a night practises by default
     practice = tmp_path / "practice.db"
     results = run_async(replay_with_values(demos, fits, db=practice, max_steps=20))
     assert [(r.task, r.seed, r.success) for r in results] == [

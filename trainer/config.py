@@ -184,7 +184,8 @@ class CyclePlan:
     """The MiniWoB++ tasks and seeds one learning cycle practises, teaches and gates on, and
     the bundled sites' templates it practises (with their ground truth) beside them."""
     tasks: tuple[str, ...] = ()     # MiniWoB++ tasks; (): every DOM-level task (suite "all")
-    sites: tuple[str, ...] = ()     # bundled-site templates practised on the same train seeds
+    sites: tuple[str, ...] | None = None    # bundled-site templates practised on the same
+                                    # train seeds; None: those your demonstrations fit
     practice_seeds: int = 3         # train seeds per task, new each night (the block after the
                                     # last cycle's); each attempted `practice_k` times
     gate_seeds: int = 0             # test seeds per task; 0: enough for `gate_episodes` per

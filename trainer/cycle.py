@@ -11,12 +11,13 @@ Contract:
   MiniWoB++ train seeds once, one source of demonstrations among others. The user's good
   practice-safe demonstrations are replayed `demo_replays` times on fresh loads (no model):
   each that finishes on its recorded steps alone is a new positive example (a ``replay``
-  reward of 1); with bundled site templates to practise, your demonstrations are also replayed
-  with the values of the practice seeds' tasks they fit (daemon/tasks/sites/replays.py), each
-  verified by the site's ground truth. The judge scores every episode of the cycle that has no other reward, then
-  up to `judge_refit_episodes` of those with ground truth (spread over the templates) to
-  refit its calibration on the store's record (judge/refit.py; adopted only where it ranks
-  them at least as well as the shipped fit; training still counts the ground truth).
+  reward of 1); with bundled site templates to practise (by default those your
+  demonstrations fit), your demonstrations are also replayed with the values of the practice
+  seeds' tasks they fit (daemon/tasks/sites/replays.py), each verified by the site's ground
+  truth. The judge scores every episode of the cycle that has no other reward, then up to
+  `judge_refit_episodes` of those with ground truth (spread over the templates) to refit its
+  calibration on the store's record (judge/refit.py; adopted only where it ranks them at
+  least as well as the shipped fit; training still counts the ground truth).
 - One user task in four is held out (`PracticeTask.held_out`): never practised or trained on,
   it is what the gate's second half measures.
 - Training starts from the serving adapter's weights (kept as a peft folder beside its GGUF)
@@ -71,7 +72,7 @@ from daemon.tasks.practice import (
 )
 from daemon.tasks.report import sign_test, won_lost
 from daemon.tasks.sites import Sites
-from daemon.tasks.sites.replays import fitting_seeds, replay_with_values
+from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_values
 
 from .config import CyclePlan, TrainConfig
 from .data import training_set
@@ -209,6 +210,8 @@ class _Cycle:
                 (demo, steps) for demo, steps in await recorded_demonstrations(store)
                 if not PracticeTask(demo.task, await start_url(store, demo) or "",
                                     demo.id).held_out]
+        if self.plan.sites is None:
+            self.plan = dataclasses.replace(self.plan, sites=demonstrated(self.recorded))
         self.state = state
         state.save()
         self.folder = Path(state.folder)

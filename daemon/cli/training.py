@@ -54,10 +54,10 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
 @click.option("--tasks", default="",
               help="Comma-separated MiniWoB++ tasks to practise, teach and gate on "
                    "[default: every DOM-level task].")
-@click.option("--sites", default="",
+@click.option("--sites", default="auto",
               help="Comma-separated templates of the bundled sites (or sites, for all of "
-                   "theirs) to practise beside MiniWoB++, with their ground truth [default: "
-                   "none].")
+                   "theirs) to practise beside MiniWoB++, with their ground truth; auto: those "
+                   "your demonstrations fit; none: no sites [default: auto].")
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
               default=CyclePlan.practice_seeds, show_default=True,
               help="Train seeds per task to practise, each attempted `practice_k` times; a new "
@@ -98,7 +98,8 @@ def train_command(ctx: click.Context, now: bool, budget: float, config_file: Pat
         raise click.UsageError("say --now to run a cycle now (or `nightloop train export`)")
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     try:
-        templates = tuple(parse_templates(sites)) if sites else ()
+        templates = None if sites == "auto" else () if sites == "none" else \
+            tuple(parse_templates(sites))
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sites") from None
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,

@@ -14,11 +14,18 @@ from pathlib import Path
 from daemon.agent.replay import DemonstrationReplay, fitting
 from daemon.core.store import Episode, Step
 
+from .. import splits
 from ..evaluation import EpisodeResult, EvalPlan, evaluate
 from . import Sites
 from .templates import TEMPLATES
 
 Recorded = list[tuple[Episode, list[Step]]]
+
+
+def demonstrated(recorded: Recorded, seeds: int = 10) -> tuple[str, ...]:
+    """The templates whose task on one of the first `seeds` train seeds a `recorded`
+    demonstration fits: the sites a night practises unless told otherwise."""
+    return tuple(fitting_seeds(recorded, list(TEMPLATES), splits.seeds("train", seeds)))
 
 
 def fitting_seeds(recorded: Recorded, templates: list[str],
