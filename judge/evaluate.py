@@ -117,7 +117,7 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
         # each against its template's other episodes (the store gives the judge those that
         # came before)
         raw = [row["flip_likelihood"] for row in rows]
-        for row, z in zip(rows, _leave_one_out_z(raw, [i.template for i in items])):
+        for row, z in zip(rows, leave_one_out_z(raw, [i.template for i in items])):
             row["flip_likelihood_z"] = z
             row["seconds"]["flip_likelihood_z"] = row["seconds"]["flip_likelihood"]
     if "calibrated" in scorers:
@@ -173,7 +173,7 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
     return {k: v for k, v in row.items() if k not in SCORERS or k in kept}
 
 
-def _leave_one_out_z(raw: list[float], groups: list[str]) -> list[float]:
+def leave_one_out_z(raw: list[float], groups: list[str]) -> list[float]:
     """Each value against the others of its group (`calibration.z_score`)."""
     return [calibration.z_score(value, [r for j, (r, g) in enumerate(zip(raw, groups))
                                         if g == group and j != i])

@@ -24,10 +24,24 @@ import numpy as np
 from llama_cpp import Llama, LlamaGrammar
 
 from daemon.agent.llama_policy import cached_prefix, prompt_formatter
-from daemon.core.models import ModelInfo, check_model, gemma3_model, shipped_model
+from daemon.core.models import (
+    ModelInfo,
+    check_adapter,
+    check_model,
+    gemma3_model,
+    shipped_model,
+)
 
 MAX_NEW_TOKENS = 160    # > the longest JSON the generation grammar allows
 CANDIDATES = {"smollm2": shipped_model, "gemma3": gemma3_model}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def resolve_model(model: str | Path | None) -> Path:
@@ -40,11 +54,17 @@ def resolve_model(model: str | Path | None) -> Path:
 
 
 class JudgeModel:
-    def __init__(self, model: str | Path | None = None, *, n_ctx: int = 2560, threads: int = 2):
+    """`adapter`: a GGUF LoRA adapter for the model (trainer/judge_adapter.py), or None."""
+
+    def __init__(self, model: str | Path | None = None, *, adapter: str | Path | None = None,
+                 n_ctx: int = 2560, threads: int = 2):
         self.info: ModelInfo = check_model(resolve_model(model))
-        self.name = self.info.path.stem
+        self.adapter = check_adapter(adapter).path if adapter else None
+        self.name = self.info.path.stem + (f"+{self.adapter.parent.name}" if self.adapter
+                                           else "")
         self.llm = Llama(model_path=str(self.info.path), n_ctx=n_ctx, n_threads=threads,
-                         n_threads_batch=threads, verbose=False)
+                         n_threads_batch=threads, verbose=False,
+                         lora_path=str(self.adapter) if self.adapter else None)
         self.format = prompt_formatter(self.llm, answer="Answer")
         self._n_vocab = self.llm.n_vocab()
         self._grammars: dict[str, LlamaGrammar] = {}
@@ -52,12 +72,10 @@ class JudgeModel:
 
     @functools.cached_property
     def version(self) -> str:
-        """The model file's name and the start of its sha256: what a reward row records."""
-        digest = hashlib.sha256()
-        with open(self.info.path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return f"{self.info.path.name}:{digest.hexdigest()[:16]}"
+        """The model file's name and the start of its sha256 (and the adapter's): what a
+        reward row records."""
+        files = [self.info.path] + ([self.adapter] if self.adapter else [])
+        return "+".join(f"{path.name}:{_sha256(path)[:16]}" for path in files)
 
     def tokens(self, text: str, *, special: bool = True) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=special)
