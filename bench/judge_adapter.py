@@ -78,7 +78,7 @@ def run_fold(k: int, out: Path, budget: float) -> dict:
              "base": b, "adapter": a}
             for i, b, a in zip(held, score(base, held, items), score(adapted, held, items))]
     return {"rows": rows, "train_episodes": len(train), "steps": trained.steps,
-            "losses": trained.losses, "seconds": round(time.monotonic() - t0)}
+            "losses": trained.losses, "budget": budget, "seconds": round(time.monotonic() - t0)}
 
 
 def summary(rows: list[dict]) -> dict[str, dict]:
@@ -109,9 +109,11 @@ def report(out: Path, budget: float) -> None:
         print("nothing measured yet")
         return
     rows = [r for fold in done for r in fold["rows"]]
+    steps = ", ".join(f"{fold['steps']} steps ({fold['train_episodes']} episodes, "
+                      f"{fold.get('budget', budget) / 60:g} min)" for fold in done)
     print(f"{len(done)} of {FOLDS} folds, {len(rows)} held-out episodes "
-          f"({sum(r['truth'] > 0 for r in rows)} successes); each adapter trained "
-          f"{EPOCHS} epochs within {budget / 60:g} min on the other folds\n")
+          f"({sum(r['truth'] > 0 for r in rows)} successes); each adapter trained on the other "
+          f"folds for at most {EPOCHS} epochs (batches of 4): {steps}\n")
     print("| scorer | AUC pooled | AUC per task | accuracy, unseen tasks |")
     print("|---|---|---|---|")
     for name, m in summary(rows).items():
