@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -63,7 +64,8 @@ class Calibration:
 
     def probability(self, row: dict) -> float:
         x = (np.array(features(row)) - self.mean) / self.scale
-        return float(1 / (1 + np.exp(-(x @ np.array(self.weights) + self.bias))))
+        logit = float(x @ np.array(self.weights) + self.bias)
+        return 0.5 * (1 + math.tanh(logit / 2))         # the logistic, without overflow
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "features": list(self.features)}, indent=1)
