@@ -202,6 +202,13 @@ def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str,
     return out
 
 
+def stated(figures: dict) -> dict:
+    """The `calibrated` scorer's summary as the figures a fit states (`Calibration.measured`):
+    every one of them from fits that never saw the template scored."""
+    return {"auc_leave_task_out": figures["auc"], "auc_per_task": figures["auc_per_task"],
+            "accuracy_leave_task_out": figures["accuracy_leave_task_out"]}
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -221,13 +228,10 @@ def write_report(out: Path, summary: dict, rows: list[dict], about: dict) -> Non
         _reliability_plot(out / "calibration.png", summary, rows)
     if "calibrated" in summary:
         fitted = calibration.fit(rows, [row["truth"] > 0 for row in rows])
-        measured = summary["calibrated"]
         fitted.measured = {
             "set": f"{about.get('source')} ({about.get('episodes')} episodes, "
                    f"{about.get('successes')} successes)",
-            "judge": f"{about.get('model')}, likelihood form",
-            "auc_leave_task_out": measured["auc"], "auc_per_task": measured["auc_per_task"],
-            "accuracy_leave_task_out": measured["accuracy_leave_task_out"]}
+            "judge": f"{about.get('model')}, likelihood form", **stated(summary["calibrated"])}
         fitted.save(out / "calibration.json")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from daemon.core.store import Store
 
-from . import calibration, metrics
+from . import calibration, evaluate
 from .judge import template
 
 MIN_EPISODES = 100          # a refit needs this many judged episodes with ground truth
@@ -47,13 +47,10 @@ class Refit:
 
 def measure(probabilities: list[float | None], labels: list[bool],
             groups: list[str]) -> dict:
-    """Pooled and per-template AUC and accuracy at 0.5 of the episodes with a probability."""
-    kept = [i for i, p in enumerate(probabilities) if p is not None]
-    ps, ys, gs = ([xs[i] for i in kept] for xs in (probabilities, labels, groups))
-    rounded = [None if v is None else round(v, 3) for v in (
-        metrics.auc(ps, ys), metrics.per_group_auc(ps, ys, gs),
-        metrics.leave_group_out_accuracy(ps, ys, gs, 0.5))]
-    return dict(zip(("auc_leave_task_out", "auc_per_task", "accuracy_leave_task_out"), rounded))
+    """What `probabilities` state, as `judge eval` measures the calibrated scorer."""
+    rows = [{"template": g, "truth": float(y), "seconds": {}, "calibrated": p}
+            for p, y, g in zip(probabilities, labels, groups)]
+    return evaluate.stated(evaluate.summarize(rows, ("calibrated",))["calibrated"])
 
 
 async def refit(store: Store, path: Path) -> Refit:
