@@ -12,10 +12,12 @@ const LABELS = {
   refused: "pairing refused", unpaired: "not paired",
 };
 
+/** Send a command to the worker; whether it was taken (an error is shown when not). */
 async function command(message) {
   const response = await chrome.runtime.sendMessage(message);
   if (!response) showError("the extension's service worker did not answer");
   else if (!response.ok) showError(response.error);
+  return Boolean(response && response.ok);
 }
 
 function showError(text) {
@@ -33,6 +35,7 @@ function describeAction(action) {
 let site = null;                  // host[:port] of the page the agent would work in
 let approvalUntil = null;         // when an unanswered approval is denied (ms since the epoch)
 let shownEpisode = null;          // the episode whose task "Run again for" was filled with
+const chosen = {};                // practice rules just set here, shown until the daemon agrees
 
 /** The time an open approval has left, once a second until it is answered or denied. */
 function showTimeLeft() {
@@ -74,7 +77,7 @@ function render(state) {
   const practice = state.practice || {};
   $("practice-site-label").hidden = !(site && connection === "connected");
   $("practice-host").textContent = site || "";
-  $("practice-site").checked = Boolean(practice[`site:${site}`]);
+  $("practice-site").checked = practiceShown(practice, `site:${site}`);
   $("episode").hidden = !episode;
   if (!episode) return;
 
@@ -102,8 +105,26 @@ function render(state) {
     button.setAttribute("aria-pressed", String(given === Number(button.dataset.value)));
   }
   $("feedback-note").textContent = given ? "Thanks, saved." : "";
-  $("practice-task").checked = Boolean(practice[`episode:${episode.id}`]);
+  $("practice-task").checked = practiceShown(practice, `episode:${episode.id}`);
   if (!running && !(`episode:${episode.id}` in practice)) askPractice({ episode_id: episode.id });
+}
+
+/** A practice box shows the user's own click until the daemon's stored rule agrees with it:
+ * a render in between (a step, an answer to an earlier question) must not undo the click. */
+function practiceShown(practice, key) {
+  const stored = Boolean(practice[key]);
+  if (key in chosen && chosen[key] !== stored) return chosen[key];
+  delete chosen[key];
+  return stored;
+}
+
+/** Set a practice rule; the click is remembered at once, before any await, so no render undoes it. */
+async function setPractice(key, rule, allowed) {
+  chosen[key] = allowed;
+  if (!(await command({ type: POPUP.PRACTICE, ...rule, allowed }))) {
+    delete chosen[key];
+    refresh();
+  }
 }
 
 const asked = new Set();
@@ -172,11 +193,10 @@ $("pair-form").addEventListener("submit", (event) => {
 });
 
 $("practice-site").addEventListener("change", (event) => {
-  command({ type: POPUP.PRACTICE, site, allowed: event.target.checked });
+  setPractice(`site:${site}`, { site }, event.target.checked);
 });
-$("practice-task").addEventListener("change", async (event) => {
-  const { episode } = await chrome.storage.session.get("episode");
-  if (episode) command({ type: POPUP.PRACTICE, episode_id: episode.id, allowed: event.target.checked });
+$("practice-task").addEventListener("change", (event) => {   // the box is the shown episode's
+  setPractice(`episode:${shownEpisode}`, { episode_id: shownEpisode }, event.target.checked);
 });
 
 chrome.storage.session.onChanged.addListener(refresh);
