@@ -62,13 +62,12 @@ from daemon.core.store import Adapter, Store, now
 from daemon.tasks import miniwob, splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.practice import (
-    PracticeTask,
     Rules,
     demonstrations_to_replay,
+    held_out,
     practice_tasks,
     practise,
     replay_demonstrations,
-    start_url,
 )
 from daemon.tasks.report import sign_test, won_lost
 from daemon.tasks.sites import Sites
@@ -208,8 +207,7 @@ class _Cycle:
             self.demos = [d for d in await demonstrations_to_replay(store) if not d.held_out]
             self.recorded = [  # for the bundled sites' tasks; the held-out ones stay out
                 (demo, steps) for demo, steps in await recorded_demonstrations(store)
-                if not PracticeTask(demo.task, await start_url(store, demo) or "",
-                                    demo.id).held_out]
+                if not await held_out(store, demo)]
         if self.plan.sites is None:
             self.plan = dataclasses.replace(self.plan, sites=demonstrated(self.recorded))
         self.state = state

@@ -33,7 +33,7 @@ from judge.render import render
 from .config import TrainConfig
 from .export import export_adapter
 from .model import add_lora, load_base
-from .train import _going_on
+from .train import going_on
 
 
 @dataclass
@@ -67,7 +67,7 @@ def margin(model, item: FlipItem) -> torch.Tensor:
     means = []
     for tokens in item.instructions:
         ids = torch.tensor([[item.context[-1], *tokens]])
-        logits = model(ids, past_key_values=_going_on(past)).logits[0, :-1].float()
+        logits = model(ids, past_key_values=going_on(past)).logits[0, :-1].float()
         logp = F.log_softmax(logits, dim=-1).gather(-1, ids[0, 1:, None])[:, 0]
         means.append(logp.mean())
     return means[0] - torch.stack(means[1:]).mean()

@@ -114,7 +114,7 @@ def prefix(model, item: Encoded, length: int) -> Prefix | None:
     return length, model(ids, use_cache=True).past_key_values
 
 
-def _going_on(past) -> DynamicCache | None:
+def going_on(past) -> DynamicCache | None:
     """A cache that starts from `past`'s tensors (the same ones: gradients flow back into
     them) and grows on its own, leaving `past` for the next sample."""
     return DynamicCache([(keys, values) for keys, values, *_ in past]) if past else None
@@ -127,7 +127,7 @@ def _logprobs(model, item: Encoded, shared: Prefix | None = None, as_sampled: bo
     with `shared`, the forward pass starts after that prefix, from its cache."""
     ids, action = item.ids.to(model.device), item.action.to(model.device)
     start, past = shared if shared else (0, None)
-    logits = model(ids[:, start:], past_key_values=_going_on(past)).logits[0, :-1]
+    logits = model(ids[:, start:], past_key_values=going_on(past)).logits[0, :-1]
     logits = logits[action[start:]].float()
     targets = ids[0, 1:][action]
     if as_sampled and item.sample.sampled:

@@ -118,6 +118,11 @@ async def set_rule(store: Store, rule: PracticeRule, allowed: bool | None) -> tu
     return before, before if allowed is None else allowed
 
 
+async def held_out(store: Store, episode: Episode) -> bool:
+    """Whether `episode`'s task, on its start page, is one of those never trained on."""
+    return PracticeTask(episode.task, await start_url(store, episode) or "", episode.id).held_out
+
+
 async def practice_tasks(store: Store, limit: int) -> list[PracticeTask]:
     """The newest distinct user tasks (task text and start page) the rules allow, newest
     first, at most `limit`."""
