@@ -149,3 +149,27 @@ def leave_task_out(rows: list[dict], labels: list[bool], groups: list[str],
             if g == group:
                 out[i] = model.probability(rows[i])
     return out
+
+
+def unseen_parts(rows: list[dict], labels: list[bool], groups: list[str], parts: int = 4,
+                 repeats: int = 10, seed: int = 0) -> list[tuple[list[int], list[float]]]:
+    """The templates split at random into `parts` parts, `repeats` times: each part's episodes
+    (indices) with their probabilities from one fit on the other parts. Unlike
+    `leave_task_out`, whose every template has its own fit, one fit ranks a part's templates
+    together, as the shipped fit ranks tasks it never saw; a part is left out where the other
+    parts hold one class only."""
+    rng = np.random.default_rng(seed)
+    templates = sorted(set(groups))
+    out = []
+    for _ in range(repeats):
+        shuffled = rng.permutation(templates)
+        for k in range(parts):
+            held = set(shuffled[k::parts])
+            inside = [i for i, g in enumerate(groups) if g in held]
+            train = [i for i, g in enumerate(groups) if g not in held]
+            if not inside or len({labels[i] for i in train}) < 2:
+                continue
+            model = fit([rows[i] for i in train], [labels[i] for i in train])
+            out.append((inside, [model.probability(rows[i]) for i in inside]))
+    return out
+

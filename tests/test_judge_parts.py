@@ -212,6 +212,42 @@ def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):
     assert calibration.leave_task_out(rows[:2], [True, False], ["a", "b"]) == [None, None]
 
 
+def test_unseen_parts_rank_templates_together_by_a_fit_that_never_saw_them(monkeypatch):
+    import random
+
+    from judge import calibration, evaluate
+    rng = random.Random(1)
+    rows = [scored_row(i % 3 == 0, f"task-{i % 8}", rng) for i in range(240)]
+    for row in rows:                                  # every scorer the summary reads
+        row.update(seconds={}, rules=row["lexical"])
+    labels = [r["truth"] > 0 for r in rows]
+    groups = [r["template"] for r in rows]
+    fitted_on = []
+    real_fit = calibration.fit
+    monkeypatch.setattr(calibration, "fit", lambda rs, ys, *a: fitted_on.append(
+        {r["template"] for r in rs}) or real_fit(rs, ys, *a))
+    parts = calibration.unseen_parts(rows, labels, groups, parts=4, repeats=3)
+    assert len(parts) == 12 and len(fitted_on) == 12
+    for (inside, probabilities), seen in zip(parts, fitted_on):
+        held = {groups[i] for i in inside}
+        assert len(held) == 2 and not held & seen and len(seen) == 6
+        assert inside == [i for i, g in enumerate(groups) if g in held]
+        assert all(0 < p < 1 for p in probabilities)
+    for k in range(3):                                # each split covers every episode once
+        assert sorted(i for inside, _ in parts[4 * k:4 * k + 4] for i in inside) == \
+            list(range(len(rows)))
+    monkeypatch.setattr(calibration, "fit", real_fit)
+    # the summary's figure: an unfitted scorer's own AUC within each part, averaged
+    for row, p in zip(rows, calibration.leave_task_out(rows, labels, groups)):
+        row["calibrated"] = p
+    summary = evaluate.summarize(rows, ("calibrated", "lexical"))
+    by_hand = [metrics.auc([rows[i]["lexical"] for i in inside], [labels[i] for i in inside])
+               for inside, _ in calibration.unseen_parts(rows, labels, groups)]
+    assert summary["lexical"]["auc_unseen"] == round(sum(by_hand) / len(by_hand), 3)
+    assert summary["lexical"]["auc_unseen"] < 0.65     # lexical is noise in these rows
+    assert summary["calibrated"]["auc_unseen"] > 0.85  # the likelihood z carries them
+
+
 def test_the_nightly_refit_adopts_the_stores_own_fit_where_it_ranks_better(tmp_path):
     """Rows as the judge stores them, on five templates where the likelihood's z tells success
     and lexical does not (the shipped fit leans on lexical): too few are kept waiting; enough
