@@ -105,8 +105,9 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
                out: Path | None, as_json: bool, **flags: Any) -> None:
     """Measure the judge on episodes whose ground truth is known (MiniWoB eval runs).
 
-    For each scorer: ROC-AUC (pooled and per task template), accuracy at the best threshold and
-    on unseen tasks (the threshold found on the other templates), Spearman with the
+    For each scorer: ROC-AUC (pooled, with unseen tasks ranked together — templates in 4 parts,
+    the calibrated one fitted on the other parts — and per task template), accuracy at the best
+    threshold and on unseen tasks (the threshold found on the other templates), Spearman with the
     ground-truth reward, seconds per episode; `--json` names the product's scorer under
     "default". Writes results.json, report.md, scores.png (score distributions of successes vs
     failures), calibration.png (reliability diagram) and calibration.json (the learned

@@ -100,8 +100,9 @@ class Settings:
                                       "`server_model`")
     judge_model: str = setting("", "judge model: smollm2, gemma3 (the shipped candidates) or "
                                "a GGUF path; empty: smollm2")
-    judge_form: str = setting("likelihood", "FLIP's form: likelihood (calibrated against "
-                              "other instructions of the same task) or generate",
+    judge_form: str = setting("likelihood", "FLIP's form: likelihood (the instruction's "
+                              "likelihood and lexical overlap combined into a calibrated "
+                              "probability) or generate",
                               choices=("likelihood", "generate"))
     judge_samples: int = setting(1, "generate form: inferred instructions averaged per "
                                  "episode", low=1, high=16)
