@@ -163,6 +163,34 @@ def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():
     assert [age(e) for e in (3, 10, 11, 25, 30, 41)] == [3, 3, 2, 2, 1, 0]
 
 
+def test_sft_can_leave_out_the_groups_the_policy_already_solves(tmp_path):
+    from trainer.data import solved_groups, training_set
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            # seed 1: solved twice; seed 2: one of two; seed 3: one attempt, solved
+            for seed, truth in [(1, 1.0), (1, 1.0), (2, 1.0), (2, 0.0), (3, 1.0)]:
+                e = await store.start_episode(Episode("Click OK", "practice",
+                                                      start_url="http://h:1/miniwob/x.html"))
+                await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
+                                          prompt="P", raw_output='{"action":"click","id":1}'))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", truth, {
+                    "benchmark": "miniwob", "task": "x", "seed": seed}))
+            kept, skipped = [
+                {s.group for s in (await training_set(
+                    store, TrainConfig(relabel_share=0.0, sft_skip_solved=skip),
+                    lambda context: "P", after=0))[0]} for skip in (False, True)]
+            return (kept, skipped, await solved_groups(store, 0),
+                    await solved_groups(store, 2), await solved_groups(
+                        store, 0, skip=lambda e: e.id == 1))
+    kept, skipped, solved, later, without_first = run_async(go())
+    assert kept == {"miniwob:x:1", "miniwob:x:2", "miniwob:x:3"}
+    assert skipped == {"miniwob:x:2", "miniwob:x:3"}    # one attempt proves nothing solved
+    assert solved == {"miniwob:x:1"}
+    assert later == without_first == set()              # tonight's attempts only, as asked
+
+
 def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tmp_path):
     page = {"url": "http://h/", "title": "Saved", "elements": [], "text": "Saved!"}
 

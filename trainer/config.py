@@ -53,6 +53,10 @@ class TrainConfig:
                                    "pages' element ids renumbered, a guard against position "
                                    "habits such as always clicking [1] (0: none)", low=0,
                                    high=10)
+    sft_skip_solved: bool = setting(False, "SFT leaves out tonight's practice groups (a task "
+                                    "and seed) every attempt of which succeeded: the policy "
+                                    "already does them, and copying them teaches only its "
+                                    "habits (off until measured)")
     # -- LoRA (peft) on attention and MLP projections ---------------------------------------
     lora_r: int = setting(16, "LoRA rank", low=1, high=512)
     lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",

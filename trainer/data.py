@@ -293,6 +293,21 @@ def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
             and (s.verified or config.sft_trusts_judge)]
 
 
+async def solved_groups(store: Store, after: int,
+                        skip: Callable[[Episode], bool] = lambda episode: False) -> set[str]:
+    """The groups of practice episodes above `after` with at least two attempts, every one a
+    success by ground truth: nothing there for training to learn."""
+    outcomes: dict[str, list[bool]] = {}
+    for episode in await store.episodes():
+        if episode.id <= after or episode.source != "practice" or skip(episode):
+            continue
+        rewards = await store.rewards(episode.id)
+        truth = reward_that_counts(rewards, "ground_truth")
+        if truth is not None:
+            outcomes.setdefault(group_key(episode, rewards), []).append(truth.value > 0)
+    return {group for group, won in outcomes.items() if len(won) >= 2 and all(won)}
+
+
 async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, *, after: int,
                        held: set[str] = frozenset()
                        ) -> tuple[list[Sample], list[Sample], list[int]]:
@@ -317,7 +332,8 @@ async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, 
     hindsight = await relabelled_samples(store, render, after, skip) \
         if config.relabel_share else []
     window = sorted(e.id for e in await store.episodes() if e.id > after)
-    sft = capped(list({(s.episode_id, s.index, s.variant): s for s in
-                       sft_samples(users + practice, config) + verified}.values()),
-                 hindsight, config.relabel_share)
+    solved = await solved_groups(store, after, skip) if config.sft_skip_solved else set()
+    sft = capped([s for s in {(s.episode_id, s.index, s.variant): s for s in
+                              sft_samples(users + practice, config) + verified}.values()
+                  if s.group not in solved], hindsight, config.relabel_share)
     return sft, grpo_samples(practice, config), window
