@@ -172,4 +172,3 @@ def unseen_parts(rows: list[dict], labels: list[bool], groups: list[str], parts:
             model = fit([rows[i] for i in train], [labels[i] for i in train])
             out.append((inside, [model.probability(rows[i]) for i in inside]))
     return out
-
