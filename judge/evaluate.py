@@ -188,7 +188,9 @@ def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str,
     labels = [row["truth"] > 0 for row in rows]
     truth = [row["truth"] for row in rows]
     groups = [row["template"] for row in rows]
-    parts = calibration.unseen_parts(rows, labels, groups) if "calibrated" in scorers else []
+    refittable = "calibrated" in scorers and all(
+        name in row for row in rows for name in calibration.FEATURES)
+    parts = calibration.unseen_parts(rows, labels, groups) if refittable else []
     out = {}
     for name in scorers:
         scored = [i for i, row in enumerate(rows) if row.get(name) is not None]
@@ -211,7 +213,8 @@ def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str,
 def _unseen_auc(name: str, rows: list[dict], labels: list[bool],
                 parts: list[tuple[list[int], list[float]]]) -> float | None:
     """The mean over `parts` of the AUC within each part: `calibrated` by the part's own fit,
-    any other scorer by its scores (None without parts: no calibrated scorer was run)."""
+    any other scorer by its scores (None without parts: no calibrated scorer was run, or the
+    rows lack the features its fits read — probabilities alone cannot be refitted per part)."""
     values = [metrics.auc(fitted if name == "calibrated" else [rows[i].get(name) for i in inside],
                           [labels[i] for i in inside])
               for inside, fitted in parts

@@ -280,6 +280,7 @@ def test_the_nightly_refit_adopts_the_stores_own_fit_where_it_ranks_better(tmp_p
     done = run_async(add(100))
     assert done.adopted and done.episodes == MIN_EPISODES + 99 and done.templates == 5
     assert done.refit["auc_leave_task_out"] > 0.9 > done.shipped["auc_leave_task_out"]
+    assert done.refit["auc_unseen"] is None     # probabilities alone: nothing to refit per part
     assert done.describe().startswith("judge calibration refitted (199 episodes, 5 templates: "
                                       "leave-task-out AUC ")
     mine = calibration.in_use(db)
