@@ -132,3 +132,17 @@ def test_plan_lines_read_like_instructions():
                           {"action": "goto", "url": "https://b.test/"})
     assert plan_line(fill) == "fill textbox \"Name\" text 'Ada'"
     assert plan_line(goto) == "goto url 'https://b.test/'"
+
+
+def test_a_toggle_already_as_the_task_wants_is_left_alone():
+    page = Observation("https://a.test/settings", "Settings", [
+        Element(8, "input", "checkbox", "Dark mode", type="checkbox", checked=True),
+        Element(9, "button", "button", "Save")])
+    toggle = describe(page, 8)
+    steps = [Step(1, 0, {"action": "click", "id": 8}, True, target={**toggle, "wants_checked": on})
+             for on in (True, False)]
+    save = Step(1, 1, {"action": "click", "id": 9}, True, target=describe(page, 9))
+    already = ReplayPolicy([steps[0], save], fallback=None, ask_user=never)
+    assert decide(already, page).action == Action("click", {"id": 9})     # straight to Save
+    to_change = ReplayPolicy([steps[1], save], fallback=None, ask_user=never)
+    assert decide(to_change, page).action == Action("click", {"id": 8})

@@ -90,9 +90,11 @@ def fulfilled(browser, task, *, newest: bool = False) -> bool:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("template", ["contact.ask", "booking.trip"])
+@pytest.mark.parametrize("template", ["contact.ask", "booking.trip", "settings.update"])
 def test_a_demonstration_replays_with_the_new_tasks_values(browser, daemon_proc, template):
-    """A form (contact.ask) and a multi-page flow (booking.trip): recorded on one seed by a
+    """A form (contact.ask), a multi-page flow (booking.trip) and a settings page whose task
+    names the field and a toggle's state (settings.update: shown on the language, "turn on";
+    replayed for "turn off" and, on seed 0, for the city): recorded on one seed by a
     person, replayed without the model on another seed's task, which it then fulfils. (Seeds
     2 and 3: a value the page already showed, such as 1 passenger, is not typed by the person,
     so it is not a value of the demonstration.)"""
@@ -214,3 +216,40 @@ def test_a_value_left_as_the_page_showed_it_changes_with_the_new_task():
     new = rebind([left, typed], "Book for 1 passengers, lead Ada", "Book for 3 passengers, lead Bo")
     assert [s.action for s in new] == [{"action": "fill", "id": 4, "text": "3"},
                                        {"action": "fill", "id": 5, "text": "Bo"}]
+
+
+SETTINGS = {"url": "http://settings.test/", "elements": [
+    {"id": 2, "tag": "input", "role": "textbox", "name": "Phone", "editable": True},
+    {"id": 3, "tag": "input", "role": "textbox", "name": "City", "editable": True},
+    {"id": 4, "tag": "select", "role": "combobox", "name": "Language",
+     "options": ["English", "Français"]},
+    {"id": 5, "tag": "input", "role": "checkbox", "name": "Dark mode", "checked": False},
+    {"id": 6, "tag": "input", "role": "checkbox", "name": "Weekly summary", "checked": True},
+    {"id": 7, "tag": "button", "role": "button", "name": "Save changes"}]}
+
+
+def on_settings(action: dict) -> Step:
+    found = next(e for e in SETTINGS["elements"] if e["id"] == action["id"])
+    return Step(1, 0, action, True, observation=SETTINGS,
+                target={k: found[k] for k in ("role", "tag", "name")})
+
+
+def test_a_field_the_task_names_and_a_toggles_state_change_with_the_new_task():
+    """Shown on the language (a select), replayed for the city (an input): the new field's
+    action; "turn on" shown, "turn off" asked: the click carries the state to reach."""
+    task = 'Set your language to Français, turn on "Dark mode" and save'
+    steps = [on_settings({"action": "select_option", "id": 4, "option": "Français"}),
+             on_settings({"action": "click", "id": 5}),
+             on_settings({"action": "click", "id": 7})]
+    assert sorted(values_of(steps, task)) == ["Dark mode", "Français", "Language"]
+    new = rebind(steps, task, 'Set your city to Lisbon, turn off "Weekly summary" and save')
+    assert [s.action for s in new] == [{"action": "fill", "id": 3, "text": "Lisbon"},
+                                       {"action": "click", "id": 5},
+                                       {"action": "click", "id": 7}]
+    assert new[0].target == {"role": "textbox", "tag": "input", "name": "City", "nth": 0}
+    assert (new[1].target["name"], new[1].target["wants_checked"]) == ("Weekly summary", False)
+    assert "wants_checked" not in new[2].target                     # not a toggle
+    as_shown = rebind(steps, task, task)
+    assert as_shown[1].target["wants_checked"] is True and as_shown[0].action == steps[0].action
+    with pytest.raises(Unmatched):                                  # not a field of the page
+        rebind(steps, task, 'Set your name to Ada, turn on "Dark mode" and save')

@@ -6,6 +6,8 @@ ordinary episode (source ``replay``) with every step stored, each marked ``repla
 
 - an action without a target (goto, scroll, press without element, …) is replayed as is;
 - an action with a target is replayed on the element its descriptor finds (descriptors.find);
+  a click on a toggle already in the state the task wants (`wants_checked`, values.py) is left
+  out;
 - a `fill` of a password field pauses the replay: the user is asked to type it (the recording
   never held it), and the replay goes on when they say so;
 - a target that is not found is first waited for (`PATIENCE` short waits: a page may still be
@@ -68,6 +70,9 @@ class ReplayPolicy:
         if element is not None:
             self.cursor += 1
             self._waited, self._after_fallback = 0, False
+            if action.name == "click" and element.checked is not None and \
+                    element.checked == (step.target or {}).get("wants_checked"):
+                return await self.decide(context)       # the toggle is already as asked
             if element.is_password and action.name == "fill":
                 await self.ask_user(f"Type your password into {label(step.target)} in the page, "
                                     "then press Continue.")

@@ -12,6 +12,12 @@ and its tokens with a digit ("Choose 18:30" gives "18:30"), where they appear in
 task's own first word never does (a "Reply" button in "Reply to ..." is not a value). A field
 the person only clicked into, leaving a value the page already showed and the task names (1
 passenger by default), counts as typing that value, so it can change too.
+
+A field the task names ("Set your *city* to Lisbon") is a value too: rebound to another field's
+word ("Set your *language* to Deutsch"), the step acts on the field of that name on the recorded
+page, with the action it takes (an input's text, a select's option). A toggle's state words
+("turn *on* "Dark mode"") fit either way in a template; the rebound click carries the state the
+new task asks for (`wants_checked`), and the replay leaves a toggle already in it alone.
 """
 
 from __future__ import annotations
@@ -21,11 +27,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from daemon.core.observation import Observation
 from daemon.core.store import Step
+
+from .descriptors import describe
 
 _PARTS = re.compile(r"\s+[—–\-|·:]\s+|,\s+")
 _TEXT_ARGS = ("text", "option")
 _TARGET_TEXTS = ("name", "text", "label")
+_FIELD_ACTIONS = ("fill", "select_option")
+_STATE = r"(?:on|off)"                 # a toggle's state words, free in a template
 
 
 class Unmatched(ValueError):
@@ -72,7 +83,9 @@ class Template:
 
     def _pattern(self, slots: int, *, end: bool) -> re.Pattern[str]:
         def literal(piece: str) -> str:
-            return r"\s+".join(re.escape(w) for w in piece.split(" ")) if piece else ""
+            words = (_STATE if w.lower() in ("on", "off") else re.escape(w)
+                     for w in piece.split(" "))
+            return r"\s+".join(words) if piece else ""
         body = literal(self.pieces[0].lstrip()) + "".join(
             "(.+?)" + literal(piece) for piece in self.pieces[1:slots + 1])
         return re.compile("^" + body + ("$" if end else ""), re.IGNORECASE | re.DOTALL)
@@ -86,10 +99,12 @@ def values_of(steps: Iterable[Step], task: str) -> list[str]:
     for step in steps:
         action = step.action or {}
         candidates = [action[k] for k in _TEXT_ARGS if isinstance(action.get(k), str)]
-        name = (step.target or {}).get("name") if action.get("action") == "click" else None
-        if name:
+        name = (step.target or {}).get("name")
+        if name and action.get("action") == "click":
             candidates += [name, *_PARTS.split(name),
                            *(t for t in name.split() if any(c.isdigit() for c in t))]
+        elif name and action.get("action") in _FIELD_ACTIONS and len(name) >= 3:
+            candidates.append(name)                             # the field's own word
         for value in (c.strip() for c in candidates):
             if (len(value) > 1 or value.isdigit()) and value.lower() != first \
                     and value not in found \
@@ -119,7 +134,56 @@ def rebind(steps: list[Step], task: str, new_task: str) -> list[Step]:
     (Unmatched when `new_task` does not fit `task`'s template)."""
     steps = _kept_as_typed(steps, task)
     bound = template_of(task, values_of(steps, task)).bind(new_task)
-    return substitute(steps, bound)
+    return _with_states(substitute(_retargeted(steps, bound), bound), new_task)
+
+
+def _page(step: Step) -> Observation | None:
+    """The page the step was taken on, where it was recorded with its elements."""
+    return Observation.from_json(step.observation) if (step.observation or {}).get(
+        "elements") else None
+
+
+def _retargeted(steps: list[Step], values: dict[str, str]) -> list[Step]:
+    """Each fill or choice whose field's name is a value given another word: the same text
+    put into the recorded page's field of that name, by the action that field takes."""
+    out = []
+    for step in steps:
+        action, old = step.action or {}, (step.target or {}).get("name")
+        new = values.get(old) if action.get("action") in _FIELD_ACTIONS and old else None
+        page = _page(step) if new and new != old else None
+        if page is None:
+            out.append(step)
+            continue
+        field = next((e for e in page.elements if e.name.lower().split() == new.lower().split()
+                      and (e.tag == "select" or e.editable)), None)
+        if field is None:
+            raise Unmatched(f"the new task names the field {new!r} where the recorded one "
+                            f"named {old!r}, and the recorded page has no field {new!r}")
+        text = action.get("text", action.get("option"))
+        action = ({"action": "select_option", "id": field.id, "option": text}
+                  if field.tag == "select" else {"action": "fill", "id": field.id, "text": text})
+        out.append(dataclasses.replace(step, action=action, target=describe(page, field.id)))
+    return out
+
+
+def _with_states(steps: list[Step], task: str) -> list[Step]:
+    """Each click on a toggle that `task` names beside a state word ("turn off "Dark mode"",
+    "Dark mode: on") with the state it asks for in its target (`wants_checked`)."""
+    out = []
+    for step in steps:
+        action, target = step.action or {}, step.target or {}
+        page = _page(step) if action.get("action") == "click" and target.get("name") else None
+        toggle = page.element(action.get("id")) if page else None
+        if toggle is not None and toggle.checked is not None:
+            name = _occurs(target["name"]).pattern
+            said = re.search(rf"(?<!\w)({_STATE})\W{{0,3}}{name}|{name}\W{{0,3}}({_STATE})(?!\w)",
+                             task, re.IGNORECASE)
+            if said:
+                state = (said.group(1) or said.group(2)).lower()
+                step = dataclasses.replace(step, target={**target,
+                                                         "wants_checked": state == "on"})
+        out.append(step)
+    return out
 
 
 def _kept_as_typed(steps: list[Step], task: str) -> list[Step]:
