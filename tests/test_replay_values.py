@@ -251,5 +251,16 @@ def test_a_field_the_task_names_and_a_toggles_state_change_with_the_new_task():
     assert "wants_checked" not in new[2].target                     # not a toggle
     as_shown = rebind(steps, task, task)
     assert as_shown[1].target["wants_checked"] is True and as_shown[0].action == steps[0].action
-    with pytest.raises(Unmatched):                                  # not a field of the page
+    with pytest.raises(Unmatched, match="the recorded page has no field 'name'"):
         rebind(steps, task, 'Set your name to Ada, turn on "Dark mode" and save')
+
+
+def test_a_field_word_beside_another_value_stays_the_tasks_own():
+    """"from {Porto}", "{3} {passengers}": two values a space apart have no border a new task
+    could be split at, so the field's word is not a value there."""
+    task = "Book from Porto for 3 passengers"
+    steps = [step({"action": "select_option", "id": 1, "option": "Porto"}, "From"),
+             step({"action": "fill", "id": 2, "text": "3"}, "Passengers")]
+    assert str(template_of(task, values_of(steps, task))) == "Book from {} for {} passengers"
+    assert [s.action.get("option") or s.action.get("text") for s in rebind(
+        steps, task, "Book from Turin for 12 passengers")] == ["Turin", "12"]

@@ -95,6 +95,7 @@ def values_of(steps: Iterable[Step], task: str) -> list[str]:
     """The episode's values that appear in its `task`, longest first (see the module
     docstring)."""
     found: list[str] = []
+    fields: set[str] = set()
     first = task.split()[0].lower() if task.split() else ""
     for step in steps:
         action = step.action or {}
@@ -105,12 +106,28 @@ def values_of(steps: Iterable[Step], task: str) -> list[str]:
                            *(t for t in name.split() if any(c.isdigit() for c in t))]
         elif name and action.get("action") in _FIELD_ACTIONS and len(name) >= 3:
             candidates.append(name)                             # the field's own word
+            fields.add(name.strip())
         for value in (c.strip() for c in candidates):
             if (len(value) > 1 or value.isdigit()) and value.lower() != first \
                     and value not in found \
                     and _occurs(value).search(task):
                 found.append(value)
-    return sorted(found, key=len, reverse=True)
+    return _apart(sorted(found, key=len, reverse=True), fields, task)
+
+
+def _apart(values: list[str], fields: set[str], task: str) -> list[str]:
+    """`values` less the field words that only a space parts from another value ("from
+    {Porto}", "{3} {passengers}"): where two values touch, no template can tell where the
+    first ends; such a word is the task's own."""
+    while True:
+        template = template_of(task, values)
+        last = len(template.values) - 1
+        touching = {v for i, v in enumerate(template.values) if v in fields and (
+            (i > 0 and not template.pieces[i].strip()) or
+            (i < last and not template.pieces[i + 1].strip()))}
+        if not touching:
+            return values
+        values = [v for v in values if v not in touching]
 
 
 def template_of(task: str, values: list[str]) -> Template:
