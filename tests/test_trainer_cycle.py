@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import DaemonProcess, free_port, nightloop, run_async
 
+from daemon.core.settings import Settings
 from daemon.core.store import Episode, PracticeRule, Store
 from daemon.tasks.practice import PracticeTask, site_of
 from trainer.config import CyclePlan, TrainConfig
 from trainer.cycle import CycleState, _compare, _Cycle, _passes
+from trainer.gate_results import KEEP, GateResults, policy_key
 
 
 def gate(won: int, lost: int, n: int = 12, held=None, held_serving=None, held_n=3) -> dict:
@@ -53,6 +55,30 @@ def test_a_gate_cut_short_compares_only_what_both_adapters_finished_and_says_wha
                     "held_out": {"reward": 0.75, "n": 1}},
         "pairs": {"won": 1, "lost": 0, "p": 1.0}, "unmeasured": ["click-link"]}
     assert _compare({}, serving)["candidate"] == {"success": 0.0, "n": 0, "tasks": {}}
+
+
+def test_earlier_gate_outcomes_count_only_for_the_same_greedy_policy(tmp_path):
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"weights")
+    greedy = Settings(temperature=0.0)
+    key = policy_key(greedy, model, "abc", 10)
+    assert key == policy_key(greedy, model, "abc", 10)
+    assert len({key, policy_key(greedy, model, "abd", 10), policy_key(greedy, model, None, 10),
+                policy_key(greedy, model, "abc", 11),
+                policy_key(Settings(temperature=0.0, obs_tokens=900), model, "abc", 10)}) == 5
+    assert policy_key(Settings(temperature=0.7), model, "abc", 10) is None   # a sample
+    db = tmp_path / "store.db"
+    GateResults.beside(db).add(key, {("click-button", 3): 1.0, ("focus-text", 3): 0.0,
+                                     "a held-out user task": 0.4})
+    assert GateResults.beside(db).known(key) == {("click-button", 3): 1.0,
+                                                 ("focus-text", 3): 0.0}   # MiniWoB++ only
+    assert GateResults.beside(db).known(None) == {}
+    kept = GateResults.beside(db)
+    for n in range(KEEP):
+        kept.add(f"later-{n}", {("click-button", 3): 0.0})
+    assert GateResults.beside(db).known(key) == {}                 # the oldest made way
+    Path(f"{db}.gate.json").write_text("not json")
+    assert GateResults.beside(db).runs == {}
 
 
 def test_a_resumed_cycle_spends_only_the_shares_of_the_phases_it_has_left(home):
@@ -171,6 +197,10 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         resumed = train()
         assert resumed["error"] is None and resumed["resumed"] == "train", resumed
         assert resumed["practice_episodes"] == 0
+        # Its serving adapter is the first cycle's candidate, whose gate outcomes on the same
+        # test seeds are on record: reused, not measured again (only the held-out task is).
+        serving = resumed["gate"]["serving"]
+        assert serving["known"] == 2 and serving["tasks"] == result["gate"]["candidate"]["tasks"]
         assert [(r["steps"], r["resumed_at"]) for r in resumed["training"]] == [
             (r["steps"], r["steps"]) for r in result["training"]]
         assert CycleState.load(db) is None                             # done: nothing to resume

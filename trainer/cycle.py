@@ -31,8 +31,9 @@ Contract:
   each, scored by the judge, both at `gate_temperature` (greedy). The candidate is promoted on
   evidence: by `gate_promote`, more paired test seeds won than lost (a sign test is reported
   beside it); the judge's reward on held-out user tasks vetoes only with `gate_min_held_out`
-  of them and a loss beyond `gate_reward_margin`.
-  A running daemon is told to switch.
+  of them and a loss beyond `gate_reward_margin`. The serving adapter's outcomes an earlier
+  gate measured greedily under the same conditions are reused, not measured again
+  (trainer/gate_results.py). A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
   on with what it has (a resumed cycle gives the phases it has left their own shares). On
   any failure the serving adapter stays and `CycleResult.error` says why.
@@ -75,6 +76,7 @@ from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_
 
 from .config import CyclePlan, TrainConfig
 from .data import training_set
+from .gate_results import GateResults, policy_key
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
@@ -400,27 +402,44 @@ class _Cycle:
         async with await Store.open(self.db, recover=False) as store:
             candidate = await store.adapter(self.state.candidate)
         test = splits.seeds("test", self._gate_seeds())
+        settings = dataclasses.replace(self.settings, temperature=self.config.gate_temperature)
+        earlier = GateResults.beside(self.db)
+        keys = {name: policy_key(settings, self.policy.info.path, sha, plan.max_steps)
+                for name, sha in (("candidate", candidate.sha256),
+                                  ("serving", self.serving.sha256 if self.serving else None))}
+        known = {(t, s): v for (t, s), v in earlier.known(keys["serving"]).items()
+                 if t in plan.tasks and s in test}
+        unknown = [s for s in test if any((t, s) not in known for t in plan.tasks)]
+        if known:
+            self.say(f"gate: the serving adapter's outcomes on {len(known)} of "
+                     f"{len(plan.tasks) * len(test)} episodes are known from an earlier gate")
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
-        for name, adapter in (("candidate", candidate.path), ("serving", self.current.adapter)):
-            policy = LlamaPolicy(dataclasses.replace(
-                self.settings, adapter=adapter, temperature=self.config.gate_temperature))
-            share = 0.5 if name == "candidate" else 1.0      # of the gate time left
+        for name, adapter, seeds in (("candidate", candidate.path, test),
+                                     ("serving", self.current.adapter, unknown)):
+            policy = LlamaPolicy(dataclasses.replace(settings, adapter=adapter))
+            # of the gate time left: half for the candidate, unless the serving adapter has
+            # nothing left to measure
+            share = 0.5 if name == "candidate" and (unknown or self.held) else 1.0
             tick = _counter(self.progress, f"gate {name}",
-                            len(plan.tasks) * len(test) + len(self.held))
-            seen[name] = {}
+                            len(plan.tasks) * len(seeds) + len(self.held))
+            seen[name] = {} if name == "candidate" else dict(known)
 
             def record(r, seen=seen[name], tick=tick) -> None:
                 seen[(r.task, r.seed)] = float(r.success)
                 tick(r)
-            await _bounded(evaluate(EvalPlan(list(plan.tasks), test, plan.max_steps,
-                                             by_seed=True),
-                                    policy=policy, db=self.folder / "gate.db", on_result=record),
-                           self.left("gate") * share * (self.config.miniwob_gate_share
-                                                        if self.held else 1), self.say, "gate")
+            if seeds:
+                await _bounded(evaluate(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
+                                                 by_seed=True), policy=policy,
+                                        db=self.folder / "gate.db", on_result=record),
+                               self.left("gate") * share * (self.config.miniwob_gate_share
+                                                            if self.held else 1),
+                               self.say, "gate")
             if self.held:
                 seen[name].update(await self._held_out_rewards(policy, tick,
                                                                self.left("gate") * share))
+            earlier.add(keys[name], seen[name])
         rates = _compare(seen["candidate"], seen["serving"], plan.tasks)
+        rates["serving"]["known"] = len(known)
         self.say(f"gate: {rates}")
         if rates["unmeasured"]:
             self.say(f"gate: no pair of episodes within the budget for "
