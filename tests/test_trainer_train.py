@@ -233,3 +233,18 @@ def test_grpo_refuses_a_sample_without_the_samplers_record():
                    Sample(7, 0, "p", "a", 1.0, "g", advantage=1.0))
     with pytest.raises(ValueError, match="episode 7: GRPO needs the sampler's recorded"):
         backward(None, [item], CONFIG, "grpo")
+
+
+@pytest.mark.timeout(600)
+def test_an_sft_phase_says_whether_the_model_now_reproduces_its_samples():
+    """Whether the model now writes each probed action token for token: a mean loss over an
+    action's tokens can be low while the one token that decides it is still wrong."""
+    model, tokenizer, _ = load_base(shipped_model())
+    model = add_lora(model, CONFIG)
+    odd = Sample(1, 0, PROMPT, '{"action": "click", "id": 7}', 1.0, "g")   # no element 7
+    gentle = train(model, tokenizer, [odd], dataclasses.replace(CONFIG, sft_epochs=1,
+                                                                sft_lr=1e-6), "sft")
+    assert gentle.fitted == 0.0
+    fitted = train(model, tokenizer, [odd], dataclasses.replace(CONFIG, sft_epochs=8), "sft")
+    assert fitted.fitted == 1.0
+    assert train(model, tokenizer, [], CONFIG, "sft").fitted is None

@@ -376,6 +376,8 @@ class _Cycle:
             if report.resumed_at:
                 self.say(f"{phase}: went on after step {report.resumed_at}")
             self.say(f"{phase}: {report.steps} steps, final loss {report.final_loss}"
+                     + (f", {report.fitted:.0%} of probed samples reproduced"
+                        if report.fitted is not None else "")
                      + (" (stopped at the budget)" if report.stopped_early else ""))
             self.result.training.append(dataclasses.asdict(report))
             setattr(self.result, f"{phase}_steps", report.steps)

@@ -16,7 +16,10 @@
   losses are summed and go back through the prefix once, so losses and gradients are those of
   each sample run whole (tested), at about half the cost. The prefix is the batch's own, so
   one prompt cut to `max_tokens` (its start gone) costs only its batch the saving.
-- `train` stops cleanly at a deadline and returns what it did; losses must stay finite.
+- `train` stops cleanly at a deadline and returns what it did; losses must stay finite. An
+  SFT phase ends by checking up to `FIT_PROBE` of its samples: `Report.fitted` is the share
+  whose every action token is now the model's likeliest (a mean loss over an action's ~15
+  tokens hides the one or two that decide it).
 - Resumable: with `state_file`, every `save_every` steps (and at the end) the adapter weights,
   the optimiser, the steps done and the config are saved there
   (atomically); a later call with the same samples, config and file loads them and goes on
@@ -38,6 +41,8 @@ from transformers import DynamicCache
 
 from .config import TrainConfig
 from .data import Sample
+
+FIT_PROBE = 16          # samples an SFT phase checks for `Report.fitted`
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Report:
     stopped_early: bool = False
     total_steps: int = 0            # what the phase would take without a deadline
     resumed_at: int = 0             # steps a saved state had already done
+    fitted: float | None = None     # SFT: share of probed samples the model now reproduces
 
     @property
     def final_loss(self) -> float | None:
@@ -234,8 +240,22 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     if state_file and report.steps > report.resumed_at:
         _save_state(state_file, phase, config, model, optimiser, report)
     model.eval()
+    if phase == "sft":
+        probe = random.Random(config.seed).sample(items, min(FIT_PROBE, len(items)))
+        report.fitted = round(fitted(model, probe), 3)
     report.seconds = round(time.monotonic() - t0, 2)
     return report
+
+
+def fitted(model, items: list[Encoded]) -> float:
+    """The share of `items` whose every action token is the model's likeliest next token."""
+    hits = 0
+    with torch.no_grad():
+        for item in items:
+            ids, action = item.ids.to(model.device), item.action.to(model.device)
+            likeliest = model(ids).logits[0, :-1][action].argmax(-1)
+            hits += bool((likeliest == ids[0, 1:][action]).all())
+    return hits / len(items) if items else 0.0
 
 
 def _save_state(path: Path, phase: str, config: TrainConfig, model, optimiser,
