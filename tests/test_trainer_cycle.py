@@ -165,6 +165,7 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
                                                 "templates): too little ground truth yet")
         phases = {r["phase"]: r for r in result["training"]}
         assert phases["sft"]["steps"] > 0, result                    # the oracle taught
+        assert 0 <= phases["sft"]["fitted"] <= 1 and phases["grpo"]["fitted"] is None
         assert (result["sft_steps"], result["grpo_steps"]) == (phases["sft"]["steps"],
                                                                phases["grpo"]["steps"])
         losses = phases["sft"]["losses"] + phases["grpo"]["losses"]
