@@ -22,13 +22,14 @@ from daemon.core.observation import Element, Observation
 KEYS = ("role", "name", "tag", "type")
 
 
-def _norm(text: str | None) -> str:
+def normalized(text: str | None) -> str:
+    """`text` as names are compared: lower case, runs of whitespace as one space."""
     return " ".join((text or "").lower().split())
 
 
 def _same(element: Element, descriptor: dict) -> bool:
     return (element.role == descriptor.get("role") and element.tag == descriptor.get("tag")
-            and _norm(element.name) == _norm(descriptor.get("name")))
+            and normalized(element.name) == normalized(descriptor.get("name")))
 
 
 def describe(obs: Observation, element_id: int, extra: dict | None = None) -> dict | None:
@@ -48,7 +49,7 @@ def find(obs: Observation, descriptor: dict) -> Element | None:
     matches = [e for e in obs.elements if _same(e, descriptor)]
     if not matches and descriptor.get("holds"):
         return next((e for e in obs.elements if _same(e, {**descriptor, "name": e.name}) and
-                     all(_norm(v) in _norm(e.name) for v in descriptor["holds"])), None)
+                     all(normalized(v) in normalized(e.name) for v in descriptor["holds"])), None)
     if len(matches) <= 1:
         return matches[0] if matches else None
     nth = descriptor.get("nth", 0)

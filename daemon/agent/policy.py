@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 from daemon.core.actions import Action, Blocked, urls_in
 from daemon.core.observation import Element, Observation
 
+from .descriptors import normalized
+
 
 @dataclass
 class PastStep:
@@ -213,18 +215,15 @@ def _build(kind: str, groups: tuple[str | None, ...], obs: Observation) -> Actio
     raise ValueError(f"unknown instruction kind {kind!r}")
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
 
 def find_element(obs: Observation, label: str, *, editable: bool = False,
                  select: bool = False) -> Element:
     """The element whose name best matches `label`: exact, then prefix, then substring."""
-    want = _norm(label)
+    want = normalized(label)
     candidates = [e for e in obs.elements
                   if (not editable or e.editable) and (not select or e.options is not None)]
     for matches in (lambda n: n == want, lambda n: n.startswith(want), lambda n: want in n):
-        found = [e for e in candidates if matches(_norm(e.name))]
+        found = [e for e in candidates if matches(normalized(e.name))]
         if found:
             return found[0]
     raise LookupError(f"no {'editable ' if editable else ''}element labelled {label!r} on the page")

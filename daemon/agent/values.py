@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from daemon.core.observation import Observation
 from daemon.core.store import Step
 
-from .descriptors import describe
+from .descriptors import describe, normalized
 
 _PARTS = re.compile(r"\s+[—–\-|·:]\s+|,\s+")
 _TEXT_ARGS = ("text", "option")
@@ -171,7 +171,7 @@ def _retargeted(steps: list[Step], values: dict[str, str]) -> list[Step]:
         if page is None:
             out.append(step)
             continue
-        field = next((e for e in page.elements if e.name.lower().split() == new.lower().split()
+        field = next((e for e in page.elements if normalized(e.name) == normalized(new)
                       and (e.tag == "select" or e.editable)), None)
         if field is None:
             raise Unmatched(f"the new task names the field {new!r} where the recorded one "
@@ -234,11 +234,11 @@ def substitute(steps: list[Step], values: dict[str, str]) -> list[Step]:
     pattern = re.compile("|".join(_occurs(v).pattern for v in sorted(changed, key=len,
                                                                       reverse=True)),
                          re.IGNORECASE)
-    lookup = {" ".join(old.lower().split()): new for old, new in changed.items()}
+    lookup = {normalized(old): new for old, new in changed.items()}
 
     def swap(value):
         if isinstance(value, str):
-            return pattern.sub(lambda m: lookup[" ".join(m.group(0).lower().split())], value)
+            return pattern.sub(lambda m: lookup[normalized(m.group(0))], value)
         return [swap(v) for v in value] if isinstance(value, list) else value
 
     def rewrite(data: dict | None, keys: tuple[str, ...]) -> dict | None:
@@ -257,7 +257,7 @@ def substitute(steps: list[Step], values: dict[str, str]) -> list[Step]:
         out = rewrite(data, _TARGET_TEXTS)
         if out is None:
             return None
-        holds = [lookup[" ".join(m.group(0).lower().split())]
+        holds = [lookup[normalized(m.group(0))]
                  for m in pattern.finditer(data.get("name") or "")]
         return {**out, "holds": holds} if holds else out
     return [dataclasses.replace(s, action=rewrite(s.action, _TEXT_ARGS),
