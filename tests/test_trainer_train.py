@@ -248,3 +248,22 @@ def test_an_sft_phase_says_whether_the_model_now_reproduces_its_samples():
     fitted = train(model, tokenizer, [odd], dataclasses.replace(CONFIG, sft_epochs=8), "sft")
     assert fitted.fitted == 1.0
     assert train(model, tokenizer, [], CONFIG, "sft").fitted is None
+
+
+def test_an_sft_phase_stops_in_time_for_its_fit_check_to_end_by_the_deadline(trained,
+                                                                               monkeypatch):
+    """Steps of 10 s and six samples to probe (a third of a 2-sample step each, 10 s in all):
+    with the deadline at 25 s, a third step would end at 30 and the check after it at 40."""
+    import trainer.train as module
+    model, tokenizer, _, _ = trained
+    now = [0.0]
+
+    def step(*args):
+        now[0] += 10
+        return 1.0
+    monkeypatch.setattr(module, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(module, "backward", step)
+    samples = [Sample(i, 0, PROMPT, GOOD, 1.0, "g") for i in range(6)]
+    report = train(model, tokenizer, samples, CONFIG, "sft", deadline=25)
+    assert (report.steps, report.stopped_early) == (2, True)
+    assert report.fitted is not None

@@ -418,7 +418,8 @@ class _Cycle:
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
         for name, adapter, seeds in (("candidate", candidate.path, test),
                                      ("serving", self.current.adapter, unknown)):
-            policy = LlamaPolicy(dataclasses.replace(settings, adapter=adapter))
+            policy = LlamaPolicy(dataclasses.replace(settings, adapter=adapter)) \
+                if seeds or self.held else None     # nothing left to measure: nothing to load
             # of the gate time left: half for the candidate, unless the serving adapter has
             # nothing left to measure
             share = 0.5 if name == "candidate" and (unknown or self.held) else 1.0

@@ -19,7 +19,8 @@
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite. An
   SFT phase ends by checking up to `FIT_PROBE` of its samples: `Report.fitted` is the share
   whose every action token is now the model's likeliest (a mean loss over an action's ~15
-  tokens hides the one or two that decide it).
+  tokens hides the one or two that decide it); its training stops early enough for that check
+  to end by the deadline too (the check's time estimated from the steps').
 - Resumable: with `state_file`, every `save_every` steps (and at the end) the adapter weights,
   the optimiser, the steps done and the config are saved there
   (atomically); a later call with the same samples, config and file loads them and goes on
@@ -207,8 +208,11 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     if not items:
         return report
     report.total_steps = epochs * math.ceil(len(items) / config.batch_size)
+    probe = random.Random(config.seed).sample(items, min(FIT_PROBE, len(items))) \
+        if phase == "sft" else []
     order = random.Random(config.seed)
     t0 = time.monotonic()
+    stepping = 0.0                          # seconds this call's steps took
     saved = _load_state(state_file, phase, config, model, optimiser)
     if saved:
         report.losses = saved["losses"]
@@ -221,16 +225,19 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             step += 1
             if step <= report.resumed_at:
                 continue                    # done before the state was saved
-            if time.monotonic() >= deadline:
+            done = report.steps - report.resumed_at
+            if time.monotonic() + _probe_seconds(probe, stepping, done, config) >= deadline:
                 report.stopped_early = True
                 break
             batch = items[start:start + config.batch_size]
+            began = time.monotonic()
             optimiser.zero_grad()
             total = backward(model, batch, config, phase)
             if not math.isfinite(total):
                 raise FloatingPointError(f"{phase} loss became {total} at step {report.steps}")
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             optimiser.step()
+            stepping += time.monotonic() - began
             report.steps += 1
             report.samples += len(batch)
             report.losses.append(round(total, 5))
@@ -240,11 +247,17 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     if state_file and report.steps > report.resumed_at:
         _save_state(state_file, phase, config, model, optimiser, report)
     model.eval()
-    if phase == "sft":
-        probe = random.Random(config.seed).sample(items, min(FIT_PROBE, len(items)))
+    if probe:
         report.fitted = round(fitted(model, probe), 3)
     report.seconds = round(time.monotonic() - t0, 2)
     return report
+
+
+def _probe_seconds(probe: list[Encoded], stepping: float, steps: int,
+                   config: TrainConfig) -> float:
+    """What the fit probe will take, from the steps so far: one forward pass per probed
+    sample, about a third of a sample's share of a training step (forward and backward)."""
+    return len(probe) * stepping / steps / (3 * config.batch_size) if steps else 0.0
 
 
 def fitted(model, items: list[Encoded]) -> float:
