@@ -69,7 +69,8 @@ bench-learning: setup
 	$(PY) bench/learning.py
 
 # Learning from two demonstrations per template on the bundled sites: base, replay with values,
-# one cycle, the model after it (about an hour on 2 cores; resumable like bench-learning).
+# one two-hour cycle, the model after it (about three hours on 2 cores; resumable like
+# bench-learning).
 bench-sites: setup
 	$(PY) bench/sites.py
 

@@ -18,7 +18,7 @@ measurement cut short goes on from its last episode):
   measures MiniWoB, not these sites);
 - ``after``: the model with that adapter alone on the same test episodes as ``base``.
 
-Usage: python bench/sites.py [--out DIR] [--stages ...] [--budget 1800] [--report]. Prints a
+Usage: python bench/sites.py [--out DIR] [--stages ...] [--budget 7200] [--report]. Prints a
 table per template (success of base, replay with values, the model after one night; won / lost
 vs base with a sign test) and asserts nothing.
 """
@@ -165,4 +165,4 @@ def report(out: Path, budget: float) -> None:
 
 
 if __name__ == "__main__":
-    staged_main(__file__, __doc__, "sites", STAGES, 30 * 60, child, report)
+    staged_main(__file__, __doc__, "sites", STAGES, 120 * 60, child, report)
