@@ -188,3 +188,22 @@ def test_with_a_daemon_serving_the_store_the_cli_changes_it_through_the_daemon(d
     assert [a["status"] for a in shown] == ["retired", "retired"]
     none = nightloop("adapters", "rollback", *db, *port, check=False)
     assert none.returncode == 1 and "no adapter is promoted" in none.stderr
+
+
+def test_train_now_runs_for_the_nightly_budget_unless_told_otherwise(home, monkeypatch):
+    """`nightloop train --now` and the nightly cycle share one budget: the train_budget setting
+    (two hours by default), which --budget overrides for one run."""
+    from click.testing import CliRunner
+
+    import daemon.cli.training as training
+    seconds = []
+    monkeypatch.setattr(training, "_cycle", lambda settings, config, plan, budget, *rest,
+                        **named: seconds.append(budget))
+    monkeypatch.delenv("NIGHTLOOP_TRAIN_BUDGET", raising=False)
+    db = ["--db", str(home / "s.db")]
+    for env, flags in ((None, []), ("7", []), ("7", ["--budget", "3"])):
+        if env:
+            monkeypatch.setenv("NIGHTLOOP_TRAIN_BUDGET", env)
+        result = CliRunner().invoke(cli, ["train", "--now", *flags, *db])
+        assert result.exit_code == 0, result.output
+    assert seconds == [7200, 420, 180]

@@ -46,8 +46,9 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="List every training setting a --config file may set, with its default.")
 @click.option("--now", is_flag=True,
               help="Run one full cycle now: practice, judge, SFT/GRPO, export, gate, promote.")
-@click.option("--budget", type=click.FloatRange(1, 24 * 60), default=60.0, show_default=True,
-              help="Minutes the whole cycle may take; each phase stops cleanly at its share.")
+@click.option("--budget", type=click.FloatRange(1, 24 * 60), default=None,
+              help="Minutes the whole cycle may take; each phase stops cleanly at its share "
+                   "[default: the train_budget setting, the nightly cycle's].")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path), default=None,
               help="TOML file overriding training settings (names: --config-help).")
@@ -76,9 +77,10 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
 @click.pass_context
-def train_command(ctx: click.Context, now: bool, budget: float, config_file: Path | None,
-                  tasks: str, sites: str, n_seeds: int, gate_seeds: int, teacher_seeds: int,
-                  fresh: bool, screenshots: bool, as_json: bool, **flags: Any) -> None:
+def train_command(ctx: click.Context, now: bool, budget: float | None,
+                  config_file: Path | None, tasks: str, sites: str, n_seeds: int,
+                  gate_seeds: int, teacher_seeds: int, fresh: bool, screenshots: bool,
+                  as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
@@ -105,8 +107,8 @@ def train_command(ctx: click.Context, now: bool, budget: float, config_file: Pat
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,
                      gate_seeds, teacher_seeds=teacher_seeds, screenshots=screenshots)
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
-    _cycle(settings, config, plan, budget * 60, Bars(quiet=as_json), flags["port"], as_json,
-           fresh=fresh)
+    _cycle(settings, config, plan, (budget or settings.train_budget) * 60, Bars(quiet=as_json),
+           flags["port"], as_json, fresh=fresh)
 
 
 def _cycle(settings, config: TrainConfig, plan: CyclePlan, seconds: float, bars: Bars,

@@ -113,8 +113,9 @@ class Settings:
                             "empty: never (run `nightloop train --now` yourself)")
     train_idle: int = setting(30, "minutes without an episode before the nightly cycle may "
                               "start", low=0, high=24 * 60)
-    train_budget: float = setting(60.0, "minutes a nightly cycle may take", low=1,
-                                  high=24 * 60)
+    train_budget: float = setting(120.0, "minutes a nightly cycle may take (two hours give "
+                                  "SFT two passes over a few hundred examples on 2 cores)",
+                                  low=1, high=24 * 60)
     # -- episodes and the daemon --------------------------------------------------------------
     max_steps: int = setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = setting(30.0, "seconds the browser has to answer one observe or act",
