@@ -215,7 +215,6 @@ def _build(kind: str, groups: tuple[str | None, ...], obs: Observation) -> Actio
     raise ValueError(f"unknown instruction kind {kind!r}")
 
 
-
 def find_element(obs: Observation, label: str, *, editable: bool = False,
                  select: bool = False) -> Element:
     """The element whose name best matches `label`: exact, then prefix, then substring."""
