@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jsonschema
 import pytest
 
-from daemon.core.actions import ACTIONS, Action, describe_actions, json_schema
+from daemon.core.actions import ACTIONS, Action, describe_actions, json_schema, violation, written
 from daemon.core.observation import Element, Observation
 from daemon.core.wire import InvalidMessage
 
@@ -95,12 +96,51 @@ FORM = Observation("https://a.test/", "Form", [
     Element(5, "button", "button", "Delete", disabled=True)])
 
 
-def valid(data: dict, schema: dict) -> bool:
+def valid(data: dict, schema: dict, page: Observation = FORM) -> bool:
+    """Whether the schema accepts `data` as the policy writes it on `page` (its label first)."""
     try:
-        jsonschema.validate(data, schema)
+        jsonschema.validate(json.loads(written(Action.parse(data), page)), schema)
     except jsonschema.ValidationError:
         return False
     return True
+
+
+def test_on_a_page_the_label_the_policy_writes_decides_the_id():
+    schema = json_schema(FORM)
+    assert json.loads(written(Action.parse({"action": "fill", "id": 2, "text": "Ada"}), FORM)) \
+        == {"action": "fill", "target": "Name", "id": 2, "text": "Ada"}
+    jsonschema.validate({"action": "click", "target": "Save", "id": 4}, schema)
+    for wrong in ({"action": "click", "target": "Name", "id": 4},       # another's label
+                  {"action": "click", "id": 4},                          # no label
+                  {"action": "click", "target": "Sav", "id": 4}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(wrong, schema)
+    unnamed = Observation("https://a.test/", elements=[Element(7, "input", "textbox",
+                                                              editable=True)])
+    assert json.loads(written(Action("fill", {"id": 7, "text": "x"}), unnamed))["target"] \
+        == "textbox"                                    # no name: its role
+    long = Element(8, "a", "link", "x" * 100)
+    assert long.label == "x" * 40
+
+
+def test_the_label_is_read_past_and_not_kept_in_the_action():
+    action = Action.parse({"action": "click", "target": "Save", "id": 4})
+    assert action.to_json() == {"action": "click", "id": 4}
+    with pytest.raises(InvalidMessage, match="click.target must be a string"):
+        Action.parse({"action": "click", "target": 4, "id": 4})
+    with pytest.raises(InvalidMessage, match="done takes no argument target"):
+        Action.parse({"action": "done", "target": "Save"})
+
+
+def test_violation_names_the_ids_an_action_may_take_on_the_page():
+    schema = json_schema(FORM)
+    assert violation(Action.parse({"action": "click", "id": 4}), schema) is None
+    assert violation(Action.parse({"action": "fill", "id": 4, "text": "x"}), schema) \
+        == "fill.id 4 is not one of 2"
+    assert violation(Action.parse({"action": "press", "key": "Enter"}), schema) is None
+    assert violation(Action.parse({"action": "go_back"}),
+                     json_schema(FORM, frozenset({("go_back", None)}))) \
+        == "go_back is not possible on this page now"
 
 
 def test_on_a_page_each_action_may_name_only_the_elements_it_applies_to():
@@ -119,7 +159,7 @@ def test_actions_with_nothing_to_act_on_and_blocked_ones_are_not_offered():
     offered = {v["properties"]["action"]["const"] for v in empty["oneOf"]}
     assert "click" not in offered and "fill" not in offered and "done" in offered
     assert valid({"action": "press", "key": "Enter"}, empty)        # its id is optional
-    assert not valid({"action": "press", "key": "Enter", "id": 1}, empty)
+    assert not valid({"action": "press", "key": "Enter", "id": 1}, empty, FORM)
     blocked = json_schema(FORM, frozenset({("click", 4), ("go_back", None)}))
     assert not valid({"action": "click", "id": 4}, blocked)
     assert valid({"action": "click", "id": 2}, blocked)

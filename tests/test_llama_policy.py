@@ -56,6 +56,7 @@ def test_200_varied_observations_all_yield_a_valid_action_on_the_page(
             assert decision.action == Action.parse(parsed), decision.raw_output
             if decision.action.element_id is not None:
                 assert decision.action.element_id in ids      # naming an element on the page
+                assert parsed["target"] == obs.element(decision.action.element_id).label
             usage = decision.usage
             assert usage.prompt_tokens > usage.cached_tokens >= 0
             assert usage.completion_tokens > 0 and usage.prefill_ms > 0
@@ -145,9 +146,10 @@ def test_the_sampling_cuts_are_settings_and_take_effect():
 def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabilities(
         temperature):
     """The grammar runs as a logits processor so the draw can be recorded: the output is the
-    one llama.cpp's own grammar sampling gives for the same seed, and each recorded log-prob is
-    the drawn token's under the allowed tokens' distribution at the sampling temperature,
-    recomputed here from the model's raw logits."""
+    one llama.cpp's own grammar sampling gives for the same seed with its own converter's
+    grammar (so the factored grammar, grammar.py, is the same language), and each recorded
+    log-prob is the drawn token's under the allowed tokens' distribution at the sampling
+    temperature, recomputed here from the model's raw logits."""
     import numpy as np
     from llama_cpp import Llama, LlamaGrammar
     from llama_cpp.llama_grammar import json_schema_to_gbnf

@@ -8,6 +8,8 @@ import sqlite3
 import pytest
 from conftest import DaemonProcess, free_port, launch_browser, nightloop
 
+from daemon.core.observation import Observation
+
 pytestmark = pytest.mark.browser
 
 
@@ -40,7 +42,12 @@ def test_the_model_drives_an_episode_and_every_step_is_recorded(backend, playwri
     for step in steps:
         assert step["prompt"].startswith(system + "You are nightloop")
         assert "Task: Type Ada into the Name field" in step["prompt"]
-        assert step["raw_output"] and json.loads(step["action"]) == json.loads(step["raw_output"])
+        written = json.loads(step["raw_output"])
+        label = written.pop("target", None)
+        assert json.loads(step["action"]) == written
+        if "id" in written:                         # the element named by its label, then its id
+            page = Observation.from_json(json.loads(step["observation"]))
+            assert label == page.element(written["id"]).label
         assert step["invalid"] == 0
         assert step["prompt_tokens"] > 0 and step["completion_tokens"] > 0
         assert step["decode_ms"] > 0 and step["prompt_ms"] > 0

@@ -81,10 +81,10 @@ def test_relabelled_samples_come_from_the_store_rendered_for_the_new_instruction
             await store.finish_episode(mine.id, "done")      # a user task: no ground truth
             return await relabelled_samples(store, lambda context: f"PROMPT {context.task}")
     samples = run_async(go())
+    cancel = '{"action": "click", "target": "Cancel", "id": 7}'       # as the policy writes it
     assert [(s.prompt, s.completion, s.reward, s.relabelled, s.teacher) for s in samples] == [
-        ('PROMPT Click on the "Cancel" button.', '{"action": "click", "id": 7}', 1.0, True,
-         True),
-        ('PROMPT click "Cancel"', '{"action": "click", "id": 7}', 1.0, True, True)]
+        ('PROMPT Click on the "Cancel" button.', cancel, 1.0, True, True),
+        ('PROMPT click "Cancel"', cancel, 1.0, True, True)]
 
 
 def test_relabelled_samples_are_capped_to_their_share_newest_first():

@@ -87,8 +87,9 @@ def test_the_request_carries_the_prompt_and_the_pages_schema_in_the_servers_dial
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
     assert "Task: Type Ada into the Name field" in body["messages"][1]["content"]
     schema = body["response_format"]["json_schema"]["schema"]
-    fill = next(v for v in schema["oneOf"] if v["properties"]["action"]["const"] == "fill")
-    assert fill["properties"]["id"] == {"enum": [4]}             # only the text box is fillable
+    fills = [v["properties"] for v in schema["oneOf"]
+             if v["properties"]["action"]["const"] == "fill"]     # only the text box is fillable
+    assert [(f["target"], f["id"]) for f in fills] == [({"const": "Name"}, {"const": 4})]
     assert decision.usage.prompt_tokens == 100 and decision.usage.completion_tokens == 9
     assert decision.prompt.startswith("### System\nYou are nightloop")
     assert constraint("json_object", {"oneOf": []}) == \

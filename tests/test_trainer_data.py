@@ -96,6 +96,27 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     assert all(s.sampled == DRAWN for s in outcome)          # the sampler's record comes along
 
 
+def test_a_step_written_before_actions_named_their_element_is_written_anew_for_sft(tmp_path):
+    page = {"url": "http://h/", "elements": [{"id": 1, "tag": "button", "role": "button",
+                                              "name": "OK"}]}
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            e = await store.start_episode(Episode("Click OK", "practice", policy="llm:m"))
+            await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True, prompt="P",
+                                      raw_output='{"action":"click","id":1}', observation=page,
+                                      sampled=DRAWN.to_json()))
+            await store.add_step(Step(e.id, 1, {"action": "click", "id": 1}, True, prompt="P",
+                                      raw_output='{"action":"click","target":"OK","id":1}',
+                                      observation=page, sampled=DRAWN.to_json()))
+            await store.finish_episode(e.id, "done")
+            await store.add_reward(Reward(e.id, "user", 1.0))
+            return await load_samples(store, CONFIG)
+    old, new = run_async(go())
+    assert (old.completion, old.sampled) == ('{"action": "click", "target": "OK", "id": 1}', None)
+    assert (new.completion, new.sampled) == ('{"action":"click","target":"OK","id":1}', DRAWN)
+
+
 def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('practice_k = 2\nreward = "judge"\ntarget_modules = ["q_proj"]\n')
@@ -229,7 +250,7 @@ def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):
             return await load_samples(store, CONFIG, render_prompt=lambda c: f"LOCAL {c.task}")
     [sample] = run_async(go())
     assert sample.prompt == "LOCAL Click OK" and sample.teacher        # not the server's text
-    assert sample.completion == '{"action": "click", "id": 1}'
+    assert sample.completion == '{"action": "click", "target": "OK", "id": 1}'  # as written
 
 
 def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tmp_path):

@@ -5,7 +5,9 @@ Contract:
   only the action tokens). Episodes no local model decided (the user's demonstrations, the
   oracle teacher, a model on a server) give teacher samples: the prompt the policy would have
   seen, rendered by the policy's own prompt builder, and the action as the policy writes it.
-  Invalid steps give none.
+  Invalid steps give none. A step the policy wrote before actions named their element's label
+  (no ``"target"``) is written anew from its action and stored page (`actions.written`),
+  without its sampler record: the format the grammar accepts now, for SFT only.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for a benchmark (MiniWoB++, the bundled sites) the same task and seed (from the
   ground-truth row).
@@ -27,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from daemon.agent.policy import PastStep, Sampled, StepContext
-from daemon.core.actions import Action
+from daemon.core.actions import Action, written
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.tasks.practice import USER_SOURCES
@@ -66,9 +68,19 @@ def group_key(episode: Episode, rewards: list[Reward]) -> str:
 
 
 def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
-    return [Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group,
-                   sampled=Sampled.from_json(s.sampled) if s.sampled else None)
-            for s in steps if s.prompt and s.raw_output and s.action and not s.invalid]
+    out = []
+    for s in steps:
+        if not (s.prompt and s.raw_output and s.action and not s.invalid):
+            continue
+        action = Action.parse(s.action)
+        if action.element_id is not None and '"target"' not in s.raw_output and s.observation:
+            page = Observation.from_json(s.observation)     # written before actions named
+            out.append(Sample(episode.id, s.index, s.prompt, written(action, page), reward,
+                              group))                     # their element: as it is written now
+        else:
+            out.append(Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group,
+                              sampled=Sampled.from_json(s.sampled) if s.sampled else None))
+    return out
 
 
 def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: str,
@@ -83,8 +95,7 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
         if action and s.ok and page and action.args.get("text") != MASK:
             context = StepContext(episode.task, page, list(history))
             out.append(Sample(episode.id, s.index, render_prompt(context),
-                              json.dumps(s.action, ensure_ascii=False), reward, group,
-                              teacher=True))
+                              written(action, page), reward, group, teacher=True))
         history.append(_past(s))
     return out
 

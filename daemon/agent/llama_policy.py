@@ -2,11 +2,12 @@
 action per step.
 
 Contract:
-- The output grammar comes from `actions.json_schema(page, blocked, destinations)`: every
-  completed output parses into a valid action naming an element of the page that the action
-  can apply to, not an action repeated twice on a page it did not change, and no `goto` but to
-  a URL the task names or the current site's front page. Strings are bounded in length, so
-  the grammar always completes within MAX_NEW_TOKENS.
+- The output grammar comes from `actions.json_schema(page, blocked, destinations)` (as GBNF:
+  grammar.py): every completed output parses into a valid action naming an element of the
+  page that the action can apply to, by its label and then its id, not an action repeated
+  twice on a page it did not change, and no `goto` but to a URL the task names or the current
+  site's front page. Strings are bounded in length, so the grammar always completes within
+  MAX_NEW_TOKENS.
 - Each decision carries what its sampler drew (`policy.Sampled`: the tokens, their
   log-probabilities under the grammar-masked distribution at the sampling temperature, and
   the choices the grammar left): the old policy's own numbers for GRPO.
@@ -30,7 +31,6 @@ from typing import Callable
 import llama_cpp
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from daemon.core.actions import Action, json_schema
 from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
@@ -38,11 +38,11 @@ from daemon.core.settings import Settings
 from daemon.core.wire import InvalidMessage
 
 from . import prompt
+from .grammar import to_gbnf
 from .policy import Decision, Sampled, StepContext, Usage
 from .sampling import GrammarSampler
 
 MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strings ≤ 300 chars)
-GRAMMAR_CACHE = 32              # grammars kept, keyed by their JSON schema
 
 
 class LlamaPolicy:
@@ -60,7 +60,6 @@ class LlamaPolicy:
             raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
         self._format = prompt_formatter(self.llm)
         self._markers = control_markers(self.llm)
-        self._grammars: dict[str, str] = {}     # JSON schema → GBNF
         self._lock = threading.Lock()
 
     def count_tokens(self, text: str) -> int:
@@ -74,7 +73,7 @@ class LlamaPolicy:
         with self._lock:
             t0 = time.perf_counter()
             text, tokens = self._prompt(context)
-            grammar = self._grammar(json.dumps(json_schema(
+            grammar = to_gbnf(json.dumps(json_schema(
                 context.observation, context.blocked, context.destinations)))
             prompt_ms = (time.perf_counter() - t0) * 1000
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
@@ -109,14 +108,6 @@ class LlamaPolicy:
         return text, (tokenize(before.encode(), add_bos=False, special=True)
                       + tokenize(observation.encode(), add_bos=False, special=False)
                       + tokenize(after.encode(), add_bos=False, special=True))
-
-    def _grammar(self, schema: str) -> str:
-        """The GBNF of a JSON schema (converting is the slow part: kept per schema)."""
-        if schema not in self._grammars:
-            if len(self._grammars) >= GRAMMAR_CACHE:
-                self._grammars.pop(next(iter(self._grammars)))
-            self._grammars[schema] = json_schema_to_gbnf(schema)
-        return self._grammars[schema]
 
     def _generate(self, tokens: list[int], gbnf: str, seed: int
                   ) -> tuple[str, Usage, Sampled]:

@@ -13,7 +13,6 @@ Contract:
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import time
@@ -22,6 +21,8 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from daemon.core.wire import NightloopError
+
+from .grammar import to_gbnf
 
 
 class ServerError(NightloopError):
@@ -42,15 +43,8 @@ def constraint(dialect: str, schema: dict) -> dict:
     if dialect == "json_object":
         return {"response_format": {"type": "json_object", "schema": schema}}
     if dialect == "grammar":
-        return {"grammar": _gbnf(json.dumps(schema))}
+        return {"grammar": to_gbnf(json.dumps(schema))}
     raise ValueError(f"unknown server format {dialect!r}")
-
-
-@functools.lru_cache(maxsize=32)
-def _gbnf(schema: str) -> str:
-    """A JSON schema as GBNF (converting is the slow part: kept per schema)."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-    return json_schema_to_gbnf(schema)
 
 
 @dataclass

@@ -4,10 +4,17 @@ extension all follow.
 An action on the wire is a flat JSON object: ``{"action": "fill", "id": 4, "text": "Ada"}``.
 Where it runs is part of its spec: ``page`` actions go to the content script, ``tab`` actions to
 the service worker, ``episode`` actions end the episode (or pause) in the daemon itself.
+
+The policy writes an action on an element with the element's label first (`written`):
+``{"action": "fill", "target": "Your name", "id": 4, "text": "Ada"}``. Its grammar offers one
+variant per element, so the label it picks fixes the id: it chooses by the words a task shares
+with the page, which stay the same from load to load where ids do not. ``target`` is not part of
+the action (`Action.parse` reads past it).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -123,7 +130,7 @@ class Action:
         if name not in ACTIONS:
             raise InvalidMessage(f"unknown action {name!r}; expected one of {', '.join(ACTIONS)}")
         spec = ACTIONS[name]
-        extra = set(data) - {"action"} - set(spec.params)
+        extra = set(data) - {"action"} - set(spec.params) - ({"target"} if _id_key(spec) else set())
         if extra:
             raise InvalidMessage(f"{name} takes no argument {', '.join(sorted(extra))}")
         args = {}
@@ -133,7 +140,25 @@ class Action:
                     raise InvalidMessage(f"{name} needs the argument {key!r} ({param.doc})")
                 continue
             args[key] = _check_param(name, key, param, data[key])
+        if not isinstance(data.get("target", ""), str):
+            raise InvalidMessage(f"{name}.target must be a string (the element's label)")
         return cls(name, args)
+
+
+def _id_key(spec: ActionSpec) -> str | None:
+    """The parameter of `spec` that names an element, if any."""
+    return next((k for k, p in spec.params.items() if p.type == "id"), None)
+
+
+def written(action: Action, page: Observation | None) -> str:
+    """`action` as the policy writes it (the form its grammar accepts): the label of the
+    element it acts on, read from `page`, before the element's id."""
+    data: dict[str, Any] = {"action": action.name}
+    element = page.element(action.element_id) if page and action.element_id is not None else None
+    if element:
+        data["target"] = element.label
+    data.update(sorted(action.args.items(), key=lambda kv: kv[0] != "id"))
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _check_param(action: str, key: str, param: Param, value: Any) -> Any:
@@ -168,11 +193,13 @@ Blocked = frozenset[tuple[str, int | None]]       # (action name, element id or 
 
 def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
                 urls: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions.
+    """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions, as the policy
+    writes them (`written`).
 
-    With `page`, every id is restricted to the page's elements its parameter may target
-    (`Param.target`): the policy's grammar cannot name an element that is not there, click a
-    heading or fill a button. An action whose required id has no element to name is left out.
+    With `page`, an action on an element has one variant per element its parameter may target
+    (`Param.target`), its label (`Element.label`) and id fixed: the policy's grammar cannot name
+    an element that is not there, click a heading or fill a button, and the label it writes
+    decides the id. An action whose required id has no element to name is left out.
     `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
     itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
     parameter may be only one of them (none: `goto` is not offered).
@@ -181,50 +208,72 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     for spec in ACTIONS.values():
         if (spec.name, None) in blocked:
             continue
-        props: dict[str, Any] = {"action": {"const": spec.name}}
+        rest: dict[str, Any] = {}
+        required = ["action"]
         for key, param in spec.params.items():
-            if param.type == "id" and page is not None:
-                ids = sorted({e.id for e in page.elements if TARGETS[param.target](e)}
-                             - {i for name, i in blocked if name == spec.name})
-                if ids:
-                    props[key] = {"enum": ids}
-                elif param.required:
-                    break               # nothing this action could act on
-                # else: an optional id with nothing to name is left out
-            elif param.type == "id":
-                props[key] = {"type": "integer", "minimum": 0}
-            elif param.type == "number":
-                props[key] = {"type": "number", "minimum": param.minimum,
-                              "maximum": param.maximum}
-            elif param.type == "enum":
-                props[key] = {"enum": list(param.choices)}
-            elif param.type == "url" and urls is not None:
-                if not urls:
-                    break
-                props[key] = {"enum": list(urls)}
-            else:
-                props[key] = {"type": "string", "maxLength": MAX_STRING}
+            if param.type == "id":
+                continue
+            rule = _rule(param, urls)
+            if rule is None:
+                break                   # a URL parameter with no URL it may name
+            rest[key] = rule
+            required += [key] if param.required else []
         else:
-            required = ["action", *(k for k, p in spec.params.items() if p.required)]
-            variants.append({"type": "object", "properties": props, "required": required,
-                             "additionalProperties": False})
+            variants += _variants(spec, page, blocked, rest, required)
     return {"oneOf": variants}
+
+
+def _rule(param: Param, urls: tuple[str, ...] | None) -> dict[str, Any] | None:
+    """The schema of a parameter that is not an element (None: nothing it may be)."""
+    if param.type == "number":
+        return {"type": "number", "minimum": param.minimum, "maximum": param.maximum}
+    if param.type == "enum":
+        return {"enum": list(param.choices)}
+    if param.type == "url" and urls is not None:
+        return {"enum": list(urls)} if urls else None
+    return {"type": "string", "maxLength": MAX_STRING}
+
+
+def _variants(spec: ActionSpec, page: Observation | None, blocked: Blocked,
+              rest: dict[str, Any], required: list[str]) -> list[dict[str, Any]]:
+    """`spec`'s object schemas: one, or one per element it may act on (and one without an
+    element where that is optional)."""
+    def variant(element: dict[str, Any], needs: list[str]) -> dict[str, Any]:
+        return {"type": "object", "properties": {"action": {"const": spec.name}, **element,
+                                                 **rest},
+                "required": ["action", *needs, *required[1:]], "additionalProperties": False}
+    key = _id_key(spec)
+    if key is None:
+        return [variant({}, [])]
+    param = spec.params[key]
+    if page is None:
+        return [variant({"target": {"type": "string", "maxLength": MAX_STRING},
+                         key: {"type": "integer", "minimum": 0}},
+                        [key] if param.required else [])]
+    out = [] if param.required else [variant({}, [])]
+    for e in page.elements:
+        if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
+            out.append(variant({"target": {"const": e.label}, key: {"const": e.id}},
+                               ["target", key]))
+    return out
 
 
 def violation(action: Action, schema: dict[str, Any]) -> str | None:
     """Why a parsed `action` is not one `json_schema` allows (its variants' consts and enums),
     None when it is: for answers no grammar constrained, e.g. a server's."""
-    variant = next((v for v in schema["oneOf"]
-                    if v["properties"]["action"]["const"] == action.name), None)
-    if variant is None:
+    variants = [v for v in schema["oneOf"] if v["properties"]["action"]["const"] == action.name]
+    if not variants:
         return f"{action.name} is not possible on this page now"
     for key, value in action.args.items():
-        rule = variant["properties"].get(key)
-        if rule is None:
+        rules = [v["properties"][key] for v in variants if key in v["properties"]]
+        if not rules:
             return f"{action.name} takes no {key} on this page"
-        if "enum" in rule and value not in rule["enum"]:
-            allowed = ", ".join(map(str, rule["enum"][:30]))
-            return f"{action.name}.{key} {value!r} is not one of {allowed}"
+        if not all("enum" in r or "const" in r for r in rules):
+            continue                    # a type the parse has checked
+        allowed = [x for r in rules for x in r.get("enum", [r.get("const")])]
+        if value not in allowed:
+            shown = ", ".join(map(str, allowed[:30]))
+            return f"{action.name}.{key} {value!r} is not one of {shown}"
     return None
 
 
@@ -241,8 +290,10 @@ def describe_actions() -> str:
     """The action space as prompt/docs text, one line per action."""
     lines = []
     for spec in ACTIONS.values():
-        args = ", ".join(f'"{k}": {_placeholder(p)}' + ("" if p.required else " (optional)")
-                         for k, p in spec.params.items())
+        params = sorted(spec.params.items(), key=lambda kv: kv[1].type != "id")
+        args = ", ".join(('"target": "<its text>", ' if p.type == "id" else "")
+                         + f'"{k}": {_placeholder(p)}' + ("" if p.required else " (optional)")
+                         for k, p in params)
         example = '{"action": "%s"%s}' % (spec.name, ", " + args if args else "")
         lines.append(f"- {example}: {spec.doc}")
     return "\n".join(lines)

@@ -18,6 +18,8 @@ from typing import Any
 from .wire import from_json
 
 MASK = "•••"
+LABEL_CHARS = 40        # of an element's name, where an action names the element (Element.label)
+_UNLABELLED = re.compile(r'["\\\x00-\x1f]')
 
 # A field is secret by its type, its `autocomplete` token (payment card, one-time code) or, for
 # pages that mark nothing, the words of its name.
@@ -58,6 +60,13 @@ class Element:
         if self.is_password or SECRET_AUTOCOMPLETE.match(self.autocomplete or ""):
             return True
         return bool(self.editable) and bool(SECRET_NAME.search(self.name))
+
+    @property
+    def label(self) -> str:
+        """What an action calls this element before its id: the start of its name as the
+        observation shows it, without quotes, backslashes or control characters (they would
+        need escapes), or its role when that leaves nothing."""
+        return _UNLABELLED.sub("", self.name)[:LABEL_CHARS].strip() or self.role
 
     def render(self) -> str:
         parts = [f"[{self.id}] {self.role}"]

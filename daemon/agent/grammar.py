@@ -1,0 +1,65 @@
+"""The action grammar: `actions.json_schema` as GBNF for llama.cpp, factored so that sampling
+stays fast on large pages.
+
+The schema offers one variant per element an action may name (its label and id fixed): a page of
+40 elements gives some 150 variants. llama.cpp's own converter makes each an alternative of the
+root, and its sampler then follows all of them at once at every token (a step decoded 4x slower
+on a 40-element page). Here the element variants of one action become one object rule whose
+(label, id) pair is an alternation: they share their prefix, and only the chosen action's pairs
+are followed. The language is the converter's, unchanged (tested: the same draws for the same
+seed). Built on llama-cpp-python's `SchemaConverter` (its rule table and literal escaping).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+
+ELEMENT = "element"     # the placeholder property that an element's (label, id) pair replaces
+
+
+@functools.lru_cache(maxsize=32)
+def to_gbnf(schema: str) -> str:
+    """GBNF accepting exactly the JSON texts that `schema` (a JSON schema, as JSON) accepts;
+    an action schema (json_schema's) factored as above."""
+    from llama_cpp.llama_grammar import SchemaConverter, json_schema_to_gbnf
+    parsed = json.loads(schema)
+    if "oneOf" not in parsed:
+        return json_schema_to_gbnf(schema)
+    converter = SchemaConverter(prop_order={}, allow_fetch=False, dotall=False,
+                                raw_pattern=False)
+    by_action: dict[str, list[dict]] = {}
+    for variant in parsed["oneOf"]:
+        by_action.setdefault(variant["properties"]["action"]["const"], []).append(variant)
+    branches = []
+    for action, variants in by_action.items():
+        pinned = [v for v in variants if "const" in v["properties"].get("target", {})]
+        branches += [converter.visit(v, f"{action}-{i}")
+                     for i, v in enumerate(v for v in variants if v not in pinned)]
+        if pinned:
+            branches.append(_on_elements(converter, action, pinned))
+    converter._add_rule("root", " | ".join(branches))                  # noqa: SLF001
+    return converter.format_grammar()
+
+
+def _on_elements(converter, action: str, pinned: list[dict]) -> str:
+    """One object rule for `action`'s element variants (the same other properties), their
+    (label, id) pairs in one alternation; returns its name."""
+    shape = {(ELEMENT if k == "target" else k): {"const": 0} if k == "target" else rule
+             for k, rule in pinned[0]["properties"].items() if k != "id"}
+    required = [ELEMENT if k == "target" else k for k in pinned[0]["required"] if k != "id"]
+    name = converter.visit({"type": "object", "properties": shape, "required": required,
+                            "additionalProperties": False}, f"{action}-on")
+    rules = converter._rules                                            # noqa: SLF001
+    kv = re.search(rf"\S+-{ELEMENT}-kv", rules[name]).group(0)
+    del rules[kv.removesuffix("-kv")]                                   # the placeholder's value
+    rules[kv] = " | ".join(
+        f'{_pair(converter, "target", v["properties"]["target"]["const"])} "," space '
+        f'{_pair(converter, "id", v["properties"]["id"]["const"])}' for v in pinned)
+    return name
+
+
+def _pair(converter, key: str, value: object) -> str:
+    literal = converter._format_literal                                 # noqa: SLF001
+    return f'{literal(json.dumps(key))} space ":" space {literal(json.dumps(value))}'

@@ -1,0 +1,68 @@
+"""The action grammar (GBNF for llama.cpp): the schema's language, with its element variants
+factored so that the sampler follows few alternatives. Checked with llama.cpp's own grammar
+engine on the shipped model's vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from synthetic import observations
+
+from daemon.agent.grammar import to_gbnf
+from daemon.agent.sampling import GrammarSampler
+from daemon.core.actions import TARGETS, Action, json_schema, written
+from daemon.core.models import shipped_model
+from daemon.core.observation import Observation
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    from llama_cpp import Llama
+    return Llama(model_path=str(shipped_model()), vocab_only=True, verbose=False)
+
+
+def accepts(llm, gbnf: str, text: str) -> bool:
+    """Whether llama.cpp's grammar engine takes `text`, token by token, to a finished action."""
+    scores = np.zeros(llm.n_vocab(), dtype=np.single)
+    with GrammarSampler(llm, gbnf, 1.0) as grammar:
+        try:
+            for token in llm.tokenize(text.encode(), add_bos=False, special=False):
+                grammar(None, scores)
+                grammar.accept(token)
+        except ValueError:
+            return False
+        return bool(np.isfinite(grammar(None, scores)[llm.token_eos()]))
+
+
+PAGE = Observation.from_json(observations(4, seed=5)[3])        # 40 elements
+
+
+def test_every_action_on_every_element_is_written_in_the_grammar_and_nothing_else(vocab):
+    gbnf = to_gbnf(json.dumps(json_schema(PAGE)))
+    clickable = [e for e in PAGE.elements if TARGETS["clickable"](e)]
+    assert len(clickable) >= 5
+    for e in clickable[:5]:
+        assert accepts(vocab, gbnf, written(Action("click", {"id": e.id}), PAGE))
+    editable = next(e for e in PAGE.elements if e.editable)
+    assert accepts(vocab, gbnf, written(Action("fill", {"id": editable.id, "text": "Ada"}), PAGE))
+    assert accepts(vocab, gbnf, '{"action": "press", "key": "Enter"}')      # no element: fine
+    assert accepts(vocab, gbnf, '{"action": "done"}')
+    first, second = clickable[:2]
+    assert not accepts(vocab, gbnf, json.dumps(                             # another's label
+        {"action": "click", "target": second.label, "id": first.id}))
+    assert not accepts(vocab, gbnf, json.dumps({"action": "click", "id": first.id}))
+    if not editable.context and TARGETS["clickable"](editable):
+        assert not accepts(vocab, gbnf, json.dumps(                        # a box is not a button
+            {"action": "fill", "target": first.label, "id": first.id, "text": "x"}))
+
+
+def test_an_actions_element_variants_share_one_alternative_of_the_root():
+    schema = json_schema(PAGE)
+    gbnf = to_gbnf(json.dumps(schema))
+    root = next(line for line in gbnf.splitlines() if line.startswith("root ::= "))
+    actions = {v["properties"]["action"]["const"] for v in schema["oneOf"]}
+    assert len(schema["oneOf"]) > 3 * len(actions)              # many elements...
+    assert root.count("|") + 1 <= len(actions) + 2              # ...few alternatives (press and
+                                                                # scroll: with and without one)
