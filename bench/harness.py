@@ -205,6 +205,11 @@ def staged_main(script: str, doc: str, name: str, stages: tuple[str, ...], budge
     report(args.out, args.budget)
 
 
+def sys_path_tests() -> None:
+    """Make tests/ importable (its synthetic observations)."""
+    sys.path.insert(0, str(REPO / "tests"))
+
+
 def header(title: str) -> None:
     print(f"# {title}: {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
           "headless Chromium with the extension, daemon on 127.0.0.1\n")

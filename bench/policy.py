@@ -22,7 +22,7 @@ import sqlite3
 import statistics
 import time
 
-from harness import bench_setup, header, pct
+from harness import bench_setup, header, pct, sys_path_tests
 
 TASKS = ["Click the Edit button of the first row", "Type 'north' into the search field",
          "Open the report details", "Select the second option of the first list",
@@ -137,12 +137,6 @@ def throughput(repeats: int) -> None:
         print(f"| {part} | {a:.1f} | {b:.1f} | {a / b:.3f} |")
     print("\nBoth stream through llama.cpp with the same grammar and sampling; 'policy' adds "
           "prompt fitting, tokenization, the grammar cache and action parsing.")
-
-
-def sys_path_tests() -> None:
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
 if __name__ == "__main__":
