@@ -74,9 +74,10 @@ def step_samples(episode: Episode, steps: list[Step], reward: float, group: str)
             continue
         action = Action.parse(s.action)
         if action.element_id is not None and '"target"' not in s.raw_output and s.observation:
-            page = Observation.from_json(s.observation)     # written before actions named
+            # written before actions named their element: as the policy writes it now
+            page = Observation.from_json(s.observation)
             out.append(Sample(episode.id, s.index, s.prompt, written(action, page), reward,
-                              group))                     # their element: as it is written now
+                              group))
         else:
             out.append(Sample(episode.id, s.index, s.prompt, s.raw_output, reward, group,
                               sampled=Sampled.from_json(s.sampled) if s.sampled else None))
