@@ -123,6 +123,19 @@ def test_on_a_page_the_label_the_policy_writes_decides_the_id():
     assert long.label == "x" * 40
 
 
+def test_elements_sharing_a_label_are_told_apart_by_their_order_on_the_page():
+    boxes = Observation("https://a.test/", elements=[
+        Element(3, "input", "textbox", editable=True), Element(8, "button", "button", "Go"),
+        Element(5, "input", "textbox", editable=True), Element(6, "button", "button", "Go")])
+    assert boxes.labels() == {3: "textbox 1", 8: "Go 1", 5: "textbox 2", 6: "Go 2"}
+    assert json.loads(written(Action("fill", {"id": 5, "text": "x"}), boxes))["target"] \
+        == "textbox 2"
+    schema = json_schema(boxes)
+    jsonschema.validate({"action": "click", "target": "Go 2", "id": 6}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"action": "click", "target": "Go", "id": 6}, schema)
+
+
 def test_the_label_is_read_past_and_not_kept_in_the_action():
     action = Action.parse({"action": "click", "target": "Save", "id": 4})
     assert action.to_json() == {"action": "click", "id": 4}

@@ -51,11 +51,11 @@ def test_every_action_on_every_element_is_written_in_the_grammar_and_nothing_els
     assert accepts(vocab, gbnf, '{"action": "done"}')
     first, second = clickable[:2]
     assert not accepts(vocab, gbnf, json.dumps(                             # another's label
-        {"action": "click", "target": second.label, "id": first.id}))
+        {"action": "click", "target": PAGE.labels()[second.id], "id": first.id}))
     assert not accepts(vocab, gbnf, json.dumps({"action": "click", "id": first.id}))
     if not editable.context and TARGETS["clickable"](editable):
         assert not accepts(vocab, gbnf, json.dumps(                        # a box is not a button
-            {"action": "fill", "target": first.label, "id": first.id, "text": "x"}))
+            {"action": "fill", "target": PAGE.labels()[first.id], "id": first.id, "text": "x"}))
 
 
 def test_an_actions_element_variants_share_one_alternative_of_the_root():

@@ -56,7 +56,7 @@ def test_200_varied_observations_all_yield_a_valid_action_on_the_page(
             assert decision.action == Action.parse(parsed), decision.raw_output
             if decision.action.element_id is not None:
                 assert decision.action.element_id in ids      # naming an element on the page
-                assert parsed["target"] == obs.element(decision.action.element_id).label
+                assert parsed["target"] == obs.labels()[decision.action.element_id]
             usage = decision.usage
             assert usage.prompt_tokens > usage.cached_tokens >= 0
             assert usage.completion_tokens > 0 and usage.prefill_ms > 0

@@ -47,7 +47,7 @@ def test_the_model_drives_an_episode_and_every_step_is_recorded(backend, playwri
         assert json.loads(step["action"]) == written
         if "id" in written:                         # the element named by its label, then its id
             page = Observation.from_json(json.loads(step["observation"]))
-            assert label == page.element(written["id"]).label
+            assert label == page.labels()[written["id"]]
         assert step["invalid"] == 0
         assert step["prompt_tokens"] > 0 and step["completion_tokens"] > 0
         assert step["decode_ms"] > 0 and step["prompt_ms"] > 0

@@ -154,9 +154,9 @@ def written(action: Action, page: Observation | None) -> str:
     """`action` as the policy writes it (the form its grammar accepts): the label of the
     element it acts on, read from `page`, before the element's id."""
     data: dict[str, Any] = {"action": action.name}
-    element = page.element(action.element_id) if page and action.element_id is not None else None
-    if element:
-        data["target"] = element.label
+    label = page.labels().get(action.element_id) if page else None
+    if label is not None:
+        data["target"] = label
     data.update(sorted(action.args.items(), key=lambda kv: kv[0] != "id"))
     return json.dumps(data, ensure_ascii=False)
 
@@ -197,9 +197,9 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     writes them (`written`).
 
     With `page`, an action on an element has one variant per element its parameter may target
-    (`Param.target`), its label (`Element.label`) and id fixed: the policy's grammar cannot name
-    an element that is not there, click a heading or fill a button, and the label it writes
-    decides the id. An action whose required id has no element to name is left out.
+    (`Param.target`), its label (`Observation.labels`: one element's) and id fixed: the policy's
+    grammar cannot name an element that is not there, click a heading or fill a button, and the
+    label it writes decides the id. An action whose required id has no element to name is left out.
     `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
     itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
     parameter may be only one of them (none: `goto` is not offered).
@@ -251,9 +251,10 @@ def _variants(spec: ActionSpec, page: Observation | None, blocked: Blocked,
                          key: {"type": "integer", "minimum": 0}},
                         [key] if param.required else [])]
     out = [] if param.required else [variant({}, [])]
+    labels = page.labels()
     for e in page.elements:
         if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
-            out.append(variant({"target": {"const": e.label}, key: {"const": e.id}},
+            out.append(variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},
                                ["target", key]))
     return out
 

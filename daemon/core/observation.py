@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,6 +113,18 @@ class Observation:
 
     def element(self, element_id: int) -> Element | None:
         return next((e for e in self.elements if e.id == element_id), None)
+
+    def labels(self) -> dict[int, str]:
+        """Each element's label as an action names it on this page: `Element.label`, and
+        where several elements share one, their ordinal among them in page order ("textbox 1",
+        "textbox 2"), so that a label names one element."""
+        shared = Counter(e.label for e in self.elements)
+        seen: Counter[str] = Counter()
+        out = {}
+        for e in self.elements:
+            seen[e.label] += 1
+            out[e.id] = f"{e.label} {seen[e.label]}" if shared[e.label] > 1 else e.label
+        return out
 
     def state_key(self) -> str:
         """What the agent can see of the page, without element ids: two observations with the
