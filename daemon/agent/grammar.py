@@ -2,9 +2,10 @@
 stays fast on large pages.
 
 The schema offers one variant per element an action may name (its label and id fixed): a page of
-40 elements gives some 150 variants. llama.cpp's own converter makes each an alternative of the
-root, and its sampler then follows all of them at once at every token (a step decoded 4x slower
-on a 40-element page). Here the element variants of one action become one object rule whose
+40 elements gives some 190 variants. llama.cpp's own converter makes each an alternative of the
+root, and its sampler then follows all of them at once at every token (2x to 9x a bare id's
+decoding time on pages of 10 to 400 elements: bench/grammar.py; factored, ~1.7x, the cost of
+the label's tokens). Here the element variants of one action become one object rule whose
 (label, id) pair is an alternation: they share their prefix, and only the chosen action's pairs
 are followed. The language is the converter's, unchanged (tested: the same draws for the same
 seed). Built on llama-cpp-python's `SchemaConverter` (its rule table and literal escaping).
