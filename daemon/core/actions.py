@@ -205,6 +205,7 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     parameter may be only one of them (none: `goto` is not offered).
     """
     variants = []
+    labels = page.labels() if page is not None else {}
     for spec in ACTIONS.values():
         if (spec.name, None) in blocked:
             continue
@@ -219,7 +220,7 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
             rest[key] = rule
             required += [key] if param.required else []
         else:
-            variants += _variants(spec, page, blocked, rest, required)
+            variants += _variants(spec, page, labels, blocked, rest, required)
     return {"oneOf": variants}
 
 
@@ -234,10 +235,11 @@ def _rule(param: Param, urls: tuple[str, ...] | None) -> dict[str, Any] | None:
     return {"type": "string", "maxLength": MAX_STRING}
 
 
-def _variants(spec: ActionSpec, page: Observation | None, blocked: Blocked,
-              rest: dict[str, Any], required: list[str]) -> list[dict[str, Any]]:
-    """`spec`'s object schemas: one, or one per element it may act on (and one without an
-    element where that is optional)."""
+def _variants(spec: ActionSpec, page: Observation | None, labels: dict[int, str],
+              blocked: Blocked, rest: dict[str, Any],
+              required: list[str]) -> list[dict[str, Any]]:
+    """`spec`'s object schemas: one, or one per element it may act on, named by its label in
+    `labels` (and one without an element where that is optional)."""
     def variant(element: dict[str, Any], needs: list[str]) -> dict[str, Any]:
         return {"type": "object", "properties": {"action": {"const": spec.name}, **element,
                                                  **rest},
@@ -251,7 +253,6 @@ def _variants(spec: ActionSpec, page: Observation | None, blocked: Blocked,
                          key: {"type": "integer", "minimum": 0}},
                         [key] if param.required else [])]
     out = [] if param.required else [variant({}, [])]
-    labels = page.labels()
     for e in page.elements:
         if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
             out.append(variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},

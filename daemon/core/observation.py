@@ -118,12 +118,13 @@ class Observation:
         """Each element's label as an action names it on this page: `Element.label`, and
         where several elements share one, their ordinal among them in page order ("textbox 1",
         "textbox 2"), so that a label names one element."""
-        shared = Counter(e.label for e in self.elements)
+        plain = [(e.id, e.label) for e in self.elements]
+        shared = Counter(label for _, label in plain)
         seen: Counter[str] = Counter()
         out = {}
-        for e in self.elements:
-            seen[e.label] += 1
-            out[e.id] = f"{e.label} {seen[e.label]}" if shared[e.label] > 1 else e.label
+        for element_id, label in plain:
+            seen[label] += 1
+            out[element_id] = f"{label} {seen[label]}" if shared[label] > 1 else label
         return out
 
     def state_key(self) -> str:
