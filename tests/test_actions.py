@@ -186,9 +186,9 @@ def test_the_observation_lists_targets_first_and_context_after():
     assert text.index("Context (") < text.index('[1] heading "Contact"')
 
 
-def test_the_state_key_ignores_ids_and_sees_every_visible_change():
+def test_the_state_key_ignores_ids_and_order_and_sees_every_visible_change():
     renumbered = Observation(FORM.url, FORM.title, [dataclasses.replace(e, id=e.id + 10)
-                                                    for e in FORM.elements])
+                                                    for e in FORM.elements][::-1])
     assert renumbered.state_key() == FORM.state_key()
     typed = Observation(FORM.url, FORM.title, [dataclasses.replace(e, value="Ada")
                                                if e.id == 2 else e for e in FORM.elements])

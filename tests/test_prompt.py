@@ -56,6 +56,21 @@ def test_a_step_that_changed_nothing_says_so_and_a_third_repeat_is_not_offered()
     assert varied.blocked == frozenset()                # not the same action twice
 
 
+def test_a_link_that_reloads_a_reshuffled_page_is_caught_by_its_label():
+    def load(contact: int, shop: int) -> Observation:     # a reload: new ids, another order
+        links = [Element(contact, "a", "link", "Contact us"), Element(shop, "a", "link", "Shop")]
+        return Observation("https://a.test/", "A", links if contact < shop else links[::-1])
+    first, second, third = load(1, 2), load(7, 5), load(9, 8)
+    steps = [PastStep.on(first, Action("click", {"id": 1}), True),
+             PastStep.on(second, Action("click", {"id": 7}), True)]
+    assert steps[0].label == steps[1].label == "Contact us" and steps[1].repeats(steps[0])
+    context = StepContext("t", third, steps)
+    assert context.changed(0) is False and context.changed(1) is False
+    assert context.blocked == {("click", 9)}            # "Contact us" on the third load
+    shop = PastStep.on(second, Action("click", {"id": 5}), True)
+    assert StepContext("t", third, [steps[0], shop]).blocked == frozenset()
+
+
 def test_a_page_within_budget_is_rendered_whole():
     obs = Observation("https://a.test/", "A", [Element(1, "button", "button", "Go")], "hello")
     assert fit_observation(obs, 1000, words) == obs.render()

@@ -117,8 +117,8 @@ def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str
 def _past(step: Step) -> PastStep:
     """A stored step as the policy's history holds it."""
     page = Observation.from_json(step.observation) if step.observation else None
-    return PastStep(Action.parse(step.action) if step.action else None, step.ok, step.error,
-                    page.state_key() if page else None)
+    return PastStep.on(page, Action.parse(step.action) if step.action else None, step.ok,
+                       step.error)
 
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,

@@ -139,7 +139,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             if stop.is_set():
                 status = "stopped"
                 break
-            step, action, seen = await _step(index, episode, tab_id, history, browser=browser,
+            step, action, obs = await _step(index, episode, tab_id, history, browser=browser,
                                              policy=policy, secrets=secrets, stop=stop,
                                              approvals=approvals, camera=camera)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
@@ -147,7 +147,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             for secret in secrets.take_new():
                 await store.redact(episode.id, secret, MASK)
             await on_step(step)
-            history.append(PastStep(action, step.ok, step.error, seen))
+            history.append(PastStep.on(obs, action, step.ok, step.error))
             if action is not None and action.spec.ends_episode and step.ok:
                 status = _FINAL_STATUS[action.name]
                 answer = action.args.get("text") or action.args.get("reason")
@@ -188,10 +188,10 @@ async def _last_page(browser: Browser, tab_id: int | None) -> dict | None:
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
                 browser: Browser, policy: Policy, secrets: EpisodeSecrets,
                 stop: asyncio.Event, approvals: _Approvals,
-                camera: Camera | None) -> tuple[Step, Action | None, str]:
+                camera: Camera | None) -> tuple[Step, Action | None, Observation]:
     """Observe, decide and act once; return the step to record, the action as recorded
-    (secrets masked), which is also what the policy sees in later steps, and the state key of
-    the page it acted on."""
+    (secrets masked), which is also what the policy sees in later steps, and the page it acted
+    on."""
     started = now()
     t0 = time.perf_counter()
     tab_id, obs = await browser.observe(tab_id)
@@ -252,7 +252,7 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         screenshot=camera.keep(episode.id, index, shot, action and action.element_id)
         if camera else None,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))
-    return step, recorded, obs.state_key()
+    return step, recorded, obs
 
 
 def _rejection(decision: Decision, obs: Observation) -> str | None:

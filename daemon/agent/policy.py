@@ -35,6 +35,27 @@ class PastStep:
     ok: bool
     error: str | None = None
     seen: str | None = None             # Observation.state_key() of the page it acted on
+    label: str | None = None            # the acted-on element's label there (Observation.labels)
+
+    @classmethod
+    def on(cls, page: Observation | None, action: Action | None, ok: bool,
+           error: str | None = None) -> PastStep:
+        """A step as done on `page` (None: not known), with that page's key and label."""
+        if page is None:
+            return cls(action, ok, error)
+        label = page.labels().get(action.element_id) \
+            if action is not None and action.element_id is not None else None
+        return cls(action, ok, error, page.state_key(), label)
+
+    def repeats(self, other: PastStep) -> bool:
+        """The same action as `other`: on the element of the same label where both know it (a
+        page that reloads may give it another id), else on the same id."""
+        if self.action is None or other.action is None:
+            return False
+        if self.label is None or other.label is None:
+            return self.action == other.action
+        return (self.action.name, self.label, self.action.args | {"id": None}) == \
+            (other.action.name, other.label, other.action.args | {"id": None})
 
 
 @dataclass
@@ -69,15 +90,22 @@ class StepContext:
     @property
     def blocked(self) -> Blocked:
         """An action done twice in a row on this very page state, changing nothing, is not
-        offered a third time (the grammar leaves it out; the prompt says so)."""
+        offered a third time (the grammar leaves it out; the prompt says so). The element is
+        found again by its label: a link that reloads a reshuffled page is caught too."""
         if len(self.history) < 2:
             return frozenset()
         before, last = self.history[-2], self.history[-1]
-        if last.action is None or before.action != last.action or \
+        if last.action is None or not last.repeats(before) or \
                 self.changed(len(self.history) - 2) is not False or \
                 self.changed(len(self.history) - 1) is not False:
             return frozenset()
-        return frozenset({(last.action.name, last.action.element_id)})
+        element_id = last.action.element_id
+        if last.label is not None:
+            element_id = next((i for i, label in self.observation.labels().items()
+                               if label == last.label), None)
+            if element_id is None:
+                return frozenset()
+        return frozenset({(last.action.name, element_id)})
 
 
 @dataclass

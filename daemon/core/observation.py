@@ -128,10 +128,11 @@ class Observation:
         return out
 
     def state_key(self) -> str:
-        """What the agent can see of the page, without element ids: two observations with the
-        same key show the same page state (a step between them changed nothing visible)."""
-        seen = [(e.role, e.name, e.value, e.checked, e.selected, e.disabled, e.in_view)
-                for e in self.elements]
+        """What the agent can see of the page, without element ids or their order: two
+        observations with the same key show the same page state (a step between them changed
+        nothing visible; a reload that reshuffled the page is no change)."""
+        seen = sorted(repr((e.role, e.name, e.value, e.checked, e.selected, e.disabled, e.in_view))
+                      for e in self.elements)
         digest = hashlib.sha256(repr((self.url, self.title, seen, self.text)).encode())
         return digest.hexdigest()[:16]
 
