@@ -12,6 +12,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from daemon.agent.policy import PastStep
+from daemon.core.actions import Action
+from daemon.core.observation import Observation
 from daemon.core.store import Episode, Step
 
 # name → weight. Step rules first, then the ending rules (applied once per episode).
@@ -21,6 +24,7 @@ RULES: dict[str, float] = {
     "copied_from_task": 0.0,    # a fill typing text the task contains: not credited by itself
                                 # (neither executed nor page_changed counts for it)
     "repeated": -0.5,           # the same action on the same page state as an earlier step
+                                # (its element by label, the state blind to ids and order)
     "invalid": -0.5,            # rejected before the browser (no action / unknown element)
     "ended_by_agent": 0.4,      # the agent ended the episode (done / answer) after changing
                                 # the page
@@ -28,8 +32,11 @@ RULES: dict[str, float] = {
     "gave_up": -0.2,            # the agent gave up
     "step_limit": -0.4,         # the episode ran out of steps
 }
-# The rules' identity in a reward row: a change of any weight gives another.
-VERSION = hashlib.sha256(json.dumps(RULES, sort_keys=True).encode()).hexdigest()[:12]
+# How a step is read: 2 since page states are `Observation.state_key` (blind to ids and order)
+# and repeats are `PastStep.doing` (an element by its label), 2026-12-01.
+REVISION = 2
+# The rules' identity in a reward row: a change of any weight or of the reading gives another.
+VERSION = hashlib.sha256(json.dumps([RULES, REVISION], sort_keys=True).encode()).hexdigest()[:12]
 # Actions that end or pause an episode are judged by the ending rules, not as page steps.
 NOT_PAGE_STEPS = ("done", "answer", "give_up", "wait")
 
@@ -44,10 +51,10 @@ class Progress:
         return {"counts": self.counts, "weights": self.weights}
 
 
-def _state(step: Step) -> str:
-    """A page state's identity: URL, elements with their values, and visible text."""
-    obs = step.observation or {}
-    return json.dumps([obs.get("url"), obs.get("elements"), obs.get("text")], sort_keys=True)
+def _read(step: Step) -> PastStep:
+    """The step as the agent's history holds it: its page's state key and element label."""
+    page = Observation.from_json(step.observation) if step.observation else None
+    return PastStep.on(page, Action.stored(step.action) if step.action else None, step.ok)
 
 
 def _copied(step: Step, task: str) -> bool:
@@ -62,7 +69,8 @@ def score(episode: Episode, steps: list[Step]) -> Progress:
     nothing by itself. An episode the page ended (a benchmark's own end) gets no ending rule."""
     counts = dict.fromkeys(RULES, 0)
     step_total, page_steps = 0.0, 0
-    seen: set[tuple[str, str]] = set()
+    read = [_read(step) for step in steps]
+    seen: set[tuple[str | None, str | None]] = set()
     for i, step in enumerate(steps):
         if (step.action or {}).get("action") in NOT_PAGE_STEPS and not step.invalid:
             continue
@@ -75,9 +83,9 @@ def score(episode: Episode, steps: list[Step]) -> Progress:
         else:
             if step.ok:
                 fired.append("executed")
-            if i + 1 < len(steps) and _state(steps[i + 1]) != _state(step):
+            if i + 1 < len(steps) and read[i + 1].seen != read[i].seen:
                 fired.append("page_changed")
-        key = (_state(step), json.dumps(step.action, sort_keys=True))
+        key = (read[i].seen, read[i].doing)
         if key in seen:
             fired.append("repeated")
         seen.add(key)

@@ -105,6 +105,24 @@ def test_invalid_and_failed_steps_cost_progress():
     assert rules.score(episode, broken).counts["invalid"] == 1
 
 
+def test_a_reload_that_reshuffles_the_page_is_no_progress_and_old_rows_stay_readable():
+    def load(contact, shop):            # the same page loaded again: new ids, another order
+        links = [{"id": contact, "tag": "a", "role": "link", "name": "Contact us"},
+                 {"id": shop, "tag": "a", "role": "link", "name": "Shop"}]
+        return {**PAGE, "elements": links if contact < shop else links[::-1]}
+    pages = [load(1, 2), load(7, 5), load(9, 8)]
+    reloading = (Episode("Write to support", "cli", id=6, status="step_limit"),
+                 [step(i, {"action": "click", "id": contact}, obs=page)
+                  for i, (contact, page) in enumerate(zip((1, 7, 9), pages))])
+    scored = rules.score(*reloading)
+    assert scored.counts["page_changed"] == 0 and scored.counts["repeated"] == 2
+    # a goto today's validation refuses (a relative URL), stored by an older version
+    old = (Episode("Open it", "cli", id=7, status="step_limit"),
+           [step(0, {"action": "goto", "url": "/admin"}, ok=False, error="not an http(s) URL"),
+            step(1, {"action": "goto", "url": "/admin"}, ok=False, error="not an http(s) URL")])
+    assert rules.score(*old).counts["repeated"] == 1
+
+
 def test_the_lexical_baseline_prefers_actions_that_echo_the_task():
     episode, steps = clean()
     assert lexical.score(episode, steps) > lexical.score(*looping())

@@ -217,14 +217,16 @@ def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tm
 
     async def go():
         async with await Store.open(tmp_path / "s.db") as store:
-            for verdict, status, last in ((1.0, "step_limit", {"action": "scroll",
-                                                                "direction": "down"}),
-                                          (-1.0, "step_limit", {"action": "scroll",
-                                                                 "direction": "down"}),
-                                          (1.0, "done", {"action": "done"})):
+            scroll = {"action": "scroll", "direction": "down"}
+            relative = {"action": "goto", "url": "/saved"}     # stored before goto took only
+            for verdict, status, actions in ((1.0, "step_limit", [scroll]),    # http(s) URLs
+                                             (-1.0, "step_limit", [scroll]),
+                                             (1.0, "done", [{"action": "done"}]),
+                                             (1.0, "step_limit", [relative])):
                 e = await store.start_episode(Episode("Save it", "toolbar"))
-                await store.add_step(Step(e.id, 0, last, True, prompt="P",
-                                          raw_output=json.dumps(last), observation=page))
+                for i, action in enumerate(actions):
+                    await store.add_step(Step(e.id, i, action, True, prompt="P",
+                                              raw_output=json.dumps(action), observation=page))
                 await store.finish_episode(e.id, status, final_observation=page
                                            if status == "step_limit" else None)
                 await store.add_reward(Reward(e.id, "user", verdict))
@@ -232,7 +234,8 @@ def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tm
     samples = run_async(go())
     endings = [s for s in samples if s.completion == '{"action": "done"}' and s.teacher]
     assert [(s.episode_id, s.index, s.prompt, s.reward) for s in endings] == [
-        (1, 1, "Saved!", 1.0)]          # not the thumbs-down one, not one that said done
+        (1, 1, "Saved!", 1.0), (4, 1, "Saved!", 1.0)]  # not the thumbs-down one, not one that
+    # said done; an old row today's validation would refuse is read as it was stored
 
 
 def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):

@@ -32,6 +32,7 @@ from daemon.agent.policy import PastStep, Sampled, StepContext
 from daemon.core.actions import Action, written
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
+from daemon.core.wire import InvalidMessage
 from daemon.tasks.practice import USER_SOURCES
 from judge.judge import template
 from judge.reward import reward_that_counts
@@ -72,7 +73,9 @@ def step_samples(episode: Episode, steps: list[Step], reward: float, group: str)
     for s in steps:
         if not (s.prompt and s.raw_output and s.action and not s.invalid):
             continue
-        action = Action.parse(s.action)
+        action = _learnable(s.action)
+        if action is None:
+            continue
         if action.element_id is not None and '"target"' not in s.raw_output and s.observation:
             # written before actions named their element: as the policy writes it now
             page = Observation.from_json(s.observation)
@@ -91,7 +94,7 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
     Password steps (recorded as the mask) are left out."""
     out, history = [], []
     for s in steps:
-        action = Action.parse(s.action) if s.action else None
+        action = _learnable(s.action) if s.action else None
         page = Observation.from_json(s.observation) if s.observation else None
         if action and s.ok and page and action.args.get("text") != MASK:
             context = StepContext(episode.task, page, list(history))
@@ -105,7 +108,7 @@ def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str
                   render_prompt: RenderPrompt) -> Sample | None:
     """For an episode that stopped without a final action (the step limit, the user's Stop):
     `done`, decided on the page where it ended (`Episode.final_observation`)."""
-    last = Action.parse(steps[-1].action) if steps and steps[-1].action else None
+    last = Action.stored(steps[-1].action) if steps and steps[-1].action else None
     if not episode.final_observation or (last and last.spec.ends_episode):
         return None
     context = StepContext(episode.task, Observation.from_json(episode.final_observation),
@@ -114,10 +117,19 @@ def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str
                   reward, group, teacher=True)
 
 
+def _learnable(data: dict) -> Action | None:
+    """A stored action as today's rules read it; None where a rule tightened since it ran
+    refuses it (it is history, not an action to learn)."""
+    try:
+        return Action.parse(data)
+    except InvalidMessage:
+        return None
+
+
 def _past(step: Step) -> PastStep:
     """A stored step as the policy's history holds it."""
     page = Observation.from_json(step.observation) if step.observation else None
-    return PastStep.on(page, Action.parse(step.action) if step.action else None, step.ok,
+    return PastStep.on(page, Action.stored(step.action) if step.action else None, step.ok,
                        step.error)
 
 

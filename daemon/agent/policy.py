@@ -18,6 +18,7 @@ Instructions: ``click|check|uncheck "LABEL"``, ``fill "LABEL" with "TEXT"``,
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -47,15 +48,18 @@ class PastStep:
             if action is not None and action.element_id is not None else None
         return cls(action, ok, error, page.state_key(), label)
 
+    @property
+    def doing(self) -> str | None:
+        """What the step did, as a repeat is recognised: the action with its element named by
+        label where known (a page that reloads may give the element another id), else by id."""
+        if self.action is None:
+            return None
+        target = {"id": self.action.element_id} if self.label is None else {"label": self.label}
+        return json.dumps([self.action.name, self.action.args | {"id": None} | target],
+                          sort_keys=True)
+
     def repeats(self, other: PastStep) -> bool:
-        """The same action as `other`: on the element of the same label where both know it (a
-        page that reloads may give it another id), else on the same id."""
-        if self.action is None or other.action is None:
-            return False
-        if self.label is None or other.label is None:
-            return self.action == other.action
-        return (self.action.name, self.label, self.action.args | {"id": None}) == \
-            (other.action.name, other.label, other.action.args | {"id": None})
+        return self.doing is not None and self.doing == other.doing
 
 
 @dataclass

@@ -145,6 +145,13 @@ class Action:
         return cls(name, args)
 
 
+    @classmethod
+    def stored(cls, data: dict[str, Any]) -> Action:
+        """An action as a store row holds it, not validated again: it was when it ran, and a
+        rule tightened since (goto's URL, say) must not make old rows unreadable."""
+        return cls(data["action"], {k: v for k, v in data.items() if k not in ("action", "target")})
+
+
 def _id_key(spec: ActionSpec) -> str | None:
     """The parameter of `spec` that names an element, if any."""
     return next((k for k, p in spec.params.items() if p.type == "id"), None)
