@@ -13,8 +13,6 @@ import json
 from dataclasses import dataclass
 
 from daemon.agent.policy import PastStep
-from daemon.core.actions import Action
-from daemon.core.observation import Observation
 from daemon.core.store import Episode, Step
 
 # name → weight. Step rules first, then the ending rules (applied once per episode).
@@ -51,12 +49,6 @@ class Progress:
         return {"counts": self.counts, "weights": self.weights}
 
 
-def _read(step: Step) -> PastStep:
-    """The step as the agent's history holds it: its page's state key and element label."""
-    page = Observation.from_json(step.observation) if step.observation else None
-    return PastStep.on(page, Action.stored(step.action) if step.action else None, step.ok)
-
-
 def _copied(step: Step, task: str) -> bool:
     text = (step.action or {}).get("text")
     return (step.action or {}).get("action") == "fill" and bool(text) and \
@@ -69,7 +61,7 @@ def score(episode: Episode, steps: list[Step]) -> Progress:
     nothing by itself. An episode the page ended (a benchmark's own end) gets no ending rule."""
     counts = dict.fromkeys(RULES, 0)
     step_total, page_steps = 0.0, 0
-    read = [_read(step) for step in steps]
+    read = [PastStep.stored(step) for step in steps]
     seen: set[tuple[str | None, str | None]] = set()
     for i, step in enumerate(steps):
         if (step.action or {}).get("action") in NOT_PAGE_STEPS and not step.invalid:

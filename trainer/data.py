@@ -100,7 +100,7 @@ def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: s
             context = StepContext(episode.task, page, list(history))
             out.append(Sample(episode.id, s.index, render_prompt(context),
                               written(action, page), reward, group, teacher=True))
-        history.append(_past(s))
+        history.append(PastStep.stored(s))
     return out
 
 
@@ -112,7 +112,7 @@ def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str
     if not episode.final_observation or (last and last.spec.ends_episode):
         return None
     context = StepContext(episode.task, Observation.from_json(episode.final_observation),
-                          [_past(s) for s in steps])
+                          [PastStep.stored(s) for s in steps])
     return Sample(episode.id, len(steps), render_prompt(context), json.dumps({"action": "done"}),
                   reward, group, teacher=True)
 
@@ -124,13 +124,6 @@ def _learnable(data: dict) -> Action | None:
         return Action.parse(data)
     except InvalidMessage:
         return None
-
-
-def _past(step: Step) -> PastStep:
-    """A stored step as the policy's history holds it."""
-    page = Observation.from_json(step.observation) if step.observation else None
-    return PastStep.on(page, Action.stored(step.action) if step.action else None, step.ok,
-                       step.error)
 
 
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from daemon.core.actions import Action, Blocked, urls_in
 from daemon.core.observation import Element, Observation
+from daemon.core.store import Step
 
 from .descriptors import normalized
 
@@ -47,6 +48,14 @@ class PastStep:
         label = page.labels().get(action.element_id) \
             if action is not None and action.element_id is not None else None
         return cls(action, ok, error, page.state_key(), label)
+
+    @classmethod
+    def stored(cls, step: Step) -> PastStep:
+        """A stored step as the policy's history holds it (its action read as stored, not
+        validated again)."""
+        page = Observation.from_json(step.observation) if step.observation else None
+        return cls.on(page, Action.stored(step.action) if step.action else None, step.ok,
+                      step.error)
 
     @property
     def doing(self) -> str | None:

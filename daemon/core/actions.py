@@ -144,7 +144,6 @@ class Action:
             raise InvalidMessage(f"{name}.target must be a string (the element's label)")
         return cls(name, args)
 
-
     @classmethod
     def stored(cls, data: dict[str, Any]) -> Action:
         """An action as a store row holds it, not validated again: it was when it ran, and a
