@@ -190,6 +190,8 @@ def test_the_state_key_ignores_ids_and_order_and_sees_every_visible_change():
     renumbered = Observation(FORM.url, FORM.title, [dataclasses.replace(e, id=e.id + 10)
                                                     for e in FORM.elements][::-1])
     assert renumbered.state_key() == FORM.state_key()
+    shuffled = [dataclasses.replace(FORM, text=t) for t in ("Red mug Blue mug", "Blue mug Red mug")]
+    assert shuffled[0].state_key() == shuffled[1].state_key()   # a reshuffled list's text
     typed = Observation(FORM.url, FORM.title, [dataclasses.replace(e, value="Ada")
                                                if e.id == 2 else e for e in FORM.elements])
     assert typed.state_key() != FORM.state_key()

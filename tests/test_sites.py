@@ -13,6 +13,7 @@ from conftest import nightloop, run_async
 
 from daemon.agent.policy import Decision
 from daemon.core.actions import Action
+from daemon.core.observation import Observation
 from daemon.tasks import splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.sites import Sites, serve_sites
@@ -98,19 +99,24 @@ def test_the_teacher_solves_every_template_and_doing_nothing_solves_none(home):
 @pytest.mark.browser
 def test_pages_change_between_loads_but_not_their_world(browser, daemon_proc):
     """The same seed shows the same products, in another order and with other element ids on
-    every load: an agent (or a replay) must find things by what they are."""
+    every load: an agent (or a replay) must find things by what they are. What the agent
+    sees of the page (the extension's observation) is the same state on every load, so its
+    loop breaker knows a reload changed nothing."""
     page = browser.context.new_page()
     with serve_sites() as url:
-        loads = []
+        loads, seen = [], []
         for _ in range(3):
             page.goto(f"{url}/shop/index.html?seed=4")
             page.wait_for_selector("html[data-site-ready=yes]")
             loads.append((page.locator("ul.rows a").all_inner_texts(),
                           page.locator("li[id]").evaluate_all("rows => rows.map(r => r.id)")))
+            out = nightloop("observe", "--json", *daemon_proc.args()).stdout
+            seen.append(Observation.from_json(json.loads(out)["observation"]))
     names = [tuple(sorted(n)) for n, _ in loads]
     assert names[0] == names[1] == names[2] and len(names[0]) == 12
     assert len({tuple(n) for n, _ in loads}) > 1                  # the order changed
     assert not set(loads[0][1]) & set(loads[1][1])                # fresh ids every time
+    assert len({obs.text for obs in seen}) > 1 and len({obs.state_key() for obs in seen}) == 1
 
 
 @pytest.mark.browser

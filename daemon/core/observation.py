@@ -128,12 +128,14 @@ class Observation:
         return out
 
     def state_key(self) -> str:
-        """What the agent can see of the page, without element ids or their order: two
-        observations with the same key show the same page state (a step between them changed
-        nothing visible; a reload that reshuffled the page is no change)."""
+        """What the agent can see of the page, without element ids or any order (of elements,
+        of the text's words): two observations with the same key show the same page state (a
+        step between them changed nothing visible; a reload that reshuffled a list is no
+        change)."""
         seen = sorted(repr((e.role, e.name, e.value, e.checked, e.selected, e.disabled, e.in_view))
                       for e in self.elements)
-        digest = hashlib.sha256(repr((self.url, self.title, seen, self.text)).encode())
+        words = sorted(self.text.split())
+        digest = hashlib.sha256(repr((self.url, self.title, seen, words)).encode())
         return digest.hexdigest()[:16]
 
     def render(self) -> str:
