@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import random
 
 import jsonschema
 import pytest
 from conftest import nightloop, run_async
 from synthetic import TASKS, observations
 
-from daemon.agent.llama_policy import LlamaPolicy
+from daemon.agent.llama_policy import LlamaPolicy, explored
 from daemon.agent.policy import PastStep, StepContext
 from daemon.core.actions import Action, json_schema
-from daemon.core.observation import Observation
+from daemon.core.observation import Element, Observation
 from daemon.core.settings import Settings
 
 PAGES = ["form.html", "widgets.html", "links.html", "next.html", "slow.html"]
@@ -238,3 +240,44 @@ def test_the_shipped_model_does_not_follow_a_pages_instructions(page):
         if decision.action.name == "goto":
             gone.append(decision.raw_output)
     assert gone == []
+
+
+ENTER_TEXT = Observation("http://127.0.0.1/miniwob/enter-text.html", "Enter Text Task", [
+    Element(1, "input", "textbox", "", type="text", editable=True),
+    Element(2, "button", "button", "Submit")],
+    'Enter "Tora" into the text field and press Submit. Submit')
+
+
+def test_exploration_draws_uniformly_among_the_kinds_that_name_an_element():
+    schema = json_schema(ENTER_TEXT)
+    assert {explored(schema, 0.0, random.Random(n)) for n in range(200)} == {None}
+    drawn = collections.Counter(explored(schema, 1.0, random.Random(n)) for n in range(3000))
+    kinds = {v["properties"]["action"]["const"] for v in schema["oneOf"]
+             if "const" in v["properties"].get("target", {})}
+    assert set(drawn) == kinds and {"click", "fill", "press"} <= kinds
+    assert "done" not in drawn and "goto" not in drawn       # no element: never drawn
+    assert max(drawn.values()) < 1.3 * min(drawn.values())
+    share = collections.Counter(explored(schema, 0.25, random.Random(n)) is None
+                                for n in range(4000))
+    assert 0.72 < share[True] / 4000 < 0.78
+
+
+def test_an_explored_step_takes_the_drawn_kind_and_gives_grpo_no_record():
+    """The small model almost never fills by itself (it clicks the box); exploring, the step's
+    seed decides the kind, the model writes the rest, and the step is marked as explored."""
+    task = 'Enter "Tora" into the text field and press Submit.'
+    schema = json_schema(ENTER_TEXT)
+    seeds = {explored(schema, 1.0, random.Random(n)): n for n in range(50)}
+    for kind in ("fill", "press", "click"):
+        policy = LlamaPolicy(Settings(seed=seeds[kind], temperature=1.0, top_k=0, top_p=1.0,
+                                      min_p=0.0, explore=1.0, obs_tokens=300))
+        decision = policy.decide_now(StepContext(task, ENTER_TEXT))
+        assert decision.action.name == kind
+        assert decision.mode == "explored" and decision.sampled is None
+    fill = LlamaPolicy(Settings(seed=seeds["fill"], temperature=0.0, explore=1.0,
+                                obs_tokens=300)).decide_now(StepContext(task, ENTER_TEXT))
+    assert fill.action.element_id == 1          # the only box it may fill
+    greedy = LlamaPolicy(Settings(seed=seeds["fill"], temperature=0.0, obs_tokens=300))
+    plain = greedy.decide_now(StepContext(task, ENTER_TEXT))
+    assert plain.mode is None and plain.sampled is not None
+    assert plain.action.name == "click"         # what it does unexplored (why practice explores)

@@ -151,10 +151,17 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         result = train()
         assert result["error"] is None, result
         with sqlite3.connect(db) as conn:               # ... yet every practice step draws anew
-            seeds = [s for (s,) in conn.execute(
-                "SELECT s.seed FROM steps s JOIN episodes e ON e.id = s.episode_id "
-                "WHERE e.source = 'practice' AND e.policy LIKE 'llm:%'")]
+            steps = conn.execute(
+                "SELECT s.seed, s.mode, s.sampled IS NULL FROM steps s "
+                "JOIN episodes e ON e.id = s.episode_id "
+                "WHERE e.source = 'practice' AND e.policy LIKE 'llm:%'").fetchall()
+        seeds = [seed for seed, _, _ in steps]
         assert len(seeds) >= 4 and len(set(seeds)) == len(seeds) and 5 not in seeds
+        # About half its steps explored a kind of action; those give GRPO no sampler record.
+        assert {mode for _, mode, _ in steps} <= {None, "explored"}
+        assert any(mode for _, mode, _ in steps), steps
+        assert all(unrecorded for _, mode, unrecorded in steps if mode), steps
+        assert any(not unrecorded for _, mode, unrecorded in steps if not mode), steps
         # The user task's practice is judged; MiniWoB++ episodes carry ground truth, and the
         # judge scores them too, to measure itself: too few yet for its calibration's refit.
         with sqlite3.connect(db) as conn:

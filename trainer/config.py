@@ -103,6 +103,9 @@ class TrainConfig:
     practice_temperature: float = setting(1.0, "sampling temperature while practising: "
                                           "attempts must differ for a group to teach anything",
                                           low=0, high=2)
+    practice_explore: float = setting(0.0, "share of practice steps whose kind of action is "
+                                      "drawn at random (Settings.explore): the small model "
+                                      "almost never tries `fill` by itself", low=0, high=1)
     gate_temperature: float = setting(0.0, "the gate's temperature (0: likeliest actions, so a "
                                       "seed's outcome differs only by the adapter)", low=0,
                                       high=2)

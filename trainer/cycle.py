@@ -6,7 +6,8 @@ Contract:
   cut spares no task) and the user's newest practice-safe tasks (daemon/tasks/practice.py:
   only those the user allowed, forms submitted only on allowed sites), K times each, through
   the normal daemon → extension path in a browser of its own, with the serving adapter
-  sampling its whole distribution (no top-k/top-p/min-p cut) at `practice_temperature`, source
+  sampling its whole distribution (no top-k/top-p/min-p cut) at `practice_temperature`, a
+  `practice_explore` share of its steps with a kind of action drawn at random, source
   ``practice``; the scripted teacher (the oracle), where it knows a task, runs `teacher_seeds`
   MiniWoB++ train seeds once, one source of demonstrations among others. The user's good
   practice-safe demonstrations are replayed `demo_replays` times on fresh loads (no model):
@@ -225,7 +226,7 @@ class _Cycle:
         # really would.
         self.policy = LlamaPolicy(dataclasses.replace(
             self.current, temperature=self.config.practice_temperature, top_k=0, top_p=1.0,
-            min_p=0.0, seed=-1))
+            min_p=0.0, seed=-1, explore=self.config.practice_explore))
         if state.phase == "practice":
             await self.practise()
             state.phase = "train"

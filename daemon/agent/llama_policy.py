@@ -11,6 +11,10 @@ Contract:
 - Each decision carries what its sampler drew (`policy.Sampled`: the tokens, their
   log-probabilities under the grammar-masked distribution at the sampling temperature, and
   the choices the grammar left): the old policy's own numbers for GRPO.
+- Exploration (`Settings.explore`, for practice): on that share of steps, drawn from the
+  step's seed, the kind of action is drawn uniformly among those that name an element of the
+  page and the grammar offers only that kind; the decision's mode is ``"explored"`` and it
+  carries no sampler record (the kind was not the policy's draw, so GRPO leaves it out).
 - The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
   models without one), and llama.cpp's prefix cache carries over between steps. The page's
   part is untrusted: the model's control tokens are taken out of its text, and it is tokenized
@@ -73,18 +77,20 @@ class LlamaPolicy:
         with self._lock:
             t0 = time.perf_counter()
             text, tokens = self._prompt(context)
-            grammar = to_gbnf(json.dumps(json_schema(
-                context.observation, context.blocked, context.destinations)))
-            prompt_ms = (time.perf_counter() - t0) * 1000
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
+            schema = json_schema(context.observation, context.blocked, context.destinations)
+            kind = explored(schema, self.settings.explore, random.Random(seed))
+            grammar = to_gbnf(json.dumps(only(schema, kind) if kind else schema))
+            prompt_ms = (time.perf_counter() - t0) * 1000
             output, usage, sampled = self._generate(tokens, grammar, seed)
         usage.prompt_ms = round(prompt_ms, 2)
+        drawn = {"mode": "explored", "sampled": None} if kind else {"sampled": sampled}
         try:
             action = Action.parse(json.loads(output))
         except (ValueError, InvalidMessage) as exc:
             return Decision(None, f"the model's output is not a valid action: {exc}",
-                            prompt=text, raw_output=output, usage=usage, sampled=sampled)
-        return Decision(action, prompt=text, raw_output=output, usage=usage, sampled=sampled)
+                            prompt=text, raw_output=output, usage=usage, **drawn)
+        return Decision(action, prompt=text, raw_output=output, usage=usage, **drawn)
 
     def render(self, context: StepContext) -> str:
         """The prompt this policy would read in `context` (teacher samples for training)."""
@@ -137,6 +143,21 @@ class LlamaPolicy:
                            prefill_ms=round((t_first - t0) * 1000, 2),
                            decode_ms=round((t_end - t_first) * 1000, 2),
                            seed=seed), grammar.sampled
+
+
+def explored(schema: dict, share: float, rng: random.Random) -> str | None:
+    """With probability `share`, a kind of action drawn uniformly among those `schema`
+    (`json_schema`'s) lets name an element of the page; else (or when none does) None."""
+    if share <= 0 or rng.random() >= share:
+        return None
+    kinds = sorted({v["properties"]["action"]["const"] for v in schema["oneOf"]
+                    if "const" in v["properties"].get("target", {})})
+    return rng.choice(kinds) if kinds else None
+
+
+def only(schema: dict, kind: str) -> dict:
+    """`schema` (`json_schema`'s) with only the variants of the action `kind`."""
+    return {"oneOf": [v for v in schema["oneOf"] if v["properties"]["action"]["const"] == kind]}
 
 
 def control_markers(llm: Llama) -> tuple[str, ...]:

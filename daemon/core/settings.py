@@ -73,6 +73,10 @@ class Settings:
                            "mass; 1: no limit (llama.cpp's default is 0.95)", low=0, high=1)
     min_p: float = setting(0.05, "drop tokens less likely than this fraction of the likeliest; "
                            "0: none (llama.cpp's default is 0.05)", low=0, high=1)
+    explore: float = setting(0.0, "share of steps whose kind of action (click, fill, select, "
+                             "...) is drawn at random among those that name an element of the "
+                             "page, the model writing the rest (practice explores; 0: never)",
+                             low=0, high=1)
     server_url: str = setting("http://127.0.0.1:8080/v1", "backend openai: the server's API "
                               "base URL (its key, if it needs one, from the environment: "
                               "NIGHTLOOP_API_KEY or OPENAI_API_KEY; never stored)")

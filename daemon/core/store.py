@@ -85,11 +85,13 @@ class Step:
     seed: int | None = None
     # How the action was chosen: None (the policy), "demonstration" (the user did it),
     # "replayed" (from a recording, no model), "fallback" (the policy, during a replay),
-    # "user" (a replay paused for the user, e.g. to type a password).
+    # "user" (a replay paused for the user, e.g. to type a password), "explored" (the policy,
+    # its kind of action drawn at random while practising: Settings.explore).
     mode: str | None = None
     target: dict | None = None          # the acted-on element's descriptor (see descriptors.py)
     # What the policy's sampler drew, token by token (agent.policy.Sampled as JSON): the
-    # log-probabilities GRPO's ratio starts from; None when no model sampled or a secret was in it.
+    # log-probabilities GRPO's ratio starts from; None when no model sampled, the step was
+    # explored or a secret was in it.
     sampled: dict | None = None
     # The tab as the policy saw it (screenshots.py): {"file", "width", "height", "box" (the
     # target's, in the image's pixels), "covered", timings} or {"skipped": why}; None: not asked.
