@@ -16,8 +16,10 @@ cycle cut short goes on from its last finished phase: the curve spans several se
   plus self-imitation, no GRPO: the old arm, for reference), ``rft+ids`` (self-imitation with
   two id-renumbered copies of each success: against position habits), ``rft+unsolved``
   (self-imitation without the groups every attempt of which succeeded: what is left is what
-  the policy does not do yet), ``explore`` (the product's defaults with a quarter of the
-  practice steps' kinds of action drawn at random: the small model almost never tries `fill`).
+  the policy does not do yet), ``explore+passes`` (the product's defaults with a quarter of
+  the practice steps' kinds of action drawn at random — the small model almost never tries
+  `fill` — and SFT passing over its samples until its time share ends, up to 8 times, where 2
+  passes used 8 of the 20 training minutes).
 
 Every measurement is paired with the base on the same (task, seed): won / lost and a two-sided
 sign test, overall, on the practised tasks and on the held-out ones.
@@ -42,7 +44,8 @@ HELD_OUT_EVERY = 4
 EVAL_SEEDS = 5                  # test seeds per task for every measurement
 EVAL_STEPS = 10                 # steps per measured episode (the README's baseline)
 CURVE = tuple(f"curve-{n}" for n in range(1, 5))
-ABLATIONS = ("rft", "rft+relabel", "rft+grpo", "teacher", "rft+ids", "rft+unsolved", "explore")
+ABLATIONS = ("rft", "rft+relabel", "rft+grpo", "teacher", "rft+ids", "rft+unsolved",
+             "explore+passes")
 STAGES = ("base", "blind", *CURVE, *ABLATIONS)
 
 
@@ -69,7 +72,7 @@ def recipe(stage: str):
                "rft+grpo": no_relabel, "teacher": {**no_grpo, **no_relabel},
                "rft+ids": {**no_grpo, **no_relabel, "rft_id_variants": 2},
                "rft+unsolved": {**no_grpo, **no_relabel, "sft_skip_solved": True},
-               "explore": {"practice_explore": 0.25}}
+               "explore+passes": {"practice_explore": 0.25, "sft_epochs": 8}}
     config = dataclasses.replace(config, **changes.get(stage, {}))
     if stage == "teacher":
         plan = dataclasses.replace(plan, teacher_seeds=CyclePlan().teacher_seeds)
