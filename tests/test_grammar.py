@@ -66,3 +66,19 @@ def test_an_actions_element_variants_share_one_alternative_of_the_root():
     assert len(schema["oneOf"]) > 3 * len(actions)              # many elements...
     assert root.count("|") + 1 <= len(actions) + 2              # ...few alternatives (press and
                                                                 # scroll: with and without one)
+
+
+def test_a_string_holds_no_raw_control_character_so_every_output_parses(vocab):
+    """Practice drew `"text": "...\n..."` with a raw newline, which no JSON parser takes: the
+    string's characters are JSON's, as in llama.cpp's own converter."""
+    editable = next(e for e in PAGE.elements if e.editable)
+    fill = written(Action("fill", {"id": editable.id, "text": "two\nlines"}), PAGE)
+    answer = json.dumps({"action": "answer", "text": "two\nlines"})
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(fill.replace("\\n", "\n"))
+    for gbnf, text in ((to_gbnf(json.dumps(json_schema(PAGE))), fill),
+                       (to_gbnf(json.dumps(json_schema(PAGE))), answer),
+                       (to_gbnf(json.dumps(json_schema())), answer)):
+        assert accepts(vocab, gbnf, text)                   # escaped: fine
+        assert not accepts(vocab, gbnf, text.replace("\\n", "\n"))
+        assert not accepts(vocab, gbnf, text.replace("two", "two\t"))

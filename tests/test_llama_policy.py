@@ -149,7 +149,8 @@ def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabili
         temperature):
     """The grammar runs as a logits processor so the draw can be recorded: the output is the
     one llama.cpp's own grammar sampling gives for the same seed with its own converter's
-    grammar (so the factored grammar, grammar.py, is the same language), and each recorded
+    grammar (so the factored grammar, grammar.py, is the same language, raw control
+    characters in strings aside: test_grammar.py), and each recorded
     log-prob is the drawn token's under the allowed tokens' distribution at the sampling
     temperature, recomputed here from the model's raw logits."""
     import numpy as np
