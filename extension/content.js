@@ -295,6 +295,37 @@
     setter.call(el, value);   // the prototype's setter, so frameworks tracking `value` notice
   }
 
+  // A date or time written as people write it, as the value its input takes: a date in this
+  // browser's order of day, month and year ("10/20/2017" in en-US) or year first becomes
+  // "2017-10-20"; "7:55 PM" becomes "19:55". Anything else is left as it is.
+  function inputValue(el, text) {
+    const t = text.trim();
+    if (el.type === "date") {
+      const parts = t.split(/[/.\-\s]+/);
+      if (parts.length !== 3 || !parts.every((p) => /^\d{1,4}$/.test(p))) return text;
+      const order = parts[0].length === 4 ? ["year", "month", "day"] : dateOrder();
+      const d = Object.fromEntries(order.map((key, i) => [key, parts[i]]));
+      const year = d.year.length === 2 ? `20${d.year}` : d.year;
+      return `${year.padStart(4, "0")}-${d.month.padStart(2, "0")}-${d.day.padStart(2, "0")}`;
+    }
+    if (el.type === "time") {
+      const m = /^(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:([AaPp])\.?\s*[Mm]\.?)?$/.exec(t);
+      if (!m) return text;
+      let hours = Number(m[1]);
+      if (m[4]) {
+        if (hours < 1 || hours > 12) return text;
+        hours = (hours % 12) + (m[4].toUpperCase() === "P" ? 12 : 0);
+      }
+      return `${String(hours).padStart(2, "0")}:${m[2]}${m[3] ? `:${m[3]}` : ""}`;
+    }
+    return text;
+  }
+
+  function dateOrder() {
+    return new Intl.DateTimeFormat(undefined, { year: "numeric", month: "2-digit", day: "2-digit" })
+      .formatToParts(new Date(2000, 0, 2)).map((p) => p.type).filter((type) => type !== "literal");
+  }
+
   const fire = (el, type) => el.dispatchEvent(new Event(type, { bubbles: true, composed: true }));
 
   const ACTIONS = {
@@ -317,9 +348,13 @@
       bringIntoView(el);
       el.focus({ preventScroll: true });
       if (el.tagName === "INPUT" || el.tagName === "TEXTAREA") {
-        setNativeValue(el, text);
-        if (el.value !== text) {
-          throw new ActionError(`element [${id}] (type ${el.type}) did not accept ${JSON.stringify(el.type === "password" ? MASK : text)}`);
+        const value = inputValue(el, text);
+        setNativeValue(el, value);
+        if (el.value !== value) {
+          const shown = JSON.stringify(el.type === "password" ? MASK : text);
+          const example = { date: " (a date such as 2017-10-20 or 10/20/2017)",
+                            time: " (a time such as 19:55 or 7:55 PM)" }[el.type] || "";
+          throw new ActionError(`element [${id}] (type ${el.type}) did not accept ${shown}${example}`);
         }
       } else {
         el.textContent = text;

@@ -132,6 +132,33 @@ def test_the_episode_ends_when_the_page_says_done_so_nothing_can_undo_a_success(
     assert all(json.loads(d)["raw_reward"] > 0 for _, d in rows)      # the raw reward kept
 
 
+class TypesItAsAsked:
+    """Fills the task's date or time exactly as the instruction writes it, then submits."""
+
+    name, adapter = "types-as-asked", None
+
+    async def decide(self, context):
+        elements = context.observation.elements
+        if context.history:
+            return Decision(Action("click", {"id": next(
+                e.id for e in elements if e.name.strip().lower() == "submit")}))
+        value = re.match(r"Enter (.+) as the (?:date|time)", context.task).group(1)
+        return Decision(Action("fill", {"id": next(e.id for e in elements if e.editable),
+                                        "text": value}))
+
+
+@pytest.mark.browser
+def test_a_date_or_time_typed_as_the_task_writes_it_solves_the_task(home):
+    """enter-date asks for "09/10/2012" and enter-time for "8:22 AM"; their inputs take
+    "2012-09-10" and "08:22": the extension's fill turns one into the other."""
+    seeds = splits.seeds("test", 2)
+    results = run_async(evaluate(EvalPlan(["enter-date", "enter-time"], seeds, max_steps=3),
+                                 policy=TypesItAsAsked(), db=home / "eval.db"))
+    assert [(r.task, r.success, r.steps) for r in results] == [
+        (task, True, 2) for task in ("enter-date", "enter-time") for _ in seeds], \
+        [(r.task, r.status, r.error) for r in results]
+
+
 @pytest.mark.browser
 def test_a_broken_task_page_is_a_failure_with_its_reason_and_the_run_goes_on(home, monkeypatch):
     real_url = miniwob.task_url

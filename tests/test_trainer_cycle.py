@@ -139,7 +139,8 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
         assert before.get("adapter") is None
         config = tmp_path / "train.toml"
         config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\n"
-                          'gate_promote = "always"\nlora_r = 4\nlora_alpha = 8\n')
+                          'gate_promote = "always"\nlora_r = 4\nlora_alpha = 8\n'
+                          "practice_explore = 0.5\n")
 
         def train(*extra: str) -> dict:
             return json.loads(nightloop(
