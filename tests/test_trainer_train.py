@@ -23,6 +23,7 @@ from trainer.train import (
     _logprobs,
     backward,
     encode,
+    fitted,
     grpo_loss,
     prefix,
     sft_loss,
@@ -248,6 +249,35 @@ def test_an_sft_phase_says_whether_the_model_now_reproduces_its_samples():
     fitted = train(model, tokenizer, [odd], dataclasses.replace(CONFIG, sft_epochs=8), "sft")
     assert fitted.fitted == 1.0
     assert train(model, tokenizer, [], CONFIG, "sft").fitted is None
+
+
+def test_the_fit_check_skips_json_layout_but_no_deciding_token(trained):
+    """Practice draws at temperature 1 write the JSON's layout every which way (9 of 140
+    successful steps in the canonical form); the check asks for the deciding tokens only."""
+    _, tokenizer, _, _ = trained
+    item = encode(tokenizer, Sample(0, 0, PROMPT, '{ "action": "click","target": "Cancel",'
+                                    '"id": 2}', 1.0, "g"), CONFIG.max_tokens)
+    targets = item.ids[0, 1:][item.action]
+    texts = [tokenizer.decode([t]) for t in targets]
+    deciding = [text for text, d in zip(texts, item.deciding.tolist()) if d]
+    assert "".join(deciding).replace(" ", "") == "actionclicktargetCancelid2"
+    layout = [i for i, d in enumerate(item.deciding.tolist()) if not d]
+    assert layout and layout[-1] == len(texts) - 1                  # the end: layout too
+
+    class Knows:
+        """Its likeliest next token is the sample's own, but at `wrong`."""
+        def __init__(self, wrong: int):
+            self.wrong, self.device = wrong, "cpu"
+
+        def __call__(self, ids):
+            nxt, size = torch.cat([ids[0, 1:], ids[0, :1]]), int(ids.max()) + 2
+            at = int(item.action.nonzero()[0, 0]) + self.wrong
+            nxt[at] = (nxt[at] + 1) % size
+            return types.SimpleNamespace(logits=torch.nn.functional.one_hot(nxt, size)[None])
+    assert fitted(Knows(layout[0]), [item]) == 1.0                  # another layout: fine
+    chosen_id = max(i for i, d in enumerate(item.deciding.tolist()) if d)
+    assert texts[chosen_id].strip() == "2"
+    assert fitted(Knows(chosen_id), [item]) == 0.0                 # the element: wrong
 
 
 def test_an_sft_phase_stops_in_time_for_its_fit_check_to_end_by_the_deadline(trained,

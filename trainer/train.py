@@ -18,9 +18,12 @@
   one prompt cut to `max_tokens` (its start gone) costs only its batch the saving.
 - `train` stops cleanly at a deadline and returns what it did; losses must stay finite. An
   SFT phase ends by checking up to `FIT_PROBE` of its samples: `Report.fitted` is the share
-  whose every action token is now the model's likeliest (a mean loss over an action's ~15
-  tokens hides the one or two that decide it); its training stops early enough for that check
-  to end by the deadline too (the check's time estimated from the steps').
+  whose every deciding action token is now the model's likeliest (a mean loss over an action's
+  ~15 tokens hides the one or two that decide it). Deciding: any token but JSON's layout
+  (whitespace, braces, quotes, colons, commas, the end of the output), which the grammar leaves
+  open and a sample drawn at temperature 1 writes every which way; its training stops early
+  enough for that check to end by the deadline too (the check's time estimated from the
+  steps').
 - Resumable: with `state_file`, every `save_every` steps (and at the end) the adapter weights,
   the optimiser, the steps done and the config are saved there
   (atomically); a later call with the same samples, config and file loads them and goes on
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +48,7 @@ from .config import TrainConfig
 from .data import Sample
 
 FIT_PROBE = 16          # samples an SFT phase checks for `Report.fitted`
+_LAYOUT = re.compile(r'[\s{}\[\]":,]')   # JSON's layout: a token of these alone decides nothing
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Encoded:
     old: torch.Tensor | None = None             # its log-probs
     allowed: list[list[int] | int] | None = None    # the ids the grammar allowed, or how many
     choice: torch.Tensor | None = None          # bool: more than one was allowed
+    deciding: torch.Tensor | None = None        # bool, per action token: not JSON layout
 
 
 @dataclass
@@ -88,7 +94,9 @@ def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
             action = action + [tokenizer.eos_token_id]      # the policy stops there
     ids = (prompt + action)[-max_tokens:]
     is_action = ([False] * len(prompt) + [True] * len(action))[-max_tokens:]
-    item = Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample)
+    item = Encoded(torch.tensor([ids]), torch.tensor(is_action[1:]), sample,
+                   deciding=torch.tensor([bool(_LAYOUT.sub("", tokenizer.decode(
+                       [t], skip_special_tokens=True))) for t in action]))
     if drawn:
         item.old = torch.tensor(drawn.logprobs, dtype=torch.float32)
         item.allowed = drawn.choices
@@ -261,13 +269,15 @@ def _probe_seconds(probe: list[Encoded], stepping: float, steps: int,
 
 
 def fitted(model, items: list[Encoded]) -> float:
-    """The share of `items` whose every action token is the model's likeliest next token."""
+    """The share of `items` whose every deciding action token is the model's likeliest next
+    token (teacher-forced: a layout token it would write otherwise changes nothing)."""
     hits = 0
     with torch.no_grad():
         for item in items:
             ids, action = item.ids.to(model.device), item.action.to(model.device)
             likeliest = model(ids).logits[0, :-1][action].argmax(-1)
-            hits += bool((likeliest == ids[0, 1:][action]).all())
+            right = likeliest == ids[0, 1:][action]
+            hits += bool(right[item.deciding.to(right.device)].all())
     return hits / len(items) if items else 0.0
 
 
