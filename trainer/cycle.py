@@ -143,10 +143,13 @@ def _rate(values: list[float]) -> float:
 
 
 async def _bounded(coro, seconds: float, say: Say, what: str):
-    """Await `coro` for at most `seconds`; on the cap, cancel it cleanly and return None."""
+    """Await `coro` for at most `seconds`; on the cap, cancel it cleanly and return None.
+    (`asyncio.timeout`, not `wait_for`: on Python 3.11 a `wait_for` inside can swallow the
+    cancellation — cpython#86296 — and practice then ran on past its share.)"""
     try:
-        return await asyncio.wait_for(coro, max(1.0, seconds))
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(max(1.0, seconds)):
+            return await coro
+    except TimeoutError:
         say(f"{what}: budget reached, going on with what finished")
         return None
 

@@ -221,8 +221,9 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         ok = True
         if action.name == "wait":
             try:
-                await asyncio.wait_for(stop.wait(), action.args["seconds"])
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(action.args["seconds"]):
+                    await stop.wait()
+            except TimeoutError:
                 pass
     else:
         outcome = await browser.act(tab_id, action)

@@ -85,8 +85,9 @@ class Endpoint:
     async def connected(self, timeout: float) -> None:
         """Wait until the extension is connected; BrowserError after `timeout` seconds."""
         try:
-            await asyncio.wait_for(self._has_extension.wait(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                await self._has_extension.wait()
+        except TimeoutError:
             raise BrowserError(f"the extension did not connect within {timeout:g} s") from None
 
     # -- connections ----------------------------------------------------------------------
@@ -112,8 +113,9 @@ class Endpoint:
         session = p.Session(self.token, self.extension_origin, ws.request.headers.get("Origin"))
         self._unpaired += 1
         try:
-            session.receive(await asyncio.wait_for(ws.recv(), HELLO_TIMEOUT))
-        except (Refused, asyncio.TimeoutError) as exc:
+            async with asyncio.timeout(HELLO_TIMEOUT):
+                session.receive(await ws.recv())
+        except (Refused, TimeoutError) as exc:
             reason = (str(exc) or "no hello within %g s" % HELLO_TIMEOUT)[:LOGGED_CHARS]
             log.warning("refused a client: %s", reason)
             await ws.close(1008, reason)

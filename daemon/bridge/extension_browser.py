@@ -44,8 +44,9 @@ class ExtensionBrowser:
         self._pending[message.request_id] = future
         try:
             await client.send(message)
-            reply = await asyncio.wait_for(future, self._timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self._timeout):
+                reply = await future
+        except TimeoutError:
             raise BrowserError(f"the browser did not answer {message.type!r} "
                                f"within {self._timeout:g} s") from None
         finally:

@@ -63,14 +63,16 @@ async def connected(port: int, token: str, *, host: str = "127.0.0.1",
     """Connect and pair as a CLI client; raise DaemonUnavailable with a hint when we can't."""
     where = f"{host}:{port}"
     try:
-        ws = await asyncio.wait_for(connect(f"ws://{where}/", max_size=p.MAX_FRAME_BYTES,
-                                            open_timeout=timeout), timeout)
-    except (OSError, asyncio.TimeoutError, InvalidStatus) as exc:
+        async with asyncio.timeout(timeout):
+            ws = await connect(f"ws://{where}/", max_size=p.MAX_FRAME_BYTES,
+                               open_timeout=timeout)
+    except (OSError, TimeoutError, InvalidStatus) as exc:
         raise DaemonUnavailable(f"no nightloop daemon at {where} ({exc}); "
                                 "start one with `nightloop daemon`") from None
     try:
         await ws.send(p.encode(p.Hello(p.PROTOCOL_VERSION, token, "cli")))
-        welcome = p.decode(await asyncio.wait_for(ws.recv(), timeout))
+        async with asyncio.timeout(timeout):
+            welcome = p.decode(await ws.recv())
         if not isinstance(welcome, p.Welcome):
             raise DaemonUnavailable(f"unexpected first message {welcome.type!r} from {where}")
     except ConnectionClosed as exc:

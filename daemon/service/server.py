@@ -381,8 +381,9 @@ class _Asking:
             await daemon.broadcast(p.ApprovalAsk(
                 request_id, request.episode_id, request.index, request.action, request.page,
                 request.kind, request.reason, daemon.approval_timeout, request.element))
-            return await asyncio.wait_for(pending, daemon.approval_timeout), None
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(daemon.approval_timeout):
+                return await pending, None
+        except TimeoutError:
             return "deny", f"no answer within {daemon.approval_timeout:g} s"
         finally:
             del daemon.asked[request_id]

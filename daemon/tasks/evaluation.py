@@ -128,14 +128,13 @@ class _Runner:
                 policy=self.policy.name, adapter=self.policy.adapter))
             result.episode_id = episode.id
             # The benchmark opened and started the page itself: the loop must not reload it.
-            final = await asyncio.wait_for(
-                run_episode(dataclasses.replace(episode, start_url=None), store=self.store,
-                            browser=self.browser, policy=self.policy, stop=asyncio.Event(),
-                            limits=self.plan.limits, tab_id=tab_id,
-                            page_ended=attempt.ended if attempt.ends_itself else None,
-                            camera=Camera(self.browser, self.store) if self.plan.screenshots
-                            else None),
-                self.plan.episode_timeout)
+            async with asyncio.timeout(self.plan.episode_timeout):
+                final = await run_episode(
+                    dataclasses.replace(episode, start_url=None), store=self.store,
+                    browser=self.browser, policy=self.policy, stop=asyncio.Event(),
+                    limits=self.plan.limits, tab_id=tab_id,
+                    page_ended=attempt.ended if attempt.ends_itself else None,
+                    camera=Camera(self.browser, self.store) if self.plan.screenshots else None)
             result.status = final.status
             outcome = await attempt.outcome()
             result.done, result.raw_reward = outcome.done, outcome.raw_reward
@@ -146,7 +145,7 @@ class _Runner:
                 "reason": outcome.reason, **outcome.details}))
             steps = await self.store.steps(episode.id)
             result.steps, result.invalid = len(steps), sum(s.invalid for s in steps)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             result.error = f"the episode did not finish within {self.plan.episode_timeout:g} s"
         except BrowserError as exc:
             result.error = str(exc)
