@@ -36,7 +36,7 @@ import llama_cpp
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from daemon.core.actions import Action, json_schema
+from daemon.core.actions import Action, json_schema, only
 from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
 from daemon.core.settings import Settings
 from daemon.core.wire import InvalidMessage
@@ -153,11 +153,6 @@ def explored(schema: dict, share: float, rng: random.Random) -> str | None:
     kinds = sorted({v["properties"]["action"]["const"] for v in schema["oneOf"]
                     if "const" in v["properties"].get("target", {})})
     return rng.choice(kinds) if kinds else None
-
-
-def only(schema: dict, kind: str) -> dict:
-    """`schema` (`json_schema`'s) with only the variants of the action `kind`."""
-    return {"oneOf": [v for v in schema["oneOf"] if v["properties"]["action"]["const"] == kind]}
 
 
 def control_markers(llm: Llama) -> tuple[str, ...]:

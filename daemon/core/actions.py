@@ -266,10 +266,15 @@ def _variants(spec: ActionSpec, page: Observation | None, labels: dict[int, str]
     return out
 
 
+def only(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """`schema` (`json_schema`'s) with only the variants of the action `name`."""
+    return {"oneOf": [v for v in schema["oneOf"] if v["properties"]["action"]["const"] == name]}
+
+
 def violation(action: Action, schema: dict[str, Any]) -> str | None:
     """Why a parsed `action` is not one `json_schema` allows (its variants' consts and enums),
     None when it is: for answers no grammar constrained, e.g. a server's."""
-    variants = [v for v in schema["oneOf"] if v["properties"]["action"]["const"] == action.name]
+    variants = only(schema, action.name)["oneOf"]
     if not variants:
         return f"{action.name} is not possible on this page now"
     for key, value in action.args.items():
