@@ -59,6 +59,7 @@ def score(judge, items: list, peers: list) -> list[dict]:
 def run_fold(k: int, out: Path, budget: float) -> dict:
     from daemon.core.models import shipped_model
     from judge import lexical
+    from judge.evaluate import peers
     from judge.model import JudgeModel
     from trainer.judge_adapter import flip_items, train_adapter
     t0 = time.monotonic()
@@ -73,8 +74,10 @@ def run_fold(k: int, out: Path, budget: float) -> dict:
     print(f"  fold {k}: {len(train)} episodes, {trained.steps} steps in {trained.seconds} s, "
           f"loss {trained.losses[0]:.3f} → {trained.losses[-1]:.3f}", flush=True)
     adapted = JudgeModel(adapter=trained.adapter)
-    rows = [{"template": i.template, "truth": i.truth, "lexical": lexical.score(i.episode,
-                                                                                i.steps),
+    rows = [{"template": i.template, "truth": i.truth,
+             "lexical": lexical.score(i.episode, i.steps),
+             "arguments": lexical.arguments(i.episode, i.steps,
+                                            list(peers(i, items).template_tasks)),
              "base": b, "adapter": a}
             for i, b, a in zip(held, score(base, held, items), score(adapted, held, items))]
     return {"rows": rows, "train_episodes": len(train), "steps": trained.steps,
@@ -89,7 +92,7 @@ def summary(rows: list[dict]) -> dict[str, dict]:
                "lexical": r["lexical"]} for r in rows]
     for judge in ("base", "adapter"):
         z = evaluate.leave_one_out_z([r[judge]["likelihood"] for r in rows], groups)
-        p = calibration.leave_task_out([{"flip_likelihood_z": zr, "lexical": r["lexical"]}
+        p = calibration.leave_task_out([{**r, "flip_likelihood_z": zr}
                                         for r, zr in zip(rows, z)], labels, groups)
         for row, r, zr, pr in zip(scored, rows, z, p):
             row.update({f"margin ({judge})": r[judge]["margin"],

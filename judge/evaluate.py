@@ -8,12 +8,14 @@ Scorers (keys of the JSON summary):
   (leave-one-out) — the other calibration we tried.
 - ``direct``: the same model asked "did the agent complete the task?", p(yes).
 - ``lexical``: token F1 between the task and the actions, no model.
+- ``arguments``: the share of the task's own words (rare among its template's other tasks)
+  that the actions name, no model (`lexical.arguments`).
 - ``rules``: the progress rules alone.
 - ``hybrid``: the reward the product stored before the calibration, `reward.combine(flip,
   rules)` (and still stores without one: the generate form).
 - ``calibrated``: the reward the product stores (as 2p − 1): the learned combination
-  (calibration.py) of the raw likelihood within its template, lexical and how the episode
-  ended, each template predicted from a fit on the others.
+  (calibration.py) of the raw likelihood within its template, lexical and arguments, each
+  template predicted from a fit on the others.
 
 Each gets ROC-AUC (pooled, and the mean over templates that hold both classes), accuracy at the
 best threshold, accuracy leave-task-out (the threshold found on the other templates; 0.5 for
@@ -40,15 +42,16 @@ from typing import Callable
 from daemon.core.store import Episode, Reward, Step, Store
 
 from . import calibration, direct, flip, lexical, metrics, rules
-from .judge import RENDER_CHARS, JudgeOptions, template
+from .judge import RENDER_CHARS, JudgeOptions, Peers, template
 from .model import JudgeModel
 from .render import render
 from .reward import combine
 
 MODEL_SCORERS = ("flip", "flip_generate", "flip_likelihood", "flip_likelihood_z", "direct",
                  "hybrid", "calibrated")
-SCORERS = (*MODEL_SCORERS, "lexical", "rules")
+SCORERS = (*MODEL_SCORERS, "lexical", "arguments", "rules")
 DEFAULT = "calibrated"      # what the product's judge stores as its reward
+PRECISION_AT = (0.5, 0.6, 0.7, 0.75, 0.8, 0.9)     # probabilities a fit states its precision at
 
 
 @dataclass
@@ -110,12 +113,9 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
     """Per episode: {scorer: score} plus {"seconds": {scorer: s}}. Model scorers need `model`."""
     if model is None and set(scorers) & set(MODEL_SCORERS):
         raise ValueError("the model scorers need a judge model")
-    newest_first = [(i.episode.task, i.template) for i in reversed(items)]
     rows = []
     for n, item in enumerate(items, 1):
-        peers = [task for task, key in newest_first if key == item.template] + \
-            [task for task, key in newest_first if key != item.template]   # as the store gives
-        rows.append(_score_one(item, peers, model, options, scorers))
+        rows.append(_score_one(item, peers(item, items), model, options, scorers))
         progress(n, len(items))
     if {"flip_likelihood_z", "calibrated"} & set(scorers):
         # each against its template's other episodes (the store gives the judge those that
@@ -130,11 +130,19 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
         for row, p in zip(rows, predicted):
             row["calibrated"] = p
             row["seconds"]["calibrated"] = sum(row["seconds"][part] for part in (
-                "flip_likelihood", "rules", "lexical"))
+                "flip_likelihood", "rules", "lexical", "arguments"))
     return rows
 
 
-def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
+def peers(item: Labelled, items: list[Labelled]) -> Peers:
+    """The tasks of the other `items` as the store gives them to the judge: newest first, the
+    template's own apart."""
+    others = [i for i in reversed(items) if i is not item]
+    return Peers(tuple(i.episode.task for i in others if i.template == item.template),
+                 tuple(i.episode.task for i in others if i.template != item.template))
+
+
+def _score_one(item: Labelled, peers: Peers, model: JudgeModel | None,
                options: JudgeOptions, scorers: tuple[str, ...]) -> dict:
     episode, steps = item.episode, item.steps
     row: dict = {"episode": episode.id, "template": item.template, "truth": item.truth,
@@ -152,7 +160,7 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
         timed("flip_likelihood", lambda: flip.likelihood(model, rendered, episode.task))
     if product and options.form == "likelihood":
         # the calibrated score is the raw one plus its margin: time both parts
-        others = flip.distractors(episode.task, peers, options.distractors)
+        others = flip.distractors(episode.task, peers.tasks, options.distractors)
         timed("flip", lambda: flip.to_unit(row["flip_likelihood"], flip.margin(
             model, rendered, row["flip_likelihood"], others)))
         row["seconds"]["flip"] += row["seconds"]["flip_likelihood"]
@@ -169,10 +177,11 @@ def _score_one(item: Labelled, peers: list[str], model: JudgeModel | None,
     progress = row["rules"]                     # the value is the score; the counts are facts
     row["rules"], row["facts"] = progress.value, {**progress.counts, "steps": len(steps)}
     timed("lexical", lambda: lexical.score(episode, steps))
+    timed("arguments", lambda: lexical.arguments(episode, steps, list(peers.template_tasks)))
     if "hybrid" in scorers:
         row["hybrid"] = combine(row["flip"], row["rules"])
         row["seconds"]["hybrid"] = row["seconds"]["flip"] + row["seconds"]["rules"]
-    kept = set(scorers) | ({"flip_likelihood", "lexical", "rules"}
+    kept = set(scorers) | ({"flip_likelihood", "lexical", "arguments", "rules"}
                            if "calibrated" in scorers else set())
     return {k: v for k, v in row.items() if k not in SCORERS or k in kept}
 
@@ -207,6 +216,9 @@ def summarize(rows: list[dict], scorers: tuple[str, ...] = SCORERS) -> dict[str,
                      "n": len(scored),
                      "seconds_per_episode": round(statistics.mean(seconds), 3) if seconds
                      else None}
+        if name == "calibrated":        # a probability: what taking p >= t would select
+            out[name]["precision_leave_task_out"] = {
+                f"{t:g}": _round(metrics.precision(scores, ys, t)) for t in PRECISION_AT}
     return out
 
 
@@ -228,7 +240,8 @@ def stated(figures: dict) -> dict:
     every one of them from fits that never saw the template scored."""
     return {"auc_leave_task_out": figures["auc"], "auc_unseen": figures["auc_unseen"],
             "auc_per_task": figures["auc_per_task"],
-            "accuracy_leave_task_out": figures["accuracy_leave_task_out"]}
+            "accuracy_leave_task_out": figures["accuracy_leave_task_out"],
+            "precision_leave_task_out": figures["precision_leave_task_out"]}
 
 
 def _round(value: float | None) -> float | None:

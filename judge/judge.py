@@ -2,8 +2,7 @@
 per episode (the calibrated probability by default; reward.py says which).
 
 `Judge.score` is synchronous and CPU-bound (run it in a worker thread); it needs the episode,
-its steps, and the instructions of other episodes, those of the same task template first (the
-peers that calibrate FLIP's likelihood form; see flip.py).
+its steps, and what other episodes say about its task template (`Peers`).
 """
 
 from __future__ import annotations
@@ -49,6 +48,21 @@ class JudgeOptions:
         return self.temperature if self.samples > 1 else 0.0
 
 
+@dataclass(frozen=True)
+class Peers:
+    """What one episode is read against: the tasks of the other episodes of its template and
+    of the rest (FLIP's distractors, the template's own first; the words `lexical.arguments`
+    weighs), and FLIP's likelihoods of its template's earlier judged episodes (the baseline of
+    the calibrated likelihood)."""
+    template_tasks: tuple[str, ...] = ()
+    other_tasks: tuple[str, ...] = ()
+    likelihoods: tuple[float, ...] = ()
+
+    @property
+    def tasks(self) -> list[str]:
+        return [*self.template_tasks, *self.other_tasks]
+
+
 def template(url: str | None) -> str:
     """A task template's identity: host and path of the start URL (ports and queries vary
     between runs of the same task)."""
@@ -83,12 +97,11 @@ class Judge:
             "logprob": round(raw, 4), "distractors": len(others),
             "margin": None if math.isnan(margin) else round(margin, 4)}
 
-    def score(self, episode: Episode, steps: list[Step], peers: list[str],
-              peer_likelihoods: list[float] = ()) -> Reward:
+    def score(self, episode: Episode, steps: list[Step], peers: Peers = Peers()) -> Reward:
         """The `judge` reward row: the calibrated probability where the judge has a calibration
-        (one model pass: FLIP's raw likelihood, read against `peer_likelihoods`, the
-        likelihoods of the template's earlier episodes), else the hybrid of FLIP (against
-        `peers`' instructions as distractors) and the progress rules (reward.py)."""
+        (one model pass: FLIP's raw likelihood, read against the peers' likelihoods, and the
+        text matches), else the hybrid of FLIP (the peers' tasks as distractors) and the
+        progress rules (reward.py)."""
         t0 = time.perf_counter()
         rendered = render(episode, steps, RENDER_CHARS)
         progress = rules.score(episode, steps)
@@ -96,13 +109,13 @@ class Judge:
             with self.model.lock:
                 raw = flip.likelihood(self.model, rendered, episode.task)
             parts: dict = {"form": "likelihood", "logprob": round(raw, 4)}
-            read = self._calibrated(episode, steps, raw, list(peer_likelihoods))
+            read = self._calibrated(episode, steps, raw, peers)
             value, made = from_probability(read["probability"]), {
                 "components": {"calibrated": read["probability"], "progress": progress.value},
                 "calibrated": read}
         else:
             with self.model.lock:
-                flip_score, parts = self.flip(rendered, episode.task, peers)
+                flip_score, parts = self.flip(rendered, episode.task, peers.tasks)
             parts = {**asdict(self.options), **parts}
             value, made = combine(flip_score, progress.value), {
                 "components": {"flip": round(flip_score, 4), "progress": progress.value},
@@ -118,17 +131,18 @@ class Judge:
             "seconds": round(time.perf_counter() - t0, 2)})
 
     def _calibrated(self, episode: Episode, steps: list[Step], likelihood: float,
-                    peers: list[float]) -> dict:
-        """The learned combination's probability of success and what it read
-        (calibration.py)."""
+                    peers: Peers) -> dict:
+        """The learned combination's probability of success and the features it read
+        (calibration.py), which the nightly refit fits on again."""
         assert self.calibration is not None
-        row = {"flip_likelihood_z": calibration.z_score(likelihood, peers),
-               "lexical": lexical.score(episode, steps)}
+        row = {"flip_likelihood_z": calibration.z_score(likelihood, list(peers.likelihoods)),
+               "lexical": lexical.score(episode, steps),
+               "arguments": lexical.arguments(episode, steps, list(peers.template_tasks))}
         return {"probability": round(self.calibration.probability(row), 4),
-                "likelihood_z": round(row["flip_likelihood_z"], 4),
-                "lexical": round(row["lexical"], 4), "baseline_episodes": len(peers),
-                "stated_accuracy": (self.calibration.measured or {}).get(
-                    "accuracy_leave_task_out")}
+                "features": {name: round(value, 4) for name, value in row.items()},
+                "baseline_episodes": len(peers.likelihoods),
+                "stated_precision": (self.calibration.measured or {}).get(
+                    "precision_leave_task_out")}
 
 
 def judge_from_settings(settings: Settings) -> Judge:

@@ -1,13 +1,43 @@
-"""The no-model baseline every judge must beat: token F1 between the task and the actions."""
+"""Model-free text matches between the task and what the agent did.
+
+`score` is the baseline every judge must beat: token F1 between the task and the actions.
+`arguments` asks the narrower question a wrong attempt usually fails: did the actions name what
+*this* task asks for ("No" in `Click on the "No" button.`, "abc" in `Enter "abc" into the box`),
+rather than the template's words every attempt repeats?
+"""
 
 from __future__ import annotations
 
 from daemon.core.store import Episode, Step
 
 from .render import describe_action, observation_of
-from .text import token_f1
+from .text import normalize, token_f1
+
+MIN_TEMPLATE_TASKS = 3      # fewer other tasks of the template: every word of the task counts
+
+
+def actions_text(steps: list[Step]) -> str:
+    return " ".join(describe_action(s, observation_of(s)) for s in steps)
 
 
 def score(episode: Episode, steps: list[Step]) -> float:
-    actions = " ".join(describe_action(s, observation_of(s)) for s in steps)
-    return token_f1(actions, episode.task)
+    return token_f1(actions_text(steps), episode.task)
+
+
+def arguments(episode: Episode, steps: list[Step], template_tasks: list[str]) -> float:
+    """How much of what the task asks for the actions name: the share of the task's words found
+    in the actions, each word weighted by how rare it is among `template_tasks` (the other
+    tasks of its template: 1 − the share of them that contain it; every word weighs 1 when
+    there are fewer than MIN_TEMPLATE_TASKS). 1.0 when no word weighs anything: the task asks
+    for nothing an attempt could get wrong by name."""
+    words = set(normalize(episode.task))
+    others = [set(normalize(t)) for t in template_tasks]
+    if len(others) < MIN_TEMPLATE_TASKS:
+        others = []
+    weight = {w: 1 - sum(w in o for o in others) / len(others) if others else 1.0
+              for w in words}
+    total = sum(weight.values())
+    if total == 0:
+        return 1.0
+    named = set(normalize(actions_text(steps)))
+    return sum(weight[w] for w in words & named) / total

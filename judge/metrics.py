@@ -18,6 +18,12 @@ def auc(scores: list[float], labels: list[bool]) -> float | None:
     return wins / (len(pos) * len(neg))
 
 
+def precision(scores: list[float], labels: list[bool], threshold: float) -> float | None:
+    """The share of successes among the scores at or above `threshold`; None when none is."""
+    chosen = [y for s, y in zip(scores, labels) if s >= threshold]
+    return sum(chosen) / len(chosen) if chosen else None
+
+
 def best_accuracy(scores: list[float], labels: list[bool]) -> float:
     """Accuracy of `score > t` at the best threshold t, including all-one-class."""
     if not scores:

@@ -3,12 +3,12 @@
 Practice on MiniWoB++ (and the bundled sites) leaves episodes whose outcome the page itself
 reports. The cycle has the judge score a share of them (`Store.unjudged_with_truth`); `refit`
 then fits the learned combination (calibration.py) on every episode of the store that has both
-a judge row with a calibrated probability and ground truth, from what those rows recorded (the
-likelihood's z against the template's earlier episodes, the lexical F1): no model pass. It
+a judge row with a calibrated probability and ground truth, from the features those rows
+recorded (rows from before a feature was added are left out): no model pass. It
 measures the refit leave-task-out and the shipped fit on the same episodes (which the shipped
 fit never saw), and adopts the refit, saved beside the store (`calibration.local_path`, which
 `calibration.in_use` prefers), only where it ranks them at least as well. Its leave-task-out
-figures become its `measured`: the stated accuracy that decides whether training trusts the
+figures become its `measured`: the stated precision that decides whether training trusts the
 judge for SFT.
 """
 
@@ -56,11 +56,11 @@ def measure(probabilities: list[float | None], labels: list[bool],
 async def refit(store: Store, path: Path) -> Refit:
     """Refit on `store`'s judged episodes with ground truth; save the fit to `path` when it
     ranks them at least as well as the shipped one (see the module docstring)."""
-    records = [(template(url), details["calibrated"], truth)
+    records = [(template(url), read, truth)
                for url, details, truth in await store.judged_with_truth()
-               if "calibrated" in details]
-    rows = [{"flip_likelihood_z": read["likelihood_z"], "lexical": read["lexical"]}
-            for _, read, _ in records]
+               if set(calibration.FEATURES) <= set(
+                   read := (details.get("calibrated") or {}).get("features") or {})]
+    rows = [read for _, read, _ in records]
     labels = [truth > 0 for *_, truth in records]
     groups = [key for key, *_ in records]
     n, templates = len(rows), len(set(groups))

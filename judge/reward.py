@@ -41,13 +41,14 @@ def from_probability(p: float) -> float:
 
 def explain(details: dict) -> str:
     """How a judge row's value was made, in one line ('' for a row with no components):
-    ``= 2 × p(success) 0.83 − 1 (likelihood z +1.20, lexical 0.41)`` or
+    ``= 2 × p(success) 0.83 − 1 (likelihood z +1.20, lexical 0.41, arguments 0.67)`` or
     ``= 0.7 × (2 × FLIP 0.81 − 1) + 0.3 × progress +0.20``."""
     parts = details.get("components") or {}
     if "calibrated" in parts:
-        read = details.get("calibrated") or {}
-        return (f"= 2 × p(success) {parts['calibrated']:.2f} − 1 (likelihood z "
-                f"{read.get('likelihood_z', 0):+.2f}, lexical {read.get('lexical', 0):.2f})")
+        read = (details.get("calibrated") or {}).get("features") or {}
+        shown = ", ".join(f"likelihood z {value:+.2f}" if name == "flip_likelihood_z"
+                          else f"{name} {value:.2f}" for name, value in read.items())
+        return f"= 2 × p(success) {parts['calibrated']:.2f} − 1 ({shown})"
     if "flip" in parts:
         weights = details.get("weights") or WEIGHTS
         return (f"= {weights['flip']:g} × (2 × FLIP {parts['flip']:.2f} − 1) "

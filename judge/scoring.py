@@ -7,7 +7,7 @@ import asyncio
 
 from daemon.core.store import Reward, Store
 
-from .judge import Judge, template
+from .judge import Judge, Peers, template
 
 
 async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
@@ -21,11 +21,11 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
     steps = await store.steps(episode_id)
     key = template(episode.start_url)
     tasks = await store.tasks(exclude=episode_id)
-    peers = [task for task, url in tasks if template(url) == key] + \
-        [task for task, url in tasks if template(url) != key]     # same template first
     earlier = [(details.get("flip") or {}).get("logprob")
                for url, details in await store.judged(exclude=episode_id)
                if template(url) == key]
-    reward = await asyncio.to_thread(judge.score, episode, steps, peers,
-                                     [f for f in earlier if f is not None])
+    peers = Peers(tuple(task for task, url in tasks if template(url) == key),
+                  tuple(task for task, url in tasks if template(url) != key),
+                  tuple(f for f in earlier if f is not None))
+    reward = await asyncio.to_thread(judge.score, episode, steps, peers)
     return await store.add_reward(reward)

@@ -14,7 +14,7 @@ from test_judge_parts import LABELLED, clean
 
 from daemon.core.store import Episode, Step, Store
 from judge import calibration, direct, flip, rules
-from judge.judge import Judge, JudgeOptions
+from judge.judge import Judge, JudgeOptions, Peers
 from judge.model import JudgeModel
 from judge.render import render
 from judge.reward import combine, explain, from_probability
@@ -58,7 +58,8 @@ def test_the_direct_judge_gives_a_probability(model):
 
 def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     episode, steps = clean()
-    reward = Judge(model).score(episode, steps, peers=["Delete the account", episode.task])
+    reward = Judge(model).score(episode, steps, Peers(other_tasks=("Delete the account",
+                                                                   episode.task)))
     details = reward.details
     assert reward.kind == "judge" and details["flip"]["distractors"] == 1
     assert reward.value == combine(details["components"]["flip"],
@@ -67,14 +68,14 @@ def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     # what judged it: the model file by hash, the rules by theirs, so a row can be recomputed
     assert details["version"]["model"].startswith("SmolLM2-135M-Instruct.Q4_1.gguf:")
     assert details["version"]["rules"] == rules.VERSION
-    generated = Judge(model, JudgeOptions(form="generate")).score(episode, steps, peers=[])
+    generated = Judge(model, JudgeOptions(form="generate")).score(episode, steps)
     assert generated.details["flip"]["inferred"]
 
 
 def test_the_calibrated_judge_reads_one_likelihood_against_the_templates_earlier_ones(model):
     episode, steps = clean()
     judge = Judge(model, calibration=calibration.shipped())
-    alone = judge.score(episode, steps, peers=["Delete the account"])
+    alone = judge.score(episode, steps, Peers(other_tasks=("Delete the account",)))
     details = alone.details
     assert "distractors" not in details["flip"]             # one model pass, no distractors
     p = details["components"]["calibrated"]
@@ -82,9 +83,10 @@ def test_the_calibrated_judge_reads_one_likelihood_against_the_templates_earlier
     assert details["calibrated"]["baseline_episodes"] == 0      # too few: z = 0
     assert details["version"]["calibration"] == calibration.shipped().version
     raw = details["flip"]["logprob"]
-    above = judge.score(episode, steps, [], peer_likelihoods=[raw - 1, raw - 1.5, raw - 0.5])
-    below = judge.score(episode, steps, [], peer_likelihoods=[raw + 1, raw + 1.5, raw + 0.5])
-    assert above.details["calibrated"]["likelihood_z"] == pytest.approx(6 ** 0.5, abs=1e-3)
+    above = judge.score(episode, steps, Peers(likelihoods=(raw - 1, raw - 1.5, raw - 0.5)))
+    below = judge.score(episode, steps, Peers(likelihoods=(raw + 1, raw + 1.5, raw + 0.5)))
+    assert above.details["calibrated"]["features"]["flip_likelihood_z"] == \
+        pytest.approx(6 ** 0.5, abs=1e-3)
     assert above.value > alone.value > below.value     # the same episode, read against others
     p = above.details["components"]["calibrated"]
     assert explain(above.details).startswith(f"= 2 × p(success) {p:.2f} − 1 (likelihood z +2.45")
@@ -128,6 +130,8 @@ def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):
     assert fitted.n == 42 and fitted.measured["auc_leave_task_out"] == \
         summary["calibrated"]["auc"] and fitted.measured["set"] == f"{subset} (42 episodes, " \
         "14 successes)"
+    assert fitted.measured["precision_leave_task_out"] == \
+        summary["calibrated"]["precision_leave_task_out"]
 
 
 # -- judging episodes in the store: on demand, and by the daemon ------------------------------

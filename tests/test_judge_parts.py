@@ -128,6 +128,21 @@ def test_the_lexical_baseline_prefers_actions_that_echo_the_task():
     assert lexical.score(episode, steps) > lexical.score(*looping())
 
 
+def test_arguments_ask_whether_the_actions_name_what_this_task_asks_for():
+    episode, steps = clean()                                    # fills Name with "Ada"
+    wrong = [step(0, {"action": "fill", "id": 1, "text": "Bob"}), *steps[1:]]
+    template = ["Type Bob in Name", "Type Eve in Name", "Type Ann in Name"]
+    # the template's shared words weigh nothing: only "Ada" counts
+    assert lexical.arguments(episode, steps, template) == 1.0
+    assert lexical.arguments(episode, wrong, template) == 0.0
+    # weighed by rarity: "Ada" in one of three others weighs 2/3, the rest still nothing
+    assert lexical.arguments(episode, wrong, ["Type Ada in Name", *template[1:]]) == 0.0
+    # too few other tasks to tell: every word weighs 1 ("name" is named, three are not)
+    assert lexical.arguments(episode, wrong, template[:2]) == 0.25
+    # nothing of its own to get wrong
+    assert lexical.arguments(episode, wrong, [episode.task] * 3) == 1.0
+
+
 def test_on_the_labelled_set_nothing_leaks_the_ground_truth():
     rows = [json.loads(line) for line in gzip.open(LABELLED, "rt")]
     assert len(rows) == 224
@@ -149,6 +164,8 @@ def test_metrics_on_hand_checked_cases():
     assert metrics.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert metrics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert metrics.spearman([1, 1, 1], [1, 2, 3]) is None
+    assert metrics.precision([0.9, 0.8, 0.3], [True, False, True], 0.5) == 0.5
+    assert metrics.precision([0.9, 0.8, 0.3], [True, False, True], 0.95) is None
     assert metrics.per_group_auc([0.9, 0.1, 0.2, 0.8, 0.5], [True, False, True, False, True],
                                  ["a", "a", "b", "b", "c"]) == 0.5      # (1 + 0) / 2, c skipped
 
@@ -163,8 +180,9 @@ def test_the_combination_is_clipped_and_recomputable():
     assert explain({"components": {"flip": 0.81, "progress": 0.2}, "weights": WEIGHTS}) == \
         "= 0.7 × (2 × FLIP 0.81 − 1) + 0.3 × progress +0.20"
     assert explain({"components": {"calibrated": 0.9, "progress": 0.2},
-                    "calibrated": {"likelihood_z": -1.234, "lexical": 0.4}}) == \
-        "= 2 × p(success) 0.90 − 1 (likelihood z -1.23, lexical 0.40)"
+                    "calibrated": {"features": {"flip_likelihood_z": -1.234, "lexical": 0.4,
+                                                "arguments": 0.5}}}) == \
+        "= 2 × p(success) 0.90 − 1 (likelihood z -1.23, lexical 0.40, arguments 0.50)"
     assert explain({}) == ""
 
 
@@ -199,12 +217,13 @@ def test_calibration_helpers():
 
 def scored_row(success: bool, template: str, rng) -> dict:
     """A row as `evaluate.score_all` gives it: successes end by the agent after a change and
-    stand higher in FLIP within their template, with noise."""
+    stand higher in FLIP within their template, with noise; lexical is noise."""
     facts = {**dict.fromkeys(rules.RULES, 0), "steps": rng.randint(1, 8),
              "ended_by_agent": int(success), "step_limit": int(not success),
              "page_changed": rng.randint(1, 3) if success else rng.randint(0, 1)}
     return {"template": template, "truth": float(success), "facts": facts,
-            "flip_likelihood_z": rng.gauss(0.8 if success else -0.4, 0.6), "lexical": rng.random()}
+            "flip_likelihood_z": rng.gauss(0.8 if success else -0.4, 0.6), "lexical": rng.random(),
+            "arguments": 0.5}                                   # says nothing here
 
 
 def test_the_learned_combination_ranks_unseen_tasks_and_is_calibrated(tmp_path):
@@ -279,7 +298,7 @@ def test_the_nightly_refit_adopts_the_stores_own_fit_where_it_ranks_better(tmp_p
     from judge.refit import MIN_EPISODES, refit
     rng, db = random.Random(1), tmp_path / "s.db"
 
-    async def add(n: int):
+    async def add(n: int, features: tuple[str, ...] = calibration.FEATURES):
         async with await Store.open(db) as store:
             for i in range(n):
                 row = scored_row(i % 3 == 0, f"http://t/task-{i % 5}.html", rng)
@@ -287,11 +306,12 @@ def test_the_nightly_refit_adopts_the_stores_own_fit_where_it_ranks_better(tmp_p
                 await store.finish_episode(e.id, "done")
                 await store.add_reward(Reward(e.id, "ground_truth", row["truth"]))
                 await store.add_reward(Reward(e.id, "judge", 0.0, {
-                    "calibrated": {"likelihood_z": row["flip_likelihood_z"],
-                                   "lexical": row["lexical"]},
+                    "calibrated": {"features": {name: row[name] for name in features}},
                     "rules": {"counts": row["facts"]}}))
             return await refit(store, calibration.local_path(db))
 
+    older = run_async(add(5, features=calibration.FEATURES[:-1]))  # before a feature was added
+    assert older.episodes == 0                                      # cannot be refitted on
     waiting = run_async(add(MIN_EPISODES - 1))
     assert not waiting.adopted and "too little ground truth yet" in waiting.describe()
     assert calibration.in_use(db) == calibration.shipped()

@@ -189,7 +189,7 @@ def test_the_judge_over_the_real_server_says_why_it_cannot_score_and_uses_genera
         "likelihood form unavailable: its echoed log-probabilities are misaligned (the certain "
         "last token of '1, 2, 3, 4, 5, 6, 7, 8' scored -")
     episode, steps = clean()
-    reward = judge.score(episode, steps, [])
+    reward = judge.score(episode, steps)
     flip_parts = reward.details["flip"]
     assert flip_parts["form"] == "generate" and flip_parts["fallback"] == judge.fallback
     assert flip_parts["model"].startswith("server:") and flip_parts["inferred"][0].strip()

@@ -256,7 +256,7 @@ def test_a_servers_episode_is_rerendered_for_the_local_policy(tmp_path):
     assert sample.completion == '{"action": "click", "target": "OK", "id": 1}'  # as written
 
 
-def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tmp_path):
+def test_a_calibrated_judge_is_trusted_for_sft_only_at_its_stated_precision(tmp_path):
     async def go(config):
         async with await Store.open(tmp_path / "s.db") as store:
             if not await store.episodes():
@@ -266,10 +266,14 @@ def test_a_calibrated_judge_is_trusted_for_sft_only_above_the_stated_accuracy(tm
                 await store.finish_episode(e.id, "done")
                 await store.add_reward(Reward(e.id, "judge", 0.8, {
                     "components": {"calibrated": 0.9, "progress": 0.2},
-                    "calibrated": {"probability": 0.9, "stated_accuracy": 0.83}}))
+                    "calibrated": {"probability": 0.9,
+                                   "stated_precision": {"0.5": 0.7, "0.75": 0.92}}}))
             return await load_samples(store, config)
-    [strict] = run_async(go(TrainConfig(judge_sft_accuracy=0.84)))
+    [strict] = run_async(go(TrainConfig(judge_sft_precision=0.95)))
     assert (strict.reward, strict.verified) == (0.8, False)         # ranks within groups only
-    [trusting] = run_async(go(TrainConfig(judge_sft_accuracy=0.83)))
+    # SFT's threshold 0.4 means p >= 0.7: read at 0.5, where the fit is right 70% of the time
+    [lower] = run_async(go(TrainConfig(sft_threshold=0.4)))
+    assert not lower.verified
+    [trusting] = run_async(go(TrainConfig()))           # p >= 0.75: 92% right, above 0.9
     assert trusting.reward == 0.8 and trusting.verified
     assert [s.episode_id for s in sft_samples([trusting], CONFIG)] == [1]

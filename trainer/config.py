@@ -31,10 +31,11 @@ class TrainConfig:
     sft_trusts_judge: bool = setting(False, "SFT may imitate episodes only the judge approved "
                                      "(off: its scores are not calibrated across tasks yet; "
                                      "they still rank attempts within a GRPO group)")
-    judge_sft_accuracy: float = setting(0.85, "SFT may imitate episodes on the judge's "
-                                        "calibrated probability alone when its calibration's "
-                                        "measured accuracy on unseen tasks reaches this (the "
-                                        "shipped one: 0.82, so not yet)", low=0, high=1)
+    judge_sft_precision: float = setting(0.9, "SFT may imitate episodes on the judge's "
+                                         "calibrated probability alone when its calibration's "
+                                         "measured precision on unseen tasks at sft_threshold "
+                                         "reaches this (the shipped one: 0.56, so not yet)",
+                                         low=0, high=1)
     judge_refit_episodes: int = setting(200, "the judge scores up to this many of a cycle's "
                                         "episodes with ground truth (about 0.4 s each), then "
                                         "refits its calibration on all such episodes of the "

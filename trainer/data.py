@@ -160,14 +160,18 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
 
 
 def trusted(reward: Reward | None, config: TrainConfig) -> Reward | None:
-    """A judge reward as training reads it: a calibrated probability (on [-1, 1]) from a
-    calibration whose stated accuracy on unseen tasks (its measured leave-task-out accuracy,
-    recorded in the row) reaches `judge_sft_accuracy` is trusted for SFT like the user's word
-    (details["trusted"]); any other judge reward only ranks attempts within a GRPO group."""
+    """A judge reward as training reads it: a calibrated probability (on [-1, 1]) is trusted
+    for SFT like the user's word (details["trusted"]) when its calibration states, for tasks it
+    never saw, that of the episodes at SFT's threshold or above (p >= (1 + sft_threshold) / 2;
+    read at the nearest stated probability not above it) at least `judge_sft_precision` were
+    successes; any other judge reward only ranks attempts within a GRPO group."""
     details = (reward.details or {}) if reward else {}
-    stated = (details.get("calibrated") or {}).get("stated_accuracy")
-    if reward is None or reward.kind != "judge" or stated is None or \
-            stated < config.judge_sft_accuracy:
+    stated = (details.get("calibrated") or {}).get("stated_precision") or {}
+    needed = (1 + config.sft_threshold) / 2
+    below = [p for p in stated if float(p) <= needed]
+    precision = stated[max(below, key=float)] if below else None
+    if reward is None or reward.kind != "judge" or precision is None or \
+            precision < config.judge_sft_precision:
         return reward
     return replace(reward, details={**details, "trusted": True})
 

@@ -95,7 +95,8 @@ def judge_score(episode_ids: tuple[int, ...], pending: bool, as_json: bool,
                                  "(.jsonl or .jsonl.gz) instead of the store.")
 @click.option("--scorers", default=None,
               help="Comma-separated subset of: flip, flip_generate, flip_likelihood, "
-                   "flip_likelihood_z, direct, lexical, rules, hybrid, calibrated [default: all].")
+                   "flip_likelihood_z, direct, lexical, arguments, rules, hybrid, calibrated "
+                   "[default: all].")
 @click.option("--limit", type=click.IntRange(1), default=None, help="The first N episodes only.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder [default: judge-eval/<time> in the XDG data dir].")
@@ -111,7 +112,8 @@ def judge_eval(which: str, jsonl: Path | None, scorers: str | None, limit: int |
     ground-truth reward, seconds per episode; `--json` names the product's scorer under
     "default". Writes results.json, report.md, scores.png (score distributions of successes vs
     failures), calibration.png (reliability diagram) and calibration.json (the learned
-    combination fitted on every episode) to --out.
+    combination fitted on every episode, with its leave-task-out figures: among them the
+    precision at p >= 0.5 ... 0.9 that training reads before trusting it for SFT) to --out.
 
     Example: nightloop judge eval --jsonl tests/data/miniwob-core-labelled.jsonl.gz --json
     """
