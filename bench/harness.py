@@ -179,15 +179,19 @@ def run_stages(script: str, out: Path, stages: list[str], *args: str) -> None:
 
 def staged_main(script: str, doc: str, name: str, stages: tuple[str, ...], budget: float,
                 child: Callable[[str, Path, float], None],
-                report: Callable[[Path, float], None]) -> None:
-    """The command line of a staged bench: --out, --stages, --budget, --report (and the child's
-    hidden --stage); runs the missing stages one child process each, then the report."""
+                report: Callable[[Path, float], None],
+                default: tuple[str, ...] | None = None) -> None:
+    """The command line of a staged bench: --out, --stages (any of `stages`; `default`, else
+    all of them, when not given), --budget, --report (and the child's hidden --stage); runs the
+    missing stages one child process each, then the report."""
     import argparse
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / name,
                         help="where each stage's result is kept (and resumed from)")
-    parser.add_argument("--stages", default=",".join(stages),
-                        help=f"comma-separated, run in this order (default: {','.join(stages)})")
+    default = default or stages
+    parser.add_argument("--stages", default=",".join(default),
+                        help=f"comma-separated, run in this order (default: {','.join(default)};"
+                             f" also: {','.join(s for s in stages if s not in default) or '-'})")
     parser.add_argument("--budget", type=float, default=budget, help="seconds per cycle")
     parser.add_argument("--report", action="store_true", help="only print what is measured")
     parser.add_argument("--stage", help=argparse.SUPPRESS)      # the child's one stage

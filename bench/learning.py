@@ -24,6 +24,12 @@ cycle cut short goes on from its last finished phase: the curve spans several se
 Every measurement is paired with the base on the same (task, seed): won / lost and a two-sided
 sign test, overall, on the practised tasks and on the held-out ones.
 
+- ``confirm-base``, ``confirm-curve-N`` (not run by default): the base and a stage's candidate
+  on the *next* EVAL_SEEDS test seeds of every core task, which neither the measurements above
+  nor any gate (it takes the first test seeds) ever used. Picking the best stage by the figures
+  above, and promoting by a gate on those same seeds, is selection on them; this is the
+  measurement that decides whether a stage ships as the default starting adapter.
+
 Usage: python bench/learning.py [--out DIR] [--stages base,blind,...] [--budget 2700]
 [--report]. Runs each missing stage in a child process (its own XDG home under OUT), then
 prints the table and draws OUT/learning.png; asserts nothing.
@@ -46,6 +52,7 @@ EVAL_STEPS = 10                 # steps per measured episode (the README's basel
 CURVE = tuple(f"curve-{n}" for n in range(1, 5))
 ABLATIONS = ("rft", "rft+relabel", "rft+grpo", "teacher", "rft+ids", "rft+unsolved",
              "explore+passes")
+CONFIRM = tuple(f"confirm-{s}" for s in ("base", *CURVE))
 STAGES = ("base", "blind", *CURVE, *ABLATIONS)
 
 
@@ -94,10 +101,12 @@ class FirstClickable:
         return Decision(Action("done"))
 
 
-async def measure_core(policy, db: Path, partial: Path) -> list[dict]:
-    """Every core task x EVAL_SEEDS test seeds with `policy`, resumable (harness.measure)."""
+async def measure_core(policy, db: Path, partial: Path, fresh: bool = False) -> list[dict]:
+    """Every core task x EVAL_SEEDS test seeds with `policy`, resumable (harness.measure); the
+    next EVAL_SEEDS test seeds when `fresh` (the confirmation)."""
     from daemon.tasks import miniwob, splits
-    return await measure(miniwob.suite("core"), splits.seeds("test", EVAL_SEEDS), policy, db,
+    seeds = splits.seeds("test", EVAL_SEEDS, skip=EVAL_SEEDS if fresh else 0)
+    return await measure(miniwob.suite("core"), seeds, policy, db,
                          partial, max_steps=EVAL_STEPS)
 
 
@@ -111,6 +120,15 @@ async def run_stage(stage: str, out: Path, budget: float) -> dict:
             LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=""))
         rows = await measure_core(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl")
         return {"results": rows, "seconds": round(time.monotonic() - t0)}
+    if stage in CONFIRM:
+        measured = stage.removeprefix("confirm-")
+        adapter = "" if measured == "base" else \
+            json.loads((out / f"{measured}.cycle.json").read_text())["adapter"]
+        policy = LlamaPolicy(dataclasses.replace(use_home(out / "eval-home"), temperature=0.0,
+                                                 adapter=adapter))
+        rows = await measure_core(policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl",
+                                  fresh=True)
+        return {"adapter": adapter, "results": rows, "seconds": round(time.monotonic() - t0)}
     arm = arm_of(stage)[0]
     settings = use_home(out / arm)
     cycle_file = out / f"{stage}.cycle.json"
@@ -134,18 +152,19 @@ def child(stage: str, out: Path, budget: float) -> None:
 def report(out: Path, budget: float) -> None:
     from daemon.tasks.report import sign_test, won_lost
     practised, held = core_split()
-    runs = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES
-            if (out / f"{s}.json").exists()}
-    if "base" not in runs:
+    measured = {s: json.loads((out / f"{s}.json").read_text()) for s in (*STAGES, *CONFIRM)
+                if (out / f"{s}.json").exists()}
+    if "base" not in measured:
         print("no base measurement yet")
         return
-    base = {(r["task"], r["seed"]): r["success"] for r in runs["base"]["results"]}
+    runs = {s: r for s, r in measured.items() if s in STAGES}
+    confirmed = {s: r for s, r in measured.items() if s in CONFIRM}
 
     def rate(outcome: dict, tasks: list[str]) -> str:
         keys = [k for k in outcome if k[0] in tasks]
         return f"{sum(outcome[k] for k in keys) / len(keys):.3f}" if keys else "-"
 
-    def paired(outcome: dict, tasks: list[str]) -> str:
+    def paired(outcome: dict, tasks: list[str], base: dict) -> str:
         won, lost = won_lost({k: v for k, v in base.items() if k[0] in tasks}, outcome)
         return f"{won} / {lost} (p {sign_test(won, lost):.2f})"
 
@@ -157,17 +176,31 @@ def report(out: Path, budget: float) -> None:
           "cycle s | peak MiB | commit |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     everything = practised + held
-    for stage, run in runs.items():
-        outcome = {(r["task"], r["seed"]): r["success"] for r in run["results"]}
-        cycle = run.get("cycle", {})
-        cells = [stage, rate(outcome, everything), rate(outcome, practised), rate(outcome, held)]
-        cells += ["-"] * 3 if stage == "base" else \
-            [paired(outcome, t) for t in (everything, practised, held)]
-        cells += [f"{cycle['sft_steps']} / {cycle['grpo_steps']}", cycle["practice_episodes"],
-                  cycle["promoted"], cycle["seconds"].get("total")] if cycle else ["-"] * 4
-        cells += [run["peak_mib"], run["commit"]]
-        print("| " + " | ".join(str(c) for c in cells) + " |")
+
+    def rows(runs: dict, base_stage: str) -> None:
+        base = outcomes(runs[base_stage])
+        for stage, run in runs.items():
+            outcome, cycle = outcomes(run), run.get("cycle", {})
+            cells = [stage, rate(outcome, everything), rate(outcome, practised),
+                     rate(outcome, held)]
+            cells += ["-"] * 3 if stage == base_stage else \
+                [paired(outcome, t, base) for t in (everything, practised, held)]
+            cells += [f"{cycle['sft_steps']} / {cycle['grpo_steps']}", cycle["practice_episodes"],
+                      cycle["promoted"], cycle["seconds"].get("total")] if cycle else ["-"] * 4
+            cells += [run["peak_mib"], run["commit"]]
+            print("| " + " | ".join(str(c) for c in cells) + " |")
+    rows(runs, "base")
+    if "confirm-base" in confirmed:
+        print(f"\nconfirmation on the next {EVAL_SEEDS} test seeds (never measured nor gated "
+              "on):\n\n| stage | success (all) | practised | held out | won / lost vs "
+              "confirm-base (all) | practised | held out | | | | | peak MiB | commit |\n"
+              + "|---" * 13 + "|")
+        rows(confirmed, "confirm-base")
     _plot(runs, out / "learning.png")
+
+
+def outcomes(run: dict) -> dict:
+    return {(r["task"], r["seed"]): r["success"] for r in run["results"]}
 
 
 def _plot(runs: dict, png: Path) -> None:
@@ -194,4 +227,5 @@ def _plot(runs: dict, png: Path) -> None:
 
 
 if __name__ == "__main__":
-    staged_main(__file__, __doc__, "learning", STAGES, 45 * 60, child, report)
+    staged_main(__file__, __doc__, "learning", (*STAGES, *CONFIRM), 45 * 60, child, report,
+                default=STAGES)
