@@ -137,9 +137,8 @@ def score_all(items: list[Labelled], model: JudgeModel | None, options: JudgeOpt
 def peers(item: Labelled, items: list[Labelled]) -> Peers:
     """The tasks of the other `items` as the store gives them to the judge: newest first, the
     template's own apart."""
-    others = [i for i in reversed(items) if i is not item]
-    return Peers(tuple(i.episode.task for i in others if i.template == item.template),
-                 tuple(i.episode.task for i in others if i.template != item.template))
+    return Peers.among(item.template, [(i.episode.task, i.template) for i in reversed(items)
+                                       if i is not item])
 
 
 def _score_one(item: Labelled, peers: Peers, model: JudgeModel | None,

@@ -58,6 +58,14 @@ class Peers:
     other_tasks: tuple[str, ...] = ()
     likelihoods: tuple[float, ...] = ()
 
+    @classmethod
+    def among(cls, key: str, others: list[tuple[str, str]],
+              likelihoods: tuple[float, ...] = ()) -> Peers:
+        """The peers of an episode of template `key` among the (task, template) of the other
+        episodes, in their order."""
+        return cls(tuple(task for task, k in others if k == key),
+                   tuple(task for task, k in others if k != key), likelihoods)
+
     @property
     def tasks(self) -> list[str]:
         return [*self.template_tasks, *self.other_tasks]

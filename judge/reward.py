@@ -48,7 +48,8 @@ def explain(details: dict) -> str:
         read = (details.get("calibrated") or {}).get("features") or {}
         shown = ", ".join(f"likelihood z {value:+.2f}" if name == "flip_likelihood_z"
                           else f"{name} {value:.2f}" for name, value in read.items())
-        return f"= 2 × p(success) {parts['calibrated']:.2f} − 1 ({shown})"
+        return f"= 2 × p(success) {parts['calibrated']:.2f} − 1" + (f" ({shown})" if shown
+                                                                    else "")
     if "flip" in parts:
         weights = details.get("weights") or WEIGHTS
         return (f"= {weights['flip']:g} × (2 × FLIP {parts['flip']:.2f} − 1) "

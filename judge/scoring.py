@@ -24,8 +24,7 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
     earlier = [(details.get("flip") or {}).get("logprob")
                for url, details in await store.judged(exclude=episode_id)
                if template(url) == key]
-    peers = Peers(tuple(task for task, url in tasks if template(url) == key),
-                  tuple(task for task, url in tasks if template(url) != key),
-                  tuple(f for f in earlier if f is not None))
+    peers = Peers.among(key, [(task, template(url)) for task, url in tasks],
+                        tuple(f for f in earlier if f is not None))
     reward = await asyncio.to_thread(judge.score, episode, steps, peers)
     return await store.add_reward(reward)

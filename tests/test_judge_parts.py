@@ -11,7 +11,7 @@ import pytest
 from daemon.core.store import Episode, Reward, Step
 from judge import lexical, metrics, rules
 from judge.flip import distractors, to_unit
-from judge.judge import JudgeOptions, template
+from judge.judge import JudgeOptions, Peers, template
 from judge.render import render
 from judge.reward import WEIGHTS, combine, explain, from_probability, reward_that_counts
 from judge.text import normalize, token_f1
@@ -141,6 +141,9 @@ def test_arguments_ask_whether_the_actions_name_what_this_task_asks_for():
     assert lexical.arguments(episode, wrong, template[:2]) == 0.25
     # nothing of its own to get wrong
     assert lexical.arguments(episode, wrong, [episode.task] * 3) == 1.0
+    # the peers the judge reads it against: its template's tasks apart, in the order given
+    assert Peers.among("t", [("a", "t"), ("b", "u"), ("c", "t")], (1.0,)) == \
+        Peers(("a", "c"), ("b",), (1.0,))
 
 
 def test_on_the_labelled_set_nothing_leaks_the_ground_truth():
@@ -183,6 +186,8 @@ def test_the_combination_is_clipped_and_recomputable():
                     "calibrated": {"features": {"flip_likelihood_z": -1.234, "lexical": 0.4,
                                                 "arguments": 0.5}}}) == \
         "= 2 × p(success) 0.90 − 1 (likelihood z -1.23, lexical 0.40, arguments 0.50)"
+    assert explain({"components": {"calibrated": 0.9, "progress": 0.2},      # a row from before
+                    "calibrated": {"likelihood_z": -1.2}}) == "= 2 × p(success) 0.90 − 1"
     assert explain({}) == ""
 
 
