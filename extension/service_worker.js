@@ -3,6 +3,7 @@
 // keeps the state the popup shows in chrome.storage.session (the worker itself may be stopped
 // and restarted by Chrome at any time, so it keeps nothing important in globals).
 
+import { guardNetwork } from "./network_guard.js";
 import { MAIN_WORLD_PROBES } from "./probes.js";
 import { AGENT, DEFAULT_PORT, POPUP, PROTOCOL_VERSION, isWebUrl, lastWebTab } from "./protocol.js";
 import { screenshot } from "./screenshots.js";
@@ -318,31 +319,34 @@ async function layoutOf(tabId, cover) {
   return response && response.ok ? response.layout : null;
 }
 
-/** Run a named probe: a main-world function from probes.js, or a tab probe (close, screenshot).
- * @param {{request_id: string, tab_id: number, probe: string, args?: object}} request */
+/** Run a named probe: the browser-wide network guard (no tab), or one in a tab.
+ * @param {{request_id: string, tab_id?: number, probe: string, args?: object}} request */
 async function probe(request) {
   const reply = { type: "probe_result", request_id: request.request_id, tab_id: request.tab_id, ok: false };
   try {
-    const tabId = await agentTab(request.tab_id);
-    if (request.probe === "tab.close") {
-      await chrome.tabs.remove(tabId);
-      reply.result = {};
-    } else if (request.probe === "tab.screenshot") {
-      reply.result = await screenshot(tabId, request.args || {}, layoutOf);
-    } else if (Object.hasOwn(MAIN_WORLD_PROBES, request.probe)) {
-      const [frame] = await chrome.scripting.executeScript({
-        target: { tabId }, world: "MAIN", func: MAIN_WORLD_PROBES[request.probe], args: [request.args || {}],
-      });
-      reply.result = frame.result;
-    } else {
-      throw new Error(`unknown probe ${JSON.stringify(request.probe)}`);
-    }
+    reply.result = request.probe === "network.guard"
+      ? await guardNetwork(request.args?.sites ?? null)
+      : await tabProbe(await agentTab(request.tab_id), request.probe, request.args || {});
     reply.ok = !(reply.result && reply.result.error);
     if (!reply.ok) reply.error = reply.result.error;
   } catch (err) {
     reply.error = err.message || String(err);
   }
   return reply;
+}
+
+/** A tab probe (close, screenshot) or a main-world function from probes.js. */
+async function tabProbe(tabId, name, args) {
+  if (name === "tab.close") {
+    await chrome.tabs.remove(tabId);
+    return {};
+  }
+  if (name === "tab.screenshot") return await screenshot(tabId, args, layoutOf);
+  if (!Object.hasOwn(MAIN_WORLD_PROBES, name)) throw new Error(`unknown probe ${JSON.stringify(name)}`);
+  const [frame] = await chrome.scripting.executeScript({
+    target: { tabId }, world: "MAIN", func: MAIN_WORLD_PROBES[name], args: [args],
+  });
+  return frame.result;
 }
 
 function sleep(ms) {

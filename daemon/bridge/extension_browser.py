@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import Callable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from daemon.agent.episode import ActOutcome, BrowserError
 from daemon.core import protocol as p
@@ -98,9 +99,17 @@ class ExtensionBrowser:
         except BrowserError:
             pass
 
-    async def probe(self, tab_id: int, name: str, **args: object) -> dict:
-        """Run a named probe of the extension in a tab; BrowserError when it fails."""
-        reply = await self.request(p.Probe(self.next_id(), tab_id, name, dict(args)))
+    async def guard_network(self, sites: Iterable[str] | None) -> None:
+        """From now on the whole browser sends no request that could change a server's state
+        (any method but GET, HEAD, OPTIONS) except to `sites` (host[:port] names); None lifts
+        the guard. Enforced in the browser's network stack, so it covers a tab from its first
+        request; BrowserError when the extension cannot set it."""
+        await self.probe(None, "network.guard", sites=None if sites is None else sorted(sites))
+
+    async def probe(self, tab_id: int | None, name: str, **args: object) -> dict:
+        """Run a named probe of the extension in a tab (None: a browser probe); BrowserError
+        when it fails."""
+        reply = await self.request(p.Probe(self.next_id(), name, tab_id, dict(args)))
         if not reply.ok:
             raise BrowserError(f"probe {name} failed: {reply.error}")
         return reply.result or {}

@@ -162,11 +162,12 @@ class ActionResult(Message):
 @dataclass
 class Probe(Message):
     """A harness asks the extension to run one of its fixed, named probes in a tab (e.g.
-    "miniwob.start"): the daemon never sends code, only a name and JSON arguments."""
+    "miniwob.start"), or with no tab the browser-wide "network.guard": the daemon never sends
+    code, only a name and JSON arguments."""
     type: ClassVar[str] = "probe"
     request_id: str
-    tab_id: int
     probe: str
+    tab_id: int | None = None
     args: dict | None = None
 
 

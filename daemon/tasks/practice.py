@@ -78,9 +78,15 @@ class Rules:
         return site is not None and (site in self.sites or (site, task) in self.tasks)
 
     def may_submit(self, task: PracticeTask, url: str | None) -> bool:
-        """May practice of `task` submit a form on page `url`?"""
-        site = site_of(url)
-        return site in self.sites or (site == site_of(task.url) and (site, task.task) in self.tasks)
+        """May practice of `task` submit a form on page `url` (or send it any request that
+        could change something there)?"""
+        return site_of(url) in self.sites_for(task)
+
+    def sites_for(self, task: PracticeTask) -> set[str]:
+        """The sites practice of `task` may change: every safe site, and the task's own when
+        the task alone is marked safe there."""
+        own = site_of(task.url)
+        return self.sites | ({own} if (own, task.task) in self.tasks else set())
 
 
 async def start_url(store: Store, episode: Episode) -> str | None:
@@ -173,9 +179,10 @@ async def practise(tasks: list[PracticeTask], attempts: int, *,
     for the task, fresh for each attempt) in a harness browser of its own, under the rules'
     form guard and, at the network level, with no request that could change a server's state
     sent to a site the rules do not allow (a script's `form.submit()`, a `fetch` POST, a form
-    in a frame or a shadow root); the finished episodes, also passed to `on_episode` as each
-    ends (so a run cut short keeps what it finished). With `screenshots`, each step keeps
-    one."""
+    in a frame or a shadow root): the extension's network guard, in force before the task's
+    first tab opens, and the harness's interception behind it. The finished episodes, also
+    passed to `on_episode` as each ends (so a run cut short keeps what it finished). With
+    `screenshots`, each step keeps one."""
     finished: list[Episode] = []
     current: list[PracticeTask] = []            # the task being practised, for the network guard
 
@@ -185,6 +192,7 @@ async def practise(tasks: list[PracticeTask], attempts: int, *,
         camera = Camera(endpoint.browser, store) if screenshots else None
         for task in tasks:
             current[:] = [task]
+            await endpoint.browser.guard_network(rules.sites_for(task))
             for _ in range(attempts):
                 guard = FormGuard(endpoint.browser, lambda url, t=task: rules.may_submit(t, url),
                                   task.url)
