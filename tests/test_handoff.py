@@ -93,10 +93,11 @@ def test_an_adapter_trained_elsewhere_is_imported_and_gated_like_the_cycles_own(
     assert bad.returncode == 1 and "holds no peft adapter (no adapter_config.json)" in bad.stderr
 
     said = nightloop("adapters", "import", str(folder), "--no-gate", "--db", str(db)).stderr
-    assert "adapter 1: imported from" in said and "the next `nightloop train --now` gates" in said
-    [adapter] = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
-    assert adapter["status"] == "candidate"
+    assert "adapter 2: imported from" in said and "the next `nightloop train --now` gates" in said
+    adapter, shipped = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
+    assert adapter["status"] == "candidate" and adapter["parent"] == shipped["id"] == 1
     assert adapter["config"] == {"imported_from": str(folder.resolve())}
+    assert shipped["config"]["source"] == "shipped"     # the new store's serving adapter
     from llama_cpp import Llama
 
     from daemon.core.models import shipped_model
@@ -106,8 +107,8 @@ def test_an_adapter_trained_elsewhere_is_imported_and_gated_like_the_cycles_own(
                       "--gate-seeds", "1", "--budget", "4", "--json", "--db", str(db),
                       timeout=600)
     result = json.loads(gated.stdout)
-    assert result["resumed"] == "gate" and result["adapter_id"] == 2
+    assert result["resumed"] == "gate" and result["adapter_id"] == 3
     assert result["gate"]["candidate"] is not None and result["practice_episodes"] == 0
     statuses = {a["id"]: a["status"] for a in json.loads(
         nightloop("adapters", "list", "--json", "--db", str(db)).stdout)}
-    assert statuses[2] == ("promoted" if result["promoted"] else "rejected")
+    assert statuses[3] == ("promoted" if result["promoted"] else "rejected")

@@ -136,7 +136,7 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
     daemon = DaemonProcess(free_port(), db, home / "daemon.log").start(policy="llm")
     try:
         before = json.loads(nightloop("status", "--json", *daemon.args()).stdout)
-        assert before.get("adapter") is None
+        assert before["adapter_serving"] == "1, the shipped starting adapter"
         config = tmp_path / "train.toml"
         config.write_text("practice_k = 2\nsft_epochs = 1\nbatch_size = 2\n"
                           'gate_promote = "always"\nlora_r = 4\nlora_alpha = 8\n'
@@ -189,7 +189,8 @@ def test_a_tiny_cycle_trains_exports_gates_and_the_daemon_serves_it(home, tmp_pa
             "SELECT task FROM episodes WHERE source = 'practice'").fetchall()
         assert episodes.count((mine,)) == 2 and (held,) not in episodes
         adapters = json.loads(nightloop("adapters", "list", "--json", "--db", str(db)).stdout)
-        assert [a["status"] for a in adapters] == ["promoted"]
+        assert [a["status"] for a in adapters] == ["promoted", "retired"]
+        assert adapters[0]["parent"] == 1                  # it went on from the shipped one
         assert adapters[0]["data_window"]["held_out_tasks"] == [held]
         first = adapters[0]["path"]
         status = json.loads(nightloop("status", "--json", *daemon.args()).stdout)

@@ -78,6 +78,7 @@ from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_
 from .config import CyclePlan, TrainConfig
 from .data import training_set
 from .gate_results import GateResults, policy_key
+from .starting import serving_adapter
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
@@ -195,7 +196,7 @@ class _Cycle:
     async def run(self, fresh: bool) -> CycleResult:
         from daemon.agent.llama_policy import LlamaPolicy
         async with await Store.open(self.db, recover=False) as store:
-            self.serving = await store.promoted_adapter()
+            self.serving = await serving_adapter(store, self.settings)
             serving_id = self.serving.id if self.serving else None
             state = None if fresh else CycleState.load(self.db)
             if state and state.serving == serving_id:

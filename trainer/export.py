@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .model import Architecture
+from daemon.core.gguf_meta import read_metadata
 
 # peft module path (after base_model.model.model.) → GGUF tensor name, {n} = layer
 _NAMES = {
@@ -27,6 +29,22 @@ _NAMES = {
 }
 _PEFT = re.compile(r"^base_model\.model\.model\.layers\.(\d+)\.(.+)\.lora_([AB])(?:\.default)?"
                    r"\.weight$")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the GGUF export needs to know of the base model."""
+    name: str                   # GGUF general.architecture: "llama", "gemma3", ...
+    n_head: int
+    n_head_kv: int
+
+    @classmethod
+    def of_gguf(cls, path: Path) -> Architecture:
+        """The base model's, from its GGUF header."""
+        meta = read_metadata(path)
+        name = meta["general.architecture"]
+        n_head = meta[f"{name}.attention.head_count"]
+        return cls(name, n_head, meta.get(f"{name}.attention.head_count_kv", n_head))
 
 
 def permute(rows: np.ndarray, n_head: int) -> np.ndarray:
@@ -53,18 +71,25 @@ def gguf_tensors(state: dict[str, np.ndarray], arch: Architecture) -> dict[str, 
 
 def export_adapter(peft_model, path: Path, arch: Architecture) -> Path:
     """Write `peft_model`'s (single, default) adapter to `path` as a GGUF LoRA adapter."""
-    import gguf
     from peft import get_peft_model_state_dict
-    config = peft_model.peft_config["default"]
-    tensors = gguf_tensors({k: v.detach().float().cpu().numpy()
-                            for k, v in get_peft_model_state_dict(peft_model).items()}, arch)
+    return write_adapter({k: v.detach().float().cpu().numpy()
+                          for k, v in get_peft_model_state_dict(peft_model).items()},
+                         peft_model.peft_config["default"].lora_alpha, path, arch)
+
+
+def write_adapter(state: dict[str, np.ndarray], lora_alpha: float, path: Path,
+                  arch: Architecture) -> Path:
+    """Write a peft adapter state dict (peft's tensor names) to `path` as a GGUF LoRA adapter,
+    atomically (a crash leaves no half-written file at `path`)."""
+    import gguf
+    tensors = gguf_tensors(state, arch)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".partial")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     writer = gguf.GGUFWriter(str(tmp), arch.name)
     writer.add_string("general.type", "adapter")
     writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(config.lora_alpha))
+    writer.add_float32("adapter.lora.alpha", float(lora_alpha))
     for name, tensor in tensors.items():
         writer.add_tensor(name, tensor)
     writer.write_header_to_file()

@@ -21,6 +21,7 @@ from daemon.core.store import Adapter, Store
 from daemon.core.wire import NightloopError
 
 from .cycle import CycleState
+from .starting import serving_adapter
 
 
 async def import_adapter(settings: Settings, folder: Path) -> Adapter:
@@ -40,7 +41,7 @@ async def import_adapter(settings: Settings, folder: Path) -> Adapter:
     gguf = await asyncio.to_thread(export_adapter, peft_model, dest / "adapter.gguf", arch)
     await asyncio.to_thread(peft_model.save_pretrained, str(dest / "peft"))
     async with await Store.open(settings.db_path, recover=False) as store:
-        serving = await store.promoted_adapter()
+        serving = await serving_adapter(store, settings)
         candidate = await store.add_adapter(Adapter(
             path=str(gguf), sha256=hashlib.sha256(gguf.read_bytes()).hexdigest(),
             base_model=base.name, parent=serving.id if serving else None,

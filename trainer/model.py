@@ -5,20 +5,12 @@ attention and MLP projections. bitsandbytes 4-bit QLoRA is used only when CUDA i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .config import TrainConfig
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What the GGUF export needs to know of the base model."""
-    name: str                   # GGUF general.architecture: "llama", "gemma3", ...
-    n_head: int
-    n_head_kv: int
+from .export import Architecture
 
 
 def quantization():
@@ -50,11 +42,7 @@ def load_base(gguf: Path) -> tuple[torch.nn.Module, object, Architecture]:
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model)
     model.eval()
-    config = model.config
-    arch = Architecture({"llama": "llama", "gemma3_text": "gemma3"}.get(
-        config.model_type, config.model_type), config.num_attention_heads,
-        getattr(config, "num_key_value_heads", config.num_attention_heads))
-    return model, tokenizer, arch
+    return model, tokenizer, Architecture.of_gguf(gguf)
 
 
 def add_lora(model: torch.nn.Module, config: TrainConfig, *, init: bool | str = True):

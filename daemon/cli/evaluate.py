@@ -13,7 +13,7 @@ import click
 
 from daemon.agent.policy import Policy
 from daemon.agent.replay import DemonstrationReplay, recorded_demonstrations
-from daemon.core.settings import data_dir
+from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Store
 from daemon.service.app import make_policy
 from daemon.tasks import miniwob, splits
@@ -23,6 +23,7 @@ from daemon.tasks.oracle import OraclePolicy
 from daemon.tasks.sites import Sites
 from daemon.tasks.sites.teacher import SiteTeacher
 from daemon.tasks.sites.templates import TEMPLATES, parse_templates
+from trainer.starting import with_serving_adapter
 
 from .common import json_option, print_json, run_coro, setting_options, settings_from
 
@@ -90,8 +91,7 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
     names = miniwob.parse_tasks(tasks) if tasks else miniwob.suite(suite or "smoke")
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
-    policy = OraclePolicy() if policy_name == "oracle" else \
-        make_policy(dataclasses.replace(settings, policy="llm"))
+    policy = OraclePolicy() if policy_name == "oracle" else _model(settings)
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source, screenshots=screenshots)
     _run(plan, policy, policy_name, split, settings.db_path, out, as_json)
@@ -130,11 +130,20 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
     elif policy_name == "replay":
         policy = DemonstrationReplay(run_coro(_demonstrations(settings.db_path)))
     else:
-        policy = make_policy(dataclasses.replace(settings, policy="llm"))
+        policy = _model(settings)
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source, benchmark=Sites(),
                     screenshots=screenshots)
     _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
+
+
+def _model(settings: Settings) -> Policy:
+    """The local model with the adapter the settings serve: by default the store's serving
+    adapter, as the daemon would (`--adapter none`: the bare model)."""
+    async def resolve() -> Settings:
+        async with await Store.open(settings.db_path) as store:
+            return await with_serving_adapter(store, settings)
+    return make_policy(dataclasses.replace(run_coro(resolve()), policy="llm"))
 
 
 async def _demonstrations(db: Path) -> list:

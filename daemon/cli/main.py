@@ -18,11 +18,12 @@ from daemon.bridge import launch as chromium
 from daemon.bridge.pairing import EXTENSION_DIR, extension_id, write_pairing_file
 from daemon.core import protocol as p
 from daemon.core.observation import Observation
-from daemon.core.settings import FIELDS, config_dir, data_dir
-from daemon.core.store import Store
+from daemon.core.settings import FIELDS, Settings, config_dir, data_dir
+from daemon.core.store import Adapter, Store
 from daemon.core.wire import NightloopError, to_json
 from daemon.service.app import BrowserOptions, run_daemon
 from daemon.service.client import DaemonUnavailable, connected
+from trainer.starting import serves_shipped_model
 
 from .common import (
     Group,
@@ -302,6 +303,30 @@ def observe(port: int | None, tab_id: int | None, as_json: bool) -> None:
         click.echo(Observation.from_json(reply.observation).render())
 
 
+def serving_line(path: str | None, adapters: list[Adapter]) -> str:
+    """How status names the adapter at `path` (None: the bare model) among the store's."""
+    if not path:
+        return "none (the bare model)"
+    for a in adapters:
+        if a.path == path:
+            shipped = (a.config or {}).get("source") == "shipped"
+            return f"{a.id}, " + ("the shipped starting adapter" if shipped
+                                  else f"{a.status} {(a.promoted_at or a.created_at)[:10]}")
+    return path
+
+
+def next_serving_line(settings: Settings, adapters: list[Adapter]) -> str:
+    """What a daemon started with `settings` on this store would serve."""
+    if settings.adapter == "none":
+        return serving_line(None, adapters)
+    if settings.adapter:
+        return serving_line(settings.adapter, adapters)
+    if not adapters and serves_shipped_model(settings):
+        return "the shipped starting adapter (registered when the daemon first starts)"
+    promoted = [a for a in adapters if a.status == "promoted"]
+    return serving_line(promoted[0].path if promoted else None, adapters)
+
+
 @cli.command()
 @setting_options("port", "db")
 @json_option
@@ -317,15 +342,19 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
             async with connected(settings.port, pairing_token(), timeout=3) as client:
                 reply = await client.request(p.Status())
                 assert isinstance(reply, p.Status)
-                return {"running": True, **to_json(reply)}
+                state = {"running": True, **to_json(reply)}
         except DaemonUnavailable as exc:
-            local = settings.db_path
-            counts = {}
-            if local.exists():
-                async with await Store.open(local, recover=False) as store:
-                    counts = await store.counts()
-            return {"running": False, "address": f"127.0.0.1:{settings.port}", "db": str(local),
-                    "counts": counts, "reason": str(exc)}
+            state = {"running": False, "address": f"127.0.0.1:{settings.port}",
+                     "db": str(settings.db_path), "counts": {}, "reason": str(exc)}
+        adapters = []
+        if Path(state["db"]).exists():
+            async with await Store.open(Path(state["db"]), recover=False) as store:
+                adapters = await store.adapters()
+                if not state["running"]:
+                    state["counts"] = await store.counts()
+        state["adapter_serving"] = serving_line(state.get("adapter"), adapters) \
+            if state["running"] else next_serving_line(settings, adapters)
+        return state
     state = run_coro(go())
     state.pop("type", None)
     state.pop("request_id", None)
@@ -339,6 +368,7 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
                 click.echo(f"episode: {state['episode']['id']} running")
         else:
             click.echo(f"daemon: not running (nothing at {state['address']})")
+        click.echo(f"adapter: {state['adapter_serving']}")
         click.echo(f"store: {state['db']}")
         counts = state.get("counts") or {}
         click.echo("episodes: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))

@@ -241,9 +241,10 @@ def adapters_list(db: str | None, as_json: bool) -> None:
     if not rows:
         click.echo("no adapters yet: run `nightloop train --now`")
     for a in rows:
-        gate = (a.metrics or {}).get("gate", {})
+        made = "shipped, see " + a.config["recipe"] if (a.config or {}).get("source") == \
+            "shipped" else f"gate {(a.metrics or {}).get('gate', {})}"
         click.echo(f"{a.id:>4}  {a.created_at[:19].replace('T', ' ')}  {a.status:<9} "
-                   f"parent {a.parent or '-':<4} gate {gate}  {a.path}")
+                   f"parent {a.parent or '-':<4} {made}  {a.path}")
 
 
 @adapters_group.command("import")

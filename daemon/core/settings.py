@@ -59,7 +59,9 @@ class Settings:
                            choices=("llama", "openai"))
     model: str = setting("", "GGUF model file for the policy; empty: the shipped "
                          "SmolLM2-135M-Instruct")
-    adapter: str = setting("", "LoRA adapter (GGUF) applied to the model; empty: none")
+    adapter: str = setting("", "LoRA adapter (GGUF file) applied to the model; empty: the "
+                           "store's serving adapter (on a new store, the shipped starting "
+                           "adapter); none: the bare model")
     n_ctx: int = setting(4096, "model context size in tokens", low=512, high=131072)
     threads: int = setting(min(os.cpu_count() or 2, 8), "CPU threads for inference",
                            low=1, high=256)

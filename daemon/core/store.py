@@ -256,13 +256,16 @@ class Store:
         await self._db.commit()
         return cursor
 
-    async def _insert(self, table: str, row: Any, *, skip: tuple[str, ...] = ()) -> Any:
-        """Insert a dataclass row (without its id and `skip` fields); the row with its id."""
+    async def _insert(self, table: str, row: Any, *, skip: tuple[str, ...] = (),
+                      unless: str = "") -> Any:
+        """Insert a dataclass row (without its id and `skip` fields); the row with its id.
+        With `unless` (a query), only if it finds no row, in the same statement (so no other
+        writer comes between): else None."""
         values = {k: v for k, v in _encode(row).items() if k not in ("id", *skip)}
         cursor = await self._write(
-            f"INSERT INTO {table} ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-            tuple(values.values()))
-        return dataclasses.replace(row, id=cursor.lastrowid)
+            f"INSERT INTO {table} ({', '.join(values)}) SELECT {', '.join('?' * len(values))}"
+            + (f" WHERE NOT EXISTS ({unless})" if unless else ""), tuple(values.values()))
+        return dataclasses.replace(row, id=cursor.lastrowid) if cursor.rowcount else None
 
     async def start_episode(self, episode: Episode) -> Episode:
         return await self._insert("episodes", episode, skip=("n_steps",))
@@ -441,6 +444,11 @@ class Store:
 
     async def add_adapter(self, adapter: Adapter) -> Adapter:
         return await self._insert("adapters", adapter)
+
+    async def add_first_adapter(self, adapter: Adapter) -> Adapter | None:
+        """Add `adapter` to a store that has never had one; None (nothing added) when it has
+        had one. Of two processes trying at once, one adds it."""
+        return await self._insert("adapters", adapter, unless="SELECT 1 FROM adapters")
 
     async def adapters(self) -> list[Adapter]:
         """Newest first."""

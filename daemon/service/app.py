@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from daemon.core.settings import Settings, config_dir
 from daemon.core.store import Store
 from daemon.core.wire import NightloopError
 from daemon.tasks.sites import serve_sites
+from trainer.starting import with_serving_adapter
 
 from . import schedule
 from .judging import JudgeQueue
@@ -57,9 +57,10 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
     store = await Store.open(db)
 
     async def promoted_policy() -> Policy:
-        """The configured policy with the promoted adapter, unless one was set explicitly."""
-        promoted = None if settings.adapter else await store.promoted_adapter()
-        chosen = dataclasses.replace(settings, adapter=promoted.path) if promoted else settings
+        """The configured policy with the store's serving adapter, unless the settings name
+        one (or ``none``)."""
+        chosen = await with_serving_adapter(store, settings) if settings.policy == "llm" \
+            else settings
         return await asyncio.to_thread(make_policy, chosen)
 
     try:
