@@ -55,6 +55,8 @@ def test_none_a_named_file_or_another_model_register_nothing(home):
     bare, named, elsewhere, rows = run_async(go())
     assert (bare.adapter, named.adapter, elsewhere.adapter) == ("", "/x/a.gguf", "")
     assert rows == []
+    from daemon.agent.llama_policy import LlamaPolicy
+    assert LlamaPolicy(Settings(adapter="none", n_ctx=512)).adapter is None   # as given
 
 
 def test_a_store_keeps_its_own_history_and_one_of_two_racing_processes_registers(home):

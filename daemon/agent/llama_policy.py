@@ -51,9 +51,12 @@ MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strin
 
 class LlamaPolicy:
     def __init__(self, settings: Settings):
+        """`settings.adapter`: the adapter GGUF to apply; empty or ``none``: none (which adapter
+        a store serves is for the caller to resolve: trainer.starting)."""
         model = Path(settings.model).expanduser() if settings.model else shipped_model()
         self.info: ModelInfo = check_model(model)
-        self.adapter = str(check_adapter(settings.adapter).path) if settings.adapter else None
+        self.adapter = str(check_adapter(settings.adapter).path) \
+            if settings.adapter not in ("", "none") else None
         self.name = f"llm:{self.info.path.stem}"
         self.settings = settings
         try:
