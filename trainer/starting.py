@@ -29,16 +29,19 @@ FOLDER = Path(__file__).with_name("starting_adapter")
 WEIGHTS = "adapter_model.safetensors"
 
 
-def serves_shipped_model(settings: Settings) -> bool:
-    return not settings.model or \
-        Path(settings.model).expanduser().resolve() == shipped_model().resolve()
+def takes_starting_adapter(settings: Settings, adapters: list[Adapter]) -> bool:
+    """Does a store whose adapters are `adapters` take the starting adapter under `settings`?
+    Only one that never had an adapter, with `settings` naming none and serving the shipped
+    model (the adapter was trained for it)."""
+    return not adapters and not settings.adapter and (
+        not settings.model
+        or Path(settings.model).expanduser().resolve() == shipped_model().resolve())
 
 
 async def serving_adapter(store: Store, settings: Settings) -> Adapter | None:
-    """The store's promoted adapter (None: the bare model serves). On a store that has never
-    had an adapter, with `settings` naming none and serving the shipped model, the starting
-    adapter is registered as promoted first."""
-    if not settings.adapter and serves_shipped_model(settings) and not await store.adapters():
+    """The store's promoted adapter (None: the bare model serves); the starting adapter,
+    registered as promoted first, where the store takes it (`takes_starting_adapter`)."""
+    if takes_starting_adapter(settings, await store.adapters()):
         await adopt_starting_adapter(store)
     return await store.promoted_adapter()
 

@@ -23,7 +23,7 @@ from daemon.core.store import Adapter, Store
 from daemon.core.wire import NightloopError, to_json
 from daemon.service.app import BrowserOptions, run_daemon
 from daemon.service.client import DaemonUnavailable, connected
-from trainer.starting import serves_shipped_model
+from trainer.starting import takes_starting_adapter
 
 from .common import (
     Group,
@@ -321,7 +321,7 @@ def next_serving_line(settings: Settings, adapters: list[Adapter]) -> str:
         return serving_line(None, adapters)
     if settings.adapter:
         return serving_line(settings.adapter, adapters)
-    if not adapters and serves_shipped_model(settings):
+    if takes_starting_adapter(settings, adapters):
         return "the shipped starting adapter (registered when the daemon first starts)"
     promoted = [a for a in adapters if a.status == "promoted"]
     return serving_line(promoted[0].path if promoted else None, adapters)
