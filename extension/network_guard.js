@@ -4,7 +4,7 @@
 //
 // The rules live in the browser's network stack, so they hold from a tab's first request: a tab
 // the extension has just opened is covered before anything in it runs. Session rules end with
-// the browser; `sites` null lifts them.
+// the browser (a harness browser, practice's own); a later call replaces them.
 
 const RULE_BLOCK = 1;
 const RULE_ALLOW = 2;
@@ -16,27 +16,25 @@ function literal(text) {
 }
 
 /**
- * @param {string[]|null} sites host[:port] names, lower case, that may be sent to; null: no guard
- * @returns {Promise<{guarded: boolean, sites: string[]}>}
+ * @param {string[]} sites host[:port] names, lower case, that may still be sent to
+ * @returns {Promise<{sites: string[]}>}
  */
 export async function guardNetwork(sites) {
-  const addRules = [];
-  if (sites != null) {
-    // without resourceTypes a rule skips main_frame: a top-level form POST would pass
-    const condition = {
-      requestMethods: WRITES,
-      resourceTypes: Object.values(chrome.declarativeNetRequest.ResourceType),
-    };
-    addRules.push({ id: RULE_BLOCK, priority: 1, action: { type: "block" }, condition });
-    if (sites.length) {
-      addRules.push({
-        id: RULE_ALLOW, priority: 2, action: { type: "allow" },
-        condition: { ...condition, regexFilter: `^https?://(${sites.map(literal).join("|")})/` },
-      });
-    }
+  if (!Array.isArray(sites)) throw new Error("network.guard needs args.sites, a list of sites");
+  // without resourceTypes a rule skips main_frame: a top-level form POST would pass
+  const condition = {
+    requestMethods: WRITES,
+    resourceTypes: Object.values(chrome.declarativeNetRequest.ResourceType),
+  };
+  const addRules = [{ id: RULE_BLOCK, priority: 1, action: { type: "block" }, condition }];
+  if (sites.length) {
+    addRules.push({
+      id: RULE_ALLOW, priority: 2, action: { type: "allow" },
+      condition: { ...condition, regexFilter: `^https?://(${sites.map(literal).join("|")})/` },
+    });
   }
   await chrome.declarativeNetRequest.updateSessionRules({
     removeRuleIds: [RULE_BLOCK, RULE_ALLOW], addRules,
   });
-  return { guarded: sites != null, sites: sites || [] };
+  return { sites };
 }

@@ -55,8 +55,8 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 /** Run a named probe of probes.js, or a tab probe: "tab.close", or "tab.screenshot" (args
  * {cover?: number[], max_width?: number, quality?: number}; result {image: base64 JPEG, width,
  * height, boxes: {id: [x, y, w, h]} in the image's pixels, covered, capture_ms, encode_ms} or
- * {skipped: why none was taken}); or with no tab "network.guard" (args {sites: host[:port][] or
- * null}; result {guarded, sites}): see network_guard.js.
+ * {skipped: why none was taken}); or with no tab "network.guard" (args {sites: host[:port][]};
+ * result {sites}): see network_guard.js.
  * @typedef {{type: "probe", request_id: string, probe: string, tab_id?: number, args?: object}} Probe */
 /** @typedef {{type: "observation", request_id: string, tab_id?: number, observation?: Observation, error?: string}} ObservationReply */
 /** @typedef {{type: "action_result", request_id: string, ok: boolean, tab_id?: number, error?: string, detail?: object}} ActionResult */

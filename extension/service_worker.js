@@ -325,7 +325,7 @@ async function probe(request) {
   const reply = { type: "probe_result", request_id: request.request_id, tab_id: request.tab_id, ok: false };
   try {
     reply.result = request.probe === "network.guard"
-      ? await guardNetwork(request.args?.sites ?? null)
+      ? await guardNetwork(request.args?.sites)
       : await tabProbe(await agentTab(request.tab_id), request.probe, request.args || {});
     reply.ok = !(reply.result && reply.result.error);
     if (!reply.ok) reply.error = reply.result.error;

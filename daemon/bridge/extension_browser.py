@@ -99,12 +99,12 @@ class ExtensionBrowser:
         except BrowserError:
             pass
 
-    async def guard_network(self, sites: Iterable[str] | None) -> None:
-        """From now on the whole browser sends no request that could change a server's state
-        (any method but GET, HEAD, OPTIONS) except to `sites` (host[:port] names); None lifts
-        the guard. Enforced in the browser's network stack, so it covers a tab from its first
-        request; BrowserError when the extension cannot set it."""
-        await self.probe(None, "network.guard", sites=None if sites is None else sorted(sites))
+    async def guard_network(self, sites: Iterable[str]) -> None:
+        """From now on, until the browser closes, it sends no request that could change a
+        server's state (any method but GET, HEAD, OPTIONS) except to `sites` (host[:port]
+        names; a later call replaces them). Enforced in the browser's network stack, so it
+        covers a tab from its first request; BrowserError when the extension cannot set it."""
+        await self.probe(None, "network.guard", sites=sorted(sites))
 
     async def probe(self, tab_id: int | None, name: str, **args: object) -> dict:
         """Run a named probe of the extension in a tab (None: a browser probe); BrowserError
