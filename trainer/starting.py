@@ -49,10 +49,8 @@ async def serving_adapter(store: Store, settings: Settings) -> Adapter | None:
 async def with_serving_adapter(store: Store, settings: Settings) -> Settings:
     """`settings` with ``adapter`` the GGUF to load: the one named, none for ``none``, else the
     store's serving adapter's (see `serving_adapter`)."""
-    if settings.adapter == "none":
-        return dataclasses.replace(settings, adapter="")
     if settings.adapter:
-        return settings
+        return dataclasses.replace(settings, adapter=settings.adapter_file)
     serving = await serving_adapter(store, settings)
     return dataclasses.replace(settings, adapter=serving.path if serving else "")
 

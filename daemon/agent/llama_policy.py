@@ -55,8 +55,8 @@ class LlamaPolicy:
         a store serves is for the caller to resolve: trainer.starting)."""
         model = Path(settings.model).expanduser() if settings.model else shipped_model()
         self.info: ModelInfo = check_model(model)
-        self.adapter = str(check_adapter(settings.adapter).path) \
-            if settings.adapter not in ("", "none") else None
+        self.adapter = str(check_adapter(settings.adapter_file).path) \
+            if settings.adapter_file else None
         self.name = f"llm:{self.info.path.stem}"
         self.settings = settings
         try:

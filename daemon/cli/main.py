@@ -317,10 +317,8 @@ def serving_line(path: str | None, adapters: list[Adapter]) -> str:
 
 def next_serving_line(settings: Settings, adapters: list[Adapter]) -> str:
     """What a daemon started with `settings` on this store would serve."""
-    if settings.adapter == "none":
-        return serving_line(None, adapters)
     if settings.adapter:
-        return serving_line(settings.adapter, adapters)
+        return serving_line(settings.adapter_file or None, adapters)
     if takes_starting_adapter(settings, adapters):
         return "the shipped starting adapter (registered when the daemon first starts)"
     promoted = [a for a in adapters if a.status == "promoted"]

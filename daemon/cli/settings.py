@@ -77,8 +77,8 @@ def _model_rows(settings: Settings) -> list[dict]:
             rows.append({"source": "shipped", "path": relative, "error": str(exc)})
     if settings.model:
         add("config: model", settings.model, models.check_model)
-    if settings.adapter not in ("", "none"):
-        add("config: adapter", settings.adapter, models.check_adapter)
+    if settings.adapter_file:
+        add("config: adapter", settings.adapter_file, models.check_adapter)
     for path in models.registered():
         add("added", path, models.check_model)
     return rows

@@ -151,6 +151,12 @@ class Settings:
     def db_path(self) -> Path:
         return Path(self.db).expanduser() if self.db else data_dir() / "nightloop.db"
 
+    @property
+    def adapter_file(self) -> str:
+        """The adapter GGUF `adapter` names; "" when it names none (empty: the store's to say,
+        see trainer.starting; ``none``: the bare model)."""
+        return "" if self.adapter in ("", "none") else self.adapter
+
 
 FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 DEFAULTS = Settings()
