@@ -28,6 +28,11 @@
   const LABELLED = "h1,h2,h3,h4,h5,h6,[aria-label],img[alt]:not([alt=''])";
   const TEXT_INPUTS = new Set(["text", "search", "email", "url", "tel", "password", "number",
     "date", "datetime-local", "month", "week", "time", ""]);
+  // A page's own error messages: visible text in an element with an error-styled class
+  // (Django's errorlist, Rails' field_with_errors, Bootstrap's invalid-feedback, …).
+  const ERROR_CLASS = /error|^invalid-feedback$|^alert-danger$/i;
+  const MAX_ERRORS = 5;
+  const MAX_ERROR = 200;
 
   // Ids stay the same for the same element while the page lives.
   const idOf = new WeakMap();
@@ -121,20 +126,51 @@
     const root = el.getRootNode();
     return ids.split(/\s+/)
       .map((id) => (root.getElementById ? root.getElementById(id) : el.ownerDocument.getElementById(id)))
-      .filter(Boolean).map((n) => n.textContent).join(" ");
+      .filter(Boolean).map((n) => contentText(n, null, true)).join(" ");
   }
+
+  /** `node`'s text as an accessible name reads it (the name "from content" of the accessible
+   * name computation): its text, an image's alt, an embedded field's value or a select's
+   * chosen option, leaving out `skip` (the control a label names) and, unless `hidden` (a
+   * node aria-labelledby points at), what is not rendered. */
+  function contentText(node, skip, hidden = false) {
+    let out = "";
+    for (const child of node.childNodes) {
+      if (child.nodeType === Node.TEXT_NODE) {
+        out += child.textContent;
+        continue;
+      }
+      if (child.nodeType !== Node.ELEMENT_NODE || child === skip) continue;
+      if (!hidden && (!child.checkVisibility() || child.getAttribute("aria-hidden") === "true")) continue;
+      const display = hidden ? "inline" : getComputedStyle(child).display;
+      const gap = display.startsWith("inline") ? "" : " ";
+      let text;
+      if (child.tagName === "IMG") text = child.getAttribute("alt") || "";
+      else if (child.tagName === "SELECT") text = child.selectedOptions[0]?.text || "";
+      else if (isTextField(child)) text = valueOf(child);
+      else if (child.getAttribute("aria-label")) text = child.getAttribute("aria-label");
+      else text = contentText(child, skip, hidden);
+      out += gap + text + gap;
+    }
+    return out;
+  }
+
+  // The accessible name as the browser computes it, most of it: aria-labelledby, aria-label,
+  // the <label>s' text (images by their alt), then the element's own content for the roles that
+  // take a name from it, its title, its placeholder last; then a form field's `name`.
+  const NEVER_BY_CONTENT = new Set(["textbox", "searchbox", "combobox", "listbox", "spinbutton",
+    "slider"]);
 
   function nameOf(el) {
     const candidates = [
-      () => el.getAttribute("aria-label"),
       () => el.getAttribute("aria-labelledby") && textById(el, el.getAttribute("aria-labelledby")),
-      () => el.labels && el.labels.length && [...el.labels].map((l) => l.innerText || l.textContent).join(" "),
+      () => el.getAttribute("aria-label"),
+      () => el.labels && el.labels.length && [...el.labels].map((l) => contentText(l, el)).join(" "),
       () => el.tagName === "IMG" && el.alt,
-      () => el.getAttribute("placeholder"),
       () => el.tagName === "INPUT" && ["button", "submit", "reset"].includes(el.type) && (el.value || el.type),
-      () => !isTextField(el) && (el.innerText || el.textContent),
+      () => !isTextField(el) && el.tagName !== "SELECT" && !NEVER_BY_CONTENT.has(roleOf(el)) && contentText(el, null),
       () => el.getAttribute("title"),
-      () => el.querySelector && el.querySelector("img[alt]") && el.querySelector("img[alt]").alt,
+      () => el.getAttribute("placeholder"),
       () => el.getAttribute("name"),
     ];
     for (const candidate of candidates) {
@@ -176,6 +212,8 @@
       if (chosen) d.selected = clip(chosen.text, MAX_NAME);
     }
     if (el.disabled || el.getAttribute("aria-disabled") === "true") d.disabled = true;
+    const invalid = refusal(el);
+    if (invalid) d.invalid = invalid;
     const form = el.form || el.closest("form");     // its form owner (the form= attribute too)
     if (form) d.form = formId(form);
     if ((tag === "a" || tag === "area") && /^https?:$/.test(el.protocol)) d.link_origin = el.origin;
@@ -184,9 +222,12 @@
 
   function observe() {
     const found = [];
+    const errors = [];
     let order = 0;
     for (const { el, frame, offset } of walk(document, null, { x: 0, y: 0 })) {
       const interactive = el.matches(INTERACTIVE) || looksClickable(el);
+      const error = errorText(el, interactive);
+      if (error && errors.length < MAX_ERRORS && !errors.some((e) => e.includes(error))) errors.push(error);
       if (!interactive && !el.matches(LABELLED)) continue;
       const rect = el.getBoundingClientRect();
       if (!isVisible(el, rect)) continue;
@@ -207,6 +248,7 @@
       text: text.slice(0, MAX_TEXT),
       omitted_elements: found.length - kept.length,
       omitted_text: Math.max(0, text.length - MAX_TEXT),
+      ...(errors.length ? { errors } : {}),
     };
   }
 
@@ -442,6 +484,7 @@
     if (!perform) return { ok: false, error: `the page cannot perform ${JSON.stringify(action.action)}` };
     blockSubmit = !allowSubmit;
     blockedSubmit = false;
+    flagged = new WeakSet();
     try {
       const details = action.id !== undefined ? targetDetails(target(action.id)) : null;
       const detail = { ...(perform(action) || {}), ...(details ? { target: details } : {}) };
@@ -461,12 +504,13 @@
   // {type: "recorded", action, observation, target} message, in the agent's action schema and
   // with the observation taken just before it: typing is one `fill` with the final value
   // (a password's value is never sent: it is recorded as MASK; a click into a field with no
-  // typing stays a click), a select is `select_option`,
+  // typing stays a click), a select is one `select_option` with the option it held when the
+  // user moved on (typing "Lima" into it passes "Lagos" on the way: that is not recorded),
   // Enter/Escape are `press`, a wheel scroll is `scroll`. Links the user follows are clicks.
 
   let recording = false;
   let typing = null;      // {el, observation, initial}: a text field focused, value not final
-  let choosing = null;    // {el, observation}: a select focused
+  let choosing = null;    // {el, observation, initial}: a select focused, choice not final
   let clicking = null;    // a text field the pointer went down on, before its focus
   let pressed = null;     // {el, observation}: pointerdown seen, waiting for its click
   let scrolling = null;   // {observation, y, timer}
@@ -517,21 +561,38 @@
     return emit({ action: "fill", id: elementId(t.el), text }, t.observation, t.el);
   }
 
+  const chosen = (el) => el.selectedOptions[0]?.text.trim() || "";
+
+  /** Record the pending `select_option` if the focused select's choice changed. */
+  function flushChoosing() {
+    const c = choosing;
+    choosing = null;
+    if (!c || chosen(c.el) === c.initial) return null;
+    return emit({ action: "select_option", id: elementId(c.el), option: chosen(c.el) }, c.observation, c.el);
+  }
+
+  /** Record what is pending: the typing, then the choice. */
+  function flushPending(except) {
+    if (!typing || typing.el !== except) flushTyping();
+    if (!choosing || choosing.el !== except) flushChoosing();
+  }
+
   const RECORDERS = {
     focus(event) {            // capture phase: before the page's own focus handlers run
       const el = event.target;
       if (!(el instanceof Element)) return;
-      if (typing && typing.el !== el) flushTyping();    // typing ends where focus moves on
+      flushPending(el);                                 // typing ends where focus moves on
       if (isTextField(el)) {
         typing = { el, observation: seen(), initial: valueOf(el), clicked: clicking === el };
         clicking = null;
-      } else if (el.tagName === "SELECT") {
-        choosing = { el, observation: seen() };
+      } else if (el.tagName === "SELECT" && (!choosing || choosing.el !== el)) {
+        choosing = { el, observation: seen(), initial: chosen(el) };
       }
     },
     pointerdown(event) {
       const el = clickTarget(event.target);
       if (!el || (el !== (typing && typing.el) && !isTextField(el))) flushTyping();
+      if (!choosing || choosing.el !== el) flushChoosing();
       if (el && isTextField(el) && el !== document.activeElement) clicking = el;
       pressed = el && !isTextField(el) && el.tagName !== "SELECT" ? { el, observation: seen() } : null;
     },
@@ -540,17 +601,17 @@
       pressed = null;
       if (p && p.el === clickTarget(event.target)) emit({ action: "click", id: elementId(p.el) }, p.observation, p.el);
     },
-    change(event) {
+    change(event) {             // a select changed without focus first (a script's pick)
       const el = event.target;
-      if (el.tagName !== "SELECT") return;
-      const before = choosing && choosing.el === el ? choosing.observation : seen();
-      emit({ action: "select_option", id: elementId(el), option: el.selectedOptions[0]?.text.trim() || "" }, before, el);
-      choosing = { el, observation: seen() };
+      if (el.tagName === "SELECT" && (!choosing || choosing.el !== el)) {
+        flushPending(el);
+        choosing = { el, observation: seen(), initial: "" };
+      }
     },
     keydown(event) {
       if (event.key !== "Enter" && event.key !== "Escape") return;
       const el = event.target instanceof Element ? event.target : null;
-      flushTyping();
+      flushPending(null);
       const observation = seen();
       const onPage = el && el !== document.body && observation.elements.some((e) => e.id === idOf.get(el));
       emit({ action: "press", key: event.key, ...(onPage ? { id: elementId(el) } : {}) }, observation, onPage ? el : null);
@@ -566,6 +627,10 @@
       }, 400);
     },
   };
+  // A page that leaves on a choice (a select that submits its form) records it first.
+  addEventListener("pagehide", () => {
+    if (recording) flushPending(null);
+  });
   for (const [type, handler] of Object.entries(RECORDERS)) {
     addEventListener(type, (event) => {
       if (recording && event.isTrusted) handler(event);
@@ -575,7 +640,8 @@
   function setRecording(on) {
     if (on === recording) return null;
     recording = on;
-    const last = on ? null : flushTyping();   // typing in progress ends the recording: returned
+    // typing or a choice in progress ends the recording: returned
+    const last = on ? null : flushTyping() || flushChoosing();
     typing = choosing = pressed = scrolling = null;
     if (on && document.activeElement && isTextField(document.activeElement)) {
       RECORDERS.focus({ target: document.activeElement });

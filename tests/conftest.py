@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import json
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ import pytest
 
 from daemon.bridge.launch import launch_with_playwright
 from daemon.bridge.pairing import extension_id, load_or_create_token
+from daemon.cli.main import DENIED, EXIT_STATUS
 from daemon.core.settings import config_dir
 from daemon.tasks.static import serve_directory
 
@@ -72,6 +74,25 @@ def nightloop(*args: str, check: bool = True, timeout: float = 120,
         raise AssertionError(f"nightloop {' '.join(args)} exited {result.returncode}:\n"
                              f"{result.stdout}\n{result.stderr}")
     return result
+
+
+def follow(*args: str, timeout: float = 120) -> dict:
+    """`nightloop run|replay ARGS --json`: the episode it printed last (its streamed steps
+    under "streamed"), once its exit status is checked to say how the episode ended."""
+    result = nightloop(*args, "--json", check=False, timeout=timeout)
+    try:
+        lines = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+        episode = lines[-1]["episode"]
+    except (ValueError, IndexError, KeyError):
+        raise AssertionError(f"nightloop {' '.join(args)} --json printed no episode "
+                             f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+    streamed = [line["step"] for line in lines[:-1]]
+    status = EXIT_STATUS[episode["status"]]
+    denied = any((s.get("result") or {}).get("approval", {}).get("approved") is False
+                 for s in streamed)
+    assert result.returncode == (DENIED if denied and status in (0, 3, 4) else status), \
+        (result.returncode, episode["status"], result.stderr)
+    return {**episode, "streamed": streamed}
 
 
 @dataclass

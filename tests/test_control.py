@@ -68,8 +68,11 @@ def test_stop_from_the_cli_and_from_the_popup(browser, daemon_proc, pages_url):
                what="the first step to run (the episode now waits)")
     started = time.monotonic()
     assert "asked episode 1 to stop" in nightloop("stop", *daemon_proc.args()).stdout
-    episode = json.loads(runner.communicate(timeout=15)[0])
+    lines = runner.communicate(timeout=15)[0].splitlines()
+    episode = json.loads(lines[-1])["episode"]
     assert episode["status"] == "stopped" and time.monotonic() - started < 5
+    assert runner.returncode == 6                       # the exit status says: stopped
+    assert [json.loads(line)["step"]["index"] for line in lines[:-1]] == [0, 1]  # streamed
     assert page.locator("#b").input_value() == ""      # the step after the wait never ran
 
     popup = browser.popup()
@@ -131,7 +134,8 @@ def test_a_misbehaving_browser_fails_the_episode_cleanly(home, answer, error):
         out, _ = await asyncio.wait_for(run.communicate(), 20)
         stop.set()
         await ext
-        return json.loads(out)
+        assert run.returncode == 5                      # the exit status says: failed
+        return json.loads(out.splitlines()[-1])["episode"]
 
     try:
         episode = run_async(go())

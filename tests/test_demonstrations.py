@@ -13,7 +13,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import NIGHTLOOP, nightloop, store_files, wait_until
+from conftest import NIGHTLOOP, follow, nightloop, store_files, wait_until
 
 from daemon.agent.replay import PATIENCE
 from daemon.tasks.sites.user import record_by_hand
@@ -40,7 +40,7 @@ def show(daemon_proc, episode_id: int) -> dict:
 
 
 def replay(daemon_proc, *args: str) -> dict:
-    return json.loads(nightloop("replay", *args, "--json", *daemon_proc.args(), timeout=90).stdout)
+    return follow("replay", *args, *daemon_proc.args(), timeout=90)
 
 
 def plan_trip(page) -> None:

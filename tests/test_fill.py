@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import nightloop
+from conftest import follow, nightloop
 
 pytestmark = pytest.mark.browser
 
 
 def steps_of(daemon_proc, pages_url, script: str) -> list[dict]:
-    episode = json.loads(nightloop("run", *daemon_proc.args(), "--json", "--url",
-                                   f"{pages_url}/dates.html", script).stdout)
+    episode = follow("run", *daemon_proc.args(), "--url", f"{pages_url}/dates.html", script)
     return json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
                                 "--db", str(daemon_proc.db)).stdout)["steps"]
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 import pytest
-from conftest import DaemonProcess, free_port, launch_browser, nightloop
+from conftest import DaemonProcess, follow, free_port, launch_browser, nightloop
 
 from daemon.core.observation import Observation
 
@@ -24,11 +24,10 @@ def test_the_model_drives_an_episode_and_every_step_is_recorded(backend, playwri
     daemon_proc.start("--max-steps", "4", "--seed", "1", *served, policy="llm")
     try:
         with launch_browser(playwright, daemon_proc, tmp_path):
-            result = nightloop("run", *daemon_proc.args(), "--json", "--url",
-                               f"{pages_url}/form.html", "Type Ada into the Name field")
+            episode = follow("run", *daemon_proc.args(), "--url", f"{pages_url}/form.html",
+                             "Type Ada into the Name field")
     finally:
         daemon_proc.stop()
-    episode = json.loads(result.stdout)
     assert episode["status"] in ("done", "gave_up", "step_limit")     # success not required
     assert episode["policy"] == ("llm:SmolLM2-135M-Instruct.Q4_1" if backend == "llama" else
                                  f"server:{request.getfixturevalue('model_server')}")

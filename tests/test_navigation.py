@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import nightloop
+from conftest import follow, nightloop
 
 pytestmark = pytest.mark.browser
 
@@ -34,9 +34,8 @@ def test_an_episode_follows_links_forms_and_history(browser, daemon_proc, pages_
 
 
 def test_a_failed_navigation_is_a_clear_error_not_a_hang(browser, daemon_proc, pages_url):
-    result = nightloop("run", *daemon_proc.args(), "--json", "--url", f"{pages_url}/links.html",
-                       "go back; done")
-    episode = json.loads(result.stdout)
+    episode = follow("run", *daemon_proc.args(), "--url", f"{pages_url}/links.html",
+                     "go back; done")
     steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
                                  "--db", str(daemon_proc.db)).stdout)["steps"]
     assert steps[0]["ok"] is False
@@ -48,9 +47,8 @@ def test_a_dead_link_leads_to_an_error_page_the_agent_can_leave(browser, daemon_
     page = browser.context.new_page()
     page.goto(f"{pages_url}/links.html")
     page.evaluate("document.querySelector('a').href = 'http://127.0.0.1:9/nowhere'")
-    result = nightloop("run", *daemon_proc.args(), "--json", "--yes",    # the link: another site
-                       f'click "Go to the next page"; goto {pages_url}/next.html; done')
-    episode = json.loads(result.stdout)
+    episode = follow("run", *daemon_proc.args(), "--yes",    # the link: another site
+                     f'click "Go to the next page"; goto {pages_url}/next.html; done')
     steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
                                  "--db", str(daemon_proc.db)).stdout)["steps"]
     assert episode["status"] == "done", episode

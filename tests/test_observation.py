@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import nightloop, run_async
+from conftest import follow, nightloop, run_async
 
 from daemon.agent.approvals import origin
 
@@ -75,12 +75,11 @@ def test_actions_reach_into_frames_and_shadow_roots(browser, daemon_proc, pages_
     page = browser.context.new_page()
     page.goto(f"{pages_url}/widgets.html")
     page.frame_locator("#frame").locator("#city").wait_for()
-    result = nightloop("run", *daemon_proc.args(), "--json",
-                       'fill "City in frame" with "Lisbon"; click "Frame button"; '
-                       'click "Shadow button"; fill "Notes" with "second draft"; '
-                       'select "Large" in "Size"; click "Vanishing button"; '
-                       'click "Vanishing button"')
-    episode = json.loads(result.stdout)
+    episode = follow("run", *daemon_proc.args(),
+                     'fill "City in frame" with "Lisbon"; click "Frame button"; '
+                     'click "Shadow button"; fill "Notes" with "second draft"; '
+                     'select "Large" in "Size"; click "Vanishing button"; '
+                     'click "Vanishing button"')
     # The last instruction names the button the one before removed: the policy gives up.
     assert episode["status"] == "gave_up"
     assert episode["final_answer"] == "no element labelled 'Vanishing button' on the page"
@@ -127,8 +126,7 @@ def test_scroll_and_hover_change_what_the_page_shows(browser, daemon_proc, pages
     page = browser.context.new_page()
     page.goto(f"{pages_url}/widgets.html")
     assert by_name(observe(daemon_proc))["Far below button"]["in_view"] is False
-    episode = json.loads(nightloop("run", *daemon_proc.args(), "--json",
-                                   'hover "Hover me"; scroll down').stdout)
+    episode = follow("run", *daemon_proc.args(), 'hover "Hover me"; scroll down')
     assert episode["status"] == "done"
     assert page.locator("body").get_attribute("data-hovered") == "yes"
     assert page.evaluate("scrollY") > 0

@@ -40,20 +40,62 @@ def test_page_then_task_then_history_then_the_question():
 def test_a_step_that_changed_nothing_says_so_and_a_third_repeat_is_not_offered():
     page = Observation("https://a.test/", "A", [Element(1, "h1", "heading", "Title", context=True),
                                                 Element(3, "button", "button", "Go")])
-    same, other = page.state_key(), "another state"
+    before = Observation("https://a.test/", "A", [Element(3, "button", "button", "Go")])
     click = Action("click", {"id": 3})
-    once = StepContext("t", page, [PastStep(click, True, seen=other)])
+    once = StepContext("t", page, [PastStep.on(before, click, True)])
     assert once.changed(0) is True and once.blocked == frozenset()
-    twice = StepContext("t", page, [PastStep(click, True, seen=same),
-                                    PastStep(click, True, seen=same)])
+    twice = StepContext("t", page, [PastStep.on(page, click, True),
+                                    PastStep.on(page, click, True)])
     assert twice.changed(0) is False and twice.changed(1) is False
     assert twice.blocked == {("click", 3)}
     text = user_message("t", "p", twice)
     assert text.count("click [3] -> ok, the page did not change") == 2
     assert "Not offered now: click [3] (done twice, the page did not change)." in text
-    varied = StepContext("t", page, [PastStep(Action("click", {"id": 1}), True, seen=same),
-                                     PastStep(click, True, seen=same)])
+    varied = StepContext("t", page, [PastStep.on(page, Action("click", {"id": 1}), True),
+                                     PastStep.on(page, click, True)])
     assert varied.blocked == frozenset()                # not the same action twice
+
+
+def theme(label: str, text: str = "Welcome") -> Observation:
+    return Observation("https://a.test/", "A", [Element(2, "a", "link", "Home"),
+                                                Element(5, "button", "button", label)],
+                       f"Home {label} {text}")
+
+
+def test_a_control_that_only_renames_itself_is_a_repeat_by_its_id():
+    """A counter-like toggle: each click changes its own label and nothing else."""
+    click = Action("click", {"id": 5})
+    pages = [theme(f"Clicked {n} times") for n in range(3)]
+    steps = [PastStep.on(pages[0], click, True), PastStep.on(pages[1], click, True)]
+    assert not steps[0].doing == steps[1].doing and steps[1].repeats(steps[0])
+    assert StepContext("t", pages[2], steps).blocked_why == {
+        ("click", 5): "done twice, the page did not change"}
+    other = Observation("https://a.test/", "A", theme("Clicked 2 times").elements, "Saved")
+    assert StepContext("t", other, steps).blocked == frozenset()    # something else changed
+
+
+def test_a_round_back_to_the_same_page_is_not_started_again():
+    """A toggle between two labels (two steps), and four links round a site (four steps)."""
+    dark, light = theme("Dark theme", "now light"), theme("Light theme", "now dark")
+    click = Action("click", {"id": 5})
+    toggled = [PastStep.on(dark, click, True), PastStep.on(light, click, True)]
+    assert StepContext("t", dark, toggled).blocked_why == {
+        ("click", 5): "done 2 steps ago on this same page: it led back here"}
+    assert StepContext("t", light, toggled[:1]).blocked == frozenset()     # no round yet
+
+    def site(page: str, ids: int) -> Observation:        # each load numbers its links anew
+        return Observation(f"https://a.test/{page}", page, [
+            Element(ids + i, "a", "link", name) for i, name in
+            enumerate(["Home", "Orders", "Help", "About"])])
+    names = ["Home", "Orders", "Help", "About"]
+    loads = [site(names[i % 4].lower(), 10 * i) for i in range(5)]
+    round_trip = [PastStep.on(loads[i], Action("click", {"id": 10 * i + (i + 1) % 4}), True)
+                  for i in range(4)]
+    context = StepContext("t", loads[4], round_trip)        # back on "home", ids 40..43
+    assert context.blocked == {("click", 41)}                 # "Orders" again: not offered
+    assert "Not offered now: click [41] (done 4 steps ago on this same page: it led back " \
+        "here)." in user_message("t", "p", context)
+    assert StepContext("t", loads[3], round_trip[:3]).blocked == frozenset()
 
 
 def test_a_link_that_reloads_a_reshuffled_page_is_caught_by_its_label():

@@ -4,10 +4,14 @@ real recorder and replays in Chromium are in test_demonstrations.py."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from conftest import run_async
 
 from daemon.agent.descriptors import describe
-from daemon.agent.policy import Decision, StepContext
+from daemon.agent.episode import EpisodeFailed
+from daemon.agent.policy import Decision, PastStep, StepContext
 from daemon.agent.replay import PATIENCE, WAIT_S, ReplayPolicy, plan_line
 from daemon.core.actions import Action
 from daemon.core.observation import Element, Observation
@@ -51,10 +55,11 @@ def test_recorded_actions_land_on_the_same_elements_under_new_ids():
     policy = ReplayPolicy(steps, fallback=None, ask_user=never)
     fresh = Observation(FORM.url, "Form", [Element(7, "button", "button", "Send"),
                                            Element(9, "input", "textbox", "Name", type="text")])
-    got = [decide(policy, fresh) for _ in range(4)]
+    got = [decide(policy, fresh) for _ in range(5)]
     assert [d.action.to_json() for d in got] == [
         {"action": "goto", "url": "https://a.test/form"},
         {"action": "fill", "id": 9, "text": "Ada"}, {"action": "click", "id": 7},
+        {"action": "wait", "seconds": WAIT_S},          # the page's moment to answer the click
         {"action": "done"}]
     assert {d.mode for d in got} == {"replayed"}
     assert policy.name == "replay" and policy.adapter is None
@@ -89,13 +94,70 @@ def test_a_target_that_appears_while_the_replay_waits_is_used():
     assert decide(policy, FORM).action.to_json() == {"action": "click", "id": 3}
 
 
-def test_a_missing_target_without_fallback_gives_up_saying_where():
+def test_a_missing_target_without_fallback_fails_saying_where():
     policy = ReplayPolicy(recorded({"action": "click", "id": 3}), fallback=None, ask_user=never)
     waited_for(policy, Observation(FORM.url, "Form", []))
-    decision = decide(policy, Observation(FORM.url, "Form", []))
-    assert decision.action.name == "give_up"
-    assert decision.action.args["reason"] == ('step 1 of 1 (click button "Send"): no button '
-                                              '"Send" on https://a.test/form')
+    with pytest.raises(EpisodeFailed, match=re.escape(
+            'step 1 of 1 (click button "Send"): no button "Send" on https://a.test/form')):
+        decide(policy, Observation(FORM.url, "Form", []))
+
+
+def after(policy: ReplayPolicy, decision: Decision, page: Observation, ok: bool = True,
+          error: str | None = None) -> Decision:
+    """The policy's next decision on `page`, once `decision` was carried out with `ok`."""
+    done = PastStep.on(page, decision.action, ok, error)
+    return run_async(policy.decide(StepContext("send the form", page, [done])))
+
+
+CHOOSE = Observation("https://a.test/form", "Form", [
+    Element(4, "select", "combobox", "City", options=["Lagos", "Lima"], selected="Lagos"),
+    Element(3, "button", "button", "Send")])
+
+
+def test_a_step_the_page_refused_stops_the_replay_before_the_next_one():
+    steps = [Step(1, 0, {"action": "select_option", "id": 4, "option": "Paris"}, True,
+                  target=describe(CHOOSE, 4)),
+             Step(1, 1, {"action": "click", "id": 3}, True, target=describe(CHOOSE, 3))]
+    refused = 'select [4] has no option "Paris"'
+    alone = ReplayPolicy(steps, fallback=None, ask_user=never)
+    choose = decide(alone, CHOOSE)
+    assert choose.action.to_json() == {"action": "select_option", "id": 4, "option": "Paris"}
+    with pytest.raises(EpisodeFailed, match=re.escape(
+            f"step 1 of 2 (select_option combobox \"City\" option 'Paris') failed: {refused}")):
+        after(alone, choose, CHOOSE, ok=False, error=refused)       # never clicks Send
+
+    fallback = Fallback(element_id=4)                   # the model gets that one step
+    helped = ReplayPolicy(steps, fallback=fallback, ask_user=never)
+    stand_in = after(helped, decide(helped, CHOOSE), CHOOSE, ok=False, error=refused)
+    assert stand_in.mode == "fallback" and refused in fallback.plans[0]
+    assert after(helped, stand_in, CHOOSE).action.to_json() == {"action": "click", "id": 3}
+    again = ReplayPolicy(steps, fallback=Fallback(element_id=4), ask_user=never)
+    stand_in = after(again, decide(again, CHOOSE), CHOOSE, ok=False, error=refused)
+    with pytest.raises(EpisodeFailed, match="and so did the model's step for it: nope"):
+        after(again, stand_in, CHOOSE, ok=False, error="nope")    # one chance, no more
+
+
+def test_a_form_the_page_refused_ends_the_replay_failed_in_the_pages_words():
+    steps = recorded({"action": "fill", "id": 1, "text": "Ada"}, {"action": "click", "id": 3})
+    answered = Observation(FORM.url, "Form", [
+        Element(1, "input", "textbox", "Name", type="text", value="Ada",
+                invalid="Enter a valid name."), *FORM.elements[1:]],
+        errors=["Please correct the error below."])
+    policy = ReplayPolicy(steps, fallback=None, ask_user=never)
+    fill = decide(policy, FORM)
+    click = after(policy, fill, FORM)
+    with pytest.raises(EpisodeFailed, match=re.escape(
+            "the page refused the form after step 2 of 2 (click button \"Send\"): Please "
+            "correct the error below.; Name: Enter a valid name.")):
+        after(policy, click, answered)
+    late = ReplayPolicy(steps, fallback=None, ask_user=never)   # an answer a moment later
+    settle = after(late, after(late, decide(late, FORM), FORM), FORM)
+    assert settle.action.name == "wait"
+    with pytest.raises(EpisodeFailed, match="after the last step: Please correct"):
+        after(late, settle, answered)
+    fine = ReplayPolicy(steps, fallback=None, ask_user=never)
+    settle = after(fine, after(fine, decide(fine, FORM), FORM), FORM)
+    assert after(fine, settle, FORM).action.name == "done"    # nothing says otherwise
 
 
 def test_a_missing_target_with_fallback_lets_the_policy_do_that_step_then_goes_on():

@@ -5,9 +5,10 @@ multi-page flow of the bundled sites, through the real recorder, daemon, extensi
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from conftest import nightloop, run_async, wait_until
+from conftest import follow, nightloop, run_async, wait_until
 from test_demonstrations import record, replay, show
 
 from daemon.agent.replay import recorded_demonstrations
@@ -60,6 +61,25 @@ def test_numbers_match_whole_and_a_task_that_does_not_fit_names_the_missing_valu
     twice = [step({"action": "fill", "id": 1, "text": "Ada"})]
     with pytest.raises(Unmatched, match="'Ada' appears twice"):
         rebind(twice, "Write to Ada and sign as Ada", "Write to Bob and sign as Eve")
+
+
+def test_a_value_ends_where_the_task_ends_and_never_swallows_a_new_clause():
+    task = "Add Ada Lovelace, ada@example.org, in Lagos"
+    steps = [step({"action": "fill", "id": 1, "text": "Ada Lovelace"}),
+             step({"action": "fill", "id": 2, "text": "ada@example.org"}),
+             step({"action": "select_option", "id": 3, "option": "Lagos"})]
+    new = rebind(steps, task, "Add Bob Hope, bob@example.org, in Lima.")   # a full stop
+    assert [s.action.get("text") or s.action.get("option") for s in new] == [
+        "Bob Hope", "bob@example.org", "Lima"]
+    for extra, clause in [(" and turn on the newsletter", "and turn on the newsletter"),
+                          (", then press Save", "then press Save"),
+                          ("; tick Newsletter", "tick Newsletter")]:
+        with pytest.raises(Unmatched, match=re.escape(f"{clause!r} has no place in it "
+                                                      "(after 'Lima', where it had 'Lagos')")):
+            rebind(steps, task, f"Add Bob Hope, bob@example.org, in Lima{extra}")
+    # a value may hold "and" where no new instruction follows it
+    kept = rebind(steps, task, "Add Bob Hope, bob@example.org, in Trinidad and Tobago")
+    assert kept[2].action["option"] == "Trinidad and Tobago"
 
 
 def user_does(task):
@@ -127,13 +147,12 @@ def test_run_replay_auto_uses_the_demonstration_the_task_fits(browser, daemon_pr
     shown, other = TEMPLATES["inbox.reply"].task(1), TEMPLATES["inbox.reply"].task(3)
     with serve_sites() as url:
         demo = record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
-        ran = json.loads(nightloop("run", "--replay", "auto", "--url", other.url(url), "--json",
-                                   *daemon_proc.args(), other.task).stdout)
+        ran = follow("run", "--replay", "auto", "--url", other.url(url), *daemon_proc.args(),
+                     other.task)
         assert ran["source"] == "replay" and ran["replay_of"] == demo["id"]
         steps = [(s["mode"], s["action"]) for s in show(daemon_proc, ran["id"])["steps"]]
         assert ran["status"] == "done" and fulfilled(browser, other), (ran, steps)
-        plain = json.loads(nightloop("run", "--url", other.url(url), "--json",
-                                     *daemon_proc.args(), other.task).stdout)
+        plain = follow("run", "--url", other.url(url), *daemon_proc.args(), other.task)
         assert plain["source"] == "cli" and plain.get("replay_of") is None     # --replay never
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NIGHTLOOP, nightloop, run_async
+from conftest import NIGHTLOOP, follow, nightloop, run_async
 from PIL import Image, ImageStat
 
 from daemon.cli.report import render
@@ -24,8 +24,7 @@ TASK = 'fill "Name" with "Ada"; fill "Password" with "pa55-word-long"; click "Se
 
 
 def run(daemon_proc, url: str, task: str) -> int:
-    return json.loads(nightloop("run", "--yes", "--json", *daemon_proc.args(), "--url", url, task,
-                                timeout=60).stdout)["id"]
+    return follow("run", "--yes", *daemon_proc.args(), "--url", url, task, timeout=60)["id"]
 
 
 def rewards(db: Path, episode_id: int) -> list:

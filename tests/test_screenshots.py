@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import nightloop, run_async, wait_until
+from conftest import follow, nightloop, run_async, wait_until
 from PIL import Image, ImageStat
 
 from daemon.agent.camera import Camera
@@ -26,8 +26,7 @@ def show(daemon_proc, episode_id: int) -> dict:
 
 
 def run(daemon_proc, url: str, task: str, *extra: str) -> dict:
-    result = json.loads(nightloop("run", "--yes", "--json", *daemon_proc.args(), "--url", url,
-                                  *extra, task, timeout=60).stdout)
+    result = follow("run", "--yes", *daemon_proc.args(), "--url", url, *extra, task, timeout=60)
     return show(daemon_proc, result["id"])
 
 
@@ -173,8 +172,7 @@ def test_recorded_and_replayed_steps_keep_screenshots_too(browser, daemon_proc, 
     for shot, box in ((fill, seen["name"]), (send, seen["send"])):
         assert all(abs(a - b) <= 2 for a, b in zip(shot["box"], box))
 
-    replayed = json.loads(nightloop("replay", "1", "--json", *daemon_proc.args(),
-                                    timeout=60).stdout)
+    replayed = follow("replay", "1", *daemon_proc.args(), timeout=60)
     steps = show(daemon_proc, replayed["id"])["steps"]
     assert [s["mode"] for s in steps] == ["replayed"] * 3
     assert [s["screenshot"]["file"] for s in steps] == [f"{replayed['id']}/{i}.jpg"

@@ -2,8 +2,9 @@
 
 Contract: every step is written to the store before the next begins; an action error (bad
 element, page refused, timeout) is recorded in its step and shown to the policy in the next;
-a browser that cannot be observed ends the episode as ``failed``; `stop` ends it as ``stopped``
-before the next step (a ``wait`` is cut short); ``step_limit`` when the limit is reached.
+a browser that cannot be observed, or a policy that cannot go on (`EpisodeFailed`), ends the
+episode as ``failed``; `stop` ends it as ``stopped`` before the next step (a ``wait`` is cut
+short); ``step_limit`` when the limit is reached.
 Where the task's page keeps its own verdict (`page_ended`, e.g. MiniWoB++'s WOB_DONE_GLOBAL),
 it is read after every step, as BrowserGym does: once the page says its episode is over, the
 episode ends there as ``done`` and nothing acts on the page again (a MiniWoB++ page would start
@@ -37,7 +38,12 @@ from .privacy import EpisodeSecrets
 log = logging.getLogger(__name__)
 
 
-class BrowserError(NightloopError):
+class EpisodeFailed(NightloopError):
+    """The episode cannot go on: it ends ``failed`` with this reason (raised by the browser, or
+    by a policy that must not go past a step, as a replay whose step failed)."""
+
+
+class BrowserError(EpisodeFailed):
     """The browser could not be reached or did not answer in time."""
 
 
@@ -155,7 +161,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             if page_ended is not None and await page_ended(tab_id):
                 status = "done"
                 break
-    except BrowserError as exc:
+    except EpisodeFailed as exc:
         status, error = "failed", str(exc)
     except asyncio.CancelledError:
         status, error = "interrupted", "the daemon shut down during the episode"
@@ -233,6 +239,8 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         if action.element_id is not None:
             target = describe(obs, action.element_id, extra)
         result = {"tab_id": outcome.tab_id if outcome.tab_id is not None else tab_id, **detail}
+    if target is None and action is not None and action.element_id is not None:
+        target = describe(obs, action.element_id)       # not acted on: as the page showed it
     if approval:
         result["approval"] = approval
     act_ms = _ms(t2)

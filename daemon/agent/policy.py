@@ -30,6 +30,8 @@ from daemon.core.store import Step
 
 from .descriptors import normalized
 
+ROUND = 4       # the longest round of steps back to the same page the loop breaker sees
+
 
 @dataclass
 class PastStep:
@@ -38,6 +40,7 @@ class PastStep:
     error: str | None = None
     seen: str | None = None             # Observation.state_key() of the page it acted on
     label: str | None = None            # the acted-on element's label there (Observation.labels)
+    seen_apart: str | None = None       # that key without the acted-on element's own name
 
     @classmethod
     def on(cls, page: Observation | None, action: Action | None, ok: bool,
@@ -45,9 +48,9 @@ class PastStep:
         """A step as done on `page` (None: not known), with that page's key and label."""
         if page is None:
             return cls(action, ok, error)
-        label = page.labels().get(action.element_id) \
-            if action is not None and action.element_id is not None else None
-        return cls(action, ok, error, page.state_key(), label)
+        element_id = action.element_id if action is not None else None
+        label = page.labels().get(element_id) if element_id is not None else None
+        return cls(action, ok, error, page.state_key(), label, page.state_key(apart=element_id))
 
     @classmethod
     def stored(cls, step: Step) -> PastStep:
@@ -68,7 +71,15 @@ class PastStep:
                           sort_keys=True)
 
     def repeats(self, other: PastStep) -> bool:
-        return self.doing is not None and self.doing == other.doing
+        """The same action on the same element: known by its label, or by its id where the
+        label changed (a toggle that renames itself keeps its id while the page lives)."""
+        if self.action is None or other.action is None:
+            return False
+        if self.doing == other.doing:
+            return True
+        mine, theirs = self.action, other.action
+        return mine.name == theirs.name and mine.element_id == theirs.element_id and \
+            mine.args == theirs.args
 
 
 @dataclass
@@ -102,23 +113,64 @@ class StepContext:
 
     @property
     def blocked(self) -> Blocked:
-        """An action done twice in a row on this very page state, changing nothing, is not
-        offered a third time (the grammar leaves it out; the prompt says so). The element is
-        found again by its label: a link that reloads a reshuffled page is caught too."""
+        """The actions not offered now (the grammar leaves them out): see `blocked_why`."""
+        return frozenset(self.blocked_why)
+
+    @property
+    def blocked_why(self) -> dict[tuple[str, int | None], str]:
+        """The loop breaker: each action not offered now, with why (the prompt says it).
+
+        - an action done twice in a row on this very page state, changing nothing but, at
+          most, its own element's name (a toggle that renames itself), is not offered a third
+          time;
+        - an action that began a round of 2 to `ROUND` steps through other page states back to
+          this very one (links round a site, a toggle between two labels) is not offered again.
+
+        The element is found again by its label (a link that reloads a reshuffled page is
+        caught too), else by its id."""
+        why: dict[tuple[str, int | None], str] = {}
+        if self._no_change_twice():
+            key = self._here(self.history[-1])
+            if key is not None:
+                why[key] = "done twice, the page did not change"
+        now = self.observation.state_key()
+        for length in range(2, ROUND + 1):
+            if len(self.history) < length:
+                break
+            start, *between = self.history[-length:]
+            if start.seen != now or any(s.seen in (None, now) for s in between):
+                continue
+            if start.action is None or set(start.action.args) - {"id"}:
+                continue
+            key = self._here(start)
+            if key is not None:
+                why.setdefault(key, f"done {length} steps ago on this same page: it led back here")
+        return why
+
+    def _no_change_twice(self) -> bool:
         if len(self.history) < 2:
-            return frozenset()
+            return False
         before, last = self.history[-2], self.history[-1]
-        if last.action is None or not last.repeats(before) or \
-                self.changed(len(self.history) - 2) is not False or \
-                self.changed(len(self.history) - 1) is not False:
-            return frozenset()
-        element_id = last.action.element_id
-        if last.label is not None:
-            element_id = next((i for i, label in self.observation.labels().items()
-                               if label == last.label), None)
-            if element_id is None:
-                return frozenset()
-        return frozenset({(last.action.name, element_id)})
+        if last.action is None or not last.repeats(before):
+            return False
+        here = self._here(last)
+        now = self.observation.state_key(apart=here[1] if here else None)
+        return before.seen_apart is not None and before.seen_apart == last.seen_apart == now
+
+    def _here(self, step: PastStep) -> tuple[str, int | None] | None:
+        """`step`'s action as it would be taken on this page: its element found by label,
+        else by id (None when the element is not here)."""
+        assert step.action is not None
+        element_id = step.action.element_id
+        if element_id is None:
+            return step.action.name, None
+        if step.label is not None:
+            found = next((i for i, label in self.observation.labels().items()
+                          if label == step.label), None)
+            if found is not None:
+                return step.action.name, found
+        return (step.action.name, element_id) \
+            if self.observation.element(element_id) is not None else None
 
 
 @dataclass

@@ -64,9 +64,10 @@ def user_message(task: str, observation: str, context: StepContext | None = None
         lines += [f"- {describe_step(history[i], context.changed(i))}"
                   for i in range(first, len(history))]
         lines.append("")
-    for name, element_id in sorted(context.blocked, key=str) if context else ():
+    blocked = context.blocked_why if context else {}
+    for (name, element_id), why in sorted(blocked.items(), key=str):
         what = Action(name, {"id": element_id} if element_id is not None else {}).describe()
-        lines += [f"Not offered now: {what} (done twice, the page did not change).", ""]
+        lines += [f"Not offered now: {what} ({why}).", ""]
     lines.append("Next action:")
     return "\n".join(lines)
 

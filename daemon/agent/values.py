@@ -37,6 +37,15 @@ _TEXT_ARGS = ("text", "option")
 _TARGET_TEXTS = ("name", "text", "label")
 _FIELD_ACTIONS = ("fill", "select_option")
 _STATE = r"(?:on|off)"                 # a toggle's state words, free in a template
+# Where a new clause begins inside what would be a value: "Lima and turn on the newsletter",
+# "Lima, then save", "Lima; tick Newsletter". A value the recorded task held without one never
+# takes one: the clause would have no place in the replay.
+_VERBS = ("add|book|change|check|choose|click|delete|disable|enable|enter|fill|go|leave|log|"
+          "make|mark|open|pick|press|put|remove|reply|save|search|select|send|set|sign|submit|"
+          "subscribe|switch|tick|turn|type|uncheck|unsubscribe|untick|write")
+_CLAUSE = re.compile(rf"\s*(?:;|\.\s|(?:,\s*|\s+)(?:(?:and|then|also|plus)\s+)+(?:{_VERBS})\b|"
+                     rf",\s*(?:{_VERBS})\b)", re.IGNORECASE)
+_END = r"[\s.!]*$"                     # a task may end with a full stop, or without one
 
 
 class Unmatched(ValueError):
@@ -76,6 +85,11 @@ class Template:
                             f"{str(self)!r}")
         bound: dict[str, str] = {}
         for old, new in zip(self.values, (" ".join(g.split()) for g in match.groups())):
+            clause = _CLAUSE.search(new)
+            if clause and not _CLAUSE.search(old):
+                raise Unmatched(f"the new task asks for more than the recorded one: "
+                                f"{new[clause.start():].strip(' ,;.')!r} has no place in it "
+                                f"(after {new[:clause.start()]!r}, where it had {old!r})")
             if bound.setdefault(old, new) != new:
                 raise Unmatched(f"{old!r} appears twice in the recorded task, with two "
                                 f"different texts in the new one")
@@ -86,9 +100,11 @@ class Template:
             words = (_STATE if w.lower() in ("on", "off") else re.escape(w)
                      for w in piece.split(" "))
             return r"\s+".join(words) if piece else ""
-        body = literal(self.pieces[0].lstrip()) + "".join(
-            "(.+?)" + literal(piece) for piece in self.pieces[1:slots + 1])
-        return re.compile("^" + body + ("$" if end else ""), re.IGNORECASE | re.DOTALL)
+        pieces = list(self.pieces[:slots + 1])
+        if end:
+            pieces[-1] = pieces[-1].rstrip(" .!")
+        body = literal(pieces[0].lstrip()) + "".join("(.+?)" + literal(p) for p in pieces[1:])
+        return re.compile("^" + body + (_END if end else ""), re.IGNORECASE | re.DOTALL)
 
 
 def values_of(steps: Iterable[Step], task: str) -> list[str]:

@@ -108,10 +108,13 @@ def run_coro(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def describe_action(action: dict | None) -> str:
+def describe_action(action: dict | None, target: dict | None = None) -> str:
+    """`click link "Orders"`, `fill textbox "Name" "Ada"`: the element by its `target`
+    descriptor's role and name where there is one, else by its id."""
     if not action:
         return "(no action)"
-    args = " ".join(f"[{v}]" if k == "id" else json.dumps(v, ensure_ascii=False)
+    element = f'{target.get("role", "?")} "{target.get("name", "")}"' if target else None
+    args = " ".join((element or f"[{v}]") if k == "id" else json.dumps(v, ensure_ascii=False)
                     for k, v in action.items() if k != "action")
     return f"{action['action']} {args}".strip()
 
@@ -120,4 +123,5 @@ def step_line(step: dict) -> str:
     """One line for a step as progress messages and `episodes show` print it."""
     outcome = "ok" if step["ok"] else f"error: {step.get('error')}"
     mode = f"[{step['mode']}] " if step.get("mode") else ""
-    return f"  {step['index']:>2}. {mode}{describe_action(step.get('action'))} → {outcome}"
+    what = describe_action(step.get("action"), step.get("target"))
+    return f"  {step['index']:>2}. {mode}{what} → {outcome}"

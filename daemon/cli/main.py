@@ -7,6 +7,7 @@ ending with an example.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 from pathlib import Path
@@ -160,7 +161,8 @@ The token is stored in {config_dir() / 'token'} (readable only by you).""")
                    "values, replay it with TASK's values (the model steps in where a target "
                    "is gone).")
 @setting_options("port")
-@json_option
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: {\"step\": …} as each step ends, then {\"episode\": …}.")
 def run(task: str, url: str | None, approve: bool, replay: str, port: int | None,
         as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
@@ -169,13 +171,16 @@ def run(task: str, url: str | None, approve: bool, replay: str, port: int | None
     terminal, in the toolbar popup either way; without an answer in time it is denied.
     Ctrl-C asks the daemon to stop the episode.
 
+    \b
+    The exit status says how the episode ended:
+      0  done             3  gave up          4  step limit
+      5  failed           6  stopped          7  an approval was denied
+
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
-    episode = run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve,
-                                      replay=replay),
-                               settings_from(port=port).port, quiet=as_json))
-    if as_json:
-        print_json(episode)
+    _exit_with(run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve,
+                                       replay=replay),
+                                settings_from(port=port).port, as_json=as_json)))
 
 
 @cli.command()
@@ -188,7 +193,8 @@ def run(task: str, url: str | None, approve: bool, replay: str, port: int | None
               help="Do this task instead, with its own values: the episode's typed text, "
                    "choices and clicked names that its task text named take the new task's.")
 @setting_options("port")
-@json_option
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON Lines: {\"step\": …} as each step ends, then {\"episode\": …}.")
 def replay(episode_id: int, fallback: str, url: str | None, new_task: str | None,
            port: int | None, as_json: bool) -> None:
     """Run a finished episode (a demonstration, say) again by its recorded actions, without
@@ -199,42 +205,68 @@ def replay(episode_id: int, fallback: str, url: str | None, new_task: str | None
     fit the recorded one is refused, naming the value it lacks (--fallback none), or left to
     the model (--fallback model).
 
-    A step whose element is gone uses the model (--fallback model) or ends the replay with a
-    report of where and why (--fallback none). A password step pauses until you type it in
-    the page and press Continue in the toolbar popup.
+    A step that cannot be done as recorded (its element gone, or the page refusing it) is
+    left to the model (--fallback model) or ends the replay failed, saying where and why,
+    before any later step runs (--fallback none). After a click or key press, and before it
+    says done, the replay reads the page's answer: a form error it did not show before ends
+    the replay failed, in the page's words. A password step pauses until you type it in the
+    page and press Continue in the toolbar popup. Exit status as for `nightloop run`.
 
     Example: nightloop replay 12 --task "Reply to Bob about Rota with No" --fallback none
     """
-    episode = run_coro(_follow(p.Replay(episode_id, fallback, url=url, task=new_task),
-                               settings_from(port=port).port, quiet=as_json))
-    if as_json:
-        print_json(episode)
+    _exit_with(run_coro(_follow(p.Replay(episode_id, fallback, url=url, task=new_task),
+                                settings_from(port=port).port, as_json=as_json)))
 
 
-async def _follow(request: p.Task | p.Replay, port: int, *, quiet: bool) -> dict:
-    """Send a request that starts an episode, print its steps until it ends, return it."""
+# How `run` and `replay` exit: how the episode ended (their --help lists it).
+EXIT_STATUS = {"done": 0, "gave_up": 3, "step_limit": 4, "failed": 5, "stopped": 6,
+               "interrupted": 6}
+DENIED = 7          # an approval was denied, and the episode did not fail or stop otherwise
+
+
+def _exit_with(ended: tuple[dict, bool]) -> None:
+    episode, denied = ended
+    status = EXIT_STATUS.get(episode["status"], 1)
+    sys.exit(DENIED if denied and status in (0, 3, 4) else status)
+
+
+def _denied(step: dict) -> bool:
+    return (step.get("result") or {}).get("approval", {}).get("approved") is False
+
+
+async def _follow(request: p.Task | p.Replay, port: int, *, as_json: bool) -> tuple[dict, bool]:
+    """Send a request that starts an episode, print its steps until it ends (as JSON Lines
+    with `as_json`); return the episode and whether an approval in it was denied."""
+    def say(line: str) -> None:
+        if not as_json:
+            click.echo(line)
+
+    def emit(kind: str, data: dict) -> None:
+        if as_json:
+            click.echo(json.dumps({kind: data}, ensure_ascii=False, default=str))
+    denied = False
     async with connected(port, pairing_token()) as client:
         reply = await client.request(request)
         assert isinstance(reply, p.EpisodeUpdate)
         episode_id = reply.episode["id"]
-        if not quiet:
-            click.echo(f"episode {episode_id} started")
+        say(f"episode {episode_id} started")
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(
             client.send(p.Stop(episode_id))))
         async for message in client.messages():
             if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
-                if not quiet:
-                    click.echo(step_line(message.step))
+                denied = denied or _denied(message.step)
+                say(step_line(message.step))
+                emit("step", message.step)
             elif isinstance(message, p.ApprovalAsk) and message.episode_id == episode_id:
                 await _answer(client, message)
             elif isinstance(message, p.EpisodeUpdate) and message.episode["id"] == episode_id:
-                if message.notice and not quiet:
-                    click.echo(f"  waiting for you: {message.notice}")
+                if message.notice:
+                    say(f"  waiting for you: {message.notice}")
                 if message.episode["status"] != "running":
-                    if not quiet:
-                        click.echo(_outcome_line(message.episode))
-                    return message.episode
+                    say(_outcome_line(message.episode))
+                    emit("episode", message.episode)
+                    return message.episode, denied
     raise AssertionError("unreachable")
 
 

@@ -29,6 +29,15 @@ SECRET_NAME = re.compile(r"\b(password|passcode|card ?number|credit card|cvv|cvc
                          r"one[- ]time (code|password)|iban|security code)\b", re.IGNORECASE)
 
 
+def _without(words: list[str], part: list[str]) -> list[str]:
+    """`words` less the first run of `part` in it."""
+    n = len(part)
+    for i in range(len(words) - n + 1):
+        if n and words[i:i + n] == part:
+            return words[:i] + words[i + n:]
+    return words
+
+
 @dataclass
 class Element:
     id: int
@@ -49,6 +58,8 @@ class Element:
     autocomplete: str | None = None     # the field's autocomplete token, e.g. "cc-number"
     form: int | None = None             # the form it belongs to (numbered per page), if any
     link_origin: str | None = None      # where a link leads: its http(s) origin
+    invalid: str | None = None          # the page refuses its value, in the page's words
+                                        # (aria-invalid, or the browser's check on a submit)
 
     @property
     def is_password(self) -> bool:
@@ -87,6 +98,8 @@ class Element:
             parts.append("checked" if self.checked else "unchecked")
         if self.disabled:
             parts.append("disabled")
+        if self.invalid:
+            parts.append(f'invalid: "{self.invalid}"')
         if not self.in_view:
             parts.append("(scroll to see)")
         return " ".join(parts)
@@ -100,6 +113,7 @@ class Observation:
     text: str = ""
     omitted_elements: int = 0           # elements that matched but were cut to fit the cap
     omitted_text: int = 0               # characters of visible text cut
+    errors: list[str] = field(default_factory=list)    # the page's error messages, as shown
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Observation:
@@ -127,14 +141,27 @@ class Observation:
             out[element_id] = f"{label} {seen[label]}" if shared[label] > 1 else label
         return out
 
-    def state_key(self) -> str:
+    def refusals_since(self, before: Observation | None) -> list[str]:
+        """What this page says it refused that `before` did not say: new error messages, and
+        fields newly marked invalid (`Name: Please fill out this field.`), in the page's words."""
+        old = set(before.errors) if before else set()
+        marked = {(e.role, e.name, e.invalid) for e in before.elements} if before else set()
+        return [m for m in self.errors if m not in old] + [
+            f"{e.name or e.role}: {e.invalid}" for e in self.elements
+            if e.invalid and (e.role, e.name, e.invalid) not in marked]
+
+    def state_key(self, apart: int | None = None) -> str:
         """What the agent can see of the page, without element ids or any order (of elements,
         of the text's words): two observations with the same key show the same page state (a
         step between them changed nothing visible; a reload that reshuffled a list is no
-        change)."""
-        seen = sorted(repr((e.role, e.name, e.value, e.checked, e.selected, e.disabled, e.in_view))
-                      for e in self.elements)
-        words = sorted(self.text.split())
+        change). `apart`: an element whose name is left out (and its text with it)."""
+        skipped = self.element(apart) if apart is not None else None
+        seen = sorted(repr((e.role, "" if e is skipped else e.name, e.value, e.checked,
+                            e.selected, e.disabled, e.in_view)) for e in self.elements)
+        words = self.text.split()
+        if skipped is not None:
+            words = _without(words, skipped.name.split())
+        words.sort()
         digest = hashlib.sha256(repr((self.url, self.title, seen, words)).encode())
         return digest.hexdigest()[:16]
 
@@ -149,6 +176,8 @@ class Observation:
             lines += ["Context (headings, images: not targets):", *context]
         if self.omitted_elements:
             lines.append(f"({self.omitted_elements} more elements not shown)")
+        if self.errors:
+            lines.append("Errors: " + " | ".join(self.errors))
         if self.text:
             lines.append("Text: " + self.text)
         if self.omitted_text:

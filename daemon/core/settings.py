@@ -133,9 +133,9 @@ class Settings:
                                       "action is denied", low=1, high=3600)
     approval_words: tuple = setting(
         ("pay", "buy", "order", "purchase", "checkout", "delete", "transfer", "send money",
-         "place order", "confirm payment"),
-        "a click on a control whose name says one of these is sensitive (comma-separated in "
-        "the environment)")
+         "place order", "confirm payment", "log out", "logout", "sign out", "log off"),
+        "a click on a control whose name says one of these is sensitive (signing out signs "
+        "you out of your own browser's account; comma-separated in the environment)")
     screenshots: str = setting("on", "keep a screenshot of the tab before each step of your "
                                "episodes, secret fields painted over, as files beside the store "
                                "(`nightloop episodes report` shows them); eval and practice take "
