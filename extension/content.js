@@ -180,6 +180,25 @@
     return "";
   }
 
+  // Controls the browser's own constraint check flagged (an `invalid` event: a submit with a
+  // required field empty, say) since the last action began.
+  let flagged = new WeakSet();
+  addEventListener("invalid", (event) => flagged.add(event.target), { capture: true });
+
+  /** The page's words for why a control is refused (aria-invalid, or flagged by the browser's
+   * check since the last action), or "" when it is not. */
+  function refusal(el) {
+    if (el.getAttribute("aria-invalid") !== "true" && !flagged.has(el)) return "";
+    const ids = el.getAttribute("aria-errormessage") || el.getAttribute("aria-describedby");
+    return clip(el.validationMessage || (ids && textById(el, ids)) || "invalid", MAX_ERROR);
+  }
+
+  /** `el`'s text when it is one of the page's error messages (see ERROR_CLASS). */
+  function errorText(el, interactive) {
+    if (interactive || ![...el.classList].some((c) => ERROR_CLASS.test(c))) return "";
+    return isVisible(el, el.getBoundingClientRect()) ? clip(el.innerText, MAX_ERROR) : "";
+  }
+
   function isTextField(el) {
     if (el.tagName === "TEXTAREA") return true;
     if (el.tagName === "INPUT") return TEXT_INPUTS.has(el.type);

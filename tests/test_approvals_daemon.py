@@ -17,6 +17,7 @@ from conftest import (
 )
 
 from daemon.bridge.pairing import load_or_create_token
+from daemon.cli.main import DENIED
 from daemon.core import protocol as p
 from daemon.core.settings import config_dir
 from daemon.service.client import connected
@@ -83,14 +84,21 @@ def test_with_nobody_to_answer_it_is_denied_after_the_timeout_and_yes_approves(
         with launch_browser(playwright, daemon, tmp_path):
             args = ["run", "--url", f"{pages_url}/form.html", "--port", str(daemon.port),
                     'fill "Password" with "s3cret-pw"; done']
-            asked = nightloop(*args)                # no terminal here: nobody to ask
+            asked = nightloop(*args, check=False)   # no terminal here: nobody to ask
             assert "needs your approval: step 0 types into the secret field" in asked.stderr
             assert "answer in the popup within 1 s" in asked.stderr
+            assert asked.returncode == DENIED       # the exit status says so, not 0
             (_, ok, error, _), _ = steps(daemon.db, 1)
             assert not ok and "not approved (no answer within 1 s)" in error
+            # Logging out signs the user out of their own account: it asks first too.
+            out = nightloop("run", "--url", f"{pages_url}/people.html", "--port",
+                            str(daemon.port), 'click "Log out"; done', check=False)
+            assert 'needs your approval: step 0 clicks [' in out.stderr and \
+                'link "Log out"' in out.stderr and out.returncode == DENIED
+            assert "click link \"Log out\" → error: not approved" in out.stdout
             yes = nightloop(*args[:-1], "--yes", args[-1])
             assert "needs your approval" not in yes.stderr
-            (_, ok, _, result), _ = steps(daemon.db, 2)
+            (_, ok, _, result), _ = steps(daemon.db, 3)
             assert ok and "approved for this run (--yes)" in result
     finally:
         daemon.stop()

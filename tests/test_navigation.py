@@ -11,11 +11,10 @@ pytestmark = pytest.mark.browser
 
 
 def test_an_episode_follows_links_forms_and_history(browser, daemon_proc, pages_url):
-    result = nightloop(
-        "run", *daemon_proc.args(), "--json", "--url", f"{pages_url}/links.html",
+    episode = follow(
+        "run", *daemon_proc.args(), "--url", f"{pages_url}/links.html",
         'click "Go to the next page"; fill "Search" with "owls"; press Enter on "Search"; '
         f"go back; goto {pages_url}/links.html; answer arrived")
-    episode = json.loads(result.stdout)
     assert episode["status"] == "done" and episode["final_answer"] == "arrived"
 
     steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",

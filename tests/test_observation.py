@@ -132,3 +132,20 @@ def test_scroll_and_hover_change_what_the_page_shows(browser, daemon_proc, pages
     assert page.evaluate("scrollY") > 0
     nightloop("run", *daemon_proc.args(), 'scroll to "Far below button"')
     assert by_name(observe(daemon_proc))["Far below button"]["in_view"] is True
+
+
+def test_accessible_names_are_the_ones_chromium_computes(browser, daemon_proc, pages_url):
+    """Labels holding only an image, aria-labelledby (hidden or several ids), title before
+    placeholder, a select inside its label, images and hidden icons in buttons: each control
+    of names.html is called what Chromium's accessibility tree calls it."""
+    page = browser.context.new_page()
+    page.goto(f"{pages_url}/names.html")
+    cdp = browser.context.new_cdp_session(page)
+    cdp.send("Accessibility.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    cases = cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": "[data-case]"})
+    chromium = [" ".join(cdp.send("Accessibility.getPartialAXTree", {
+        "nodeId": node, "fetchRelatives": False})["nodes"][0]["name"]["value"].split())
+                for node in cases["nodeIds"]]
+    ours = [e["name"] for e in observe(daemon_proc)["elements"] if not e.get("context")]
+    assert len(chromium) == 15 and "Search" in chromium and ours == chromium

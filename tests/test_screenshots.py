@@ -174,6 +174,6 @@ def test_recorded_and_replayed_steps_keep_screenshots_too(browser, daemon_proc, 
 
     replayed = follow("replay", "1", *daemon_proc.args(), timeout=60)
     steps = show(daemon_proc, replayed["id"])["steps"]
-    assert [s["mode"] for s in steps] == ["replayed"] * 3
+    assert [s["mode"] for s in steps] == ["replayed"] * 4           # fill, click, wait, done
     assert [s["screenshot"]["file"] for s in steps] == [f"{replayed['id']}/{i}.jpg"
-                                                        for i in range(3)]
+                                                        for i in range(4)]

@@ -96,14 +96,16 @@ class ReplayPolicy:
                                             f"{issued.where}: {last.error}")
             if issued.action.name in _ANSWERED:
                 _check_answer(context.observation, issued.page, f"{issued.where}")
-        if self.cursor >= len(self.plan):
+        step = self.plan[self.cursor] if self.cursor < len(self.plan) else None
+        action = Action.parse(step.action) if step else Action("done")
+        if action.spec.ends_episode:        # the end: what did the page answer?
             if not self._settled:           # a page may answer a submit a moment later
                 self._settled = True
                 return Decision(Action("wait", {"seconds": WAIT_S}), mode="replayed")
             _check_answer(context.observation, self._first, "the last step")
-            return Decision(Action("done"), mode="replayed")
-        step = self.plan[self.cursor]
-        action = Action.parse(step.action)
+            self.cursor = len(self.plan)
+            return Decision(action, mode="replayed")
+        assert step is not None
         where = f"step {self.cursor + 1} of {len(self.plan)} ({plan_line(step)})"
         if action.element_id is None:
             self.cursor += 1
