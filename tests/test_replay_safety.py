@@ -14,7 +14,7 @@ import json
 
 import pytest
 from conftest import follow, nightloop, wait_until
-from test_demonstrations import record, show
+from test_demonstrations import record
 
 pytestmark = pytest.mark.browser
 
