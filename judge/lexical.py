@@ -25,19 +25,27 @@ def score(episode: Episode, steps: list[Step]) -> float:
 
 
 def arguments(episode: Episode, steps: list[Step], template_tasks: list[str]) -> float:
-    """How much of what the task asks for the actions name: the share of the task's words found
-    in the actions, each word weighted by how rare it is among `template_tasks` (the other
-    tasks of its template: 1 − the share of them that contain it; every word weighs 1 when
-    there are fewer than MIN_TEMPLATE_TASKS). 1.0 when no word weighs anything: the task asks
-    for nothing an attempt could get wrong by name."""
+    """How much of what the task asks for the actions name, against what they name that the
+    template's other tasks ask for instead: the weight of the task's words the actions name,
+    over the weight of the task's words plus that of the *foreign* words — words the actions
+    name that this task lacks and another task of its template holds (`Lagos` chosen where this
+    task says `Paris`, "Yes" clicked where it says "No").
+
+    A word weighs how rare it is among `template_tasks` (the other tasks of its template: 1 −
+    the share of them that contain it); with fewer than MIN_TEMPLATE_TASKS of them every word
+    of the task weighs 1 and none is foreign. Only steps that succeeded name anything (a failed
+    `select "Paris"` chose nothing). 1.0 when no word weighs anything: the task asks for
+    nothing an attempt could get wrong by name."""
     words = set(normalize(episode.task))
     others = [set(normalize(t)) for t in template_tasks]
     if len(others) < MIN_TEMPLATE_TASKS:
         others = []
-    weight = {w: 1 - sum(w in o for o in others) / len(others) if others else 1.0
-              for w in words}
-    total = sum(weight.values())
+
+    def weight(word: str) -> float:
+        return 1 - sum(word in o for o in others) / len(others) if others else 1.0
+    named = set(normalize(actions_text([s for s in steps if s.ok])))
+    foreign = {w for w in named - words if any(w in o for o in others)}
+    total = sum(map(weight, words)) + sum(map(weight, foreign))
     if total == 0:
         return 1.0
-    named = set(normalize(actions_text(steps)))
-    return sum(weight[w] for w in words & named) / total
+    return sum(map(weight, words & named)) / total

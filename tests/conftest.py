@@ -22,7 +22,7 @@ import pytest
 
 from daemon.bridge.launch import launch_with_playwright
 from daemon.bridge.pairing import extension_id, load_or_create_token
-from daemon.cli.main import DENIED, EXIT_STATUS
+from daemon.cli.main import exit_status
 from daemon.core.settings import config_dir
 from daemon.tasks.static import serve_directory
 
@@ -87,10 +87,7 @@ def follow(*args: str, timeout: float = 120) -> dict:
         raise AssertionError(f"nightloop {' '.join(args)} --json printed no episode "
                              f"(exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
     streamed = [line["step"] for line in lines[:-1]]
-    status = EXIT_STATUS[episode["status"]]
-    denied = any((s.get("result") or {}).get("approval", {}).get("approved") is False
-                 for s in streamed)
-    assert result.returncode == (DENIED if denied and status in (0, 3, 4) else status), \
+    assert result.returncode == exit_status(episode, streamed), \
         (result.returncode, episode["status"], result.stderr)
     return {**episode, "streamed": streamed}
 

@@ -141,6 +141,16 @@ def test_arguments_ask_whether_the_actions_name_what_this_task_asks_for():
     assert lexical.arguments(episode, wrong, template[:2]) == 0.25
     # nothing of its own to get wrong
     assert lexical.arguments(episode, wrong, [episode.task] * 3) == 1.0
+    # another task's value where this one's belongs weighs against it: a replay that chose
+    # the old city: "Paris" failed (chose nothing), "Lagos" was chosen
+    task = Episode("Type Ada in Name and Paris", "replay", id=2, status="done")
+    choose = [step(0, {"action": "fill", "id": 1, "text": "Ada"}),
+              step(1, {"action": "fill", "id": 1, "text": "Lagos"}),
+              step(2, {"action": "fill", "id": 1, "text": "Paris"}, ok=False, error="no")]
+    peers = ["Type Bob in Name and Lagos", "Type Eve in Name and Lima", "Type Al in Name and Rio"]
+    right = [choose[0], step(1, {"action": "fill", "id": 1, "text": "Paris"})]
+    assert lexical.arguments(task, right, peers) == 1.0
+    assert lexical.arguments(task, choose, peers) == pytest.approx(1 / (2 + 2 / 3))  # Lagos
     # the peers the judge reads it against: its template's tasks apart, in the order given
     assert Peers.among("t", [("a", "t"), ("b", "u"), ("c", "t")], (1.0,)) == \
         Peers(("a", "c"), ("b",), (1.0,))

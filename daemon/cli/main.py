@@ -224,19 +224,22 @@ EXIT_STATUS = {"done": 0, "gave_up": 3, "step_limit": 4, "failed": 5, "stopped":
 DENIED = 7          # an approval was denied, and the episode did not fail or stop otherwise
 
 
-def _exit_with(ended: tuple[dict, bool]) -> None:
-    episode, denied = ended
+def exit_status(episode: dict, steps: list[dict]) -> int:
+    """How `run` and `replay` exit for `episode` with its `steps` (as progress carries them)."""
     status = EXIT_STATUS.get(episode["status"], 1)
-    sys.exit(DENIED if denied and status in (0, 3, 4) else status)
+    denied = any((s.get("result") or {}).get("approval", {}).get("approved") is False
+                 for s in steps)
+    return DENIED if denied and status in (0, 3, 4) else status
 
 
-def _denied(step: dict) -> bool:
-    return (step.get("result") or {}).get("approval", {}).get("approved") is False
+def _exit_with(ended: tuple[dict, list[dict]]) -> None:
+    sys.exit(exit_status(*ended))
 
 
-async def _follow(request: p.Task | p.Replay, port: int, *, as_json: bool) -> tuple[dict, bool]:
+async def _follow(request: p.Task | p.Replay, port: int, *,
+                  as_json: bool) -> tuple[dict, list[dict]]:
     """Send a request that starts an episode, print its steps until it ends (as JSON Lines
-    with `as_json`); return the episode and whether an approval in it was denied."""
+    with `as_json`); return the episode and its steps."""
     def say(line: str) -> None:
         if not as_json:
             click.echo(line)
@@ -244,7 +247,7 @@ async def _follow(request: p.Task | p.Replay, port: int, *, as_json: bool) -> tu
     def emit(kind: str, data: dict) -> None:
         if as_json:
             click.echo(json.dumps({kind: data}, ensure_ascii=False, default=str))
-    denied = False
+    steps: list[dict] = []
     async with connected(port, pairing_token()) as client:
         reply = await client.request(request)
         assert isinstance(reply, p.EpisodeUpdate)
@@ -255,7 +258,7 @@ async def _follow(request: p.Task | p.Replay, port: int, *, as_json: bool) -> tu
             client.send(p.Stop(episode_id))))
         async for message in client.messages():
             if isinstance(message, p.StepUpdate) and message.episode_id == episode_id:
-                denied = denied or _denied(message.step)
+                steps.append(message.step)
                 say(step_line(message.step))
                 emit("step", message.step)
             elif isinstance(message, p.ApprovalAsk) and message.episode_id == episode_id:
@@ -266,7 +269,7 @@ async def _follow(request: p.Task | p.Replay, port: int, *, as_json: bool) -> tu
                 if message.episode["status"] != "running":
                     say(_outcome_line(message.episode))
                     emit("episode", message.episode)
-                    return message.episode, denied
+                    return message.episode, steps
     raise AssertionError("unreachable")
 
 
