@@ -109,9 +109,10 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{id: number, tag: string, role: string, name: string, type?: string, value?: string,
  *            checked?: boolean, options?: string[], selected?: string, editable?: boolean,
  *            disabled?: boolean, in_view: boolean, frame?: "iframe"|"shadow",
- *            context?: boolean, autocomplete?: string}} Element
+ *            context?: boolean, autocomplete?: string, form?: number, link_origin?: string,
+ *            invalid?: string}} Element
  * @typedef {{url: string, title: string, elements: Element[], text: string,
- *            omitted_elements: number, omitted_text: number}} Observation
+ *            omitted_elements: number, omitted_text: number, errors?: string[]}} Observation
  */
 /**
  * @typedef {{id: number, task: string, source: Source, status: string, start_url?: string,

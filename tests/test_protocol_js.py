@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.core import protocol as p
+from daemon.core.observation import Element, Observation
 
 PROTOCOL_JS = Path(__file__).resolve().parent.parent / "extension" / "protocol.js"
 WIRE_SECTION = re.compile(r"// -- wire messages(.*?)// -- service worker", re.S)
@@ -96,3 +97,14 @@ def test_a_drifted_typedef_is_caught(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "PROTOCOL_JS", copy)
     with pytest.raises(AssertionError, match="episode: fields differ"):
         test_each_message_has_the_same_fields_and_optionality("episode")
+
+
+@pytest.mark.parametrize("cls", [Element, Observation], ids=lambda c: c.__name__)
+def test_the_observation_typedefs_name_the_fields_the_daemon_reads(cls):
+    """What the content script sends (protocol.js's Element and Observation) is what
+    daemon/core/observation.py reads: the same field names."""
+    text = re.sub(r"\n\s*\*", " ", PROTOCOL_JS.read_text())      # typedefs over several lines
+    typedefs = {name: body for body, name in TYPEDEF.findall(text)}
+    js = {member.partition(":")[0].strip().rstrip("?")
+          for member in split_top(typedefs[cls.__name__])}
+    assert js == {f.name for f in dataclasses.fields(cls)}
