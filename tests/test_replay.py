@@ -135,6 +135,18 @@ def test_a_step_the_page_refused_stops_the_replay_before_the_next_one():
     stand_in = after(again, decide(again, CHOOSE), CHOOSE, ok=False, error=refused)
     with pytest.raises(EpisodeFailed, match="and so did the model's step for it: nope"):
         after(again, stand_in, CHOOSE, ok=False, error="nope")    # one chance, no more
+    mute = Fallback(element_id=4)
+    mute.decide = lambda context: _no_action()
+    silent = ReplayPolicy(steps, fallback=mute, ask_user=never)
+    stand_in = after(silent, decide(silent, CHOOSE), CHOOSE, ok=False, error=refused)
+    assert stand_in.action is None                      # the model said nothing valid ...
+    with pytest.raises(EpisodeFailed, match="so did the model's step for it: no valid action"):
+        run_async(silent.decide(StepContext("send the form", CHOOSE, [
+            PastStep(None, False, "no valid action")])))    # ... and Send is never clicked
+
+
+async def _no_action() -> Decision:
+    return Decision(None, error="no valid action")
 
 
 def test_a_form_the_page_refused_ends_the_replay_failed_in_the_pages_words():

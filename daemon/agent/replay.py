@@ -61,7 +61,7 @@ def plan_line(step: Step) -> str:
 class _Issued:
     """The last action the replay issued, whose outcome the next decision reads first."""
     where: str                      # `step 3 of 5 (select_option combobox "City" option 'Lima')`
-    action: Action
+    action: Action | None           # None: the fallback policy produced no valid action
     page: Observation               # the page it acted on
     by_fallback: bool
 
@@ -94,8 +94,8 @@ class ReplayPolicy:
                     raise EpisodeFailed(f"{issued.where} failed: {last.error}")
                 return await self._fallback(context, issued.where,
                                             f"{issued.where}: {last.error}")
-            if issued.action.name in _ANSWERED:
-                _check_answer(context.observation, issued.page, f"{issued.where}")
+            if issued.action is not None and issued.action.name in _ANSWERED:
+                _check_answer(context.observation, issued.page, issued.where)
         step = self.plan[self.cursor] if self.cursor < len(self.plan) else None
         action = Action.parse(step.action) if step else Action("done")
         if action.spec.ends_episode:        # the end: what did the page answer?
@@ -137,7 +137,6 @@ class ReplayPolicy:
         return await self._fallback(context, where, missing)
 
     def _issue(self, decision: Decision, where: str, context: StepContext) -> Decision:
-        assert decision.action is not None
         self._issued = _Issued(where, decision.action, context.observation,
                                by_fallback=decision.mode == "fallback")
         self._settled = False
@@ -152,7 +151,7 @@ class ReplayPolicy:
         decision = await self.fallback.decide(
             dataclasses.replace(context, history=acted, plan=self._plan(why)))
         decision = dataclasses.replace(decision, mode="fallback")
-        if decision.action is None or decision.action.spec.ends_episode:
+        if decision.action is not None and decision.action.spec.ends_episode:
             return decision
         return self._issue(decision, where, context)
 
