@@ -25,11 +25,12 @@ def score(episode: Episode, steps: list[Step]) -> float:
 
 
 def arguments(episode: Episode, steps: list[Step], template_tasks: list[str]) -> float:
-    """How much of what the task asks for the actions name, against what they name that the
-    template's other tasks ask for instead: the weight of the task's words the actions name,
-    over the weight of the task's words plus that of the *foreign* words — words the actions
-    name that this task lacks and another task of its template holds (`Lagos` chosen where this
-    task says `Paris`, "Yes" clicked where it says "No").
+    """How much of what the task asks for the actions name, against what they typed or chose
+    that the template's other tasks ask for instead: the weight of the task's words the actions
+    name, over the weight of the task's words plus that of the *foreign* words — words typed or
+    chosen that this task lacks and another task of its template holds (`Lagos` chosen where
+    this task says `Paris`). Labels clicked are never foreign: the page's own words ("Add to
+    cart") are often another task's.
 
     A word weighs how rare it is among `template_tasks` (the other tasks of its template: 1 −
     the share of them that contain it); with fewer than MIN_TEMPLATE_TASKS of them every word
@@ -43,8 +44,11 @@ def arguments(episode: Episode, steps: list[Step], template_tasks: list[str]) ->
 
     def weight(word: str) -> float:
         return 1 - sum(word in o for o in others) / len(others) if others else 1.0
-    named = set(normalize(actions_text([s for s in steps if s.ok])))
-    foreign = {w for w in named - words if any(w in o for o in others)}
+    done = [s for s in steps if s.ok]
+    named = set(normalize(actions_text(done)))
+    typed = set(normalize(" ".join(str(v) for s in done for k, v in (s.action or {}).items()
+                                   if k in ("text", "option"))))
+    foreign = {w for w in typed - words if any(w in o for o in others)}
     total = sum(map(weight, words)) + sum(map(weight, foreign))
     if total == 0:
         return 1.0

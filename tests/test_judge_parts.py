@@ -151,6 +151,10 @@ def test_arguments_ask_whether_the_actions_name_what_this_task_asks_for():
     right = [choose[0], step(1, {"action": "fill", "id": 1, "text": "Paris"})]
     assert lexical.arguments(task, right, peers) == 1.0
     assert lexical.arguments(task, choose, peers) == pytest.approx(1 / (2 + 2 / 3))  # Lagos
+    # a label clicked is the page's word, never foreign, though another task says it
+    sent = [*right, step(2, {"action": "click", "id": 2})]              # "Send"
+    more = [*peers, "Send it to Ada in Name and Lima"]
+    assert lexical.arguments(task, sent, more) == lexical.arguments(task, right, more)
     # the peers the judge reads it against: its template's tasks apart, in the order given
     assert Peers.among("t", [("a", "t"), ("b", "u"), ("c", "t")], (1.0,)) == \
         Peers(("a", "c"), ("b",), (1.0,))
