@@ -25,10 +25,13 @@ function showError(text) {
   $("error").hidden = !text;
 }
 
-function describeAction(action) {
+/** `click link "Orders"`: the element by its `target` descriptor's role and name where the step
+ * has one, else by its id (as `nightloop run` prints a step). */
+function describeAction(action, target) {
   if (!action) return "(no action)";
   const { action: name, ...args } = action;
-  const parts = Object.entries(args).map(([k, v]) => (k === "id" ? `[${v}]` : JSON.stringify(v)));
+  const element = target ? `${target.role || "?"} ${JSON.stringify(target.name || "")}` : null;
+  const parts = Object.entries(args).map(([k, v]) => (k === "id" ? element || `[${v}]` : JSON.stringify(v)));
   return [name, ...parts].join(" ");
 }
 
@@ -87,7 +90,7 @@ function render(state) {
     const li = document.createElement("li");
     li.className = step.ok ? "ok" : "failed";
     const code = document.createElement("code");
-    code.textContent = (step.mode ? `[${step.mode}] ` : "") + describeAction(step.action) + (step.ok ? "" : ` — ${step.error}`);
+    code.textContent = (step.mode ? `[${step.mode}] ` : "") + describeAction(step.action, step.target) + (step.ok ? "" : ` — ${step.error}`);
     li.append(code);
     return li;
   }));

@@ -31,7 +31,7 @@ def test_popup_task_fills_the_form_and_is_stored(browser, daemon_proc, pages_url
     popup.wait_for_selector("#finished:not([hidden])", timeout=30_000)
     assert "Finished: done" in popup.text_content("#outcome")
     steps = popup.locator("#steps li").all_text_contents()
-    assert len(steps) == 7 and steps[0].startswith('fill [') and steps[-1] == "done"
+    assert len(steps) == 7 and steps[0].startswith('fill textbox "Name"') and steps[-1] == "done"
     assert all("s3cret-pw" not in s for s in steps)
 
     # The page really changed: the form was submitted with what the agent typed.
@@ -65,7 +65,7 @@ def test_popup_task_fills_the_form_and_is_stored(browser, daemon_proc, pages_url
     shown = nightloop("episodes", "show", str(episode_id), "--db", str(daemon_proc.db)).stdout
     assert "status: done" in shown and "source: toolbar" in shown
     assert shown.count(" → ok") == 7
-    assert 'fill [' in shown and '"ada@example.com"' in shown and "s3cret-pw" not in shown
+    assert 'fill textbox "Email" "ada@example.com"' in shown and "s3cret-pw" not in shown
     data = json.loads(nightloop("episodes", "show", str(episode_id), "--db", str(daemon_proc.db),
                                 "--json").stdout)
     assert [s["index"] for s in data["steps"]] == list(range(7))
