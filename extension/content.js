@@ -130,8 +130,8 @@
   }
 
   /** `node`'s text as an accessible name reads it (the name "from content" of the accessible
-   * name computation): its text, an image's alt, an embedded field's value or a select's
-   * chosen option, leaving out `skip` (the control a label names) and, unless `hidden` (a
+   * name computation): its text, an image's alt, an embedded field's value (never a secret
+   * one's) or a select's chosen option, leaving out `skip` (the control a label names) and, unless `hidden` (a
    * node aria-labelledby points at), what is not rendered. */
   function contentText(node, skip, hidden = false) {
     let out = "";
@@ -147,7 +147,7 @@
       let text;
       if (child.tagName === "IMG") text = child.getAttribute("alt") || "";
       else if (child.tagName === "SELECT") text = child.selectedOptions[0]?.text || "";
-      else if (isTextField(child)) text = valueOf(child);
+      else if (isTextField(child)) text = isFilledSecret(child) ? "" : valueOf(child);   // never a secret
       else if (child.getAttribute("aria-label")) text = child.getAttribute("aria-label");
       else text = contentText(child, skip, hidden);
       out += gap + text + gap;

@@ -149,3 +149,10 @@ def test_accessible_names_are_the_ones_chromium_computes(browser, daemon_proc, p
                 for node in cases["nodeIds"]]
     ours = [e["name"] for e in observe(daemon_proc)["elements"] if not e.get("context")]
     assert len(chromium) == 15 and "Search" in chromium and ours == chromium
+    # A name that takes an embedded field's value never takes a secret one's.
+    page.evaluate("""() => {
+        document.body.insertAdjacentHTML("beforeend", '<span id="pin">PIN <input type="password"'
+            + ' value="s3cret-in-a-label"></span><button aria-labelledby="pin">Go</button>');
+    }""")
+    seen = json.dumps(observe(daemon_proc))
+    assert "s3cret-in-a-label" not in seen and '"name": "PIN"' in seen
