@@ -74,6 +74,17 @@ def test_a_control_that_only_renames_itself_is_a_repeat_by_its_id():
     assert StepContext("t", other, steps).blocked == frozenset()    # something else changed
 
 
+def test_a_control_re_rendered_under_a_new_label_is_known_by_its_role_and_rank():
+    """A framework replaces the button on each click (a new id) and its label counts up."""
+    def page(n: int) -> Observation:
+        return Observation("https://a.test/", "A", [Element(2, "a", "link", "Home"),
+                                                    Element(10 + n, "button", "button",
+                                                            f"Clicked {n} times")])
+    steps = [PastStep.on(page(n), Action("click", {"id": 10 + n}), True) for n in range(2)]
+    assert steps[1].repeats(steps[0]) and steps[0].identity == ("button", 0)
+    assert StepContext("t", page(2), steps).blocked == {("click", 12)}
+
+
 def test_a_round_back_to_the_same_page_is_not_started_again():
     """A toggle between two labels (two steps), and four links round a site (four steps)."""
     dark, light = theme("Dark theme", "now light"), theme("Light theme", "now dark")

@@ -33,6 +33,16 @@ from .descriptors import normalized
 ROUND = 4       # the longest round of steps back to the same page the loop breaker sees
 
 
+def _identity(page: Observation, element_id: int | None) -> tuple[str, int] | None:
+    """An element's role and its rank among the page's elements of that role: what stays when
+    a control is re-rendered with another label (and another id)."""
+    element = page.element(element_id) if element_id is not None else None
+    if element is None:
+        return None
+    same = [e.id for e in page.elements if e.role == element.role]
+    return element.role, same.index(element.id)
+
+
 @dataclass
 class PastStep:
     action: Action | None
@@ -41,6 +51,7 @@ class PastStep:
     seen: str | None = None             # Observation.state_key() of the page it acted on
     label: str | None = None            # the acted-on element's label there (Observation.labels)
     seen_apart: str | None = None       # that key without the acted-on element's own name
+    identity: tuple[str, int] | None = None     # that element's role and rank among its role
 
     @classmethod
     def on(cls, page: Observation | None, action: Action | None, ok: bool,
@@ -50,7 +61,8 @@ class PastStep:
             return cls(action, ok, error)
         element_id = action.element_id if action is not None else None
         label = page.labels().get(element_id) if element_id is not None else None
-        return cls(action, ok, error, page.state_key(), label, page.state_key(apart=element_id))
+        return cls(action, ok, error, page.state_key(), label, page.state_key(apart=element_id),
+                   _identity(page, element_id))
 
     @classmethod
     def stored(cls, step: Step) -> PastStep:
@@ -71,15 +83,17 @@ class PastStep:
                           sort_keys=True)
 
     def repeats(self, other: PastStep) -> bool:
-        """The same action on the same element: known by its label, or by its id where the
-        label changed (a toggle that renames itself keeps its id while the page lives)."""
+        """The same action on the same element: known by its label, or where the label changed
+        (a toggle that renames itself) by its id or, re-rendered, by its role and rank."""
         if self.action is None or other.action is None:
             return False
         if self.doing == other.doing:
             return True
         mine, theirs = self.action, other.action
-        return mine.name == theirs.name and mine.element_id == theirs.element_id and \
-            mine.args == theirs.args
+        same_args = {**mine.args, "id": None} == {**theirs.args, "id": None}
+        return mine.name == theirs.name and same_args and (
+            mine.element_id == theirs.element_id or
+            (self.identity is not None and self.identity == other.identity))
 
 
 @dataclass
@@ -127,7 +141,7 @@ class StepContext:
           this very one (links round a site, a toggle between two labels) is not offered again.
 
         The element is found again by its label (a link that reloads a reshuffled page is
-        caught too), else by its id."""
+        caught too), else by its id, else by its role and rank (re-rendered, renamed)."""
         why: dict[tuple[str, int | None], str] = {}
         if self._no_change_twice():
             key = self._here(self.history[-1])
@@ -169,8 +183,11 @@ class StepContext:
                           if label == step.label), None)
             if found is not None:
                 return step.action.name, found
-        return (step.action.name, element_id) \
-            if self.observation.element(element_id) is not None else None
+        if self.observation.element(element_id) is not None:
+            return step.action.name, element_id
+        role, rank = step.identity or ("", -1)
+        same = [e.id for e in self.observation.elements if e.role == role]
+        return (step.action.name, same[rank]) if 0 <= rank < len(same) else None
 
 
 @dataclass
