@@ -11,6 +11,7 @@ import pytest
 from synthetic import observations
 
 from daemon.agent.grammar import to_gbnf
+from daemon.agent.policy import StepContext
 from daemon.agent.sampling import GrammarSampler
 from daemon.core.actions import TARGETS, Action, json_schema, written
 from daemon.core.models import shipped_model
@@ -82,3 +83,22 @@ def test_a_string_holds_no_raw_control_character_so_every_output_parses(vocab):
         assert accepts(vocab, gbnf, text)                   # escaped: fine
         assert not accepts(vocab, gbnf, text.replace("\\n", "\n"))
         assert not accepts(vocab, gbnf, text.replace("two", "two\t"))
+
+
+def test_with_fill_text_task_a_fill_types_only_a_span_of_the_task(vocab):
+    """The grammar, built by llama.cpp's engine on the shipped vocabulary, holds a fill's text
+    to the task's spans; with none in the task, or free, any text."""
+    task = 'Type "Ada Lovelace" into the Full name box, then press Save'
+    editable = next(e for e in PAGE.elements if e.editable)
+    held = to_gbnf(json.dumps(StepContext(task, PAGE).schema("task")))
+    free = to_gbnf(json.dumps(StepContext(task, PAGE).schema("free")))
+
+    def fill(text: str) -> str:
+        return written(Action("fill", {"id": editable.id, "text": text}), PAGE)
+    for span in ("Ada Lovelace", "Full name", "Save", "into the Full name box"):
+        assert accepts(vocab, held, fill(span))
+    for other in ("Ada Lovelace into the Full name box", "Bob", "Ada Lovelace,"):
+        assert not accepts(vocab, held, fill(other)) and accepts(vocab, free, fill(other))
+    assert accepts(vocab, held, '{"action": "done"}')
+    none = to_gbnf(json.dumps(StepContext("...", PAGE).schema("task")))    # nothing to copy
+    assert accepts(vocab, none, fill("Bob"))

@@ -36,7 +36,7 @@ import llama_cpp
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from daemon.core.actions import Action, json_schema, only
+from daemon.core.actions import Action, only
 from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
 from daemon.core.settings import Settings
 from daemon.core.wire import InvalidMessage
@@ -81,7 +81,7 @@ class LlamaPolicy:
             t0 = time.perf_counter()
             text, tokens = self._prompt(context)
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
-            schema = json_schema(context.observation, context.blocked, context.destinations)
+            schema = context.schema(self.settings.fill_text)
             kind = explored(schema, self.settings.explore, random.Random(seed))
             grammar = to_gbnf(json.dumps(only(schema, kind) if kind else schema))
             prompt_ms = (time.perf_counter() - t0) * 1000

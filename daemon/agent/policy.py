@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from daemon.core.actions import Action, Blocked, urls_in
+from daemon.core.actions import Action, Blocked, json_schema, urls_in
 from daemon.core.observation import Element, Observation
+from daemon.core.spans import spans
 from daemon.core.store import Step
 
 from .descriptors import normalized
@@ -124,6 +125,13 @@ class StepContext:
             else ()
         return tuple(u for u in dict.fromkeys(urls_in(self.task) + front)
                      if u != self.observation.url)
+
+    def schema(self, fill_text: str = "free") -> dict:
+        """This step's action schema (`actions.json_schema`): this page's elements, less the
+        blocked actions, `goto` to the destinations, and with `fill_text` "task" a fill's text
+        held to the task's spans (spans.py)."""
+        return json_schema(self.observation, self.blocked, self.destinations,
+                           spans(self.task) if fill_text == "task" else None)
 
     @property
     def blocked(self) -> Blocked:

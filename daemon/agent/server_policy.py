@@ -24,7 +24,7 @@ import json
 import random
 import time
 
-from daemon.core.actions import Action, json_schema, violation
+from daemon.core.actions import Action, violation
 from daemon.core.settings import Settings
 from daemon.core.wire import InvalidMessage
 
@@ -56,7 +56,7 @@ class ServerPolicy:
     def decide_now(self, context: StepContext) -> Decision:
         t0 = time.perf_counter()
         messages = self.messages(context)
-        schema = json_schema(context.observation, context.blocked, context.destinations)
+        schema = context.schema(self.settings.fill_text)
         extra = constraint(self.settings.server_format, schema)
         seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
         prompt_ms = (time.perf_counter() - t0) * 1000

@@ -48,6 +48,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     target: Target = "any"              # id parameters: the elements it may name (TARGETS)
+    typed: bool = False                 # text a user types: held to the task's spans (spans.py)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ def element(target: Target, doc: str = "the [id] of an element in the current ob
 ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
     ActionSpec("click", "Click an element.", "page", {"id": element("clickable")}),
     ActionSpec("fill", "Replace the text of an input, textarea or editable element.", "page",
-               {"id": element("editable"), "text": Param("string", "the new text")}),
+               {"id": element("editable"),
+                "text": Param("string", "the new text", typed=True)}),
     ActionSpec("select_option", "Choose an option of a select element by its text.", "page",
                {"id": element("select"),
                 "option": Param("string", "the option's text or value")}),
@@ -198,7 +200,8 @@ Blocked = frozenset[tuple[str, int | None]]       # (action name, element id or 
 
 
 def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
-                urls: tuple[str, ...] | None = None) -> dict[str, Any]:
+                urls: tuple[str, ...] | None = None,
+                texts: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A JSON Schema (draft 2020-12 subset) accepting exactly the valid actions, as the policy
     writes them (`written`).
 
@@ -208,7 +211,8 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     label it writes decides the id. An action whose required id has no element to name is left out.
     `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
     itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
-    parameter may be only one of them (none: `goto` is not offered).
+    parameter may be only one of them (none: `goto` is not offered). With `texts` (not empty),
+    text a user types (`fill`'s) may be only one of them (spans.py).
     """
     variants = []
     labels = page.labels() if page is not None else {}
@@ -220,7 +224,7 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
         for key, param in spec.params.items():
             if param.type == "id":
                 continue
-            rule = _rule(param, urls)
+            rule = _rule(param, urls, texts)
             if rule is None:
                 break                   # a URL parameter with no URL it may name
             rest[key] = rule
@@ -230,7 +234,8 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     return {"oneOf": variants}
 
 
-def _rule(param: Param, urls: tuple[str, ...] | None) -> dict[str, Any] | None:
+def _rule(param: Param, urls: tuple[str, ...] | None,
+          texts: tuple[str, ...] | None) -> dict[str, Any] | None:
     """The schema of a parameter that is not an element (None: nothing it may be)."""
     if param.type == "number":
         return {"type": "number", "minimum": param.minimum, "maximum": param.maximum}
@@ -238,6 +243,8 @@ def _rule(param: Param, urls: tuple[str, ...] | None) -> dict[str, Any] | None:
         return {"enum": list(param.choices)}
     if param.type == "url" and urls is not None:
         return {"enum": list(urls)} if urls else None
+    if param.typed and texts:
+        return {"enum": list(texts)}
     return {"type": "string", "maxLength": MAX_STRING}
 
 

@@ -75,6 +75,10 @@ class Settings:
                            "mass; 1: no limit (llama.cpp's default is 0.95)", low=0, high=1)
     min_p: float = setting(0.05, "drop tokens less likely than this fraction of the likeliest; "
                            "0: none (llama.cpp's default is 0.05)", low=0, high=1)
+    fill_text: str = setting("free", "what a fill may type: free (any text) or task (only a "
+                             "span of the task's text: its quoted strings, e-mail addresses and "
+                             "runs of up to 6 words; free where the task has none)",
+                             choices=("free", "task"))
     explore: float = setting(0.0, "share of steps whose kind of action (click, fill, select, "
                              "...) is drawn at random among those that name an element of the "
                              "page, the model writing the rest (practice explores; 0: never)",
