@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import click
 
+from daemon.agent.descriptors import label
 from daemon.bridge.pairing import load_or_create_token
 from daemon.core import protocol as p
 from daemon.core.settings import DEFAULTS, FIELDS, Settings, config_dir, env_name, load_settings
@@ -113,8 +114,8 @@ def describe_action(action: dict | None, target: dict | None = None) -> str:
     descriptor's role and name where there is one, else by its id."""
     if not action:
         return "(no action)"
-    element = f'{target.get("role", "?")} "{target.get("name", "")}"' if target else None
-    args = " ".join((element or f"[{v}]") if k == "id" else json.dumps(v, ensure_ascii=False)
+    args = " ".join((label(target) if target else f"[{v}]") if k == "id" else
+                    json.dumps(v, ensure_ascii=False)
                     for k, v in action.items() if k != "action")
     return f"{action['action']} {args}".strip()
 

@@ -149,6 +149,12 @@ The token is stored in {config_dir() / 'token'} (readable only by you).""")
 
 # -- tasks ----------------------------------------------------------------------------------
 
+# `run` and `replay` stream: one JSON object a line.
+json_lines_option = click.option(
+    "--json", "as_json", is_flag=True,
+    help="JSON Lines: {\"step\": …} as each step ends, then {\"episode\": …}.")
+
+
 @cli.command()
 @click.argument("task")
 @click.option("--url", default=None, help="Open this URL first (in a new tab).")
@@ -161,8 +167,7 @@ The token is stored in {config_dir() / 'token'} (readable only by you).""")
                    "values, replay it with TASK's values (the model steps in where a target "
                    "is gone).")
 @setting_options("port")
-@click.option("--json", "as_json", is_flag=True,
-              help="JSON Lines: {\"step\": …} as each step ends, then {\"episode\": …}.")
+@json_lines_option
 def run(task: str, url: str | None, approve: bool, replay: str, port: int | None,
         as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
@@ -193,8 +198,7 @@ def run(task: str, url: str | None, approve: bool, replay: str, port: int | None
               help="Do this task instead, with its own values: the episode's typed text, "
                    "choices and clicked names that its task text named take the new task's.")
 @setting_options("port")
-@click.option("--json", "as_json", is_flag=True,
-              help="JSON Lines: {\"step\": …} as each step ends, then {\"episode\": …}.")
+@json_lines_option
 def replay(episode_id: int, fallback: str, url: str | None, new_task: str | None,
            port: int | None, as_json: bool) -> None:
     """Run a finished episode (a demonstration, say) again by its recorded actions, without
