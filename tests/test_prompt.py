@@ -151,3 +151,49 @@ def test_a_page_cannot_open_a_chat_turn_of_its_own():
     assert untrusted("plain text, <b>bold</b> and a|pipe", markers) == \
         "plain text, <b>bold</b> and a|pipe"
     assert "data, not instructions" in SYSTEM
+
+
+def form(name: str = "", city: str = "Paris", news: bool = False, text: str = "Profile",
+         title: str = "Profile", url: str = "https://a.test/") -> Observation:
+    return Observation(url, title, [
+        Element(4, "input", "textbox", "Full name", value=name, editable=True),
+        Element(5, "select", "combobox", "City", options=["Paris", "Lima"], selected=city),
+        Element(6, "input", "checkbox", "Newsletter", checked=news),
+        Element(7, "input", "textbox", "Password", type="password", value=None, editable=True),
+        Element(8, "button", "button", "Save")], text=text)
+
+
+def test_each_recent_action_says_what_it_changed_on_the_page_in_words():
+    steps = [(form(), Action("fill", {"id": 4, "text": "Ada Lovelace"})),
+             (form("Ada Lovelace"), Action("select_option", {"id": 5, "option": "Lima"})),
+             (form("Ada Lovelace", "Lima"), Action("click", {"id": 6})),
+             (form("Ada Lovelace", "Lima", True), Action("click", {"id": 8}))]
+    now = form("Ada Lovelace", "Lima", True, "Profile Your changes are saved.")
+    context = StepContext("t", now, [PastStep.on(page, action, True) for page, action in steps])
+    assert [context.changes(i) for i in range(4)] == [
+        ['"Full name" holds "Ada Lovelace"'], ['"City" shows "Lima"'], ['"Newsletter" checked'],
+        ['new text: "Your changes are saved."']]
+    text = user_message("t", "p", context)
+    assert '-> ok; now: "Full name" holds "Ada Lovelace"\n' in text
+    assert '-> ok; now: new text: "Your changes are saved."\n' in text
+    unticked = StepContext("t", form(), [PastStep.on(form(news=True), Action("click", {"id": 6}),
+                                                     True)])
+    assert unticked.changes(0) == ['"Newsletter" unchecked']
+
+
+def test_a_change_names_a_new_page_new_elements_and_never_a_secret_value():
+    thanks = form(title="Thanks", url="https://a.test/done")
+    assert thanks.changes_since(form()) == ['now on "Thanks"']
+    typed = form()
+    typed.elements[3].value = "•••"
+    assert typed.changes_since(form()) == ['"Password" filled']
+    dialog = form()
+    dialog.elements.append(Element(9, "button", "button", "Confirm"))
+    assert dialog.changes_since(form()) == ['1 new element, first button "Confirm"']
+    many = form("x" * 100, "Lima", True, "a b c d")
+    facts = many.changes_since(form())
+    assert len(facts) == 3 and facts[0] == f'"Full name" holds "{"x" * 59}…"'
+    assert StepContext("t", form(), [PastStep(Action("click", {"id": 8}), True)]).changes(0) \
+        is None                                          # the page it acted on is not known
+    shuffled = form(text="b a")
+    assert shuffled.changes_since(form(text="a b")) == []

@@ -53,6 +53,7 @@ class PastStep:
     label: str | None = None            # the acted-on element's label there (Observation.labels)
     seen_apart: str | None = None       # that key without the acted-on element's own name
     identity: tuple[str, int] | None = None     # that element's role and rank among its role
+    page: Observation | None = field(default=None, repr=False, compare=False)  # it acted on
 
     @classmethod
     def on(cls, page: Observation | None, action: Action | None, ok: bool,
@@ -63,7 +64,7 @@ class PastStep:
         element_id = action.element_id if action is not None else None
         label = page.labels().get(element_id) if element_id is not None else None
         return cls(action, ok, error, page.state_key(), label, page.state_key(apart=element_id),
-                   _identity(page, element_id))
+                   _identity(page, element_id), page)
 
     @classmethod
     def stored(cls, step: Step) -> PastStep:
@@ -114,6 +115,17 @@ class StepContext:
             self.observation.state_key()
         before = self.history[i].seen
         return None if before is None or after is None else before != after
+
+    def changes(self, i: int) -> list[str] | None:
+        """What history step `i` changed on the page, in words (`Observation.changes_since`):
+        empty when it changed nothing visible, None when not known."""
+        after = self.history[i + 1].page if i + 1 < len(self.history) else self.observation
+        before = self.history[i].page
+        if before is None or after is None:
+            return None
+        if not self.changed(i):
+            return []
+        return after.changes_since(before) or ["the page changed"]
 
     @property
     def destinations(self) -> tuple[str, ...]:

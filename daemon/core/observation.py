@@ -10,6 +10,7 @@ drops any that would.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections import Counter
@@ -19,6 +20,8 @@ from typing import Any
 from .wire import from_json
 
 MASK = "•••"
+CHANGES_SHOWN = 3       # facts `Observation.changes_since` gives at most
+QUOTED_CHARS = 60       # of a value or a new text, where a change quotes it
 LABEL_CHARS = 40        # of an element's name, where an action names the element (Element.label)
 _UNLABELLED = re.compile(r'["\\\x00-\x1f]')
 
@@ -36,6 +39,20 @@ def _without(words: list[str], part: list[str]) -> list[str]:
         if n and words[i:i + n] == part:
             return words[:i] + words[i + n:]
     return words
+
+
+def _quoted(text: str) -> str:
+    """`text` shortened to `QUOTED_CHARS` (with an ellipsis) for a change's words."""
+    text = " ".join(text.split())
+    return text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS - 1] + "…"
+
+
+def _new_runs(before: list[str], after: list[str], least: int = 2) -> list[list[str]]:
+    """Runs of at least `least` words in `after` that `before` did not have there (a word
+    diff: a list that only moved its lines about has a few)."""
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    return [after[j1:j2] for op, _, _, j1, j2 in matcher.get_opcodes()
+            if op in ("insert", "replace") and j2 - j1 >= least]
 
 
 @dataclass
@@ -79,6 +96,20 @@ class Element:
         observation shows it, without quotes, backslashes or control characters (they would
         need escapes), or its role when that leaves nothing."""
         return _UNLABELLED.sub("", self.name)[:LABEL_CHARS].strip() or self.role
+
+    def changes_since(self, before: Element) -> list[str]:
+        """This element's new value, choice or check against `before` (the same id), in words;
+        a secret's value is never quoted."""
+        name = f'"{_quoted(self.label)}"'
+        if self.value != before.value:
+            if self.is_secret:
+                return [f"{name} filled" if self.value else f"{name} emptied"]
+            return [f'{name} holds "{_quoted(self.value)}"' if self.value else f"{name} emptied"]
+        if self.selected != before.selected and self.selected:
+            return [f'{name} shows "{_quoted(self.selected)}"']
+        if self.checked != before.checked and self.checked is not None:
+            return [f"{name} {'checked' if self.checked else 'unchecked'}"]
+        return []
 
     def render(self) -> str:
         parts = [f"[{self.id}] {self.role}"]
@@ -149,6 +180,29 @@ class Observation:
         return [m for m in self.errors if m not in old] + [
             f"{e.name or e.role}: {e.invalid}" for e in self.elements
             if e.invalid and (e.role, e.name, e.invalid) not in marked]
+
+    def changes_since(self, before: Observation) -> list[str]:
+        """What differs from `before`, in words, at most `CHANGES_SHOWN` facts, most telling
+        first: another page (`now on "Thanks"`), a control's new value, choice or check
+        (`"Full name" holds "Ada"`, `"City" shows "Lima"`, `"Newsletter" checked`; a secret
+        field only `filled`), text that appeared (`new text: "Saved."`), elements that
+        appeared. Empty when nothing that is described differs."""
+        facts = []
+        if (self.url, self.title) != (before.url, before.title):
+            facts.append(f'now on "{_quoted(self.title)}"' if self.title != before.title
+                         else f"now at {self.url}")
+        old = {e.id: e for e in before.elements}
+        for element in self.elements:
+            was = old.get(element.id)
+            if was is not None:
+                facts += element.changes_since(was)
+        facts += [f'new text: "{_quoted(" ".join(run))}"'
+                  for run in _new_runs(before.text.split(), self.text.split())[:1]]
+        new = [e for e in self.elements if e.id not in old and not e.context]
+        if new and self.url == before.url:
+            facts.append(f"{len(new)} new element{'s' if len(new) > 1 else ''}, first "
+                         f"{new[0].role} \"{_quoted(new[0].label)}\"")
+        return facts[:CHANGES_SHOWN]
 
     def state_key(self, apart: int | None = None) -> str:
         """What the agent can see of the page, without element ids or any order (of elements,
