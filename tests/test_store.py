@@ -163,6 +163,25 @@ def test_redaction_leaves_no_trace_of_the_secret_in_any_file(tmp_path):
         assert b'pa"ss' not in data and b'pa\\"ss' not in data, path
 
 
+def test_redacting_a_one_character_secret_leaves_every_json_column_json(tmp_path):
+    """A model that typed "1" into a password box: the digit goes from the page's values and
+    the action's text, while ids, counts and every JSON column stay intact and readable."""
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            e = await store.start_episode(Episode("enter the password", "cli"))
+            await store.add_step(Step(
+                e.id, 0, {"action": "fill", "id": 12, "text": "1"}, True, url="http://x/",
+                observation={"url": "http://x/", "elements": [{"id": 12, "value": "1"}]},
+                result={"tab_id": 1245}))
+            await store.redact(e.id, "1", "•••")
+            return await store.steps(e.id)
+
+    (s,) = run_async(go())
+    assert s.action == {"action": "fill", "id": 12, "text": "•••"}
+    assert s.observation["elements"] == [{"id": 12, "value": "•••"}]
+    assert s.result == {"tab_id": 1245}
+
+
 def test_a_file_that_is_not_a_store_gives_a_clear_error(tmp_path):
     bad = tmp_path / "notes.db"
     bad.write_text("these are my notes, not a database" * 100)

@@ -347,10 +347,11 @@ def _build(kind: str, groups: tuple[str | None, ...], obs: Observation) -> Actio
 
 def find_element(obs: Observation, label: str, *, editable: bool = False,
                  select: bool = False) -> Element:
-    """The element whose name best matches `label`: exact, then prefix, then substring."""
+    """The element whose name best matches `label`: exact, then prefix, then substring; never
+    a context element (a heading, an image: not an action's target)."""
     want = normalized(label)
-    candidates = [e for e in obs.elements
-                  if (not editable or e.editable) and (not select or e.options is not None)]
+    candidates = [e for e in obs.elements if not e.context
+                  and (not editable or e.editable) and (not select or e.options is not None)]
     for matches in (lambda n: n == want, lambda n: n.startswith(want), lambda n: want in n):
         found = [e for e in candidates if matches(normalized(e.name))]
         if found:

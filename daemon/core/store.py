@@ -14,6 +14,7 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -295,30 +296,61 @@ class Store:
         return cursor.rowcount
 
     async def redact(self, episode_id: int, secret: str, mask: str) -> None:
-        """Replace `secret` (and its JSON-escaped form) by `mask` in everything the episode
-        stored: its task, answer and every text column of its steps; the drawn tokens of a
-        step whose output held it are dropped (token ids spell it too)."""
+        """Replace `secret` by `mask` in everything the episode stored: its task and answer and
+        every text column of its steps (the secret as written and JSON-escaped), and inside the
+        JSON ones (page, action, result) in their string values only, so they stay JSON however
+        short the secret; the drawn tokens of a step whose output held it are dropped (token
+        ids spell it too)."""
         forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}
+
+        def text(value: str | None) -> str | None:
+            for form in forms:
+                value = value.replace(form, mask) if value else value
+            return value
+
+        def tree(value: str | None) -> str | None:
+            if not value:
+                return value
+            try:
+                return json.dumps(_replaced(json.loads(value), secret, mask), ensure_ascii=False)
+            except json.JSONDecodeError:
+                return text(value)
+
         for form in forms:
             await self._db.execute(
                 "UPDATE steps SET sampled=NULL WHERE episode_id=?2 AND instr(raw_output, ?1)",
                 (form, episode_id))
+        async with self._db.execute(
+                'SELECT "index", prompt, raw_output, error, observation, action, result FROM steps '
+                "WHERE episode_id=?", (episode_id,)) as cursor:
+            rows = await cursor.fetchall()
+        for index, *old in rows:
+            new = [text(v) for v in old[:3]] + [tree(v) for v in old[3:]]
+            if new != old:
+                await self._db.execute(
+                    "UPDATE steps SET prompt=?, raw_output=?, error=?, observation=?, action=?, "
+                    'result=? WHERE episode_id=? AND "index"=?', (*new, episode_id, index))
+        async with self._db.execute("SELECT task, final_answer, final_observation FROM episodes "
+                                    "WHERE id=?", (episode_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row:
             await self._db.execute(
-                "UPDATE episodes SET task=replace(task, ?1, ?2), "
-                "final_answer=replace(final_answer, ?1, ?2), "
-                "final_observation=replace(final_observation, ?1, ?2) WHERE id=?3",
-                (form, mask, episode_id))
-            await self._db.execute(
-                "UPDATE steps SET " + ", ".join(
-                    f"{col}=replace({col}, ?1, ?2)"
-                    for col in ("observation", "prompt", "raw_output", "action", "error", "result")
-                ) + " WHERE episode_id=?3", (form, mask, episode_id))
+                "UPDATE episodes SET task=?, final_answer=?, final_observation=? WHERE id=?",
+                (text(row[0]), text(row[1]), tree(row[2]), episode_id))
         await self._db.commit()
         await self._purge_wal()
 
-    async def _purge_wal(self) -> None:
-        """Copy the WAL into the database and empty it, so old versions of rows are gone."""
-        await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    async def _purge_wal(self, tries: int = 20) -> None:
+        """Copy the WAL into the database and empty it, so old versions of rows are gone
+        (tried again while another statement of this connection is still reading)."""
+        for attempt in range(tries):
+            try:
+                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == tries - 1:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def delete_episodes(self, ids: list[int] | None = None, *,
                               before: str | None = None) -> int:
@@ -522,3 +554,14 @@ class Store:
 
 class StoreError(NightloopError):
     """The database file cannot be used (corrupt, not SQLite, or from a newer version)."""
+
+
+def _replaced(value: Any, secret: str, mask: str) -> Any:
+    """`value` (decoded JSON) with `secret` masked in every string in it."""
+    if isinstance(value, str):
+        return value.replace(secret, mask)
+    if isinstance(value, list):
+        return [_replaced(v, secret, mask) for v in value]
+    if isinstance(value, dict):
+        return {k: _replaced(v, secret, mask) for k, v in value.items()}
+    return value

@@ -8,9 +8,10 @@ what it lists and gives its elements fresh ids.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from daemon.agent.episode import BrowserError
 from daemon.bridge.extension_browser import ExtensionBrowser
@@ -21,6 +22,11 @@ from .templates import TEMPLATES, SiteTask
 from .worlds import world
 
 WWW = Path(__file__).with_name("www")
+
+
+class Drafts(Protocol):
+    """A task template: its task for a seed."""
+    def task(self, seed: int) -> SiteTask: ...
 
 
 @contextlib.contextmanager
@@ -37,17 +43,17 @@ def serve_sites(port: int = 0) -> Iterator[str]:
 
 
 class Sites:
-    """The bundled sites for the evaluation runner: a task is a template's name; the agent ends
-    its episode, and success is the site's state at the end being what the task asked for."""
+    """Task templates on served pages for the evaluation runner (the bundled sites; the skills
+    pages, skills/): a task is a template's name; the agent ends its episode, and success is
+    the site's recorded state at the end being what the task asked for."""
 
-    name = "sites"
-
-    def serve(self) -> contextlib.AbstractContextManager[str]:
-        return serve_sites()
+    def __init__(self, name: str = "sites", templates: Mapping[str, Drafts] = TEMPLATES,
+                 serve: Callable[[], contextlib.AbstractContextManager[str]] = serve_sites):
+        self.name, self.templates, self.serve = name, templates, serve
 
     async def open(self, browser: ExtensionBrowser, base_url: str, task: str,
                    seed: int) -> _Attempt:
-        site_task = TEMPLATES[task].task(seed)
+        site_task = self.templates[task].task(seed)
         url = site_task.url(base_url)
         tab_id, _ = await open_started(browser, url, None,
                                        ("sites.state", {"site": site_task.site}))

@@ -33,7 +33,7 @@ class SiteTask:
         return self.template.split(".", 1)[0]
 
     def url(self, base_url: str) -> str:
-        return f"{base_url}/{self.start}?seed={self.seed}"
+        return f"{base_url}/{self.start}{'&' if '?' in self.start else '?'}seed={self.seed}"
 
     def check(self, state: dict[str, Any]) -> tuple[bool, str]:
         """Whether the site's recorded `state` is what the task asked for, and why not."""
