@@ -10,12 +10,12 @@ import urllib.request
 
 import pytest
 from conftest import run_async
+from test_sites import SaysDone
 
 from daemon.tasks import splits
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.sites.teacher import SiteTeacher
 from daemon.tasks.skills import HELD_OUT, SKILLS, serve_skills, skills_benchmark
-from test_sites import SaysDone
 
 
 def test_every_template_varies_its_page_and_words_with_the_seed():

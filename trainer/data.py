@@ -63,7 +63,7 @@ class Sample:
 
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
     truth = next((r for r in rewards if r.kind == "ground_truth" and r.details), None)
-    if truth and truth.details.get("benchmark") in ("miniwob", "sites"):
+    if truth and truth.details.get("benchmark") in ("miniwob", "sites", "skills"):
         return f"{truth.details['benchmark']}:{truth.details['task']}:{truth.details['seed']}"
     return f"{template(episode.start_url)}\n{episode.task}"
 

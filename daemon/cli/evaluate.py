@@ -1,4 +1,5 @@
-"""`nightloop eval`: MiniWoB++ evaluation runs and their comparison."""
+"""`nightloop eval`: evaluation runs (MiniWoB++, the bundled sites, the skills) and their
+comparison."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from daemon.tasks.oracle import OraclePolicy
 from daemon.tasks.sites import Sites
 from daemon.tasks.sites.teacher import SiteTeacher
 from daemon.tasks.sites.templates import TEMPLATES, parse_templates
+from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
 from trainer.starting import with_serving_adapter
 
 from .common import json_option, print_json, run_coro, setting_options, settings_from
@@ -64,8 +66,8 @@ def run_options(max_steps: int):
 
 @click.group("eval")
 def eval_group() -> None:
-    """Measure the agent on MiniWoB++ or the bundled sites through the real extension, and
-    compare runs."""
+    """Measure the agent on MiniWoB++, the bundled sites or the skills pages through the real
+    extension, and compare runs."""
 
 
 @eval_group.command("miniwob")
@@ -119,10 +121,7 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
 
     Example: nightloop eval sites --templates shop,inbox.reply --seeds 5 --split test
     """
-    try:
-        names = parse_templates(templates)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--templates") from None
+    names = _templates(templates, TEMPLATES)
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
     if policy_name == "teacher":
@@ -135,6 +134,43 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
                     step_timeout=settings.step_timeout, source=source, benchmark=Sites(),
                     screenshots=screenshots)
     _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
+
+
+@eval_group.command("skills")
+@click.option("--templates", default=None,
+              help="Comma-separated skills templates [default: every one: "
+                   f"{', '.join(SKILLS)}; held out of training: {', '.join(HELD_OUT)}].")
+@click.option("--policy", "policy_name", type=click.Choice(["llm", "teacher"]), default="llm",
+              show_default=True, help="The local model, or each task's own script.")
+@run_options(max_steps=10)
+def eval_skills(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
+                max_steps: int, parallel: int, policy_name: str, source: str,
+                screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
+    """Run the everyday skills (type, choose, tick, press, search, log in... on generated
+    pages) through the daemon, the extension and a headless Chromium.
+
+    Each seed gives another page (labels, layout, distractors) and other words for the task.
+    The agent ends its episode; the page's recorded state is then checked against what the
+    task asked for and stored as a `ground_truth` reward. Ctrl-C stops and keeps what finished.
+
+    Example: nightloop eval skills --templates skills.login,skills.tab --seeds 10
+    """
+    names = _templates(templates, SKILLS)
+    seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
+    settings = settings_from(**flags)
+    policy = SiteTeacher(SKILLS[t].task(s) for t in names for s in seeds) \
+        if policy_name == "teacher" else _model(settings)
+    plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
+                    step_timeout=settings.step_timeout, source=source,
+                    benchmark=skills_benchmark(), screenshots=screenshots)
+    _run(plan, policy, f"skills-{policy_name}", split, settings.db_path, out, as_json)
+
+
+def _templates(text: str | None, templates: dict) -> list[str]:
+    try:
+        return parse_templates(text, templates)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--templates") from None
 
 
 def _model(settings: Settings) -> Policy:

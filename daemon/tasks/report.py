@@ -80,7 +80,8 @@ def write_run(out: Path, results: list[EpisodeResult], meta: dict) -> None:
 
 
 def _title(meta: dict) -> str:
-    return {"sites": "Bundled sites"}.get(meta.get("benchmark", "miniwob"), "MiniWoB++")
+    titles = {"sites": "Bundled sites", "skills": "Skills"}
+    return titles.get(meta.get("benchmark", "miniwob"), "MiniWoB++")
 
 
 def markdown(summaries: list[TaskSummary], meta: dict) -> str:

@@ -11,7 +11,7 @@ the episode ends, whatever the agent did on the way.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,16 +195,16 @@ TEMPLATES = {t.name: t for t in (
 )}
 
 
-def parse_templates(text: str | None) -> list[str]:
-    """The template names in `--templates a,b` (every template when None); a site's name
+def parse_templates(text: str | None, templates: Mapping[str, object] = TEMPLATES) -> list[str]:
+    """The names of `templates` in `--templates a,b` (every one when None); a site's name
     stands for all its templates. ValueError names what is unknown."""
     if text is None:
-        return list(TEMPLATES)
+        return list(templates)
     names = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        found = [t for t in TEMPLATES if t == part or t.split(".")[0] == part]
+        found = [t for t in templates if t == part or t.split(".")[0] == part]
         if not found:
-            raise ValueError(f"unknown template {part!r}; choose from {', '.join(TEMPLATES)} "
+            raise ValueError(f"unknown template {part!r}; choose from {', '.join(templates)} "
                              "(or a site's name for all of its templates)")
         names += [t for t in found if t not in names]
     if not names:

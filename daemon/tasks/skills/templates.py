@@ -142,7 +142,7 @@ def skill_form(rng: random.Random) -> Draft:
 
 def skill_search(rng: random.Random) -> Draft:
     p = page(rng, ["search"], extra=0)
-    p.submit = rng.choice(("Search", "Go", "Find"))
+    p.submit = rng.choice([b for b in ("Search", "Go", "Find") if b != p.control("c0").label])
     query = value_for(p.control("c0"), rng)
     q = _quote(query, rng)
     words = rng.choice((f"Search for {q}", f"Look up {q}", f"Find {q}",
