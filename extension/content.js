@@ -227,6 +227,7 @@
     else if (el.hasAttribute("aria-checked")) d.checked = el.getAttribute("aria-checked") === "true";
     if (tag === "select") {
       d.options = [...el.options].slice(0, MAX_OPTIONS).map((o) => clip(o.text, MAX_NAME));
+      if (el.options.length > MAX_OPTIONS) d.options_omitted = el.options.length - MAX_OPTIONS;
       const chosen = el.selectedOptions[0];
       if (chosen) d.selected = clip(chosen.text, MAX_NAME);
     }

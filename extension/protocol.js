@@ -107,7 +107,8 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  */
 /**
  * @typedef {{id: number, tag: string, role: string, name: string, type?: string, value?: string,
- *            checked?: boolean, options?: string[], selected?: string, editable?: boolean,
+ *            checked?: boolean, options?: string[], options_omitted?: number,
+ *            selected?: string, editable?: boolean,
  *            disabled?: boolean, in_view: boolean, frame?: "iframe"|"shadow",
  *            context?: boolean, autocomplete?: string, form?: number, link_origin?: string,
  *            invalid?: string}} Element

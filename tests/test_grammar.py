@@ -65,8 +65,9 @@ def test_an_actions_element_variants_share_one_alternative_of_the_root():
     root = next(line for line in gbnf.splitlines() if line.startswith("root ::= "))
     actions = {v["properties"]["action"]["const"] for v in schema["oneOf"]}
     assert len(schema["oneOf"]) > 3 * len(actions)              # many elements...
-    assert root.count("|") + 1 <= len(actions) + 2              # ...few alternatives (press and
-                                                                # scroll: with and without one)
+    selects = sum(1 for e in PAGE.elements if e.choices)        # each its own options
+    assert root.count("|") + 1 <= len(actions) + 2 + max(0, selects - 1)    # ...few alternatives
+                                                # (press and scroll: with and without one)
 
 
 def test_a_string_holds_no_raw_control_character_so_every_output_parses(vocab):
@@ -102,3 +103,25 @@ def test_with_fill_text_task_a_fill_types_only_a_span_of_the_task(vocab):
     assert accepts(vocab, held, '{"action": "done"}')
     none = to_gbnf(json.dumps(StepContext("...", PAGE).schema("task")))    # nothing to copy
     assert accepts(vocab, none, fill("Bob"))
+
+
+def test_a_select_takes_only_its_own_options_unless_the_page_cut_some_off(vocab):
+    from daemon.core.observation import Element
+    city = Element(7, "select", "combobox", "City", options=["Paris", "Lima", "Rome"],
+                   selected="Paris")
+    size = Element(8, "select", "combobox", "Size", options=["S", "M"], selected="S")
+    long = Element(9, "select", "combobox", "Country", options=[f"C{i}" for i in range(30)],
+                   options_omitted=170)
+    page = Observation("https://a.test/", "A", [city, size, long,
+                                                Element(10, "button", "button", "Save")])
+    gbnf = to_gbnf(json.dumps(json_schema(page)))
+
+    def choose(element: Element, option: str) -> str:
+        return written(Action("select_option", {"id": element.id, "option": option}), page)
+    assert accepts(vocab, gbnf, choose(city, "Lima")) and accepts(vocab, gbnf, choose(size, "M"))
+    assert not accepts(vocab, gbnf, choose(city, "M"))             # another select's option
+    assert not accepts(vocab, gbnf, choose(city, "Lisbon"))        # no such option
+    assert accepts(vocab, gbnf, choose(long, "Zambia"))            # the rest were cut: free
+    assert "(and 170 more options)" in long.render()
+    assert Element(1, "select", "combobox", "X", options=["A very long option te…"]).choices \
+        is None                                                     # a clipped text: free

@@ -5,13 +5,13 @@ The schema offers one variant per element an action may name (its label and id f
 40 elements gives some 190 variants. llama.cpp's own converter makes each an alternative of the
 root, and its sampler then follows all of them at once at every token (2x to 9x a bare id's
 decoding time on pages of 10 to 400 elements: bench/grammar.py; factored, ~1.7x, the cost of
-the label's tokens). Here the element variants of one action become one object rule whose
-(label, id) pair is an alternation: they share their prefix, and only the chosen action's pairs
-are followed. The language is the converter's (tested: the same draws for the same seed) but
-for one rule: a JSON string's character excludes raw control characters, as llama.cpp's own
-converter has it (llama-cpp-python's accepts a raw newline inside a string, which no JSON
-parser takes). Built on llama-cpp-python's `SchemaConverter` (its rule table and literal
-escaping).
+the label's tokens). Here the element variants of one action with the same other properties
+become one object rule whose (label, id) pair is an alternation: they share their prefix, and
+only the chosen action's pairs are followed (a select's own options make one rule per select).
+The language is the converter's (tested: the same draws for the same seed) but for one rule: a
+JSON string's character excludes raw control characters, as llama.cpp's own converter has it
+(llama-cpp-python's accepts a raw newline inside a string, which no JSON parser takes). Built on
+llama-cpp-python's `SchemaConverter` (its rule table and literal escaping).
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ def to_gbnf(schema: str) -> str:
         pinned = [v for v in variants if "const" in v["properties"].get("target", {})]
         branches += [converter.visit(v, f"{action}-{i}")
                      for i, v in enumerate(v for v in variants if v not in pinned)]
-        if pinned:
-            branches.append(_on_elements(converter, action, pinned))
+        alike: dict[str, list[dict]] = {}           # the same other properties (a select's
+        for v in pinned:                            # own options differ)
+            rest = {k: r for k, r in v["properties"].items() if k not in ("target", "id")}
+            alike.setdefault(json.dumps(rest, sort_keys=True), []).append(v)
+        branches += [_on_elements(converter, f"{action}{f'-own{i}' if i else ''}", group)
+                     for i, group in enumerate(alike.values())]
     converter._add_rule("root", " | ".join(branches))                  # noqa: SLF001
     return _strict(converter)
 

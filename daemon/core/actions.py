@@ -49,6 +49,8 @@ class Param:
     maximum: float | None = None
     target: Target = "any"              # id parameters: the elements it may name (TARGETS)
     typed: bool = False                 # text a user types: held to the task's spans (spans.py)
+    chosen: bool = False                # one of the target element's own choices, where the
+                                        # observation lists them all (Element.choices)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
                 "text": Param("string", "the new text", typed=True)}),
     ActionSpec("select_option", "Choose an option of a select element by its text.", "page",
                {"id": element("select"),
-                "option": Param("string", "the option's text or value")}),
+                "option": Param("string", "the option's text or value", chosen=True)}),
     ActionSpec("press", "Press a key (Enter, Tab, Escape, ArrowDown...) on the focused element "
                "or on element id.", "page",
                {"key": Param("string", "the key name"),
@@ -212,7 +214,8 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     `blocked` pairs take an element out of one action's choices (``(name, None)``: the action
     itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
     parameter may be only one of them (none: `goto` is not offered). With `texts` (not empty),
-    text a user types (`fill`'s) may be only one of them (spans.py).
+    text a user types (`fill`'s) may be only one of them (spans.py). A select's option may be
+    only one of its own, where the page lists them all (`Element.choices`).
     """
     variants = []
     labels = page.labels() if page is not None else {}
@@ -266,10 +269,14 @@ def _variants(spec: ActionSpec, page: Observation | None, labels: dict[int, str]
                          key: {"type": "integer", "minimum": 0}},
                         [key] if param.required else [])]
     out = [] if param.required else [variant({}, [])]
+    chosen = next((k for k, p in spec.params.items() if p.chosen), None)
     for e in page.elements:
         if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
-            out.append(variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},
-                               ["target", key]))
+            one = variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},
+                          ["target", key])
+            if chosen and e.choices:
+                one["properties"][chosen] = {"enum": e.choices}
+            out.append(one)
     return out
 
 

@@ -64,7 +64,8 @@ class Element:
     type: str | None = None             # input type, e.g. "password", "checkbox"
     value: str | None = None
     checked: bool | None = None
-    options: list | None = None          # option texts of a select
+    options: list | None = None          # option texts of a select (the first 30)
+    options_omitted: int = 0            # a select's options beyond those
     selected: str | None = None          # selected option text of a select
     editable: bool | None = None         # accepts fill
     disabled: bool | None = None
@@ -89,6 +90,15 @@ class Element:
         if self.is_password or SECRET_AUTOCOMPLETE.match(self.autocomplete or ""):
             return True
         return bool(self.editable) and bool(SECRET_NAME.search(self.name))
+
+    @property
+    def choices(self) -> list[str] | None:
+        """A select's every option, as an action names it; None where the observation does
+        not hold them all (some cut off, or a text clipped)."""
+        if not self.options or self.options_omitted or any(
+                str(o).endswith("…") for o in self.options):
+            return None
+        return [str(o) for o in self.options]
 
     @property
     def label(self) -> str:
@@ -123,6 +133,8 @@ class Element:
             parts.append(f'value="{self.value}"')
         if self.options:
             parts.append("options: " + " | ".join(str(o) for o in self.options))
+        if self.options_omitted:
+            parts.append(f"(and {self.options_omitted} more options)")
         if self.selected:
             parts.append(f'selected="{self.selected}"')
         if self.checked is not None:
