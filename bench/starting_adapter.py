@@ -1,0 +1,172 @@
+"""Benchmark and recipe: the starting adapter nightloop ships, learnt from the skills curriculum.
+
+Stages, each saved to ``OUT/<stage>.json`` as it finishes (a rerun skips finished stages; the
+training stage saves its state every few steps and goes on from there when cut short):
+
+- ``record``: the scripted solutions (no model) of every skills template but the held-out ones
+  (`daemon.tasks.skills.HELD_OUT`) on SKILLS_SEEDS train seeds each, and the MiniWoB++ oracle on
+  MINIWOB_SEEDS train seeds of the tasks it knows, through the real extension, into
+  ``OUT/demos.db``: verified examples, ground truth for every one;
+- ``train``: SFT (the product's trainer and defaults but `TRAIN`'s changes) from the adapter
+  shipped before it (`trainer/starting_adapter/`) on every step of those examples, rendered as
+  today's prompt renders them; within ``--budget`` seconds a session, going on where the last
+  stopped; writes ``OUT/adapter/`` (peft) and ``OUT/adapter.gguf``;
+- measurements, greedy, the same episodes for every arm: ``held-{bare,old,new}`` the held-out
+  skills templates on HELD_SEEDS test seeds; ``skills-{bare,old,new}`` every skills template on
+  SKILL_TEST_SEEDS test seeds. ``old`` is the adapter shipped before, ``new`` this one.
+
+Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
+[--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
+old adapter with a two-sided sign test, steps per solved episode, and how often an episode on
+a finished page ended with `done`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from harness import measure, save_stage, staged_main, use_home
+
+SKILLS_SEEDS = 60               # train seeds per trained skills template
+MINIWOB_SEEDS = 30              # train seeds per MiniWoB++ task the oracle knows
+HELD_SEEDS = 10                 # test seeds per held-out template
+SKILL_TEST_SEEDS = 5            # test seeds per skills template
+STEPS = 10                      # steps per measured episode
+TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
+ARMS = ("bare", "old", "new")
+MEASURES = tuple(f"{m}-{a}" for m in ("held", "skills") for a in ARMS)
+STAGES = ("record", "train", *MEASURES)
+
+
+def trained_templates() -> list[str]:
+    from daemon.tasks.skills import HELD_OUT, SKILLS
+    return [t for t in SKILLS if t not in HELD_OUT]
+
+
+async def record(out: Path) -> dict:
+    """The scripted examples, into OUT/demos.db (resumable: each part is run to the end)."""
+    from daemon.tasks import splits
+    from daemon.tasks.oracle import SOLVERS, OraclePolicy
+    from daemon.tasks.sites.teacher import SiteTeacher
+    from daemon.tasks.skills import SKILLS, skills_benchmark
+    use_home(out / "home")
+    names, seeds = trained_templates(), splits.seeds("train", SKILLS_SEEDS)
+    teacher = SiteTeacher(SKILLS[t].task(s) for t in names for s in seeds)
+    skills = await measure(names, seeds, teacher, out / "demos.db", out / "record-skills.jsonl",
+                           max_steps=STEPS, parallel=2, benchmark=skills_benchmark(),
+                           source="practice")
+    tasks, seeds = list(SOLVERS), splits.seeds("train", MINIWOB_SEEDS)
+    miniwob = await measure(tasks, seeds, OraclePolicy(), out / "demos.db",
+                            out / "record-miniwob.jsonl", max_steps=STEPS, parallel=2,
+                            source="practice")
+    return {"skills": _summary(skills), "miniwob": _summary(miniwob)}
+
+
+def _summary(rows: list[dict]) -> dict:
+    return {"episodes": len(rows), "solved": sum(r["success"] for r in rows)}
+
+
+def train(out: Path, budget: float) -> dict:
+    """SFT from the old starting adapter on the recorded examples; SystemExit(3) when the
+    budget ran out first (the state is saved: run again to go on)."""
+    import torch
+
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.core.models import shipped_model
+    from daemon.core.store import Store
+    from trainer.config import TrainConfig
+    from trainer.data import load_samples
+    from trainer.export import export_adapter
+    from trainer.model import load_base, load_lora
+    from trainer.starting import FOLDER
+    from trainer.train import train as run_train
+
+    settings = use_home(out / "home")
+    config = dataclasses.replace(TrainConfig(), **TRAIN)
+    render = LlamaPolicy(dataclasses.replace(settings, adapter="")).render
+
+    async def samples():
+        async with await Store.open(out / "demos.db", recover=False) as store:
+            return await load_samples(store, config, render_prompt=render, successes_only=True)
+    found = asyncio.run(samples())
+    torch.set_num_threads(settings.threads or 2)
+    model, tokenizer, arch = load_base(shipped_model())
+    model = load_lora(model, FOLDER)
+    t0 = time.monotonic()
+
+    def progress(report) -> None:
+        if report.steps % 10 == 0:
+            print(f"  step {report.steps}/{report.total_steps}, loss {report.losses[-1]:.4f}, "
+                  f"{time.monotonic() - t0:.0f} s", flush=True)
+    report = run_train(model, tokenizer, found, config, "sft", deadline=t0 + budget,
+                       progress=progress, state_file=out / "sft.state")
+    if report.stopped_early:
+        raise SystemExit(3)
+    model.save_pretrained(out / "adapter")
+    export_adapter(model, out / "adapter.gguf", arch)
+    return {"samples": len(found), "steps": report.steps, "fitted": report.fitted,
+            "loss_first": report.losses[:10], "loss_last": report.losses[-10:],
+            "seconds_this_session": report.seconds, "config": config.to_json()}
+
+
+async def measured(stage: str, out: Path) -> dict:
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.tasks import splits
+    from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
+    from trainer.starting import starting_gguf
+    part, arm = stage.split("-")
+    settings = use_home(out / "home")
+    adapter = {"bare": "", "old": str(starting_gguf()), "new": str(out / "adapter.gguf")}[arm]
+    policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
+    tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
+    seeds = splits.seeds("test", HELD_SEEDS if part == "held" else SKILL_TEST_SEEDS)
+    t0 = time.monotonic()
+    rows = await measure(tasks, seeds, policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl",
+                         max_steps=STEPS, benchmark=skills_benchmark())
+    return {"adapter": adapter, "results": rows, "seconds": round(time.monotonic() - t0)}
+
+
+def child(stage: str, out: Path, budget: float) -> None:
+    if stage == "record":
+        result = asyncio.run(record(out))
+    elif stage == "train":
+        result = train(out, budget)
+    else:
+        result = asyncio.run(measured(stage, out))
+    save_stage(out, stage, result)
+
+
+def report(out: Path, budget: float) -> None:
+    from daemon.tasks.report import sign_test, won_lost
+    runs = {s: json.loads((out / f"{s}.json").read_text()) for s in STAGES
+            if (out / f"{s}.json").exists()}
+    if "record" in runs:
+        print(f"recorded: {runs['record']}")
+    if "train" in runs:
+        t = runs["train"]
+        print(f"trained: {t['samples']} samples, {t['steps']} steps, fitted {t['fitted']}")
+    print("\n| measure | arm | success | won / lost vs bare | vs old | steps per solved |")
+    print("|---|---|---|---|---|---|")
+    for part in ("held", "skills"):
+        outcome = {a: {(r["task"], r["seed"]): r["success"]
+                       for r in runs[f"{part}-{a}"]["results"]}
+                   for a in ARMS if f"{part}-{a}" in runs}
+        for arm, got in outcome.items():
+            solved = [r["steps"] for r in runs[f"{part}-{arm}"]["results"] if r["success"]]
+            cells = [part, arm, f"{sum(got.values()) / len(got):.3f}"]
+            for other in ("bare", "old"):
+                if other in outcome and other != arm:
+                    won, lost = won_lost(outcome[other], got)
+                    cells.append(f"{won} / {lost} (p {sign_test(won, lost):.3f})")
+                else:
+                    cells.append("-")
+            cells.append(f"{sum(solved) / len(solved):.1f}" if solved else "-")
+            print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    staged_main(__file__, __doc__, "starting-adapter", STAGES, 90 * 60, child, report)
