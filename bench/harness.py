@@ -140,7 +140,7 @@ async def measure(tasks: list[str], seeds: list[int], policy, db: Path, partial:
 
         def keep(r) -> None:
             row = {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
-                   "error": r.error}
+                   "status": r.status, "error": r.error}
             done.append(row)
             with partial.open("a") as f:
                 f.write(json.dumps(row) + "\n")

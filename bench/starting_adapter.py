@@ -13,12 +13,14 @@ training stage saves its state every few steps and goes on from there when cut s
   stopped; writes ``OUT/adapter/`` (peft) and ``OUT/adapter.gguf``;
 - measurements, greedy, the same episodes for every arm: ``held-{bare,old,new}`` the held-out
   skills templates on HELD_SEEDS test seeds; ``skills-{bare,old,new}`` every skills template on
-  SKILL_TEST_SEEDS test seeds. ``old`` is the adapter shipped before, ``new`` this one.
+  SKILL_TEST_SEEDS test seeds; ``everyday-{bare,old,new,teacher}`` the hand-written everyday
+  pages (everyday_tasks.py: never generated, never trained on; ``teacher`` runs their scripts,
+  the check that each is solvable). ``old`` is the adapter shipped before, ``new`` this one.
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
-old adapter with a two-sided sign test, steps per solved episode, and how often an episode on
-a finished page ended with `done`.
+old adapter with a two-sided sign test, steps per solved episode, and of the solved episodes
+(the page is as asked) how many the agent ended with `done`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ SKILL_TEST_SEEDS = 5            # test seeds per skills template
 STEPS = 10                      # steps per measured episode
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
-MEASURES = tuple(f"{m}-{a}" for m in ("held", "skills") for a in ARMS)
+PARTS = ("held", "skills", "everyday")
+MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher")
 STAGES = ("record", "train", *MEASURES)
 
 
@@ -114,19 +117,31 @@ def train(out: Path, budget: float) -> dict:
 
 
 async def measured(stage: str, out: Path) -> dict:
+    from everyday_tasks import TEMPLATES, everyday_benchmark
+
     from daemon.agent.llama_policy import LlamaPolicy
     from daemon.tasks import splits
+    from daemon.tasks.sites.teacher import SiteTeacher
     from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
     from trainer.starting import starting_gguf
     part, arm = stage.split("-")
     settings = use_home(out / "home")
-    adapter = {"bare": "", "old": str(starting_gguf()), "new": str(out / "adapter.gguf")}[arm]
-    policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
-    tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
-    seeds = splits.seeds("test", HELD_SEEDS if part == "held" else SKILL_TEST_SEEDS)
+    if part == "everyday":
+        tasks, seeds, benchmark = list(TEMPLATES), [0], everyday_benchmark()
+    else:
+        tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
+        seeds = splits.seeds("test", HELD_SEEDS if part == "held" else SKILL_TEST_SEEDS)
+        benchmark = skills_benchmark()
+    if arm == "teacher":
+        adapter = None
+        policy = SiteTeacher(benchmark.templates[t].task(s) for t in tasks for s in seeds)
+    else:
+        adapter = {"bare": "", "old": str(starting_gguf()),
+                   "new": str(out / "adapter.gguf")}[arm]
+        policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
     t0 = time.monotonic()
     rows = await measure(tasks, seeds, policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl",
-                         max_steps=STEPS, benchmark=skills_benchmark())
+                         max_steps=STEPS, benchmark=benchmark)
     return {"adapter": adapter, "results": rows, "seconds": round(time.monotonic() - t0)}
 
 
@@ -149,14 +164,16 @@ def report(out: Path, budget: float) -> None:
     if "train" in runs:
         t = runs["train"]
         print(f"trained: {t['samples']} samples, {t['steps']} steps, fitted {t['fitted']}")
-    print("\n| measure | arm | success | won / lost vs bare | vs old | steps per solved |")
-    print("|---|---|---|---|---|---|")
-    for part in ("held", "skills"):
+    print("\n| measure | arm | success | won / lost vs bare | vs old | steps per solved | "
+          "solved and said done |")
+    print("|---|---|---|---|---|---|---|")
+    for part in PARTS:
+        arms = [a for a in (*ARMS, "teacher") if f"{part}-{a}" in runs]
         outcome = {a: {(r["task"], r["seed"]): r["success"]
-                       for r in runs[f"{part}-{a}"]["results"]}
-                   for a in ARMS if f"{part}-{a}" in runs}
-        for arm, got in outcome.items():
-            solved = [r["steps"] for r in runs[f"{part}-{arm}"]["results"] if r["success"]]
+                       for r in runs[f"{part}-{a}"]["results"]} for a in arms}
+        for arm in arms:
+            got = outcome[arm]
+            solved = [r for r in runs[f"{part}-{arm}"]["results"] if r["success"]]
             cells = [part, arm, f"{sum(got.values()) / len(got):.3f}"]
             for other in ("bare", "old"):
                 if other in outcome and other != arm:
@@ -164,7 +181,9 @@ def report(out: Path, budget: float) -> None:
                     cells.append(f"{won} / {lost} (p {sign_test(won, lost):.3f})")
                 else:
                     cells.append("-")
-            cells.append(f"{sum(solved) / len(solved):.1f}" if solved else "-")
+            steps = sum(r["steps"] for r in solved) / len(solved) if solved else None
+            said = sum(r.get("status") == "done" for r in solved)
+            cells += [f"{steps:.1f}" if steps else "-", f"{said} / {len(solved)}"]
             print("| " + " | ".join(cells) + " |")
 
 
