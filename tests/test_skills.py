@@ -72,3 +72,18 @@ def test_the_script_solves_every_template_and_doing_nothing_solves_none(home):
         [(r.task, r.seed, r.status, r.error) for r in solved if not r.success]
     idle = run_async(evaluate(plan, policy=SaysDone(), db=home / "skills.db"))
     assert [r.success for r in idle] == [False] * len(idle) and all(r.done for r in idle)
+
+
+def test_the_teacher_follows_the_script_of_the_seed_whose_page_it_is_on():
+    """Two seeds may ask in the same words on different pages ("Click Blog"): the teacher
+    takes the script of the seed in the page's URL."""
+    from daemon.agent.policy import StepContext
+    from daemon.core.observation import Observation
+    from daemon.tasks.sites.templates import SiteTask
+    one = SiteTask("skills.press", 1, "Click Blog", "index.html", {}, 'click "Blog"; done')
+    six = SiteTask("skills.press", 6, "Click Blog", "index.html", {}, 'click "News"; done')
+    teacher = SiteTeacher([one, six])
+    on = lambda seed: StepContext("Click Blog", Observation(            # noqa: E731
+        f"http://127.0.0.1/index.html?template=skills.press&seed={seed}"))
+    assert teacher.script(on(6)) == six.script and teacher.script(on(1)) == one.script
+    assert teacher.script(on(11)) is None
