@@ -87,3 +87,17 @@ def test_the_teacher_follows_the_script_of_the_seed_whose_page_it_is_on():
         f"http://127.0.0.1/index.html?template=skills.press&seed={seed}"))
     assert teacher.script(on(6)) == six.script and teacher.script(on(1)) == one.script
     assert teacher.script(on(11)) is None
+
+
+@pytest.mark.browser
+def test_the_eval_skills_command_runs_templates_and_names_bad_ones(home):
+    from conftest import nightloop
+    result = nightloop("eval", "skills", "--policy", "teacher", "--templates", "skills.toggle",
+                       "--seeds", "2", "--out", str(home / "run"), "--db", str(home / "e.db"),
+                       "--json")
+    data = json.loads(result.stdout)
+    assert [e["success"] for e in data["episodes"]] == [True, True]
+    assert data["meta"]["benchmark"] == "skills"
+    assert (home / "run" / "report.md").read_text().startswith("# Skills evaluation")
+    bad = nightloop("eval", "skills", "--templates", "skills.fly", check=False)
+    assert bad.returncode == 2 and "unknown template 'skills.fly'" in bad.stderr
