@@ -11,11 +11,15 @@ training stage saves its state every few steps and goes on from there when cut s
   shipped before it (`trainer/starting_adapter/`) on every step of those examples, rendered as
   today's prompt renders them; within ``--budget`` seconds a session, going on where the last
   stopped; writes ``OUT/adapter/`` (peft) and ``OUT/adapter.gguf``;
+- ``ship`` (not run by default): this adapter's weights, in float16, become the shipped ones
+  (`trainer/starting_adapter/`); RECIPE.md beside them is written by hand from the report;
 - measurements, greedy, the same episodes for every arm: ``held-{bare,old,new}`` the held-out
   skills templates on HELD_SEEDS test seeds; ``skills-{bare,old,new}`` every skills template on
   SKILL_TEST_SEEDS test seeds; ``everyday-{bare,old,new,teacher}`` the hand-written everyday
   pages (everyday_tasks.py: never generated, never trained on; ``teacher`` runs their scripts,
-  the check that each is solvable). ``old`` is the adapter shipped before, ``new`` this one.
+  the check that each is solvable). ``old`` is the adapter shipped before (its peft weights and
+  GGUF are copied to OUT/old-peft and OUT/old.gguf on first use, so neither a rerun of
+  ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one.
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
@@ -42,7 +46,21 @@ TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training
 ARMS = ("bare", "old", "new")
 PARTS = ("held", "skills", "everyday")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher")
-STAGES = ("record", "train", *MEASURES)
+STAGES = ("record", "train", *MEASURES, "ship")
+
+
+def old_adapter(out: Path) -> tuple[Path, Path]:
+    """(peft folder, GGUF) of the adapter shipped before this one: copied from the shipped
+    one on first use (before `ship` replaces it)."""
+    import shutil
+
+    from trainer.starting import FOLDER, starting_gguf
+    peft, gguf = out / "old-peft", out / "old.gguf"
+    if not peft.is_dir():
+        shutil.copytree(FOLDER, peft)
+    if not gguf.is_file():
+        shutil.copy(starting_gguf(), gguf)
+    return peft, gguf
 
 
 def trained_templates() -> list[str]:
@@ -85,7 +103,6 @@ def train(out: Path, budget: float) -> dict:
     from trainer.data import load_samples
     from trainer.export import export_adapter
     from trainer.model import load_base, load_lora
-    from trainer.starting import FOLDER
     from trainer.train import train as run_train
 
     settings = use_home(out / "home")
@@ -98,7 +115,7 @@ def train(out: Path, budget: float) -> dict:
     found = asyncio.run(samples())
     torch.set_num_threads(settings.threads or 2)
     model, tokenizer, arch = load_base(shipped_model())
-    model = load_lora(model, FOLDER)
+    model = load_lora(model, old_adapter(out)[0])
     t0 = time.monotonic()
 
     def progress(report) -> None:
@@ -123,7 +140,6 @@ async def measured(stage: str, out: Path) -> dict:
     from daemon.tasks import splits
     from daemon.tasks.sites.teacher import SiteTeacher
     from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
-    from trainer.starting import starting_gguf
     part, arm = stage.split("-")
     settings = use_home(out / "home")
     if part == "everyday":
@@ -136,7 +152,7 @@ async def measured(stage: str, out: Path) -> dict:
         adapter = None
         policy = SiteTeacher(benchmark.templates[t].task(s) for t in tasks for s in seeds)
     else:
-        adapter = {"bare": "", "old": str(starting_gguf()),
+        adapter = {"bare": "", "old": str(old_adapter(out)[1]),
                    "new": str(out / "adapter.gguf")}[arm]
         policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
     t0 = time.monotonic()
@@ -145,11 +161,27 @@ async def measured(stage: str, out: Path) -> dict:
     return {"adapter": adapter, "results": rows, "seconds": round(time.monotonic() - t0)}
 
 
+def ship(out: Path) -> dict:
+    """This adapter's weights, as float16, in place of the shipped ones."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from trainer.starting import FOLDER, WEIGHTS
+    old_adapter(out)
+    weights = load_file(str(out / "adapter" / WEIGHTS))
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, str(FOLDER / WEIGHTS))
+    shutil.copy(out / "adapter" / "adapter_config.json", FOLDER / "adapter_config.json")
+    return {"tensors": len(weights)}
+
+
 def child(stage: str, out: Path, budget: float) -> None:
     if stage == "record":
         result = asyncio.run(record(out))
     elif stage == "train":
         result = train(out, budget)
+    elif stage == "ship":
+        result = ship(out)
     else:
         result = asyncio.run(measured(stage, out))
     save_stage(out, stage, result)
@@ -188,4 +220,5 @@ def report(out: Path, budget: float) -> None:
 
 
 if __name__ == "__main__":
-    staged_main(__file__, __doc__, "starting-adapter", STAGES, 90 * 60, child, report)
+    staged_main(__file__, __doc__, "starting-adapter", STAGES, 90 * 60, child, report,
+                default=STAGES[:-1])
