@@ -302,8 +302,9 @@ def test_an_sft_phase_stops_in_time_for_its_fit_check_to_end_by_the_deadline(tra
 def test_saving_an_adapter_never_looks_anything_up_on_the_hub(monkeypatch):
     """peft's save checks the base model's config on the Hub unless offline mode is on; the
     trainer turns it on, so the lookup is never tried."""
-    import trainer  # noqa: F401
     from peft.utils import other
+
+    import trainer  # noqa: F401
 
     tried = []
     monkeypatch.setattr(other, "file_exists", lambda *args, **kwargs: tried.append(args))

@@ -94,9 +94,10 @@ class Element:
     @property
     def choices(self) -> list[str] | None:
         """A select's every option, as an action names it; None where the observation does
-        not hold them all (some cut off, or a text clipped)."""
+        not hold them all (some cut off, or a text clipped) or one would need escapes in the
+        grammar (a quote, a backslash, a control character: as labels, `Element.label`)."""
         if not self.options or self.options_omitted or any(
-                str(o).endswith("…") for o in self.options):
+                str(o).endswith("…") or _UNLABELLED.search(str(o)) for o in self.options):
             return None
         return [str(o) for o in self.options]
 
