@@ -5,8 +5,10 @@ training stage saves its state every few steps and goes on from there when cut s
 
 - ``record``: the scripted solutions (no model) of every skills template but the held-out ones
   (`daemon.tasks.skills.HELD_OUT`) on SKILLS_SEEDS train seeds each, and the MiniWoB++ oracle on
-  MINIWOB_SEEDS train seeds of the tasks it knows, through the real extension, into
-  ``OUT/demos.db``: verified examples, ground truth for every one;
+  MINIWOB_SEEDS train seeds of the tasks it knows (each after the seeds the round before used),
+  through the real extension, into ``OUT/demos.db``: verified examples, ground truth for every
+  one; the passwords the store masks are rebuilt from template and seed for training
+  (`trainer.data.restored`);
 - ``train``: SFT (the product's trainer and defaults but `TRAIN`'s changes) from the adapter
   shipped before it (`trainer/starting_adapter/`) on every step of those examples, rendered as
   today's prompt renders them; within ``--budget`` seconds a session, going on where the last
@@ -19,7 +21,9 @@ training stage saves its state every few steps and goes on from there when cut s
   pages (everyday_tasks.py: never generated, never trained on; ``teacher`` runs their scripts,
   the check that each is solvable). ``old`` is the adapter shipped before (its peft weights and
   GGUF are copied to OUT/old-peft and OUT/old.gguf on first use, so neither a rerun of
-  ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one.
+  ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one;
+  ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
+  demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS.
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
@@ -37,14 +41,19 @@ from pathlib import Path
 
 from harness import measure, save_stage, staged_main, use_home
 
-SKILLS_SEEDS = 60               # train seeds per trained skills template
-MINIWOB_SEEDS = 30              # train seeds per MiniWoB++ task the oracle knows
+SKILLS_SEEDS = 30               # train seeds per trained skills template ...
+SKILLS_SKIP = 60                # ... after the first 60 (the round before this one's)
+MINIWOB_SEEDS = 15              # train seeds per MiniWoB++ task the oracle knows ...
+MINIWOB_SKIP = 30               # ... after the first 30 (the round before)
 HELD_SEEDS = 10                 # test seeds per held-out template
 SKILL_TEST_SEEDS = 5            # test seeds per skills template
-STEPS = 10                      # steps per measured episode
+SITES_TEST_SEEDS = 5            # test seeds per bundled-site template (no demonstration)
+CORE_SEEDS = [30]               # MiniWoB++ core: a `confirm` seed no earlier look used
+STEPS = 10                      # steps per measured episode (the bundled sites: SITE_STEPS)
+SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
-PARTS = ("held", "skills", "everyday")
+PARTS = ("held", "skills", "everyday", "sites", "core")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher")
 STAGES = ("record", "train", *MEASURES, "ship")
 
@@ -75,12 +84,12 @@ async def record(out: Path) -> dict:
     from daemon.tasks.sites.teacher import SiteTeacher
     from daemon.tasks.skills import SKILLS, skills_benchmark
     use_home(out / "home")
-    names, seeds = trained_templates(), splits.seeds("train", SKILLS_SEEDS)
+    names, seeds = trained_templates(), splits.seeds("train", SKILLS_SEEDS, SKILLS_SKIP)
     teacher = SiteTeacher(SKILLS[t].task(s) for t in names for s in seeds)
     skills = await measure(names, seeds, teacher, out / "demos.db", out / "record-skills.jsonl",
                            max_steps=STEPS, parallel=2, benchmark=skills_benchmark(),
                            source="practice")
-    tasks, seeds = list(SOLVERS), splits.seeds("train", MINIWOB_SEEDS)
+    tasks, seeds = list(SOLVERS), splits.seeds("train", MINIWOB_SEEDS, MINIWOB_SKIP)
     miniwob = await measure(tasks, seeds, OraclePolicy(), out / "demos.db",
                             out / "record-miniwob.jsonl", max_steps=STEPS, parallel=2,
                             source="practice")
@@ -138,12 +147,20 @@ async def measured(stage: str, out: Path) -> dict:
 
     from daemon.agent.llama_policy import LlamaPolicy
     from daemon.tasks import splits
+    from daemon.tasks.miniwob import CORE, MiniWoB
+    from daemon.tasks.sites import TEMPLATES as SITES
+    from daemon.tasks.sites import Sites
     from daemon.tasks.sites.teacher import SiteTeacher
     from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
     part, arm = stage.split("-")
     settings = use_home(out / "home")
+    steps = SITE_STEPS if part == "sites" else STEPS
     if part == "everyday":
         tasks, seeds, benchmark = list(TEMPLATES), [0], everyday_benchmark()
+    elif part == "sites":
+        tasks, seeds, benchmark = list(SITES), splits.seeds("test", SITES_TEST_SEEDS), Sites()
+    elif part == "core":
+        tasks, seeds, benchmark = list(CORE), CORE_SEEDS, MiniWoB()
     else:
         tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
         seeds = splits.seeds("test", HELD_SEEDS if part == "held" else SKILL_TEST_SEEDS)
@@ -157,7 +174,7 @@ async def measured(stage: str, out: Path) -> dict:
         policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
     t0 = time.monotonic()
     rows = await measure(tasks, seeds, policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl",
-                         max_steps=STEPS, benchmark=benchmark)
+                         max_steps=steps, benchmark=benchmark)
     return {"adapter": adapter, "results": rows, "seconds": round(time.monotonic() - t0)}
 
 

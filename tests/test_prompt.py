@@ -42,17 +42,17 @@ def test_a_step_that_changed_nothing_says_so_and_a_third_repeat_is_not_offered()
                                                 Element(3, "button", "button", "Go")])
     before = Observation("https://a.test/", "A", [Element(3, "button", "button", "Go")])
     click = Action("click", {"id": 3})
-    once = StepContext("t", page, [PastStep.on(before, click, True)])
+    once = StepContext("t", page, [PastStep(click, True, page=before)])
     assert once.changed(0) is True and once.blocked == frozenset()
-    twice = StepContext("t", page, [PastStep.on(page, click, True),
-                                    PastStep.on(page, click, True)])
+    twice = StepContext("t", page, [PastStep(click, True, page=page),
+                                    PastStep(click, True, page=page)])
     assert twice.changed(0) is False and twice.changed(1) is False
     assert twice.blocked == {("click", 3)}
     text = user_message("t", "p", twice)
     assert text.count("click [3] -> ok, the page did not change") == 2
     assert "Not offered now: click [3] (done twice, the page did not change)." in text
-    varied = StepContext("t", page, [PastStep.on(page, Action("click", {"id": 1}), True),
-                                     PastStep.on(page, click, True)])
+    varied = StepContext("t", page, [PastStep(Action("click", {"id": 1}), True, page=page),
+                                     PastStep(click, True, page=page)])
     assert varied.blocked == frozenset()                # not the same action twice
 
 
@@ -66,7 +66,7 @@ def test_a_control_that_only_renames_itself_is_a_repeat_by_its_id():
     """A counter-like toggle: each click changes its own label and nothing else."""
     click = Action("click", {"id": 5})
     pages = [theme(f"Clicked {n} times") for n in range(3)]
-    steps = [PastStep.on(pages[0], click, True), PastStep.on(pages[1], click, True)]
+    steps = [PastStep(click, True, page=pages[0]), PastStep(click, True, page=pages[1])]
     assert not steps[0].doing == steps[1].doing and steps[1].repeats(steps[0])
     assert StepContext("t", pages[2], steps).blocked_why == {
         ("click", 5): "done twice, the page did not change"}
@@ -80,7 +80,7 @@ def test_a_control_re_rendered_under_a_new_label_is_known_by_its_role_and_rank()
         return Observation("https://a.test/", "A", [Element(2, "a", "link", "Home"),
                                                     Element(10 + n, "button", "button",
                                                             f"Clicked {n} times")])
-    steps = [PastStep.on(page(n), Action("click", {"id": 10 + n}), True) for n in range(2)]
+    steps = [PastStep(Action("click", {"id": 10 + n}), True, page=page(n)) for n in range(2)]
     assert steps[1].repeats(steps[0]) and steps[0].identity == ("button", 0)
     assert StepContext("t", page(2), steps).blocked == {("click", 12)}
 
@@ -89,7 +89,7 @@ def test_a_round_back_to_the_same_page_is_not_started_again():
     """A toggle between two labels (two steps), and four links round a site (four steps)."""
     dark, light = theme("Dark theme", "now light"), theme("Light theme", "now dark")
     click = Action("click", {"id": 5})
-    toggled = [PastStep.on(dark, click, True), PastStep.on(light, click, True)]
+    toggled = [PastStep(click, True, page=dark), PastStep(click, True, page=light)]
     assert StepContext("t", dark, toggled).blocked_why == {
         ("click", 5): "done 2 steps ago on this same page: it led back here"}
     assert StepContext("t", light, toggled[:1]).blocked == frozenset()     # no round yet
@@ -100,7 +100,7 @@ def test_a_round_back_to_the_same_page_is_not_started_again():
             enumerate(["Home", "Orders", "Help", "About"])])
     names = ["Home", "Orders", "Help", "About"]
     loads = [site(names[i % 4].lower(), 10 * i) for i in range(5)]
-    round_trip = [PastStep.on(loads[i], Action("click", {"id": 10 * i + (i + 1) % 4}), True)
+    round_trip = [PastStep(Action("click", {"id": 10 * i + (i + 1) % 4}), True, page=loads[i])
                   for i in range(4)]
     context = StepContext("t", loads[4], round_trip)        # back on "home", ids 40..43
     assert context.blocked == {("click", 41)}                 # "Orders" again: not offered
@@ -114,13 +114,13 @@ def test_a_link_that_reloads_a_reshuffled_page_is_caught_by_its_label():
         links = [Element(contact, "a", "link", "Contact us"), Element(shop, "a", "link", "Shop")]
         return Observation("https://a.test/", "A", links if contact < shop else links[::-1])
     first, second, third = load(1, 2), load(7, 5), load(9, 8)
-    steps = [PastStep.on(first, Action("click", {"id": 1}), True),
-             PastStep.on(second, Action("click", {"id": 7}), True)]
+    steps = [PastStep(Action("click", {"id": 1}), True, page=first),
+             PastStep(Action("click", {"id": 7}), True, page=second)]
     assert steps[0].label == steps[1].label == "Contact us" and steps[1].repeats(steps[0])
     context = StepContext("t", third, steps)
     assert context.changed(0) is False and context.changed(1) is False
     assert context.blocked == {("click", 9)}            # "Contact us" on the third load
-    shop = PastStep.on(second, Action("click", {"id": 5}), True)
+    shop = PastStep(Action("click", {"id": 5}), True, page=second)
     assert StepContext("t", third, [steps[0], shop]).blocked == frozenset()
 
 
@@ -169,15 +169,15 @@ def test_each_recent_action_says_what_it_changed_on_the_page_in_words():
              (form("Ada Lovelace", "Lima"), Action("click", {"id": 6})),
              (form("Ada Lovelace", "Lima", True), Action("click", {"id": 8}))]
     now = form("Ada Lovelace", "Lima", True, "Profile Your changes are saved.")
-    context = StepContext("t", now, [PastStep.on(page, action, True) for page, action in steps])
+    context = StepContext("t", now, [PastStep(action, True, page=page) for page, action in steps])
     assert [context.changes(i) for i in range(4)] == [
         ['"Full name" holds "Ada Lovelace"'], ['"City" shows "Lima"'], ['"Newsletter" checked'],
         ['new text: "Your changes are saved."']]
     text = user_message("t", "p", context)
     assert '-> ok; now: "Full name" holds "Ada Lovelace"\n' in text
     assert '-> ok; now: new text: "Your changes are saved."\n' in text
-    unticked = StepContext("t", form(), [PastStep.on(form(news=True), Action("click", {"id": 6}),
-                                                     True)])
+    unticked = StepContext("t", form(), [PastStep(Action("click", {"id": 6}),
+                                                     True, page=form(news=True))])
     assert unticked.changes(0) == ['"Newsletter" unchecked']
 
 

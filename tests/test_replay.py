@@ -105,7 +105,7 @@ def test_a_missing_target_without_fallback_fails_saying_where():
 def after(policy: ReplayPolicy, decision: Decision, page: Observation, ok: bool = True,
           error: str | None = None) -> Decision:
     """The policy's next decision on `page`, once `decision` was carried out with `ok`."""
-    done = PastStep.on(page, decision.action, ok, error)
+    done = PastStep(decision.action, ok, error, page=page)
     return run_async(policy.decide(StepContext("send the form", page, [done])))
 
 

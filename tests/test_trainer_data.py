@@ -277,3 +277,43 @@ def test_a_calibrated_judge_is_trusted_for_sft_only_at_its_stated_precision(tmp_
     [trusting] = run_async(go(TrainConfig()))           # p >= 0.75: 92% right, above 0.9
     assert trusting.reward == 0.8 and trusting.verified
     assert [s.episode_id for s in sft_samples([trusting], CONFIG)] == [1]
+
+
+def test_a_templated_benchmarks_password_is_rebuilt_for_training_and_never_stored(tmp_path):
+    """The store masks a typed password everywhere (task text included); a skills episode's
+    task and password come back from its template and seed for its teacher samples, a MiniWoB++
+    one's (the page drew its words) stay left out."""
+    from daemon.core.observation import MASK
+    from daemon.tasks.skills import SKILLS
+    task = SKILLS["skills.login"].task(3)
+    user, secret = task.values["user"], task.values["password"]
+    page = {"url": "http://h/", "elements": [
+        {"id": 1, "tag": "input", "role": "textbox", "name": "Username", "editable": True},
+        {"id": 2, "tag": "input", "role": "textbox", "name": "Password", "type": "password",
+         "editable": True},
+        {"id": 3, "tag": "button", "role": "button", "name": "Sign in"}]}
+    actions = [{"action": "fill", "id": 1, "text": user},
+               {"action": "fill", "id": 2, "text": MASK},       # as privacy.py records it
+               {"action": "click", "id": 3}, {"action": "done"}]
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            for benchmark in ("skills", "miniwob"):
+                e = await store.start_episode(Episode(task.task, "practice", policy="teacher"))
+                for i, action in enumerate(actions):
+                    await store.add_step(Step(e.id, i, action, True, observation=page))
+                await store.redact(e.id, secret, MASK)
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward(e.id, "ground_truth", 1.0, {
+                    "benchmark": benchmark, "task": "skills.login", "seed": 3}))
+            return await load_samples(store, CONFIG,
+                                      render_prompt=lambda c: f"{c.task} | {c.history[-1:]}")
+    samples = run_async(go())
+    skills = [s for s in samples if s.episode_id == 1]
+    miniwob = [s for s in samples if s.episode_id == 2]
+    assert [json.loads(s.completion).get("text") for s in skills] == [user, secret, None, None]
+    assert all(s.prompt.startswith(task.task) for s in skills)      # the task as written
+    assert MASK in skills[2].prompt and secret not in skills[2].prompt.split(" | ")[1]
+    assert [json.loads(s.completion).get("text") for s in miniwob] == [user, None, None]
+    assert all(MASK in s.prompt for s in miniwob)
+    assert secret.encode() not in (tmp_path / "s.db").read_bytes()

@@ -34,6 +34,7 @@ from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
 from daemon.core.wire import InvalidMessage
 from daemon.tasks.practice import USER_SOURCES
+from daemon.tasks.templated import task_text, unmasked
 from judge.judge import template
 from judge.reward import reward_that_counts
 
@@ -88,20 +89,36 @@ def step_samples(episode: Episode, steps: list[Step], reward: float, group: str)
 
 
 def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: str,
-                    render_prompt: RenderPrompt) -> list[Sample]:
+                    render_prompt: RenderPrompt, secret: str | None = None) -> list[Sample]:
     """Samples from an episode no model decided (a user's demonstration, the oracle): the
     prompt the policy would have seen at each step, and the action as the policy writes it.
-    Password steps (recorded as the mask) are left out."""
+    Password steps (recorded as the mask) type `secret` where it is known (`restored`), else
+    they are left out; the history keeps them masked, as the policy sees them."""
     out, history = [], []
     for s in steps:
         action = _learnable(s.action) if s.action else None
         page = Observation.from_json(s.observation) if s.observation else None
-        if action and s.ok and page and action.args.get("text") != MASK:
+        if action and action.args.get("text") == MASK:
+            action = Action(action.name, {**action.args, "text": secret}) if secret else None
+        if action and s.ok and page:
             context = StepContext(episode.task, page, list(history))
             out.append(Sample(episode.id, s.index, render_prompt(context),
                               written(action, page), reward, group, teacher=True))
         history.append(PastStep.stored(s))
     return out
+
+
+def restored(episode: Episode, rewards: list[Reward]) -> tuple[Episode, str | None]:
+    """A templated benchmark's episode (the sites, the skills pages) whose task the store
+    masked: with its task as the template wrote it and the secret the mask stood for, rebuilt
+    from its template and seed (`daemon.tasks.templated`), for training only. Any other
+    episode as it is, and None."""
+    truth = next((r.details for r in rewards if r.kind == "ground_truth" and r.details), None)
+    if MASK not in episode.task or not truth:
+        return episode, None
+    original = task_text(truth.get("benchmark", ""), truth.get("task", ""), truth.get("seed", -1))
+    secret = unmasked(episode.task, original, MASK) if original else None
+    return (replace(episode, task=original), secret) if secret else (episode, None)
 
 
 def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str,
@@ -151,7 +168,8 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
         if any(s.prompt for s in steps) and not _served(episode):
             mine = _decided(episode, steps, counted, group, render_prompt, id_variants)
         elif render_prompt:
-            mine = _model_free(episode, steps, counted, group, render_prompt, config)
+            mine = _model_free(*restored(episode, rewards), steps, counted, group, render_prompt,
+                               config)
         else:
             continue
         verified = counted.kind != "judge" or bool((counted.details or {}).get("trusted"))
@@ -199,11 +217,12 @@ def _decided(episode: Episode, steps: list[Step], counted: Reward, group: str,
     return mine
 
 
-def _model_free(episode: Episode, steps: list[Step], counted: Reward, group: str,
-                render_prompt: RenderPrompt, config: TrainConfig) -> list[Sample]:
-    """An episode no model decided: its steps as the policy would have seen them, and a good
-    demonstration's variants (as many as `demo_passes` allows)."""
-    mine = teacher_samples(episode, steps, counted.value, group, render_prompt)
+def _model_free(episode: Episode, secret: str | None, steps: list[Step], counted: Reward,
+                group: str, render_prompt: RenderPrompt, config: TrainConfig) -> list[Sample]:
+    """An episode no model decided: its steps as the policy would have seen them (the secret
+    it typed, where known), and a good demonstration's variants (as many as `demo_passes`
+    allows)."""
+    mine = teacher_samples(episode, steps, counted.value, group, render_prompt, secret)
     if episode.source == "demonstration" and counted.value > 0:
         count = config.demo_passes // max(1, config.sft_epochs) - 1
         for n, (variant, changed) in enumerate(variants(episode, steps, count), 1):

@@ -153,7 +153,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             for secret in secrets.take_new():
                 await store.redact(episode.id, secret, MASK)
             await on_step(step)
-            history.append(PastStep.on(obs, action, step.ok, step.error))
+            history.append(PastStep(action, step.ok, step.error, page=obs))
             if action is not None and action.spec.ends_episode and step.ok:
                 status = _FINAL_STATUS[action.name]
                 answer = action.args.get("text") or action.args.get("reason")

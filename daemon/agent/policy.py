@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -49,30 +50,41 @@ class PastStep:
     action: Action | None
     ok: bool
     error: str | None = None
-    seen: str | None = None             # Observation.state_key() of the page it acted on
-    label: str | None = None            # the acted-on element's label there (Observation.labels)
-    seen_apart: str | None = None       # that key without the acted-on element's own name
-    identity: tuple[str, int] | None = None     # that element's role and rank among its role
-    page: Observation | None = field(default=None, repr=False, compare=False)  # it acted on
+    page: Observation | None = field(default=None, repr=False, compare=False)
+    """The page it acted on (None: not known): what the loop breaker compares."""
 
-    @classmethod
-    def on(cls, page: Observation | None, action: Action | None, ok: bool,
-           error: str | None = None) -> PastStep:
-        """A step as done on `page` (None: not known), with that page's key and label."""
-        if page is None:
-            return cls(action, ok, error)
-        element_id = action.element_id if action is not None else None
-        label = page.labels().get(element_id) if element_id is not None else None
-        return cls(action, ok, error, page.state_key(), label, page.state_key(apart=element_id),
-                   _identity(page, element_id), page)
+    @cached_property
+    def seen(self) -> str | None:
+        """`Observation.state_key` of the page it acted on."""
+        return self.page.state_key() if self.page else None
+
+    @cached_property
+    def seen_apart(self) -> str | None:
+        """That key without the acted-on element's own name."""
+        return self.page.state_key(apart=self._element_id) if self.page else None
+
+    @cached_property
+    def label(self) -> str | None:
+        """The acted-on element's label there (`Observation.labels`)."""
+        if self.page is None or self._element_id is None:
+            return None
+        return self.page.labels().get(self._element_id)
+
+    @cached_property
+    def identity(self) -> tuple[str, int] | None:
+        """The acted-on element's role and rank among the page's elements of that role."""
+        return _identity(self.page, self._element_id) if self.page else None
+
+    @property
+    def _element_id(self) -> int | None:
+        return self.action.element_id if self.action is not None else None
 
     @classmethod
     def stored(cls, step: Step) -> PastStep:
         """A stored step as the policy's history holds it (its action read as stored, not
         validated again)."""
         page = Observation.from_json(step.observation) if step.observation else None
-        return cls.on(page, Action.stored(step.action) if step.action else None, step.ok,
-                      step.error)
+        return cls(Action.stored(step.action) if step.action else None, step.ok, step.error, page)
 
     @property
     def doing(self) -> str | None:

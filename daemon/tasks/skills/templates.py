@@ -65,6 +65,21 @@ def press_words(label: str, rng: random.Random) -> str:
                        f"click the {label} button"))
 
 
+SUBMIT_VERBS = {"Save": "save", "Send": "send it", "Submit": "submit it", "Update": "update it",
+                "Apply": "apply", "Register": "register", "Book": "book it",
+                "Reserve": "reserve it", "Confirm": "confirm"}
+
+
+def submit_words(p: Page, rng: random.Random) -> str:
+    """Pressing `p`'s submit button, in words: by its label, or half the time by what it does
+    ("and save") where no look-alike button begins with the same word."""
+    first = p.submit.split()[0]
+    verb = SUBMIT_VERBS.get(first)
+    if verb and all(b.split()[0] != first for b in p.buttons) and rng.random() < 0.5:
+        return verb
+    return press_words(p.submit, rng)
+
+
 def sentence(parts: list[str], rng: random.Random) -> str:
     """Clauses joined as a person would write them, capitalised."""
     if len(parts) == 1:
@@ -104,7 +119,7 @@ def changes(p: Page, keys: list[str], rng: random.Random, submit: bool) -> Draft
     rng.shuffle(order)
     parts = [words[i] for i in order]
     if submit:
-        parts.append(press_words(p.submit, rng))
+        parts.append(submit_words(p, rng))
         script.append(f'click "{p.submit}"')
     expect: dict[str, Any] = {"values": values}
     if submit:
@@ -137,6 +152,19 @@ def skill_toggle(rng: random.Random) -> Draft:
 def skill_form(rng: random.Random) -> Draft:
     kinds = [rng.choice(TYPED + ("select", "radio", "checkbox")) for _ in range(rng.randint(2, 3))]
     p = page(rng, kinds, extra=rng.randint(0, 2))
+    return changes(p, [f"c{i}" for i in range(len(kinds))], rng, submit=True)
+
+
+SETTINGS = ("Settings", "Preferences", "Notifications", "Account settings", "Privacy")
+
+
+def skill_settings(rng: random.Random) -> Draft:
+    """A settings page: switches, lists and options, one or two of them changed, then saved."""
+    kinds = [rng.choice(("checkbox", "switch", "select", "radio"))
+             for _ in range(rng.randint(1, 2))]
+    p = page(rng, kinds, extra=rng.randint(2, 4))
+    p.title, p.submit = rng.choice(SETTINGS), rng.choice(("Save", "Save changes", "Apply"))
+    p.buttons = [b for b in p.buttons if b.lower() != p.submit.lower()]
     return changes(p, [f"c{i}" for i in range(len(kinds))], rng, submit=True)
 
 
@@ -236,6 +264,7 @@ SKILLS = {t.name: t for t in (
     SkillTemplate("skills.radio", skill_radio),
     SkillTemplate("skills.toggle", skill_toggle),
     SkillTemplate("skills.form", skill_form),
+    SkillTemplate("skills.settings", skill_settings),
     SkillTemplate("skills.search", skill_search),
     SkillTemplate("skills.press", skill_press),
     SkillTemplate("skills.row", skill_row),
