@@ -23,7 +23,9 @@ training stage saves its state every few steps and goes on from there when cut s
   GGUF are copied to OUT/old-peft and OUT/old.gguf on first use, so neither a rerun of
   ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one;
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
-  demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS.
+  demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS;
+  ``{skills,everyday}-{nochange,anyoption}`` the new adapter with one change to the action
+  space undone (`undo`), each change measured alone.
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
@@ -53,8 +55,10 @@ STEPS = 10                      # steps per measured episode (the bundled sites:
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
+ABLATIONS = ("nochange", "anyoption")   # the new adapter with one action-space change undone
 PARTS = ("held", "skills", "everyday", "sites", "core")
-MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher")
+MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher",
+            *(f"{m}-{a}" for m in ("skills", "everyday") for a in ABLATIONS))
 STAGES = ("record", "train", *MEASURES, "ship")
 
 
@@ -142,6 +146,18 @@ def train(out: Path, budget: float) -> dict:
             "seconds_this_session": report.seconds, "config": config.to_json()}
 
 
+def undo(change: str) -> None:
+    """Take one action-space change out, in this stage's process only: ``nochange``, a past
+    step's line says whether the page changed but not what (`StepContext.changes`);
+    ``anyoption``, `select_option` takes any text, not only the select's own options."""
+    from daemon.agent.policy import StepContext
+    from daemon.core.observation import Element
+    if change == "nochange":
+        StepContext.changes = lambda self, i: [] if self.changed(i) is False else None
+    else:
+        Element.choices = property(lambda self: None)
+
+
 async def measured(stage: str, out: Path) -> dict:
     from everyday_tasks import TEMPLATES, everyday_benchmark
 
@@ -169,8 +185,9 @@ async def measured(stage: str, out: Path) -> dict:
         adapter = None
         policy = SiteTeacher(benchmark.templates[t].task(s) for t in tasks for s in seeds)
     else:
-        adapter = {"bare": "", "old": str(old_adapter(out)[1]),
-                   "new": str(out / "adapter.gguf")}[arm]
+        if arm in ABLATIONS:
+            undo(arm)
+        adapter = {"bare": "", "old": str(old_adapter(out)[1])}.get(arm, str(out / "adapter.gguf"))
         policy = LlamaPolicy(dataclasses.replace(settings, temperature=0.0, adapter=adapter))
     t0 = time.monotonic()
     rows = await measure(tasks, seeds, policy, out / f"{stage}.db", out / f"{stage}.partial.jsonl",
@@ -213,18 +230,18 @@ def report(out: Path, budget: float) -> None:
     if "train" in runs:
         t = runs["train"]
         print(f"trained: {t['samples']} samples, {t['steps']} steps, fitted {t['fitted']}")
-    print("\n| measure | arm | success | won / lost vs bare | vs old | steps per solved | "
-          "solved and said done |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| measure | arm | success | won / lost vs bare | vs old | vs new | steps per solved "
+          "| solved and said done |")
+    print("|---|---|---|---|---|---|---|---|")
     for part in PARTS:
-        arms = [a for a in (*ARMS, "teacher") if f"{part}-{a}" in runs]
+        arms = [a for a in (*ARMS, *ABLATIONS, "teacher") if f"{part}-{a}" in runs]
         outcome = {a: {(r["task"], r["seed"]): r["success"]
                        for r in runs[f"{part}-{a}"]["results"]} for a in arms}
         for arm in arms:
             got = outcome[arm]
             solved = [r for r in runs[f"{part}-{arm}"]["results"] if r["success"]]
             cells = [part, arm, f"{sum(got.values()) / len(got):.3f}"]
-            for other in ("bare", "old"):
+            for other in ARMS:
                 if other in outcome and other != arm:
                     won, lost = won_lost(outcome[other], got)
                     cells.append(f"{won} / {lost} (p {sign_test(won, lost):.3f})")

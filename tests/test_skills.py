@@ -32,6 +32,20 @@ def test_every_template_varies_its_page_and_words_with_the_seed():
     assert set(HELD_OUT) < set(SKILLS)
 
 
+def test_a_submit_is_asked_by_its_label_or_by_what_it_does_where_that_is_unambiguous():
+    import random
+
+    from daemon.tasks.skills.pages import Page
+    from daemon.tasks.skills.templates import submit_words
+    said = {submit_words(Page("Settings", "Save changes", []), random.Random(i))
+            for i in range(40)}
+    assert "save" in said and any("Save changes" in s for s in said)
+    draft = Page("Settings", "Save changes", [], buttons=["Save draft"])    # "save" is both
+    assert all("Save changes" in submit_words(draft, random.Random(i)) for i in range(40))
+    assert all("Pay now" in submit_words(Page("Checkout", "Pay now", []), random.Random(i))
+               for i in range(40))                  # no verb known for it: by its label
+
+
 def test_a_page_gives_every_control_a_label_of_its_own():
     for template in SKILLS.values():
         for seed in range(50):

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DaemonProcess, free_port, nightloop, run_async
+from conftest import DaemonProcess, follow, free_port, launch_browser, nightloop, run_async
 
 from daemon.core.models import check_adapter, shipped_model
 from daemon.core.settings import Settings
@@ -103,3 +103,25 @@ def test_a_daemon_on_a_new_store_serves_the_starting_adapter_and_none_the_bare_m
         assert listed.startswith("no adapters yet")
     finally:
         daemon.stop()
+
+
+@pytest.mark.browser
+def test_day_one_a_new_store_types_the_name_presses_send_and_says_done(home, playwright,
+                                                                       pages_url, tmp_path):
+    """The issue's day-one task on a plain form, as a new user runs it: a new store, the
+    default model and the shipped starting adapter (greedy, so the test reads one answer),
+    the real extension in Chromium."""
+    daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start(
+        "--temperature", "0", "--max-steps", "6", policy="llm")
+    try:
+        with launch_browser(playwright, daemon, tmp_path) as browser:
+            page = browser.context.new_page()
+            page.goto(f"{pages_url}/form.html")
+            episode = follow("run", *daemon.args(),
+                             "Type Ada Lovelace into the Name box and press Send", timeout=300)
+            assert page.locator("#result").text_content().startswith("Thanks Ada Lovelace <")
+    finally:
+        daemon.stop()
+    actions = [s["action"] for s in episode["streamed"]]
+    assert [a["action"] for a in actions] == ["fill", "click", "done"], actions
+    assert actions[0]["text"] == "Ada Lovelace" and episode["status"] == "done"

@@ -52,6 +52,11 @@ class Page:
     rows: list[str] = field(default_factory=list)         # a list with row actions
     row_action: str = ""            # the rows' button label ("Delete", "Archive", ...)
     row_names: bool = False         # the row buttons say whose they are ("Delete Milk")
+    confirm: str = ""               # a row action asks first, in a dialog with this button
+    menu: str = ""                  # a menu button's label; pressing it shows `menu_items`
+    menu_items: list[str] = field(default_factory=list)
+    second: list[str] = field(default_factory=list)     # keys of controls on a second step,
+                                                        # reached by a Next button
     filler: int = 0                 # paragraphs of text before the form (to scroll past)
 
     def to_json(self) -> dict[str, Any]:

@@ -3,9 +3,10 @@ script a careful person would follow (the scripted policy's instructions), and t
 the part of the page's recorded state that must equal what the task asked for at the end.
 
 The recorded state (www/skills.js keeps it for the tab): ``values``, every control's value
-now; ``submitted``, the values at each submit; ``pressed``, the buttons and links pressed that
-submit nothing; ``acted``, ``[action, row]`` per row button; ``confirmed``, what a dialog
-confirmed. A task that does not ask for a submit is judged by ``values`` alone.
+now; ``submitted``, the values at each submit; ``pressed``, the buttons, links and menu items
+pressed that submit nothing; ``acted``, ``[action, row]`` per row button (once its dialog
+confirmed it, where the page asks first). A task that does not ask for a submit is judged by
+``values`` alone.
 """
 
 from __future__ import annotations
@@ -197,16 +198,51 @@ def skill_press(rng: random.Random) -> Draft:
 ROW_ACTIONS = ("Delete", "Archive", "Remove", "Edit")
 
 
-def skill_row(rng: random.Random) -> Draft:
+def skill_row(rng: random.Random, actions: tuple[str, ...] = ROW_ACTIONS) -> Draft:
     p = page(rng, [], extra=0)
     p.rows = rng.sample(v.WORDS, rng.randint(3, 6))
-    p.row_action = rng.choice(ROW_ACTIONS)
+    p.row_action = rng.choice(actions)
     item = rng.choice(p.rows)
     a = p.row_action.lower()
     words = rng.choice((f"{a} {item}", f"{a} the {item} row", f"{a} the row for {item}",
                         f"click {p.row_action} next to {item}"))
     return (p, words[0].upper() + words[1:], {"item": item}, [f'click "{p.row_action} {item}"'],
             {"acted": [[p.row_action, item]]})
+
+
+def skill_dialog(rng: random.Random) -> Draft:
+    """A row action that asks first: the row's button opens a dialog, its button confirms."""
+    p, words, values, script, expect = skill_row(rng, ROW_ACTIONS[:3])
+    p.confirm = rng.choice((f"Yes, {p.row_action.lower()}", "Confirm", "OK", p.row_action))
+    return p, words, values, [*script, f'click "{p.confirm}"'], expect
+
+
+MENU_ITEMS = ("Export", "Duplicate", "Rename", "Print", "Share", "Move", "Download", "Copy link")
+
+
+def skill_menu(rng: random.Random) -> Draft:
+    """A command in a menu the page shows only once its button is pressed."""
+    p = page(rng, [], extra=rng.randint(0, 2))
+    p.menu = rng.choice(("Actions", "More", "Options", "Menu"))
+    p.menu_items = rng.sample(MENU_ITEMS, rng.randint(3, 5))
+    item, menu = rng.choice(p.menu_items), _name(p.menu, rng)
+    words = rng.choice((f"Choose {item} from the {menu} menu", f"Open {menu} and pick {item}",
+                        f"Use {item} in the {menu} menu", f"{item} it, from the {menu} menu"))
+    return p, words, {"item": item}, [f'click "{p.menu}"', f'click "{item}"'], \
+        {"pressed": [item]}
+
+
+def skill_wizard(rng: random.Random) -> Draft:
+    """A form of two steps: the fields of the first, Next, those of the second, submit."""
+    kinds = [rng.choice(TYPED[:6] + ("select", "radio", "checkbox")) for _ in range(3)]
+    p = page(rng, kinds, extra=0)
+    p.second = rng.sample(["c0", "c1", "c2"], rng.randint(1, 2))
+    first = [k for k in ("c0", "c1", "c2") if k not in p.second]
+    keys = rng.sample(first, rng.randint(1, len(first))) + \
+        rng.sample(p.second, rng.randint(1, len(p.second)))
+    _, words, named, script, expect = changes(p, keys, rng, submit=True)
+    script.insert(sum(k in first for k in keys), 'click "Next"')
+    return p, words, named, script, expect
 
 
 def skill_login(rng: random.Random) -> Draft:
@@ -268,6 +304,9 @@ SKILLS = {t.name: t for t in (
     SkillTemplate("skills.search", skill_search),
     SkillTemplate("skills.press", skill_press),
     SkillTemplate("skills.row", skill_row),
+    SkillTemplate("skills.dialog", skill_dialog),
+    SkillTemplate("skills.menu", skill_menu),
+    SkillTemplate("skills.wizard", skill_wizard),
     SkillTemplate("skills.login", skill_login),
     SkillTemplate("skills.tab", skill_tab),
 )}

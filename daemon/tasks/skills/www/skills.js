@@ -1,6 +1,7 @@
 // A skills page: renders the page of ?template=&seed= (/api/skill) and records, for the tab,
 // what the user's actions leave (the ground truth the `sites.state` probe reads under the
-// site name "skills"): every control's value, each submit, presses, row actions.
+// site name "skills"): every control's value, each submit, presses (menu items included), row
+// actions (once a dialog confirmed them, where the page asks).
 
 (async () => {
   const KEY = "nightloop.site.skills";
@@ -73,22 +74,28 @@
     return controls.map(control).join("");
   }
 
-  let tab = page.tabs[0];
+  let tab = page.tabs[0], step = 1, menuOpen = false;
+  const gone = new Set();             // rows acted on
   const FILLER = "This page is part of a small example site. Read the notes below before you go on; " +
     "nothing here needs an answer, and the form further down keeps what you enter until you leave.";
 
   function render() {
-    const shown = page.tabs.length ? page.controls.filter((c) => page.tab_of[c.key] === tab) : page.controls;
+    let shown = page.tabs.length ? page.controls.filter((c) => page.tab_of[c.key] === tab) : page.controls;
+    const wizard = page.second.length > 0, last = !wizard || step === 2;
+    if (wizard) shown = shown.filter((c) => page.second.includes(c.key) === (step === 2));
     const app = document.getElementById("app");
     app.innerHTML = `
       ${page.banner ? `<div class="banner" role="region" aria-label="Cookies">We use cookies to remember your choices. <button type="button" data-dismiss>Accept all</button> <button type="button" data-dismiss>Reject</button></div>` : ""}
       ${page.nav.length ? `<header><nav>${page.nav.map((n) => `<a href="#" data-press="${esc(n)}">${esc(n)}</a>`).join(" ")}</nav></header>` : ""}
       <main><h1>${esc(page.title)}</h1>
+      ${page.menu ? `<div class="menu"><button type="button" aria-haspopup="menu" aria-expanded="${menuOpen}" data-menu>${esc(page.menu)}</button>${menuOpen ? `<div role="menu">${page.menu_items.map((m) => `<button type="button" role="menuitem" data-press="${esc(m)}">${esc(m)}</button>`).join("")}</div>` : ""}</div>` : ""}
       ${Array.from({ length: page.filler }, () => `<p class="filler">${FILLER}</p>`).join("")}
       ${page.tabs.length ? `<div role="tablist">${page.tabs.map((t) => `<button type="button" role="tab" aria-selected="${t === tab}" data-tab="${esc(t)}">${esc(t)}</button>`).join("")}</div>` : ""}
-      ${page.rows.length ? `<ul class="row-list">${page.rows.map((r, i) => `<li>${esc(r)} <button type="button" data-row="${i}" ${i % 2 ? `aria-label="${esc(page.row_action)} ${esc(r)}">${esc(page.row_action)}` : `>${esc(page.row_action)} ${esc(r)}`}</button></li>`).join("")}</ul>` : ""}
+      ${page.rows.length ? `<ul class="row-list">${page.rows.map((r, i) => gone.has(i) ? "" : `<li>${esc(r)} <button type="button" data-row="${i}" ${i % 2 ? `aria-label="${esc(page.row_action)} ${esc(r)}">${esc(page.row_action)}` : `>${esc(page.row_action)} ${esc(r)}`}</button></li>`).join("")}</ul>` : ""}
       ${page.controls.length || !page.rows.length ? `<form novalidate>${laidOut(shown)}
-        <p>${page.controls.length ? `<button type="submit">${esc(page.submit)}</button>` : ""}
+        ${wizard ? `<p>Step ${step} of 2</p>` : ""}
+        <p>${wizard && step === 2 ? `<button type="button" data-step="1">Previous</button>` : ""}
+        ${!last ? `<button type="button" data-step="2">Next</button>` : page.controls.length ? `<button type="submit">${esc(page.submit)}</button>` : ""}
         ${page.buttons.map((b) => `<button type="button" data-press="${esc(b)}">${esc(b)}</button>`).join(" ")}</p>
       </form>` : ""}
       <p class="status" role="status"></p></main>
@@ -114,22 +121,46 @@
   app.addEventListener("input", record);
   app.addEventListener("change", record);
   app.addEventListener("click", (event) => {
-    const el = event.target.closest("[data-press], [data-tab], [data-row], [data-dismiss]");
+    const el = event.target.closest("[data-press], [data-tab], [data-row], [data-dismiss], " +
+      "[data-menu], [data-step], [data-answer]");
     if (!el) return;
     event.preventDefault();
     if (el.dataset.dismiss !== undefined) el.closest(".banner").remove();
     if (el.dataset.press) state.pressed.push(el.dataset.press);
     if (el.dataset.row) {
-      state.acted.push([page.row_action, page.rows[Number(el.dataset.row)]]);
-      el.closest("li").remove();
+      const row = Number(el.dataset.row);
+      if (page.confirm) ask(row);
+      else act(row);
     }
-    if (el.dataset.tab) {
+    if (el.dataset.answer) {
+      el.closest("[role=dialog]").remove();
+      if (el.dataset.answer !== "no") act(Number(el.dataset.answer));
+    }
+    if (el.dataset.tab || el.dataset.step || el.dataset.menu !== undefined ||
+        el.getAttribute("role") === "menuitem") {
       record();
-      tab = el.dataset.tab;
+      if (el.dataset.tab) tab = el.dataset.tab;
+      if (el.dataset.step) step = Number(el.dataset.step);
+      menuOpen = el.dataset.menu !== undefined && !menuOpen;
       render();
     }
     save();
   });
+  /** Act on row `i`: recorded, and the row leaves the list. */
+  function act(i) {
+    state.acted.push([page.row_action, page.rows[i]]);
+    gone.add(i);
+    app.querySelector(`[data-row="${i}"]`)?.closest("li").remove();
+  }
+
+  /** Ask in a dialog before acting on row `i`. */
+  function ask(i) {
+    const what = `${page.row_action} ${page.rows[i]}?`;
+    app.insertAdjacentHTML("beforeend", `<div role="dialog" aria-modal="true" aria-label="${esc(what)}" class="dialog">
+      <p>${esc(what)} This cannot be undone.</p>
+      <button type="button" data-answer="no">Cancel</button> <button type="button" data-answer="${i}">${esc(page.confirm)}</button></div>`);
+  }
+
   app.addEventListener("submit", (event) => {
     event.preventDefault();
     record();
