@@ -24,8 +24,9 @@ training stage saves its state every few steps and goes on from there when cut s
   ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one;
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
   demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS;
-  ``{skills,everyday}-{nochange,anyoption}`` the new adapter with one change to the action
-  space undone (`undo`), each change measured alone.
+  ``<part>-{nochange,anyoption,clickbare}`` the new adapter with one change to the action
+  space undone (`undo`), each change measured alone; ``<part>-again`` the new adapter once more
+  on the same episodes (its won / lost against ``new`` is the noise floor).
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
@@ -55,10 +56,12 @@ STEPS = 10                      # steps per measured episode (the bundled sites:
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
-ABLATIONS = ("nochange", "anyoption")   # the new adapter with one action-space change undone
+ABLATIONS = ("nochange", "anyoption", "clickbare")   # the new adapter, one action-space
+                                                    # change undone (`undo`)
+AGAIN = "again"                         # the new adapter measured a second time: the noise floor
 PARTS = ("held", "skills", "everyday", "sites", "core")
-MEASURES = (*(f"{m}-{a}" for m in PARTS for a in ARMS), "everyday-teacher",
-            *(f"{m}-{a}" for m in ("skills", "everyday") for a in ABLATIONS))
+MEASURES = (*(f"{m}-{a}" for m in PARTS for a in (*ARMS, AGAIN)), "everyday-teacher",
+            *(f"{m}-{a}" for m in PARTS for a in ABLATIONS))
 STAGES = ("record", "train", *MEASURES, "ship")
 
 
@@ -149,13 +152,18 @@ def train(out: Path, budget: float) -> dict:
 def undo(change: str) -> None:
     """Take one action-space change out, in this stage's process only: ``nochange``, a past
     step's line says whether the page changed but not what (`StepContext.changes`);
-    ``anyoption``, `select_option` takes any text, not only the select's own options."""
+    ``anyoption``, `select_option` takes any text, not only the select's own options;
+    ``clickbare``, a click on a select names no option (it chooses nothing)."""
     from daemon.agent.policy import StepContext
+    from daemon.core.actions import ACTIONS
     from daemon.core.observation import Element
     if change == "nochange":
         StepContext.changes = lambda self, i: [] if self.changed(i) is False else None
-    else:
+    elif change == "anyoption":
         Element.choices = property(lambda self: None)
+    else:
+        click = ACTIONS["click"]
+        ACTIONS["click"] = dataclasses.replace(click, params={"id": click.params["id"]})
 
 
 async def measured(stage: str, out: Path) -> dict:
@@ -234,7 +242,7 @@ def report(out: Path, budget: float) -> None:
           "| solved and said done |")
     print("|---|---|---|---|---|---|---|---|")
     for part in PARTS:
-        arms = [a for a in (*ARMS, *ABLATIONS, "teacher") if f"{part}-{a}" in runs]
+        arms = [a for a in (*ARMS, AGAIN, *ABLATIONS, "teacher") if f"{part}-{a}" in runs]
         outcome = {a: {(r["task"], r["seed"]): r["success"]
                        for r in runs[f"{part}-{a}"]["results"]} for a in arms}
         for arm in arms:
