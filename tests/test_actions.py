@@ -179,6 +179,11 @@ def test_a_click_on_a_select_names_one_of_its_options_and_is_that_choice():
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(wrong, schema)
     assert Action.parse(click) == Action("select_option", {"id": 3, "option": "Blue"})
+    shows = Observation("https://a.test/", "Form", [
+        Element(3, "select", "combobox", "Colour", options=["Red", "Blue"], selected="Red")])
+    with pytest.raises(jsonschema.ValidationError):         # what it shows already: no change
+        jsonschema.validate({**click, "option": "Red"}, json_schema(shows))
+    jsonschema.validate(click, json_schema(shows))
     assert Action.parse({"action": "click", "id": 4}) == Action("click", {"id": 4})
 
 

@@ -221,8 +221,8 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     parameter may be only one of them (none: `goto` is not offered). With `texts` (not empty),
     text a user types (`fill`'s) may be only one of them (spans.py). A select's option may be
     only one of its own, where the page lists them all (`Element.choices`); `click` on such a
-    select names one too (`Action.parse` reads that as `select_option`): a small model that
-    clicks a list still chooses from it.
+    select names one too, other than the one it shows (`Action.parse` reads that as
+    `select_option`): a small model that clicks a list still chooses from it.
     """
     variants = []
     labels = page.labels() if page is not None else {}
@@ -281,11 +281,17 @@ def _variants(spec: ActionSpec, page: Observation | None, labels: dict[int, str]
         if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
             one = variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},
                           ["target", key])
-            if chosen and e.choices:
-                one["properties"][chosen] = {"enum": e.choices}
-                one["required"] += [] if chosen in one["required"] else [chosen]
-            elif chosen and not spec.params[chosen].required:
+            if chosen and spec.params[chosen].required:
+                if e.choices:
+                    one["properties"][chosen] = {"enum": e.choices}
+            elif chosen:                # only on a select, for an option it does not show now
                 del one["properties"][chosen]
+                others = [c for c in e.choices or [] if c != e.selected]
+                if e.choices is not None and not others:
+                    continue
+                if others:
+                    one["properties"][chosen] = {"enum": others}
+                    one["required"].append(chosen)
             out.append(one)
     return out
 
