@@ -23,7 +23,8 @@ training stage saves its state every few steps and goes on from there when cut s
   GGUF are copied to OUT/old-peft and OUT/old.gguf on first use, so neither a rerun of
   ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one;
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
-  demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS;
+  demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS,
+  ``coretest-…`` on its first CORE_TEST_SEEDS test seeds;
   ``<part>-{nochange,anyoption,clickbare}`` the new adapter with one change to the action
   space undone (`undo`), each change measured alone; ``<part>-again`` the new adapter once more
   on the same episodes (its won / lost against ``new`` is the noise floor).
@@ -52,6 +53,7 @@ HELD_SEEDS = 10                 # test seeds per held-out template
 SKILL_TEST_SEEDS = 5            # test seeds per skills template
 SITES_TEST_SEEDS = 5            # test seeds per bundled-site template (no demonstration)
 CORE_SEEDS = [30]               # MiniWoB++ core: a `confirm` seed no earlier look used
+CORE_TEST_SEEDS = 5             # ... and (part ``coretest``) its first test seeds
 STEPS = 10                      # steps per measured episode (the bundled sites: SITE_STEPS)
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
@@ -59,7 +61,7 @@ ARMS = ("bare", "old", "new")
 ABLATIONS = ("nochange", "anyoption", "clickbare")   # the new adapter, one action-space
                                                     # change undone (`undo`)
 AGAIN = "again"                         # the new adapter measured a second time: the noise floor
-PARTS = ("held", "skills", "everyday", "sites", "core")
+PARTS = ("held", "skills", "everyday", "sites", "core", "coretest")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in (*ARMS, AGAIN)), "everyday-teacher",
             *(f"{m}-{a}" for m in PARTS for a in ABLATIONS))
 STAGES = ("record", "train", *MEASURES, "ship")
@@ -183,8 +185,9 @@ async def measured(stage: str, out: Path) -> dict:
         tasks, seeds, benchmark = list(TEMPLATES), [0], everyday_benchmark()
     elif part == "sites":
         tasks, seeds, benchmark = list(SITES), splits.seeds("test", SITES_TEST_SEEDS), Sites()
-    elif part == "core":
-        tasks, seeds, benchmark = list(CORE), CORE_SEEDS, MiniWoB()
+    elif part in ("core", "coretest"):
+        seeds = CORE_SEEDS if part == "core" else splits.seeds("test", CORE_TEST_SEEDS)
+        tasks, benchmark = list(CORE), MiniWoB()
     else:
         tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
         seeds = splits.seeds("test", HELD_SEEDS if part == "held" else SKILL_TEST_SEEDS)
