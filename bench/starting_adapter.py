@@ -25,7 +25,7 @@ training stage saves its state every few steps and goes on from there when cut s
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
   demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS,
   ``coretest-…`` on its first CORE_TEST_SEEDS test seeds;
-  ``<part>-{nochange,anyoption,clickbare}`` the new adapter with one change to the action
+  ``<part>-{nochange,anyoption}`` the new adapter with one change to the action
   space undone (`undo`), each change measured alone; ``<part>-again`` the new adapter once more
   on the same episodes (its won / lost against ``new`` is the noise floor).
 
@@ -58,8 +58,7 @@ STEPS = 10                      # steps per measured episode (the bundled sites:
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
-ABLATIONS = ("nochange", "anyoption", "clickbare")   # the new adapter, one action-space
-                                                    # change undone (`undo`)
+ABLATIONS = ("nochange", "anyoption")   # the new adapter, one action-space change undone
 AGAIN = "again"                         # the new adapter measured a second time: the noise floor
 PARTS = ("held", "skills", "everyday", "sites", "core", "coretest")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in (*ARMS, AGAIN)), "everyday-teacher",
@@ -154,18 +153,13 @@ def train(out: Path, budget: float) -> dict:
 def undo(change: str) -> None:
     """Take one action-space change out, in this stage's process only: ``nochange``, a past
     step's line says whether the page changed but not what (`StepContext.changes`);
-    ``anyoption``, `select_option` takes any text, not only the select's own options;
-    ``clickbare``, a click on a select names no option (it chooses nothing)."""
+    ``anyoption``, `select_option` takes any text, not only the select's own options."""
     from daemon.agent.policy import StepContext
-    from daemon.core.actions import ACTIONS
     from daemon.core.observation import Element
     if change == "nochange":
         StepContext.changes = lambda self, i: [] if self.changed(i) is False else None
-    elif change == "anyoption":
-        Element.choices = property(lambda self: None)
     else:
-        click = ACTIONS["click"]
-        ACTIONS["click"] = dataclasses.replace(click, params={"id": click.params["id"]})
+        Element.choices = property(lambda self: None)
 
 
 async def measured(stage: str, out: Path) -> dict:

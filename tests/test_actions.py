@@ -158,33 +158,13 @@ def test_violation_names_the_ids_an_action_may_take_on_the_page():
 
 def test_on_a_page_each_action_may_name_only_the_elements_it_applies_to():
     schema = json_schema(FORM)
-    assert [i for i in range(1, 6) if valid({"action": "click", "id": i}, schema)] == [2, 4]
+    assert [i for i in range(1, 6) if valid({"action": "click", "id": i}, schema)] == [2, 3, 4]
     assert [i for i in range(1, 6) if valid({"action": "fill", "id": i, "text": "x"},
                                             schema)] == [2]
     assert [i for i in range(1, 6) if valid({"action": "select_option", "id": i, "option": "Red"},
                                             schema)] == [3]
     assert valid({"action": "scroll", "id": 1}, schema)        # context can be scrolled to
     assert not valid({"action": "click", "id": 9}, schema)     # not on the page
-
-
-def test_a_click_on_a_select_names_one_of_its_options_and_is_that_choice():
-    """A small model clicks a list it should choose from: the grammar then asks which option,
-    and the click is read as that `select_option`."""
-    schema = json_schema(FORM)
-    click = {"action": "click", "target": "Colour", "id": 3, "option": "Blue"}
-    jsonschema.validate(click, schema)                      # as the policy may write it
-    for wrong in ({**click, "option": "Green"},             # not one of its options
-                  {k: v for k, v in click.items() if k != "option"},      # no option
-                  {"action": "click", "target": "Save", "id": 4, "option": "Blue"}):
-        with pytest.raises(jsonschema.ValidationError):
-            jsonschema.validate(wrong, schema)
-    assert Action.parse(click) == Action("select_option", {"id": 3, "option": "Blue"})
-    shows = Observation("https://a.test/", "Form", [
-        Element(3, "select", "combobox", "Colour", options=["Red", "Blue"], selected="Red")])
-    with pytest.raises(jsonschema.ValidationError):         # what it shows already: no change
-        jsonschema.validate({**click, "option": "Red"}, json_schema(shows))
-    jsonschema.validate(click, json_schema(shows))
-    assert Action.parse({"action": "click", "id": 4}) == Action("click", {"id": 4})
 
 
 def test_actions_with_nothing_to_act_on_and_blocked_ones_are_not_offered():

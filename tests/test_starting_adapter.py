@@ -106,22 +106,26 @@ def test_a_daemon_on_a_new_store_serves_the_starting_adapter_and_none_the_bare_m
 
 
 @pytest.mark.browser
-def test_day_one_a_new_store_types_the_name_presses_send_and_says_done(home, playwright,
+@pytest.mark.xfail(strict=True, reason="issue 33, open: the shipped adapter types the name, then "
+                   "clicks City twice and says done without pressing Save (greedy)")
+def test_day_one_a_new_store_types_the_name_presses_save_and_says_done(home, playwright,
                                                                        pages_url, tmp_path):
-    """The issue's day-one task on a plain form, as a new user runs it: a new store, the
-    default model and the shipped starting adapter (greedy, so the test reads one answer),
-    the real extension in Chromium."""
+    """The day-one task on a plain profile form (a name box, a city list, a newsletter box, a
+    Save button), as a new user runs it: a new store, the default model and the shipped
+    starting adapter (greedy, so the test reads one answer), the real extension in Chromium."""
     daemon = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start(
         "--temperature", "0", "--max-steps", "6", policy="llm")
     try:
         with launch_browser(playwright, daemon, tmp_path) as browser:
             page = browser.context.new_page()
-            page.goto(f"{pages_url}/form.html")
+            page.goto(f"{pages_url}/profile.html")
             episode = follow("run", *daemon.args(),
-                             "Type Ada Lovelace into the Name box and press Send", timeout=300)
-            assert page.locator("#result").text_content().startswith("Thanks Ada Lovelace <")
+                             "Type Ada Lovelace into the Full name box and press Save",
+                             timeout=300)
+            actions = [s["action"] for s in episode["streamed"]]
+            assert page.locator("#result").text_content() == "Saved: Ada Lovelace, Paris", \
+                actions
     finally:
         daemon.stop()
-    actions = [s["action"] for s in episode["streamed"]]
     assert [a["action"] for a in actions] == ["fill", "click", "done"], actions
     assert actions[0]["text"] == "Ada Lovelace" and episode["status"] == "done"

@@ -50,8 +50,7 @@ class Param:
     target: Target = "any"              # id parameters: the elements it may name (TARGETS)
     typed: bool = False                 # text a user types: held to the task's spans (spans.py)
     chosen: bool = False                # one of the target element's own choices, where the
-                                        # observation lists them all (Element.choices); not
-                                        # required: offered only there, and required there
+                                        # observation lists them all (Element.choices)
 
 
 @dataclass(frozen=True)
@@ -72,9 +71,7 @@ def element(target: Target, doc: str = "the [id] of an element in the current ob
 
 
 ACTIONS: dict[str, ActionSpec] = {spec.name: spec for spec in [
-    ActionSpec("click", "Click an element.", "page",
-               {"id": element("clickable"),
-                "option": Param("string", "a select's option", required=False, chosen=True)}),
+    ActionSpec("click", "Click an element.", "page", {"id": element("clickable")}),
     ActionSpec("fill", "Replace the text of an input, textarea or editable element.", "page",
                {"id": element("editable"),
                 "text": Param("string", "the new text", typed=True)}),
@@ -149,8 +146,6 @@ class Action:
             args[key] = _check_param(name, key, param, data[key])
         if not isinstance(data.get("target", ""), str):
             raise InvalidMessage(f"{name}.target must be a string (the element's label)")
-        if name == "click" and "option" in args:    # a click naming a select's option chooses it
-            return cls("select_option", args)
         return cls(name, args)
 
     @classmethod
@@ -220,9 +215,7 @@ def json_schema(page: Observation | None = None, blocked: Blocked = frozenset(),
     itself), e.g. an action repeated on a page it did not change. With `urls`, a URL
     parameter may be only one of them (none: `goto` is not offered). With `texts` (not empty),
     text a user types (`fill`'s) may be only one of them (spans.py). A select's option may be
-    only one of its own, where the page lists them all (`Element.choices`); `click` on such a
-    select names one too, other than the one it shows (`Action.parse` reads that as
-    `select_option`): a small model that clicks a list still chooses from it.
+    only one of its own, where the page lists them all (`Element.choices`).
     """
     variants = []
     labels = page.labels() if page is not None else {}
@@ -281,17 +274,8 @@ def _variants(spec: ActionSpec, page: Observation | None, labels: dict[int, str]
         if TARGETS[param.target](e) and (spec.name, e.id) not in blocked:
             one = variant({"target": {"const": labels[e.id]}, key: {"const": e.id}},
                           ["target", key])
-            if chosen and spec.params[chosen].required:
-                if e.choices:
-                    one["properties"][chosen] = {"enum": e.choices}
-            elif chosen:                # only on a select, for an option it does not show now
-                del one["properties"][chosen]
-                others = [c for c in e.choices or [] if c != e.selected]
-                if e.choices is not None and not others:
-                    continue
-                if others:
-                    one["properties"][chosen] = {"enum": others}
-                    one["required"].append(chosen)
+            if chosen and e.choices:
+                one["properties"][chosen] = {"enum": e.choices}
             out.append(one)
     return out
 
@@ -330,12 +314,10 @@ def urls_in(text: str) -> tuple[str, ...]:
 
 
 def describe_actions() -> str:
-    """The action space as prompt/docs text, one line per action; a parameter the grammar adds
-    only where it applies (a click's option, on a select) is left to the grammar."""
+    """The action space as prompt/docs text, one line per action."""
     lines = []
     for spec in ACTIONS.values():
-        params = sorted(((k, p) for k, p in spec.params.items() if p.required or not p.chosen),
-                        key=lambda kv: kv[1].type != "id")
+        params = sorted(spec.params.items(), key=lambda kv: kv[1].type != "id")
         args = ", ".join(('"target": "<its text>", ' if p.type == "id" else "")
                          + f'"{k}": {_placeholder(p)}' + ("" if p.required else " (optional)")
                          for k, p in params)
