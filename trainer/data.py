@@ -62,10 +62,15 @@ class Sample:
     sampled: Sampled | None = None      # what the policy's sampler drew (GRPO's old policy)
 
 
+def truth_details(rewards: list[Reward]) -> dict:
+    """The details of the first ground truth with some (benchmark, task, seed, ...), or {}."""
+    return next((r.details for r in rewards if r.kind == "ground_truth" and r.details), {})
+
+
 def group_key(episode: Episode, rewards: list[Reward]) -> str:
-    truth = next((r for r in rewards if r.kind == "ground_truth" and r.details), None)
-    if truth and truth.details.get("benchmark") in ("miniwob", "sites", "skills"):
-        return f"{truth.details['benchmark']}:{truth.details['task']}:{truth.details['seed']}"
+    truth = truth_details(rewards)
+    if truth.get("benchmark") in ("miniwob", "sites", "skills"):
+        return f"{truth['benchmark']}:{truth['task']}:{truth['seed']}"
     return f"{template(episode.start_url)}\n{episode.task}"
 
 
@@ -113,7 +118,7 @@ def restored(episode: Episode, rewards: list[Reward]) -> tuple[Episode, str | No
     masked: with its task as the template wrote it and the secret the mask stood for, rebuilt
     from its template and seed (`daemon.tasks.templated`), for training only. Any other
     episode as it is, and None."""
-    truth = next((r.details for r in rewards if r.kind == "ground_truth" and r.details), None)
+    truth = truth_details(rewards)
     if MASK not in episode.task or not truth:
         return episode, None
     original = task_text(truth.get("benchmark", ""), truth.get("task", ""), truth.get("seed", -1))
