@@ -25,9 +25,9 @@ training stage saves its state every few steps and goes on from there when cut s
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
   demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS,
   ``coretest-…`` on its first CORE_TEST_SEEDS test seeds;
-  ``<part>-{nochange,anyoption}`` the new adapter with one change to the action
-  space undone (`undo`), each change measured alone; ``<part>-again`` the new adapter once more
-  on the same episodes (its won / lost against ``new`` is the noise floor).
+  ``<part>-{nochange,anyoption,nounused}`` the new adapter with one change to the action
+  space or the prompt undone (`undo`), each change measured alone; ``<part>-again`` the new
+  adapter once more on the same episodes (its won / lost against ``new`` is the noise floor).
 
 Usage: python bench/starting_adapter.py [--out DIR] [--stages record,train,...]
 [--budget 5400] [--report]. Prints per-arm success, won / lost against the bare model and the
@@ -58,7 +58,7 @@ STEPS = 10                      # steps per measured episode (the bundled sites:
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
-ABLATIONS = ("nochange", "anyoption")   # the new adapter, one action-space change undone
+ABLATIONS = ("nochange", "anyoption", "nounused")   # the new adapter, one change undone
 AGAIN = "again"                         # the new adapter measured a second time: the noise floor
 PARTS = ("held", "skills", "everyday", "sites", "core", "coretest")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in (*ARMS, AGAIN)), "everyday-teacher",
@@ -151,15 +151,19 @@ def train(out: Path, budget: float) -> dict:
 
 
 def undo(change: str) -> None:
-    """Take one action-space change out, in this stage's process only: ``nochange``, a past
-    step's line says whether the page changed but not what (`StepContext.changes`);
-    ``anyoption``, `select_option` takes any text, not only the select's own options."""
+    """Take one action-space or prompt change out, in this stage's process only: ``nochange``,
+    a past step's line says whether the page changed but not what (`StepContext.changes`);
+    ``anyoption``, `select_option` takes any text, not only the select's own options;
+    ``nounused``, the prompt does not list the elements the task names that no step used yet
+    (`StepContext.unused`)."""
     from daemon.agent.policy import StepContext
     from daemon.core.observation import Element
     if change == "nochange":
         StepContext.changes = lambda self, i: [] if self.changed(i) is False else None
-    else:
+    elif change == "anyoption":
         Element.choices = property(lambda self: None)
+    else:
+        StepContext.unused = property(lambda self: [])
 
 
 async def measured(stage: str, out: Path) -> dict:

@@ -197,3 +197,25 @@ def test_a_change_names_a_new_page_new_elements_and_never_a_secret_value():
         is None                                          # the page it acted on is not known
     shuffled = form(text="b a")
     assert shuffled.changes_since(form(text="a b")) == []
+
+
+def test_the_prompt_lists_what_the_task_names_and_no_step_used_yet():
+    task = "Type Ada Lovelace into the Full name box and press Save"
+    first = StepContext(task, form())
+    assert [e.id for e in first.unused] == [4, 8]
+    assert 'Named in the task, not used yet: "Full name" [4], "Save" [8].\n' in \
+        user_message(task, "p", first)
+    typed = StepContext(task, form("Ada Lovelace"),
+                        [PastStep(Action("fill", {"id": 4, "text": "Ada Lovelace"}), True,
+                                  page=form())])
+    assert [e.id for e in typed.unused] == [8]
+    saved = StepContext(task, form("Ada Lovelace"), [
+        *typed.history, PastStep(Action("click", {"id": 8}), True, page=form("Ada Lovelace"))])
+    assert saved.unused == [] and "not used yet" not in user_message(task, "p", saved)
+    # whole words only, never a name of one or two letters, a heading or a disabled control
+    page = form()
+    page.elements += [Element(9, "a", "link", "Go"), Element(10, "h1", "heading", "Ada",
+                                                              context=True),
+                      Element(11, "button", "button", "Saved", disabled=True),
+                      Element(12, "button", "button", "Lovelace!")]
+    assert [e.id for e in StepContext("Go save Ada's Saved drafts", page).unused] == [8]

@@ -33,6 +33,7 @@ from daemon.core.store import Step
 from .descriptors import normalized
 
 ROUND = 4       # the longest round of steps back to the same page the loop breaker sees
+NAMED_CHARS = (3, 40)   # how long an element's name is for the task to name it (`unused`)
 
 
 def _identity(page: Observation, element_id: int | None) -> tuple[str, int] | None:
@@ -138,6 +139,20 @@ class StepContext:
         if not self.changed(i):
             return []
         return after.changes_since(before) or ["the page changed"]
+
+    @property
+    def unused(self) -> list[Element]:
+        """The elements the task names (an element's whole name, `NAMED_CHARS` long, found as
+        whole words in the task) that no step so far acted on (by label), in page order: what
+        the task still asks to use. A heading or an image is never among them."""
+        task = normalized(self.task)
+        acted = {normalized(s.label) for s in self.history if s.label is not None}
+        labels = self.observation.labels()
+        return [e for e in self.observation.elements
+                if not e.context and not e.disabled
+                and NAMED_CHARS[0] <= len(normalized(e.name)) <= NAMED_CHARS[1]
+                and re.search(rf"\b{re.escape(normalized(e.name))}\b", task)
+                and normalized(labels[e.id]) not in acted]
 
     @property
     def destinations(self) -> tuple[str, ...]:

@@ -4,10 +4,10 @@ Layout, most stable first, so that each step re-evaluates as little as possible:
 (action space and rules: the same every step), the page observation (the elements an action may
 target in document order, then the labelled context: identical from the top down to the first
 element that changed), then the task (a few tokens), the recent actions with their results and
-what each changed on the page in words (or that it changed nothing), any action not offered
-again and why, and the question. The task sits after the page, close to where the model
-answers; and because it is short, putting it after the page costs a few tokens per step but
-lets every task asked of the same page reuse that page.
+what each changed on the page in words (or that it changed nothing), the elements the task
+names that no action used yet, any action not offered again and why, and the question. The task
+sits after the page, close to where the model answers; and because it is short, putting it after
+the page costs a few tokens per step but lets every task asked of the same page reuse that page.
 
 The observation is fit to a token budget: the page text is cut first, then elements out of view,
 then elements from the end; the text says how much was left out.
@@ -61,7 +61,8 @@ def describe_step(step: PastStep, changes: list[str] | None = None) -> str:
 def user_message(task: str, observation: str, context: StepContext | None = None,
                  shown: int | None = None) -> str:
     """The page, the task, the last `shown` steps of `context.history` (all: None) with their
-    results, what is not offered again and why, and the question."""
+    results, the elements the task names that no step used yet (`StepContext.unused`), what is
+    not offered again and why, and the question."""
     history = context.history if context else []
     first = max(0, len(history) - shown) if shown is not None else 0
     lines = [observation, "", f"Task: {task}", ""]
@@ -70,6 +71,10 @@ def user_message(task: str, observation: str, context: StepContext | None = None
         lines += [f"- {describe_step(history[i], context.changes(i))}"
                   for i in range(first, len(history))]
         lines.append("")
+    unused = context.unused if context else []
+    if unused:
+        lines += ["Named in the task, not used yet: "
+                  + ", ".join(f'"{e.label}" [{e.id}]' for e in unused) + ".", ""]
     blocked = context.blocked_why if context else {}
     for (name, element_id), why in sorted(blocked.items(), key=str):
         what = Action(name, {"id": element_id} if element_id is not None else {}).describe()
