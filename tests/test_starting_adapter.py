@@ -106,8 +106,6 @@ def test_a_daemon_on_a_new_store_serves_the_starting_adapter_and_none_the_bare_m
 
 
 @pytest.mark.browser
-@pytest.mark.xfail(strict=True, reason="issue 33, open: the shipped adapter types the name, then "
-                   "clicks City twice and says done without pressing Save (greedy)")
 def test_day_one_a_new_store_types_the_name_presses_save_and_says_done(home, playwright,
                                                                        pages_url, tmp_path):
     """The day-one task on a plain profile form (a name box, a city list, a newsletter box, a
