@@ -212,6 +212,15 @@ def test_the_prompt_lists_what_the_task_names_and_no_step_used_yet():
     saved = StepContext(task, form("Ada Lovelace"), [
         *typed.history, PastStep(Action("click", {"id": 8}), True, page=form("Ada Lovelace"))])
     assert saved.unused == [] and "not used yet" not in user_message(task, "p", saved)
+    # a click into the box, or pointing at Save, is not use
+    looked = StepContext(task, form(), [PastStep(Action("click", {"id": 4}), True, page=form()),
+                                        PastStep(Action("hover", {"id": 8}), True, page=form())])
+    assert [e.id for e in looked.unused] == [4, 8]
+    city = "Pick Lima in the City list"
+    assert [e.id for e in StepContext(city, form(), [
+        PastStep(Action("click", {"id": 5}), True, page=form())]).unused] == [5]
+    assert StepContext(city, form(city="Lima"), [PastStep(
+        Action("select_option", {"id": 5, "option": "Lima"}), True, page=form())]).unused == []
     # whole words only, never a name of one or two letters, a heading or a disabled control
     page = form()
     page.elements += [Element(9, "a", "link", "Go"), Element(10, "h1", "heading", "Ada",

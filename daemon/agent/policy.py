@@ -77,6 +77,20 @@ class PastStep:
         return _identity(self.page, self._element_id) if self.page else None
 
     @property
+    def used(self) -> bool:
+        """Did the step use its element as a task would: type into a field, choose in a
+        select, click anything else (a click into a field, or pointing at it, is not use)?"""
+        element = self.page.element(self._element_id) if self.page and \
+            self._element_id is not None else None
+        if element is None or self.label is None:
+            return False
+        if element.editable:
+            return self.action.name == "fill"
+        if element.options is not None:
+            return self.action.name == "select_option"
+        return self.action.name == "click"
+
+    @property
     def _element_id(self) -> int | None:
         return self.action.element_id if self.action is not None else None
 
@@ -143,16 +157,16 @@ class StepContext:
     @property
     def unused(self) -> list[Element]:
         """The elements the task names (an element's whole name, `NAMED_CHARS` long, found as
-        whole words in the task) that no step so far acted on (by label), in page order: what
-        the task still asks to use. A heading or an image is never among them."""
+        whole words in the task) that no step so far used (`PastStep.used`, by label), in page
+        order: what the task still asks to use. A heading or an image is never among them."""
         task = normalized(self.task)
-        acted = {normalized(s.label) for s in self.history if s.label is not None}
+        used = {normalized(s.label) for s in self.history if s.used}
         labels = self.observation.labels()
         return [e for e in self.observation.elements
                 if not e.context and not e.disabled
                 and NAMED_CHARS[0] <= len(normalized(e.name)) <= NAMED_CHARS[1]
                 and re.search(rf"\b{re.escape(normalized(e.name))}\b", task)
-                and normalized(labels[e.id]) not in acted]
+                and normalized(labels[e.id]) not in used]
 
     @property
     def destinations(self) -> tuple[str, ...]:
