@@ -228,3 +228,5 @@ def test_the_prompt_lists_what_the_task_names_and_no_step_used_yet():
                       Element(11, "button", "button", "Saved", disabled=True),
                       Element(12, "button", "button", "Lovelace!")]
     assert [e.id for e in StepContext("Go save Ada's Saved drafts", page).unused] == [8]
+    # in the order the task names them
+    assert [e.id for e in StepContext("Save, after ticking Newsletter", form()).unused] == [8, 6]

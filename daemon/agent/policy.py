@@ -157,16 +157,21 @@ class StepContext:
     @property
     def unused(self) -> list[Element]:
         """The elements the task names (an element's whole name, `NAMED_CHARS` long, found as
-        whole words in the task) that no step so far used (`PastStep.used`, by label), in page
-        order: what the task still asks to use. A heading or an image is never among them."""
+        whole words in the task) that no step so far used (`PastStep.used`, by label), in the
+        order the task names them: what the task still asks to use. A heading or an image is
+        never among them."""
         task = normalized(self.task)
         used = {normalized(s.label) for s in self.history if s.used}
         labels = self.observation.labels()
-        return [e for e in self.observation.elements
-                if not e.context and not e.disabled
-                and NAMED_CHARS[0] <= len(normalized(e.name)) <= NAMED_CHARS[1]
-                and re.search(rf"\b{re.escape(normalized(e.name))}\b", task)
-                and normalized(labels[e.id]) not in used]
+        named = []
+        for e in self.observation.elements:
+            name = normalized(e.name)
+            found = re.search(rf"\b{re.escape(name)}\b", task)
+            if found and not e.context and not e.disabled and \
+                    NAMED_CHARS[0] <= len(name) <= NAMED_CHARS[1] and \
+                    normalized(labels[e.id]) not in used:
+                named.append((found.start(), e))
+        return [e for _, e in sorted(named, key=lambda n: n[0])]
 
     @property
     def destinations(self) -> tuple[str, ...]:
