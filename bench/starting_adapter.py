@@ -24,7 +24,8 @@ training stage saves its state every few steps and goes on from there when cut s
   ``train`` nor a measurement after ``ship`` takes the new one for it), ``new`` this one;
   ``sites-{bare,old,new}`` the bundled sites' templates on SITES_TEST_SEEDS test seeds, with no
   demonstration of any; ``core-{bare,old,new}`` MiniWoB++ `core` on CORE_SEEDS,
-  ``coretest-…`` on its first CORE_TEST_SEEDS test seeds;
+  ``coretest-…`` on its first CORE_TEST_SEEDS test seeds, ``corefresh-…`` on as many after
+  the first CORE_FRESH_SKIP (seeds no earlier look used: the figure of record);
   ``<part>-{nochange,anyoption,nounused}`` the new adapter with one change to the action
   space or the prompt undone (`undo`), each change measured alone; ``<part>-again`` the new
   adapter once more on the same episodes (its won / lost against ``new`` is the noise floor).
@@ -54,13 +55,14 @@ SKILL_TEST_SEEDS = 5            # test seeds per skills template
 SITES_TEST_SEEDS = 5            # test seeds per bundled-site template (no demonstration)
 CORE_SEEDS = [30]               # MiniWoB++ core: a `confirm` seed no earlier look used
 CORE_TEST_SEEDS = 5             # ... and (part ``coretest``) its first test seeds
+CORE_FRESH_SKIP = 10            # ... and (part ``corefresh``) as many after the first 10
 STEPS = 10                      # steps per measured episode (the bundled sites: SITE_STEPS)
 SITE_STEPS = 15
 TRAIN = {"sft_epochs": 1}       # the recipe's changes to the product's training defaults
 ARMS = ("bare", "old", "new")
 ABLATIONS = ("nochange", "anyoption", "nounused")   # the new adapter, one change undone
 AGAIN = "again"                         # the new adapter measured a second time: the noise floor
-PARTS = ("held", "skills", "everyday", "sites", "core", "coretest")
+PARTS = ("held", "skills", "everyday", "sites", "core", "coretest", "corefresh")
 MEASURES = (*(f"{m}-{a}" for m in PARTS for a in (*ARMS, AGAIN)), "everyday-teacher",
             *(f"{m}-{a}" for m in PARTS for a in ABLATIONS))
 STAGES = ("record", "train", *MEASURES, "ship")
@@ -183,8 +185,9 @@ async def measured(stage: str, out: Path) -> dict:
         tasks, seeds, benchmark = list(TEMPLATES), [0], everyday_benchmark()
     elif part == "sites":
         tasks, seeds, benchmark = list(SITES), splits.seeds("test", SITES_TEST_SEEDS), Sites()
-    elif part in ("core", "coretest"):
-        seeds = CORE_SEEDS if part == "core" else splits.seeds("test", CORE_TEST_SEEDS)
+    elif part in ("core", "coretest", "corefresh"):
+        seeds = {"core": CORE_SEEDS, "coretest": splits.seeds("test", CORE_TEST_SEEDS),
+                 "corefresh": splits.seeds("test", CORE_TEST_SEEDS, CORE_FRESH_SKIP)}[part]
         tasks, benchmark = list(CORE), MiniWoB()
     else:
         tasks = list(HELD_OUT) if part == "held" else list(SKILLS)
