@@ -156,6 +156,29 @@ def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(t
     assert other.resumed_at == 0 and other.steps == 4
 
 
+@pytest.mark.timeout(600)
+def test_a_night_with_nothing_to_learn_leaves_the_adapter_it_goes_on_from_as_it_was():
+    """GRPO on attempts whose advantages are all zero, without the entropy bonus, has no
+    gradient: the adapter comes out as it went in. PyTorch's default weight decay (0.01) would
+    shrink it all the same, night after night."""
+    from peft import get_peft_model_state_dict
+    base, tokenizer, _ = load_base(shipped_model())
+    torch.manual_seed(0)
+    model = add_lora(base, CONFIG)
+    attempts = [Sample(i, 0, PROMPT, c, 1.0, "g", advantage=0.0,
+                       sampled=drawn(model, tokenizer, c)) for i, c in enumerate((GOOD, BAD))]
+    config = dataclasses.replace(CONFIG, entropy_coef=0.0)
+
+    def norms() -> dict[str, float]:
+        return {k: v.norm().item() for k, v in get_peft_model_state_dict(model).items()}
+    before = norms()
+    assert train(model, tokenizer, attempts, config, "grpo").steps == 3
+    assert norms() == before
+    train(model, tokenizer, attempts, dataclasses.replace(config, weight_decay=0.01), "grpo")
+    shrunk = norms()
+    assert all(shrunk[k] < n for k, n in before.items() if n > 0)
+
+
 def test_a_shared_prompt_prefix_runs_once_and_changes_no_loss_and_no_gradient(trained):
     model, tokenizer, _, _ = trained
     system = "<|im_start|>system\n" + "Reply with one JSON action for the page. " * 12

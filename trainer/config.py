@@ -79,6 +79,9 @@ class TrainConfig:
     grpo_lr: float = setting(1e-4, "AdamW learning rate of GRPO (3e-4 collapsed the 135M "
                              "policy)", low=1e-7, high=1e-2)
     grpo_epochs: int = setting(1, "passes over the GRPO samples", low=0, high=100)
+    weight_decay: float = setting(0.0, "AdamW weight decay (0: a night never shrinks the "
+                                  "adapter it goes on from; PyTorch's default, 0.01, shrinks "
+                                  "every weight each step, gradient or not)", low=0, high=1)
     batch_size: int = setting(4, "samples per optimiser step", low=1, high=1024)
     max_tokens: int = setting(1536, "prompt + action tokens per sample, cut from the prompt's "
                               "start", low=64, high=131072)

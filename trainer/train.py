@@ -210,7 +210,7 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     lr, epochs = (config.sft_lr, config.sft_epochs) if phase == "sft" else \
         (config.grpo_lr, config.grpo_epochs)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(params, lr=lr)
+    optimiser = torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)
     items = [encode(tokenizer, s, config.max_tokens) for s in samples]
     items = [i for i in items if i.action.any()]
     if not items:
