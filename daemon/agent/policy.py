@@ -80,9 +80,10 @@ class PastStep:
     def used(self) -> bool:
         """Did the step use its element as a task would: type into a field, choose in a
         select, click anything else (a click into a field, or pointing at it, is not use)?"""
-        element = self.page.element(self._element_id) if self.page and \
-            self._element_id is not None else None
-        if element is None or self.label is None:
+        if self.page is None or self._element_id is None:
+            return False
+        element = self.page.element(self._element_id)
+        if element is None:
             return False
         if element.editable:
             return self.action.name == "fill"
@@ -166,10 +167,11 @@ class StepContext:
         named = []
         for e in self.observation.elements:
             name = normalized(e.name)
+            if e.context or e.disabled or not NAMED_CHARS[0] <= len(name) <= NAMED_CHARS[1] \
+                    or normalized(labels[e.id]) in used:
+                continue
             found = re.search(rf"\b{re.escape(name)}\b", task)
-            if found and not e.context and not e.disabled and \
-                    NAMED_CHARS[0] <= len(name) <= NAMED_CHARS[1] and \
-                    normalized(labels[e.id]) not in used:
+            if found:
                 named.append((found.start(), e))
         return [e for _, e in sorted(named, key=lambda n: n[0])]
 
