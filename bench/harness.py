@@ -96,14 +96,14 @@ async def bench_setup(*daemon_args: str) -> AsyncIterator[Bench]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def use_home(home: Path):
-    """Point the XDG folders (config, store, adapters) into `home`; the settings there. The
-    benches measure learning from the bare model: adapter ``none``, so that a cycle on the new
-    store starts from nothing, not from the shipped starting adapter."""
+def use_home(home: Path, adapter: str = "none"):
+    """Point the XDG folders (config, store, adapters) into `home`; the settings there, with
+    `adapter` (``none``: a cycle on the new store starts from the bare model; empty: from the
+    shipped starting adapter, as a new user's does)."""
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
     from daemon.core.settings import load_settings
-    return load_settings({"db": str(home / "store.db"), "adapter": "none"}).settings
+    return load_settings({"db": str(home / "store.db"), "adapter": adapter}).settings
 
 
 async def one_cycle(settings, config, plan, budget: float, label: str) -> dict:

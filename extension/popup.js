@@ -1,6 +1,7 @@
 // nightloop popup: submit a task, stop it, watch its steps, approve or deny a sensitive step,
 // rate the finished episode; record a demonstration, run a finished episode again without the
-// model; mark the current site, or a finished episode's task, safe to practise at night.
+// model; mark the current site, or a finished episode's task, safe to practise at night; see
+// what the last night learned, and undo it.
 // It renders the state the service worker keeps in chrome.storage.session and sends commands
 // to the worker; it never talks to the daemon itself.
 
@@ -54,6 +55,8 @@ function render(state) {
   $("connection").textContent = LABELS[connection] || connection;
   $("pair-form").hidden = !["unpaired", "refused"].includes(connection);
   showError(state.lastError);
+  $("run-anyway").hidden = !(state.lastError && state.lastErrorCode === "secret_in_task");
+  renderSecretNames(state.secretNames || []);
 
   const episode = state.episode;
   const running = episode && episode.status === "running";
@@ -81,6 +84,7 @@ function render(state) {
   $("practice-site-label").hidden = !(site && connection === "connected");
   $("practice-host").textContent = site || "";
   $("practice-site").checked = practiceShown(practice, `site:${site}`);
+  renderNight(state.night, connection === "connected");
   $("episode").hidden = !episode;
   if (!episode) return;
 
@@ -110,6 +114,52 @@ function render(state) {
   $("feedback-note").textContent = given ? "Thanks, saved." : "";
   $("practice-task").checked = practiceShown(practice, `episode:${episode.id}`);
   if (!running && !(`episode:${episode.id}` in practice)) askPractice({ episode_id: episode.id });
+}
+
+/** The saved secrets' names, to insert as {{NAME}} where the cursor is. */
+function renderSecretNames(names) {
+  const select = $("secret-names");
+  select.hidden = names.length === 0;
+  const shown = [...select.options].slice(1).map((o) => o.value);
+  if (shown.join() === names.join()) return;
+  select.replaceChildren(select.options[0], ...names.map((name) => new Option(name, name)));
+}
+
+const MARKS = { better: "▲", worse: "▼", same: "=" };
+const percent = (p) => `${Math.round(p * 100)}%`;
+let undoAsked = false;            // the Undo button was pressed: the question shows
+
+/** The "Last night" panel: the outcome in a line, each of your tasks before → after (the judge's
+ * p at the gate), when the next night may start, and Undo while the night's adapter serves. */
+function renderNight(night, connected) {
+  const report = night && night.report;
+  $("night").hidden = !report;
+  if (!report) return;
+  $("night-outcome").textContent = report.outcome;
+  $("night-tasks").replaceChildren(...report.changes.filter((c) => c.yours).map((c) => {
+    const li = document.createElement("li");
+    li.dataset.mark = c.mark;
+    const mark = document.createElement("span");
+    mark.className = "mark";
+    mark.textContent = `${MARKS[c.mark]} `;
+    li.append(mark, `${c.task}: ${percent(c.before)} → ${percent(c.after)}${c.held_out ? " (held out)" : ""}`);
+    return li;
+  }));
+  $("night-next").textContent = night.next_run
+    ? `Next night: ${night.next_run.replace("T", " ")}` : "No nightly learning scheduled (train_at).";
+  const undoable = Boolean(report.can_undo) && connected;
+  $("undo").hidden = !undoable || undoAsked;
+  $("undo-confirm").hidden = !undoable || !undoAsked;
+  $("undo-question").textContent = `Retire adapter ${report.night.candidate} and serve ` +
+    (report.night.serving ? `adapter ${report.night.serving}` : "the base model") + " again?";
+  if (!document.hidden) seen(report.night.id);
+}
+
+let seenShown = 0;
+function seen(nightId) {            // once per night: the badge goes
+  if (nightId === seenShown) return;
+  seenShown = nightId;
+  chrome.runtime.sendMessage({ type: POPUP.NIGHT_SEEN, night_id: nightId });
 }
 
 /** A practice box shows the user's own click until the daemon's stored rule agrees with it:
@@ -195,6 +245,27 @@ $("pair-form").addEventListener("submit", (event) => {
   command({ type: POPUP.PAIR, port: $("pair-port").value, token: $("pair-token").value.trim() });
 });
 
+$("secret-names").addEventListener("change", (event) => {
+  const name = event.target.value;
+  event.target.value = "";
+  if (!name) return;
+  const box = $("task");
+  const at = box.selectionStart ?? box.value.length;
+  box.setRangeText(`{{${name}}}`, at, box.selectionEnd ?? at, "end");
+  box.focus();
+});
+$("run-anyway").addEventListener("click", () => {
+  const task = $("task").value.trim();
+  if (task) command({ type: POPUP.RUN, task, url: $("url").value.trim() || undefined, allowSecret: true });
+});
+$("undo").addEventListener("click", () => { undoAsked = true; refresh(); });
+$("undo-no").addEventListener("click", () => { undoAsked = false; refresh(); });
+$("undo-yes").addEventListener("click", async () => {
+  const { night } = await chrome.storage.session.get("night");
+  undoAsked = false;
+  if (night && night.report) command({ type: POPUP.UNDO, adapter_id: night.report.night.candidate });
+});
+
 $("practice-site").addEventListener("change", (event) => {
   setPractice(`site:${site}`, { site }, event.target.checked);
 });
@@ -203,6 +274,8 @@ $("practice-task").addEventListener("change", (event) => {   // the box is the s
 });
 
 chrome.storage.session.onChanged.addListener(refresh);
+chrome.runtime.sendMessage({ type: POPUP.NIGHT });     // the panel shows the newest word
+chrome.runtime.sendMessage({ type: POPUP.SECRETS });   // ... and the secrets' names
 lastWebTab().then((tab) => {
   site = tab && isWebUrl(tab.url) && !tab.url.startsWith("file:") ? new URL(tab.url).host : null;
   if (site) askPractice({ site });

@@ -18,7 +18,7 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 // the user's requests (popup → service worker → daemon, or the CLI)
 /** `approve`: every sensitive action of this run is approved (`nightloop run --yes`);
  * `replay: "auto"`: a demonstration whose task this one fits runs with the new values.
- * @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string, approve?: boolean, replay?: "auto"|"never"}} Task */
+ * @typedef {{type: "task", task: string, source?: Source, url?: string, tab_id?: number, request_id?: string, approve?: boolean, replay?: "auto"|"never", allow_secret?: boolean}} Task */
 /** @typedef {{type: "stop", episode_id?: number, request_id?: string}} Stop */
 /** @typedef {{type: "feedback", episode_id: number, value: 1|-1, request_id?: string}} Feedback */
 /** Asked with only `request_id`; the daemon answers with every field set.
@@ -37,14 +37,22 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
  * @typedef {{type: "resume", episode_id: number, request_id?: string}} Resume */
 /** CLI only: serve the promoted adapter from the next episode on; answered by `status`.
  * @typedef {{type: "reload", request_id?: string}} Reload */
-/** CLI only: promote an adapter or roll back to the serving one's parent, and switch at once;
- * answered by `adapter` with `serving` (absent: the base model) and `retired`.
+/** Promote an adapter or roll back to the serving one's parent, and switch at once; answered by
+ * `adapter` with `serving` (absent: the base model) and `retired`. The popup's "Undo last
+ * night" rolls back naming the night's adapter, so it never retires another one.
  * @typedef {{type: "adapter", change: "promote"|"rollback", adapter_id?: number, serving?: number, retired?: number, request_id?: string}} AdapterChange */
 /** The user's verdict on an `approval_ask`.
  * @typedef {{type: "approval", request_id: string, verdict: "approve"|"approve_episode"|"deny"}} Approval */
 /** Does `task` fit one of the user's good demonstrations with other values? Asked with `task`;
  * answered with `episode_id` and `demonstration` (its task) when one does.
  * @typedef {{type: "fits", task: string, request_id?: string, episode_id?: number, demonstration?: string}} Fits */
+/** The last learning night: asked with `request_id` only; answered with `report` (the morning
+ * report, as `nightloop night --json` prints it; absent: no night yet), when the next night may
+ * start and whether the user wants a notification after one.
+ * @typedef {{type: "night", request_id?: string, report?: object, next_run?: string, notify?: boolean}} LastNight */
+/** The names of the saved secrets a task may name as {{NAME}} (never their values): asked with
+ * `request_id` only.
+ * @typedef {{type: "secrets", request_id?: string, names?: string[]}} SecretNames */
 /** Ask (no `allowed`) or set a practice rule; the daemon answers with every field set.
  * @typedef {{type: "practice", site?: string, episode_id?: number, allowed?: boolean, task?: string, request_id?: string}} Practice */
 
@@ -73,14 +81,17 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 // keep-alive and errors
 /** @typedef {{type: "ping"}} Ping */
 /** @typedef {{type: "pong"}} Pong */
-/** @typedef {{type: "error", message: string, request_id?: string}} ErrorMessage */
+/** `code` says what a client may act on: "secret_in_task" (the task seems to hold a secret in
+ * clear; the popup offers to run it anyway, with `allow_secret`).
+ * @typedef {{type: "error", message: string, request_id?: string, code?: string}} ErrorMessage */
 
 // -- service worker ↔ content script (inside the extension; chrome.tabs.sendMessage to the
-// tab's top frame, chrome.runtime.sendMessage back). content.js is a classic script and cannot
-// import this file: these typedefs are the one place its messages are written down. ---------
+// tab's top frame, chrome.runtime.sendMessage back). The content script's files are classic
+// scripts and cannot import this file: these typedefs are the one place its messages are written down. ---------
 /** Worker → content: observe the page; answered by {ok: true, observation} or {ok: false, error}.
  * @typedef {{type: "observe"}} ContentObserve */
-/** Worker → content: perform a "page" action; answered by {ok, error?, detail?}.
+/** Worker → content: perform a "page" action; answered by {ok, error?, detail?, navigating}
+ * (navigating: the action began loading another document, so the worker waits for it).
  * @typedef {{type: "act", action: Action, allow_submit: boolean}} ContentAct */
 /** Worker → content: where things are drawn now, for a screenshot: the viewport's size (CSS px),
  * the in-view boxes [x, y, w, h] of elements by id, and the boxes of secret fields to paint over
@@ -100,8 +111,8 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 // -- records ------------------------------------------------------------------------------
 /**
  * An action, flat: {action: "fill", id: 4, text: "Ada"}. The table of actions and their
- * arguments is daemon/core/actions.py; content.js performs the "page" ones, service_worker.js the
- * "tab" ones (goto, go_back).
+ * arguments is daemon/core/actions.py; actions.js performs the "page" ones, tabs.js (in the
+ * service worker) the "tab" ones (goto, go_back).
  * @typedef {{action: string, id?: number, text?: string, option?: string, key?: string,
  *            direction?: "up"|"down", url?: string}} Action
  */
@@ -126,7 +137,7 @@ export const AGENT = `nightloop-extension/${chrome.runtime.getManifest().version
 
 /** Messages between the popup and the service worker (inside the extension only). */
 export const POPUP = Object.freeze({
-  RUN: "run",            // {task, url?}
+  RUN: "run",            // {task, url?, allowSecret?}
   STOP: "stop",
   FEEDBACK: "feedback",  // {episode_id, value}
   PAIR: "pair",          // {port, token}
@@ -138,6 +149,10 @@ export const POPUP = Object.freeze({
   RESUME: "resume",      // {episode_id}: the user did what a paused replay asked
   PRACTICE: "practice",  // {site | episode_id, allowed?}: ask or set a practice rule
   APPROVE: "approve",    // {request_id, verdict}: the user's answer to an approval_ask
+  NIGHT: "night",        // ask the daemon for the last night's report (answer in state.night)
+  NIGHT_SEEN: "night_seen",  // {night_id}: the popup showed it; the badge goes
+  UNDO: "undo",          // {adapter_id}: roll the night's adapter back (the user confirmed)
+  SECRETS: "secrets",    // ask for the saved secrets' names (answer in state.secretNames)
 });
 
 /** True for pages the agent can work in (not the browser's or an extension's own pages). */

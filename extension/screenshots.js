@@ -18,7 +18,7 @@ let queue = Promise.resolve();
  * @param {number} tabId
  * @param {{cover?: number[], max_width?: number, quality?: number}} args
  * @param {(tabId: number, cover: number[]) => Promise<object|null>} layoutOf the content
- *   script's layout (content.js `layout`), null when the page has none
+ *   script's layout (observation.js `layout`), null when the page has none
  */
 export function screenshot(tabId, args, layoutOf) {
   const taken = queue.then(() => take(tabId, args, layoutOf));

@@ -63,8 +63,9 @@ class JudgeModel:
         self.name = self.info.path.stem + (f"+{self.adapter.parent.name}" if self.adapter
                                            else "")
         self.llm = Llama(model_path=str(self.info.path), n_ctx=n_ctx, n_threads=threads,
-                         n_threads_batch=threads, verbose=False,
-                         lora_path=str(self.adapter) if self.adapter else None)
+                         n_threads_batch=threads, verbose=False, use_mmap=False,
+                         lora_path=str(self.adapter) if self.adapter else None)  # as the
+        # policy's: in memory, so a file changed under a running daemon cannot kill it
         self.format = prompt_formatter(self.llm, answer="Answer")
         self._n_vocab = self.llm.n_vocab()
         self._grammars: dict[str, LlamaGrammar] = {}

@@ -23,6 +23,7 @@ recomputed; `explain` says it in one line. Reward kinds in the store:
 
 from __future__ import annotations
 
+from daemon.core.errors import UsageError
 from daemon.core.store import Reward
 
 WEIGHTS = {"flip": 0.7, "progress": 0.3}
@@ -71,7 +72,7 @@ def reward_that_counts(rewards: list[Reward], rule: str = "outcome") -> Reward |
     """The one reward of an episode that training uses under `rule` (see RULES); None when
     it has none of the rule's kinds. `rewards` in the order they were stored."""
     if rule not in RULES:
-        raise ValueError(f"unknown reward rule {rule!r}; choose one of {', '.join(RULES)}")
+        raise UsageError(f"unknown reward rule {rule!r}; choose one of {', '.join(RULES)}")
     for kind in RULES[rule]:
         rows = [r for r in rewards if r.kind == kind]
         if rows:

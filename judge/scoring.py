@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from daemon.core.errors import NotFound, UsageError
 from daemon.core.store import Reward, Store
 
 from .judge import Judge, Peers, template
@@ -15,9 +16,9 @@ async def judge_episode(store: Store, judge: Judge, episode_id: int) -> Reward:
     latest counts). ValueError if it does not exist or is still running."""
     episode = await store.episode(episode_id)
     if episode is None:
-        raise ValueError(f"there is no episode {episode_id}")
+        raise NotFound(f"there is no episode {episode_id}")
     if episode.status == "running":
-        raise ValueError(f"episode {episode_id} is still running")
+        raise UsageError(f"episode {episode_id} is still running")
     steps = await store.steps(episode_id)
     key = template(episode.start_url)
     tasks = await store.tasks(exclude=episode_id)

@@ -21,7 +21,7 @@ import threading
 import numpy as np
 
 from daemon.agent import prompt
-from daemon.agent.openai_api import OpenAIServer, ServerError, constraint
+from daemon.agent.openai_api import OpenAIServer, ServerError
 from daemon.core.settings import Settings
 
 MAX_NEW_TOKENS = 160
@@ -34,7 +34,7 @@ class ServerJudgeModel:
         self.settings = settings
         self.server = server or OpenAIServer(
             settings.server_url, settings.judge_server_model or settings.server_model,
-            settings.server_timeout)
+            settings.server_timeout, settings.server_format)
         self.name = f"server:{self.server.model}"
         self.lock = threading.Lock()
 
@@ -68,6 +68,5 @@ class ServerJudgeModel:
 
     def generate_json(self, messages: list[dict[str, str]], schema: dict, *,
                       temperature: float, seed: int) -> str:
-        return self.server.chat(messages, max_tokens=MAX_NEW_TOKENS, temperature=temperature,
-                                seed=seed,
-                                extra=constraint(self.settings.server_format, schema)).text
+        return self.server.constrained(messages, schema, max_tokens=MAX_NEW_TOKENS,
+                                       temperature=temperature, seed=seed).text

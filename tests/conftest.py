@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -31,15 +32,59 @@ PAGES = Path(__file__).resolve().parent / "pages"
 NIGHTLOOP = str(Path(sys.executable).parent / "nightloop")
 
 
+TIERS = ("browser", "model", "process")     # what a test needs beyond the Python process
+HEAVY = ("llama_cpp", "torch")               # a unit test loads neither
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Markers stay consistent: a test that takes a real browser says so (`browser`), so that
-    `-m 'not browser'` leaves out exactly the tests that need Chromium."""
+    """The tiers (tests/README.md): a test is `browser` when it takes a real Chromium, `model`
+    when it runs llama.cpp or torch (`model_server` marks it here), `process` when it starts
+    a process — the daemon (`daemon_proc` marks it here), the CLI, lint-imports — and else
+    `unit` (marked here). A test that takes the browser fixtures without its mark is
+    refused, so `-m 'not browser'` leaves out exactly the tests that need Chromium."""
     unmarked = [item.nodeid for item in items
                 if {"browser", "playwright"} & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("browser") is None]
     if unmarked:
         raise pytest.UsageError("mark these tests @pytest.mark.browser: they use a real "
                                 "browser:\n  " + "\n  ".join(unmarked))
+    for item in items:
+        tiers = [tier for tier in TIERS if item.get_closest_marker(tier)]
+        if len(tiers) > 1:
+            raise pytest.UsageError(f"{item.nodeid} is in one tier, not {tiers}: keep the "
+                                    "first (a browser test may run the model too)")
+        if not tiers:
+            fixtures = set(getattr(item, "fixturenames", ()))
+            tier = "model" if "model_server" in fixtures else \
+                "process" if {"daemon_proc", "keyring_session"} & fixtures else "unit"
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """CI's clock (.ci/run): a test that would start after NIGHTLOOP_TEST_DEADLINE (seconds
+    since the epoch) is skipped, saying so; one that starts before it runs to its end. So
+    the slow suites use what CI's 90 minutes leave, and never fail on CI's clock."""
+    deadline = os.environ.get("NIGHTLOOP_TEST_DEADLINE")
+    if deadline and time.time() > float(deadline):
+        pytest.skip("CI's time for the slow suites ran out before this test")
+
+
+@pytest.fixture(autouse=True)
+def unit_tier_stays_in_process(request: pytest.FixtureRequest,
+                               monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A `unit` test starts no process and loads no model: it fails saying which tier it
+    belongs to (a `-m unit` run then stays under a minute)."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a unit test starts no process: mark it process, model or browser")
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    loaded = {name for name in HEAVY if name in sys.modules}
+    yield
+    late = [name for name in HEAVY if name in sys.modules and name not in loaded]
+    assert not late, f"a unit test loads no model: this one imported {late}; mark it model"
 
 
 def free_port() -> int:
@@ -101,13 +146,14 @@ class DaemonProcess:
     log: Path
     proc: subprocess.Popen | None = None
 
-    def start(self, *extra: str, policy: str = "scripted", judge: str = "off") -> DaemonProcess:
+    def start(self, *extra: str, policy: str = "scripted", judge: str = "off",
+              preexec_fn=None) -> DaemonProcess:
         seen = self.log.stat().st_size if self.log.exists() else 0
         out = open(self.log, "a")
         self.proc = subprocess.Popen(
             [NIGHTLOOP, "daemon", "--port", str(self.port), "--db", str(self.db),
              "--policy", policy, "--judge", judge, "-v", *extra],
-            stdout=out, stderr=subprocess.STDOUT)
+            stdout=out, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
         deadline = time.monotonic() + 20
         while "listening on" not in self.log.read_text()[seen:]:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -138,6 +184,53 @@ def daemon_proc(home: Path) -> Iterator[DaemonProcess]:
     d = DaemonProcess(free_port(), home / "store.db", home / "daemon.log").start()
     yield d
     d.stop()
+
+
+@pytest.fixture
+def keyring_session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """A real system keyring for this test and the processes it starts: a D-Bus session bus and
+    GNOME Keyring's Secret Service on it, unlocked (the `keyring` package's SecretService
+    backend then finds it); the bus's address."""
+    import keyring
+    from keyring.backends import SecretService, fail
+    monkeypatch.setenv("HOME", str(tmp_path))                 # the keyring's files
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))      # ... and its control socket
+    bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True)
+    address = bus.stdout.readline().strip()
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+    keys = subprocess.Popen(["gnome-keyring-daemon", "--foreground", "--unlock",
+                             "--components=secrets"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    keys.stdin.write("test-only")                            # the keyring's password
+    keys.stdin.close()
+    try:
+        wait_until(_login_keyring_up, timeout=20, what="the Secret Service's login keyring")
+        keyring.set_keyring(SecretService.Keyring())    # what keyring finds on such a session
+        yield address
+    finally:
+        for process in (keys, bus):
+            process.terminate()
+            process.wait(10)
+        keyring.set_keyring(fail.Keyring())             # ... and on none (keyring caches
+                                                        # what it found: no detecting again)
+
+
+def _login_keyring_up() -> bool:
+    """Our keyring daemon owns the service's name *and* has made its login keyring from the
+    password on stdin. Asked earlier, the bus would start a second daemon by D-Bus activation
+    (one without the password), and keyring's first write would ask for a collection to be
+    created, which needs a prompt that a headless session dismisses ("Prompt dismissed" in CI)."""
+    import secretstorage
+    from jeepney.bus_messages import message_bus
+    from jeepney.io.blocking import Proxy
+    with contextlib.closing(secretstorage.dbus_init()) as connection:
+        if not Proxy(message_bus, connection).NameHasOwner("org.freedesktop.secrets")[0]:
+            return False                                 # not yet: and don't activate one
+        try:
+            return not secretstorage.Collection(connection).is_locked()
+        except secretstorage.exceptions.ItemNotFoundException:
+            return False                                 # the login keyring is being made
 
 
 @dataclass
@@ -199,7 +292,9 @@ def launch_browser(playwright, daemon_proc: DaemonProcess, tmp_path: Path) -> It
                    timeout=20, what="the extension to connect to the daemon")
         yield Browser(context, extension_id())
     finally:
-        context.close()
+        from playwright.sync_api import Error as PlaywrightError
+        with contextlib.suppress(PlaywrightError):     # a test may have crashed it on purpose
+            context.close()
 
 
 @pytest.fixture

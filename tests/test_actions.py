@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 
 from daemon.core.actions import ACTIONS, Action, describe_actions, json_schema, violation, written
+from daemon.core.errors import InvalidMessage
 from daemon.core.observation import Element, Observation
-from daemon.core.wire import InvalidMessage
 
 VALID = [
     {"action": "click", "id": 3},

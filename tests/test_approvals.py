@@ -41,6 +41,9 @@ ORIGINS = allowed_origins("https://shop.test/", TASK)
     ({"action": "click", "id": 10}, None),              # a link to one it does
     ({"action": "fill", "id": 1, "text": "4242 4242"}, "secret"),
     ({"action": "fill", "id": 5, "text": "SAVE10"}, None),
+    ({"action": "fill", "id": 1, "text": "{{CARD}}"}, None),    # a secret the task names
+    ({"action": "fill", "id": 5, "text": "{{CARD}}"}, "secret"),   # ... not into a secret field
+    ({"action": "fill", "id": 1, "text": "{{CARD}} 4242"}, "secret"),   # more than the name
     ({"action": "click", "id": 3}, "commit"),
     ({"action": "click", "id": 6}, "commit"),
     ({"action": "click", "id": 4}, "commit"),       # a button of the form with the filled code
@@ -142,3 +145,10 @@ def test_the_words_that_make_a_click_sensitive_are_a_setting(monkeypatch):
     kinds = [sensitivity(Action("click", {"id": i}), page, origins=set(), words=words)
              for i in (1, 2)]
     assert kinds[0].kind == "commit" and kinds[1] is None     # "pay" is no longer listed
+
+
+def test_a_named_secret_typed_into_an_open_field_says_which_and_where():
+    why = sensitivity(Action.parse({"action": "fill", "id": 7, "text": "{{CARD}}"}), SHOP,
+                      origins=ORIGINS)
+    assert why.reason == 'types the secret {{CARD}} into [7] textbox "Search", which is not a ' \
+        "secret field"

@@ -50,7 +50,7 @@ def steps(db, episode_id: int) -> list[tuple]:
 def test_a_denied_action_never_runs_and_an_approved_one_does(browser, daemon_proc, pages_url):
     page = browser.context.new_page()
     page.goto(f"{pages_url}/form.html")
-    task = p.Task('fill "Password" with "s3cret-pw"; done', source="cli")
+    task = p.Task('fill "Password" with "s3cret-pw"; done', source="cli", allow_secret=True)
     episode, asks = run_async(run_answering(daemon_proc.port, task, ["deny"]))
     assert [a.kind for a in asks] == ["secret"] and asks[0].element.endswith("(password)")
     assert asks[0].action["text"] == "•••"                  # the ask never shows the secret
@@ -83,7 +83,7 @@ def test_with_nobody_to_answer_it_is_denied_after_the_timeout_and_yes_approves(
     try:
         with launch_browser(playwright, daemon, tmp_path):
             args = ["run", "--url", f"{pages_url}/form.html", "--port", str(daemon.port),
-                    'fill "Password" with "s3cret-pw"; done']
+                    "--allow-secret-in-task", 'fill "Password" with "s3cret-pw"; done']
             asked = nightloop(*args, check=False)   # no terminal here: nobody to ask
             assert "needs your approval: step 0 types into the secret field" in asked.stderr
             assert "answer in the popup within 1 s" in asked.stderr
@@ -121,11 +121,16 @@ def test_the_popup_shows_the_step_and_its_answer_decides(browser, daemon_proc, p
     popup = browser.popup()
     popup.fill("#task", 'fill "Password" with "s3cret-pw"; fill "Name" with "Ada"; '
                         'fill "Password" with "again"; done')
-    popup.click("#run")
+    popup.click("#run")         # a secret in the task: refused, unless the user insists
+    popup.wait_for_selector("#run-anyway:not([hidden])", timeout=10_000)
+    assert "write {{NAME}} in the task instead" in popup.text_content("#error")
+    popup.click("#run-anyway")
     popup.wait_for_selector("#approval:not([hidden])", timeout=20_000)
     assert "types into the secret field" in popup.text_content("#approval-reason")
     left = [int(re.search(r"Denied in (\d+) s", popup.text_content("#approval-left"))[1])]
-    popup.wait_for_timeout(2_100)
+    popup.wait_for_function(                    # the next tick of the countdown
+        "first => !document.querySelector('#approval-left').textContent"
+        ".includes(`Denied in ${first} s`)", arg=left[0], timeout=5_000)
     left.append(int(re.search(r"Denied in (\d+) s", popup.text_content("#approval-left"))[1]))
     assert 0 < left[1] < left[0] <= 60                  # counts down to the daemon's timeout
     shown = popup.text_content("#approval-action")
@@ -144,7 +149,11 @@ def test_a_card_number_the_agent_types_never_lands_in_store_log_or_progress(
     card = "4000056655665556"
     page = browser.context.new_page()
     page.goto(f"{pages_url}/payment.html")
-    run = nightloop("run", "--yes", *daemon_proc.args(), f'fill "Card" with "{card}"; done')
+    refused = nightloop("run", "--yes", *daemon_proc.args(), f'fill "Card" with "{card}"; done',
+                        check=False)
+    assert refused.returncode == 1 and "seems to hold a secret in clear" in refused.stderr
+    run = nightloop("run", "--yes", "--allow-secret-in-task", *daemon_proc.args(),
+                    f'fill "Card" with "{card}"; done')
     assert "ended: done" in run.stdout and card not in run.stdout + run.stderr   # progress
     assert page.input_value("#card") == card                     # the page got it
     for path in [*store_files(daemon_proc.db), daemon_proc.log]:

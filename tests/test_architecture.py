@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
+pytestmark = pytest.mark.process
+
+
 LINT = str(Path(sys.executable).parent / "lint-imports")
 
 

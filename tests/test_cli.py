@@ -13,6 +13,8 @@ from daemon.cli.main import cli
 from daemon.core.store import Episode, Reward, Step, Store
 from judge.evaluate import load_jsonl
 
+pytestmark = pytest.mark.process
+
 
 def all_commands(group: click.Group, prefix=()):
     for name, command in group.commands.items():

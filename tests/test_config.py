@@ -11,6 +11,8 @@ from conftest import nightloop
 
 from daemon.core.models import shipped_model
 
+pytestmark = pytest.mark.process
+
 
 def show(*args: str, env: dict | None = None, monkeypatch=None) -> dict:
     for key, value in (env or {}).items():

@@ -104,6 +104,7 @@ def _malformed(request):
     (_malformed, "the extension sent a malformed observation: "
                  "observation.elements[0].id must be int, got str"),
 ], ids=["silent", "wrong-type", "malformed"])
+@pytest.mark.process
 def test_a_misbehaving_browser_fails_the_episode_cleanly(home, answer, error):
     proc = DaemonProcess(free_port(), home / "s.db", home / "d.log").start("--step-timeout", "1")
     token = load_or_create_token(config_dir())

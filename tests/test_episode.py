@@ -10,8 +10,10 @@ from conftest import run_async
 from daemon.agent.episode import ActOutcome, BrowserError, Limits, run_episode
 from daemon.agent.policy import Decision, ScriptedPolicy, StepContext
 from daemon.core.actions import Action
+from daemon.core.errors import NotFound
 from daemon.core.observation import Observation
 from daemon.core.store import Episode, Store
+from daemon.core.vault import Vault
 
 PAGE = {"url": "http://x/", "title": "Login", "elements": [
     {"id": 1, "tag": "input", "role": "textbox", "name": "User", "editable": True},
@@ -56,7 +58,8 @@ class Recorder:
         return Decision(self.actions.pop(0), prompt=f"step {len(self.seen)}")
 
 
-def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None, approver=None):
+def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None, approver=None,
+         **more):
     async def go():
         async with await Store.open(tmp_path / "s.db") as store:
             episode = await store.start_episode(Episode(task, "cli", policy=policy.name))
@@ -66,7 +69,7 @@ def play(tmp_path, task, policy, browser, *, limits=Limits(), stop=None, approve
                 streamed.append(step.index)
             final = await run_episode(episode, store=store, browser=browser, policy=policy,
                                       stop=stop or asyncio.Event(), on_step=on_step,
-                                      limits=limits, approver=approver)
+                                      limits=limits, approver=approver, **more)
             return final, await store.steps(episode.id), streamed
     return run_async(go())
 
@@ -179,4 +182,73 @@ def test_the_samplers_record_is_stored_unless_the_output_held_a_secret(tmp_path)
     assert steps[0].raw_output == '{"action": "fill", "id": 2, "text": "•••"}'
     assert steps[0].sampled is None
     assert steps[1].sampled == {"temperature": 1.0, "tokens": [7, 8], "logprobs": [-0.5, 0.0],
-                                "choices": [[7, 9], 1]}
+                                "choices": [[7, 9], 1], "mixture": 0.0}
+
+
+class StandInVault(Vault):
+    """Secrets in a dict (this file only; tests/test_secrets.py has the real keyring)."""
+
+    def __init__(self, **values):
+        self.values = values
+
+    def names(self):
+        return sorted(self.values)
+
+    def get(self, name):
+        if name not in self.values:
+            raise NotFound(f"{{{{{name}}}}} is not a saved secret")
+        return self.values[name]
+
+
+class Echoing(StandInBrowser):
+    """Shows back in the User box whatever was last typed there (a page that echoes)."""
+
+    async def observe(self, tab_id):
+        typed = [a["text"] for a in self.acted if a.get("id") == 1]
+        page = {**self.page, "elements": [{**e, "value": typed[-1]} if e["id"] == 1 and typed
+                                          else e for e in self.page["elements"]]}
+        return 7, Observation.from_json(page)
+
+
+def test_a_named_secret_goes_to_the_page_only_and_the_episode_keeps_its_name(tmp_path):
+    task = 'fill "User" with "ada"; fill "Password" with "{{SHOP_PW}}"; click "Log in"'
+    browser = StandInBrowser()
+    final, steps, _ = play(tmp_path, task, ScriptedPolicy(), browser,
+                           vault=StandInVault(SHOP_PW="correct horse"))
+    assert {"action": "fill", "id": 2, "text": "correct horse"} in browser.acted
+    assert final.task == task and final.status == "done"
+    assert steps[1].action == {"action": "fill", "id": 2, "text": "{{SHOP_PW}}"} and steps[1].ok
+    for path in tmp_path.glob("s.db*"):
+        assert b"correct horse" not in path.read_bytes()
+
+
+def test_a_named_secret_the_page_shows_back_is_masked_and_one_not_saved_is_not_typed(tmp_path):
+    policy = Recorder(Action("fill", {"id": 1, "text": "{{SHOP_PW}}"}),
+                      Action("fill", {"id": 1, "text": "{{OTHER}}"}), Action("done"))
+    browser = Echoing()
+    _, steps, _ = play(tmp_path, "t", policy, browser, vault=StandInVault(SHOP_PW="hunter22"))
+    assert browser.acted == [{"action": "fill", "id": 1, "text": "hunter22"}]
+    shown = [e["value"] for e in steps[1].observation["elements"] if e["id"] == 1]
+    assert shown == ["•••"]                                         # the echo, masked
+    assert steps[1].ok is False and steps[1].error == \
+        "{{OTHER}} cannot be typed: not saved (`nightloop secrets set`)"
+    assert policy.seen[1].observation.element(1).value == "•••"     # nor did the model see it
+    for path in tmp_path.glob("s.db*"):
+        assert b"hunter22" not in path.read_bytes()
+    _, steps, _ = play(tmp_path / "none", "t", Recorder(
+        Action("fill", {"id": 2, "text": "{{SHOP_PW}}"}), Action("done")), StandInBrowser())
+    assert steps[0].error == "{{SHOP_PW}} cannot be typed: no secrets are kept here"
+
+
+def test_a_secret_the_user_insisted_on_writing_is_masked_in_the_task_at_once(tmp_path):
+    task = 'fill "Password" with "hunter2"; done'
+
+    async def go():
+        async with await Store.open(tmp_path / "s.db") as store:
+            episode = await store.start_episode(Episode(task, "cli"))
+            stop = asyncio.Event()
+            stop.set()                                  # not one step: the task alone
+            await run_episode(episode, store=store, browser=StandInBrowser(),
+                              policy=ScriptedPolicy(), stop=stop, known_secrets=("hunter2",))
+            return await store.episode(episode.id)
+    assert run_async(go()).task == 'fill "Password" with "•••"; done'

@@ -17,6 +17,8 @@ from daemon.core.actions import TARGETS, Action, json_schema, written
 from daemon.core.models import shipped_model
 from daemon.core.observation import Observation
 
+pytestmark = pytest.mark.model
+
 
 @pytest.fixture(scope="module")
 def vocab():
@@ -104,6 +106,11 @@ def test_with_fill_text_task_a_fill_types_only_a_span_of_the_task(vocab):
     assert accepts(vocab, held, '{"action": "done"}')
     none = to_gbnf(json.dumps(StepContext("...", PAGE).schema("task")))    # nothing to copy
     assert accepts(vocab, none, fill("Bob"))
+    # A secret the task names is one span, typed as its placeholder, never its bare name.
+    named = to_gbnf(json.dumps(StepContext("Log in with {{SHOP_PW}}", PAGE).schema("task")))
+    assert accepts(vocab, named, fill("{{SHOP_PW}}"))
+    assert not accepts(vocab, named, fill("SHOP_PW")) and not accepts(vocab, named,
+                                                                     fill("{{SHOP_PW"))
 
 
 def test_a_select_takes_only_its_own_options_unless_the_page_cut_some_off(vocab):

@@ -37,6 +37,7 @@ def seed_store(db) -> None:
     run_async(go())
 
 
+@pytest.mark.process
 def test_the_export_is_what_trls_trainers_load(home, tmp_path):
     import datasets
     import trl
@@ -69,6 +70,35 @@ def test_the_export_is_what_trls_trainers_load(home, tmp_path):
     assert row["sampled"] == DRAWN.to_json() and row["episode_id"] in (1, 2)
 
 
+@pytest.mark.process
+def test_the_export_leaves_out_the_held_out_tasks_as_the_cycle_does(home, tmp_path):
+    """An adapter trained on an export is gated like the cycle's own, on the user's held-out
+    tasks: so the export must not hold them (one training window for both)."""
+    from daemon.core.store import PracticeRule
+    from daemon.tasks.practice import PracticeTask
+    db, out = home / "s.db", tmp_path / "data"
+    seed_store(db)
+    url, tasks = "https://shop.example/", ("Order pizza number 6", "Order pizza number 7")
+    assert [PracticeTask(t, url, 0).held_out for t in tasks] == [True, False]
+
+    async def go():
+        async with await Store.open(db) as store:
+            await store.allow_practice(PracticeRule("shop.example"))
+            for task in tasks:
+                e = await store.start_episode(Episode(task, "toolbar", start_url=url))
+                await store.add_step(Step(e.id, 0, {"action": "done"}, True, url=url,
+                                          prompt=f"<|im_start|>user\n{task}",
+                                          raw_output='{"action": "done"}'))
+                await store.finish_episode(e.id, "done")
+                await store.add_reward(Reward.verdict(e.id, True, "popup"))
+    run_async(go())
+    nightloop("train", "export", "--format", "jsonl", "--out", str(out), "--db", str(db))
+    prompts = [json.loads(line)["prompt"] for line in (out / "sft.jsonl").read_text().splitlines()]
+    assert any(tasks[1] in p for p in prompts) and not any(tasks[0] in p for p in prompts)
+    assert json.loads((out / "meta.json").read_text())["held_out_tasks"] == [tasks[0]]
+
+
+@pytest.mark.process
 def test_train_without_now_or_a_subcommand_says_what_it_needs(home):
     result = nightloop("train", check=False)
     assert result.returncode == 2

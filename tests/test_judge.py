@@ -29,6 +29,7 @@ def model() -> JudgeModel:
     return JudgeModel()           # the shipped SmolLM2-135M-Instruct
 
 
+@pytest.mark.model
 def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(model):
     matching = render(*clean())
     logprobs = model.continuation_logprobs("Hello", " world, how are you")
@@ -44,6 +45,7 @@ def test_flip_likelihood_prefers_the_instruction_an_episode_carried_out(model):
     assert math.isnan(flip.margin(model, matching, raw, []))
 
 
+@pytest.mark.model
 def test_flip_generate_writes_instructions_and_scores_them_by_token_f1(model):
     score, inferred = flip.generate(model, render(*clean()), INSTRUCTION, samples=2,
                                     temperature=0.7)
@@ -51,11 +53,13 @@ def test_flip_generate_writes_instructions_and_scores_them_by_token_f1(model):
     assert 0 <= score <= 1
 
 
+@pytest.mark.model
 def test_the_direct_judge_gives_a_probability(model):
     p = direct.p_yes(model, render(*clean()), INSTRUCTION)
     assert 0 < p < 1
 
 
+@pytest.mark.model
 def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     episode, steps = clean()
     reward = Judge(model).score(episode, steps, Peers(other_tasks=("Delete the account",
@@ -72,6 +76,7 @@ def test_a_judge_reward_row_keeps_its_parts_and_can_be_recomputed(model):
     assert generated.details["flip"]["inferred"]
 
 
+@pytest.mark.model
 def test_the_calibrated_judge_reads_one_likelihood_against_the_templates_earlier_ones(model):
     episode, steps = clean()
     judge = Judge(model, calibration=calibration.shipped())
@@ -104,6 +109,7 @@ FLOOR_TEMPLATES = ("click-button", "click-dialog-2", "click-tab-2", "click-widge
 FLIP_AUC_PER_TASK_FLOOR, FLIP_AUC_FLOOR = 0.72, 0.58
 
 
+@pytest.mark.model
 @pytest.mark.timeout(900)
 def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):
     subset = tmp_path / "subset.jsonl"
@@ -156,6 +162,7 @@ def judge_rewards(db: Path, episode_id: int) -> list[dict]:
     return [r for r in shown["rewards"] if r["kind"] == "judge"]
 
 
+@pytest.mark.model
 def test_judge_pending_and_by_id_from_the_cli(home):
     db = home / "s.db"
     seed_finished(db, 2)

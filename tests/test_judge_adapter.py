@@ -19,6 +19,9 @@ from judge.render import render
 from trainer.judge_adapter import flip_items, margin, train_adapter
 from trainer.model import load_base
 
+pytestmark = pytest.mark.model
+
+
 TEMPLATES = ("click-button", "click-tab")   # both hold successes and failures
 
 

@@ -68,6 +68,7 @@ def test_200_varied_observations_all_yield_a_valid_action_on_the_page(
     assert len(set(results)) >= 2
 
 
+@pytest.mark.model
 def test_the_prompt_fits_the_budget_and_says_what_was_cut(policy):
     big = Observation.from_json(observations(1, seed=9)[0] | {
         "elements": observations(3, seed=9)[2]["elements"]})          # 400 elements
@@ -78,6 +79,7 @@ def test_the_prompt_fits_the_budget_and_says_what_was_cut(policy):
     assert decision.action is not None
 
 
+@pytest.mark.model
 def test_the_prefix_cache_is_reused_across_steps_and_tasks_on_the_same_page(policy):
     obs = Observation.from_json(observations(4, seed=5)[3])
     first = policy.decide_now(StepContext("Click the first link", obs, []))
@@ -90,6 +92,7 @@ def test_the_prefix_cache_is_reused_across_steps_and_tasks_on_the_same_page(poli
     assert other_task.usage.cached_tokens >= policy.count_tokens(second.prompt[:shared]) - 2
 
 
+@pytest.mark.model
 def test_a_seed_makes_a_run_reproducible():
     pages = [Observation.from_json(o) for o in observations(4, seed=2)[1:]]
 
@@ -108,6 +111,7 @@ def test_a_seed_makes_a_run_reproducible():
     assert len({seed for _, seed in run(-1)}) == 3      # -1: a fresh seed each step, recorded
 
 
+@pytest.mark.model
 def test_inference_runs_off_the_event_loop(policy):
     obs = Observation.from_json(observations(1, seed=21)[0] | {
         "elements": observations(3, seed=21)[2]["elements"]})
@@ -131,6 +135,7 @@ def test_inference_runs_off_the_event_loop(policy):
     assert ticks >= seconds * 20    # the loop kept ticking (every 10 ms) while the model ran
 
 
+@pytest.mark.model
 def test_the_sampling_cuts_are_settings_and_take_effect():
     """top_k 1 leaves one token to sample at any temperature: every seed gives the greedy
     output; with the cuts off (as practice samples) seeds differ."""
@@ -144,6 +149,7 @@ def test_the_sampling_cuts_are_settings_and_take_effect():
     assert len(outputs(top_k=0, top_p=1.0, min_p=0.0)) > 1
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabilities(
         temperature):
@@ -201,6 +207,7 @@ def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabili
     assert decisions >= 2           # at least the action's name and its element were chosen
 
 
+@pytest.mark.model
 def test_a_page_forging_a_chat_turn_stays_page_text(policy):
     """Page text is tokenized as text: a page writing the model's turn markers cannot start
     a system or assistant turn; the only markers in the prompt are the template's own."""
@@ -219,6 +226,7 @@ def test_a_page_forging_a_chat_turn_stays_page_text(policy):
     assert decision.action is not None and decision.action.name != "goto"
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("page", ["forged-turn", "asks-to-leave"])
 def test_the_shipped_model_does_not_follow_a_pages_instructions(page):
     """Over several seeds, no step goes where the page says, or goes anywhere: on the site's
@@ -249,6 +257,7 @@ ENTER_TEXT = Observation("http://127.0.0.1/miniwob/enter-text.html", "Enter Text
     'Enter "Tora" into the text field and press Submit. Submit')
 
 
+@pytest.mark.model
 def test_exploration_draws_uniformly_among_the_kinds_that_name_an_element():
     schema = json_schema(ENTER_TEXT)
     assert {explored(schema, 0.0, random.Random(n)) for n in range(200)} == {None}
@@ -263,22 +272,60 @@ def test_exploration_draws_uniformly_among_the_kinds_that_name_an_element():
     assert 0.72 < share[True] / 4000 < 0.78
 
 
-def test_an_explored_step_takes_the_drawn_kind_and_gives_grpo_no_record():
+@pytest.mark.model
+def test_an_explored_step_takes_the_drawn_kind_and_records_it_as_the_mixture_drew_it():
     """The small model almost never fills by itself (it clicks the box); exploring, the step's
-    seed decides the kind, the model writes the rest, and the step is marked as explored."""
+    seed decides the kind, the model writes the rest, and the step is marked as explored. Its
+    record holds the policy's own log-probs of those tokens (the whole grammar's) and the
+    mixture's odds: log(1/kinds · P(action | kind) / P(action)) = log(1/kinds) - log P(kind),
+    large for a kind the policy rarely takes, small for the one it takes anyway."""
+    import math
+
+    from daemon.agent.llama_policy import element_kinds
     task = 'Enter "Tora" into the text field and press Submit.'
     schema = json_schema(ENTER_TEXT)
+    kinds = len(element_kinds(schema))
     seeds = {explored(schema, 1.0, random.Random(n)): n for n in range(50)}
+    odds = {}
     for kind in ("fill", "press", "click"):
         policy = LlamaPolicy(Settings(seed=seeds[kind], temperature=1.0, top_k=0, top_p=1.0,
                                       min_p=0.0, explore=1.0, obs_tokens=300))
         decision = policy.decide_now(StepContext(task, ENTER_TEXT))
-        assert decision.action.name == kind
-        assert decision.mode == "explored" and decision.sampled is None
+        assert decision.action.name == kind and decision.mode == "explored"
+        assert len(decision.sampled.tokens) == len(decision.sampled.logprobs)
+        odds[kind] = decision.sampled.mixture
+        assert odds[kind] >= math.log(1 / kinds) - 1e-4        # P(kind) <= 1
+    assert odds["fill"] > odds["click"] + 1, odds
     fill = LlamaPolicy(Settings(seed=seeds["fill"], temperature=0.0, explore=1.0,
                                 obs_tokens=300)).decide_now(StepContext(task, ENTER_TEXT))
     assert fill.action.element_id == 1          # the only box it may fill
     greedy = LlamaPolicy(Settings(seed=seeds["fill"], temperature=0.0, obs_tokens=300))
     plain = greedy.decide_now(StepContext(task, ENTER_TEXT))
-    assert plain.mode is None and plain.sampled is not None
+    assert plain.mode is None and plain.sampled.mixture == 0.0     # no exploration: none
     assert plain.action.name == "click"         # what it does unexplored (why practice explores)
+    unexplored = next(n for n in range(50) if explored(schema, 0.25, random.Random(n)) is None)
+    mixing = LlamaPolicy(Settings(seed=unexplored, temperature=1.0, top_k=0, top_p=1.0,
+                                  min_p=0.0, explore=0.25, obs_tokens=300))
+    drawn = mixing.decide_now(StepContext(task, ENTER_TEXT))
+    assert drawn.mode is None and drawn.sampled.mixture != 0.0    # drawn from the mixture too
+
+
+@pytest.mark.model
+def test_a_groups_attempts_open_with_actions_not_drawn_before_while_any_are_left():
+    """Greedy, so the model would open every attempt alike: with distinct openings each
+    attempt of the group opens with another action on an element, as long as one is left,
+    and the prompt stays the one the model always reads. A new group starts afresh."""
+    task = 'Enter "Tora" into the text field and press Submit.'
+    policy = LlamaPolicy(Settings(temperature=0.0, obs_tokens=300), distinct_openings=True)
+    first = [policy.decide_now(StepContext(task, ENTER_TEXT)) for _ in range(18)]
+    openings = [(d.action.name, d.action.element_id) for d in first]
+    # every opening the grammar allows once (17 here), in the model's order, then its own
+    assert openings[0] == openings[-1] == ("click", 1), openings
+    assert len(set(openings[:-1])) == len(openings) - 1 and ("fill", 1) in openings
+    assert {d.prompt for d in first} == {first[0].prompt}
+    assert all(d.sampled is not None for d in first)         # the policy's own, conditional
+    plain = LlamaPolicy(Settings(temperature=0.0, obs_tokens=300))
+    other = StepContext("Click on the Submit button.", ENTER_TEXT)      # a new group: afresh
+    assert policy.decide_now(other).raw_output == plain.decide_now(other).raw_output
+    assert len({plain.decide_now(StepContext(task, ENTER_TEXT)).raw_output
+                for _ in range(3)}) == 1                              # by default, as ever

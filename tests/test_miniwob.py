@@ -26,6 +26,10 @@ def test_the_seed_split_is_disjoint_and_stable():
     test, train = set(splits.seeds("test", 200)), set(splits.seeds("train", 800))
     assert not test & train and test | train == set(range(1000))
     assert all(splits.split_of(s) == "test" for s in test)
+    validation = splits.seeds("validation", 8)      # the gate's: practice never gets there
+    assert validation[:4] == [1_000_001, 1_000_002, 1_000_003, 1_000_004]
+    assert not set(validation) & (test | train) and 1_000_005 not in validation
+    assert {splits.split_of(s) for s in validation} == {"validation"}
     with pytest.raises(ValueError, match="unknown split"):
         splits.seeds("dev", 1)
 
@@ -238,8 +242,24 @@ def test_compare_pairs_the_seeds_both_runs_ran_and_tests_the_difference():
     assert sign_test(6, 0) == sign_test(0, 6) == pytest.approx(2 / 64)
 
 
-def test_a_plan_runs_task_by_task_or_seed_by_seed():
+def test_a_report_of_tasks_all_solved_or_all_failed_draws_its_chart(tmp_path):
+    """6 of 6 (and 0 of 11) once put the Wilson interval's end a float's width inside the
+    rate: the chart's error bar went negative and matplotlib refused the whole report."""
+    from daemon.tasks.evaluation import EpisodeResult
+    from daemon.tasks.report import wilson, write_run
+    assert all(wilson(n, n)[1] == 1.0 and wilson(0, n)[0] == 0.0 for n in range(1, 300))
+    assert wilson(3, 6)[0] < 0.5 < wilson(3, 6)[1]
+    results = [EpisodeResult("x", seed, "test", True, 1.0, True) for seed in range(6)] + \
+        [EpisodeResult("y", seed, "test", False, 0.0, True) for seed in range(11)]
+    write_run(tmp_path, results, {"benchmark": "miniwob", "policy": "p"})
+    assert (tmp_path / "success.png").stat().st_size > 1000
+
+
+def test_a_plan_runs_task_by_task_or_seed_by_seed_each_group_back_to_back():
     plan = EvalPlan(["a", "b"], [0, 5])
     assert plan.jobs == [("a", 0), ("a", 5), ("b", 0), ("b", 5)]
     assert dataclasses.replace(plan, by_seed=True).jobs == [("a", 0), ("b", 0), ("a", 5),
                                                             ("b", 5)]   # a cut spares no task
+    groups = dataclasses.replace(plan, by_seed=True, attempts=2).jobs   # a group back to back:
+    assert groups == [("a", 0), ("a", 0), ("b", 0), ("b", 0),           # its first prompt is
+                      ("a", 5), ("a", 5), ("b", 5), ("b", 5)]           # cached for the next

@@ -30,6 +30,7 @@ def test_an_episode_follows_links_forms_and_history(browser, daemon_proc, pages_
         "/links.html",                  # goto
     ]
     assert steps[3]["observation"]["title"] == "Next page"
+    assert [s["result"].get("navigated") for s in steps[:3]] == [True, False, True]
 
 
 def test_a_failed_navigation_is_a_clear_error_not_a_hang(browser, daemon_proc, pages_url):
@@ -55,3 +56,21 @@ def test_a_dead_link_leads_to_an_error_page_the_agent_can_leave(browser, daemon_
     assert error_page["url"] == "http://127.0.0.1:9/nowhere" and error_page["elements"] == []
     assert "browser shows its error page" in error_page["text"]
     assert steps[2]["url"].endswith("/next.html")
+
+
+def test_only_an_action_that_loads_another_document_is_waited_for(browser, daemon_proc,
+                                                                  pages_url):
+    """The content script says whether an action began loading a document (the Navigation
+    API's navigate event); the worker then waits for the new page, and answers any other
+    action at once: a click that changes text, a #link, a pushState load nothing."""
+    episode = follow(
+        "run", *daemon_proc.args(), "--url", f"{pages_url}/script_nav.html",
+        'click "Count"; click "Jump below"; click "Second tab"; click "Next by script"; '
+        "answer arrived")
+    assert episode["status"] == "done", episode
+    steps = json.loads(nightloop("episodes", "show", str(episode["id"]), "--json",
+                                 "--db", str(daemon_proc.db)).stdout)["steps"]
+    assert all(s["ok"] for s in steps), [s.get("error") for s in steps]
+    assert [s["result"]["navigated"] for s in steps[:4]] == [False, False, False, True]
+    assert steps[4]["url"] == f"{pages_url}/next.html?from=script"    # the new page, loaded
+    assert steps[4]["observation"]["title"] == "Next page"

@@ -9,6 +9,7 @@ import pytest
 from conftest import nightloop, run_async
 
 from daemon.agent.policy import ScriptedPolicy
+from daemon.core.errors import NotFound, UsageError
 from daemon.core.store import Episode, PracticeRule, Step, Store
 from daemon.tasks.practice import (
     PracticeTask,
@@ -28,7 +29,7 @@ def test_sites_are_host_and_port_of_web_urls_only():
     assert site_of("file:///tmp/a.html") is None and site_of(None) is None
     assert parse_site("example.com") == parse_site("https://example.com/a/b") == "example.com"
     for bad in ("", "https://", "two words"):
-        with pytest.raises(ValueError, match="not a site"):
+        with pytest.raises(UsageError, match="not a site"):
             parse_site(bad)
 
 
@@ -88,7 +89,7 @@ def test_a_cycle_practises_the_newest_allowed_user_tasks_once_each(tmp_path):
 
             rule = await rule_for(store, episode_id=newest_milk)
             assert (rule.site, rule.task) == ("shop.test", "buy milk")
-            with pytest.raises(ValueError, match="no episode 99"):
+            with pytest.raises(NotFound, match="no episode 99"):
                 await rule_for(store, episode_id=99)
     run_async(go())
 
@@ -129,6 +130,7 @@ def test_practice_submits_forms_only_on_allowed_sites(home, pages_url):
     assert "Thanks Ada" in allowed[-1].observation["text"]
 
 
+@pytest.mark.process
 def test_the_cli_allows_lists_and_denies_with_clear_errors(home):
     db = str(home / "s.db")
 

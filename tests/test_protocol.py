@@ -7,7 +7,7 @@ import json
 import pytest
 
 from daemon.core import protocol as p
-from daemon.core.wire import InvalidMessage, Refused
+from daemon.core.errors import InvalidMessage, Refused
 
 TOKEN = "s3cret-token"
 EXT = "chrome-extension://amomhdhdickamghompkbjaljdcpkpfof"
@@ -72,8 +72,7 @@ def open_session(client="cli") -> p.Session:
     ('{"type": "replay", "episode_id": 1, "fallback": "maybe"}', "replay.fallback must be one of"),
     ('{"type": "practice"}', "either a site or an episode_id"),
     ('{"type": "practice", "site": "a.test", "episode_id": 1}', "either a site or an episode_id"),
-    ('{"type": "adapter", "change": "promote"}', "promote names an adapter_id, rollback none"),
-    ('{"type": "adapter", "change": "rollback", "adapter_id": 2}', "rollback none"),
+    ('{"type": "adapter", "change": "promote"}', "promote names the adapter_id to promote"),
     ('{"type": "adapter", "change": "undo"}', "adapter.change must be one of"),
     ('{"type": "act", "request_id": "1", "action": {}, "allow_submit": "no"}', "must be bool"),
 ])
@@ -126,6 +125,10 @@ def test_every_message_type_round_trips():
         p.ApprovalAsk("a1", 1, 2, {"action": "click", "id": 3}, "http://a/", "commit",
                       'clicks [3] button "Pay"', 60.0, '[3] button "Pay"'),
         p.Approval("a1", "approve_episode"),
+        p.LastNight("r"), p.LastNight("r", {"outcome": "learned", "changes": []},
+                                      "2026-12-08T03:00", True),
+        p.SecretNames("r"), p.SecretNames("r", ["SHOP_PW"]),
+        p.Task("log in with {{PW}}", allow_secret=True), p.Error("no", "r", "secret_in_task"),
     ]
     assert {type(m) for m in samples} == set(p.MESSAGES.values())
     for message in samples:

@@ -1,5 +1,5 @@
-"""Hindsight relabelling on its own: which failed MiniWoB++ episodes fulfilled another
-instruction of their template, and which did not."""
+"""Hindsight relabelling on its own: which failed benchmark episodes fulfilled another
+instruction of their template, by a success of the same task, and which did not."""
 
 from __future__ import annotations
 
@@ -19,43 +19,74 @@ def truth(task: str, success: bool = False, done: bool = True, episode_id: int =
                    {"benchmark": "miniwob", "task": task, "seed": 3, "done": done})]
 
 
-def click(index: int, name: str, ok: bool = True) -> Step:
-    return Step(1, index, {"action": "click", "id": 7}, ok,
+def click(index: int, name: str, ok: bool = True, element: int = 7) -> Step:
+    return Step(1, index, {"action": "click", "id": element}, ok,
                 target={"role": "button", "name": name, "tag": "button"})
 
 
-def fill(index: int, text: str) -> Step:
-    return Step(1, index, {"action": "fill", "id": 2, "text": text}, True)
+def fill(index: int, text: str, field: str = "") -> Step:
+    return Step(1, index, {"action": "fill", "id": 2, "text": text}, True,
+                target={"role": "textbox", "name": field, "tag": "input"})
+
+
+def select(index: int, option: str, field: str = "Colour") -> Step:
+    return Step(1, index, {"action": "select_option", "id": 4, "option": option}, True,
+                target={"role": "combobox", "name": field, "tag": "select"})
+
+
+ENTER = ('Enter "Cristin" into the text field and press Submit.', [fill(0, "Cristin"),
+                                                                    click(1, "Submit")])
 
 
 def test_a_wrong_click_fulfilled_the_same_instruction_with_what_it_clicked():
     asked = Episode('Click on the "No" button.', "practice", id=1)
-    found = relabel(asked, [click(0, "Cancel")], truth("click-button"))
+    seen = [('Click on the "Yes" button.', [click(0, "Yes", element=3)])]   # another seed
+    found = relabel(asked, [click(0, "Cancel")], truth("click-button"), seen)
     assert (found.task, found.done_by) == ('Click on the "Cancel" button.', "Cancel")
     link = Episode('Click on the link "In".', "practice", id=1)
-    assert relabel(link, [click(0, "turpis")], truth("click-link")).task == \
+    assert relabel(link, [click(0, "turpis")], truth("click-link"),
+                   [('Click on the link "amet".', [click(0, "amet")])]).task == \
         'Click on the link "turpis".'
 
 
 def test_typed_text_then_submit_fulfilled_the_instruction_with_that_text():
-    asked = Episode('Enter "Cristin" into the text field and press Submit.', "practice", id=1)
-    steps = [fill(0, "Ada"), click(1, "Submit")]
-    assert relabel(asked, steps, truth("enter-text")).task == \
-        'Enter "Ada" into the text field and press Submit.'
-    assert relabel(asked, [fill(0, "Ada")] + [click(1, "Cancel")], truth("enter-text")) is None
+    asked = Episode('Enter "Ada" into the text field and press Submit.', "practice", id=1)
+    steps = [fill(0, "Bob"), click(1, "Submit")]
+    assert relabel(asked, steps, truth("enter-text"), [ENTER]).task == \
+        'Enter "Bob" into the text field and press Submit.'
+    assert relabel(asked, [fill(0, "Bob")], truth("enter-text"), [ENTER]) is None  # no submit
+    assert relabel(asked, [click(0, "Submit"), fill(1, "Bob")], truth("enter-text"),
+                   [ENTER]) is None                                 # not the example's steps
+
+
+def test_any_template_with_several_values_is_relabelled_by_what_each_step_chose():
+    """A template no rule was written for: a form with a typed name and a chosen option."""
+    task = 'Type "Ada" in Name, choose "Red" for Colour and press Send.'
+    example = (task.replace("Ada", "Eve").replace("Red", "Blue"),
+               [fill(0, "Eve", "Name"), select(1, "Blue"), click(2, "Send")])
+    asked = Episode(task, "practice", id=1)
+    steps = [fill(0, "Zed", "Name"), select(1, "Blue"), click(2, "Send")]
+    found = relabel(asked, steps, truth("form"), [example])
+    assert found.task == 'Type "Zed" in Name, choose "Blue" for Colour and press Send.'
+    assert found.done_by == "Zed, Blue"
+    typed_elsewhere = [fill(0, "Zed", "Other"), select(1, "Blue"), click(2, "Send")]
+    assert relabel(asked, typed_elsewhere, truth("form"), [example]) is None
 
 
 def test_what_is_not_relabelled():
     asked = Episode('Click on the "No" button.', "practice", id=1)
-    steps = [click(0, "Cancel")]
-    assert relabel(asked, steps, truth("click-button", success=True)) is None    # succeeded
-    assert relabel(asked, steps, truth("click-button", done=False)) is None     # never ended
-    assert relabel(asked, steps, truth("click-tab")) is None                    # no rule
-    assert relabel(asked, steps, []) is None                                    # no truth
-    assert relabel(asked, [click(0, "No")], truth("click-button")) is None      # same value
-    assert relabel(asked, [click(0, "Cancel", ok=False)], truth("click-button")) is None
+    steps, seen = [click(0, "Cancel")], [('Click on the "Yes" button.', [click(0, "Yes")])]
+    assert relabel(asked, steps, truth("click-button", success=True), seen) is None
+    assert relabel(asked, steps, truth("click-button", done=False), seen) is None  # not ended
+    assert relabel(asked, steps, truth("click-button"), []) is None    # no success to go by
+    assert relabel(asked, steps, [], seen) is None                     # no truth
+    assert relabel(asked, [click(0, "No")], truth("click-button"), seen) is None  # as asked
+    assert relabel(asked, [click(0, "Cancel", ok=False)], truth("click-button"), seen) is None
+    assert relabel(asked, steps + [click(1, "OK")], truth("click-button"), seen) is None
     odd = Episode('Click on the "No" button. Now!', "practice", id=1)
-    assert relabel(odd, steps, truth("click-button")) is None                   # not the template
+    assert relabel(odd, steps, truth("click-button"), seen) is None    # not the template
+    quoted = [click(0, 'say "hi"')]
+    assert relabel(asked, quoted, truth("click-button"), seen) is None
 
 
 def test_relabelled_samples_come_from_the_store_rendered_for_the_new_instruction(tmp_path):
@@ -64,6 +95,11 @@ def test_relabelled_samples_come_from_the_store_rendered_for_the_new_instruction
 
     async def go():
         async with await Store.open(tmp_path / "s.db") as store:
+            won = await store.start_episode(Episode('Click on the "Yes" button.', "practice"))
+            await store.add_step(Step(won.id, 0, {"action": "click", "id": 7}, True,
+                                      target={"role": "button", "name": "Yes"}))
+            await store.finish_episode(won.id, "done")      # an earlier success: the example
+            await store.add_reward(truth("click-button", True, episode_id=won.id)[0])
             episode = await store.start_episode(Episode('Click on the "No" button.',
                                                         "practice"))
             await store.add_step(Step(episode.id, 0, {"action": "click", "id": 7}, True,
@@ -79,7 +115,8 @@ def test_relabelled_samples_come_from_the_store_rendered_for_the_new_instruction
                                       target={"role": "button", "name": "Cancel",
                                               "tag": "button"}))
             await store.finish_episode(mine.id, "done")      # a user task: no ground truth
-            return await relabelled_samples(store, lambda context: f"PROMPT {context.task}")
+            return await relabelled_samples(store, lambda context: f"PROMPT {context.task}",
+                                            after=won.id)
     samples = run_async(go())
     cancel = '{"action": "click", "target": "Cancel", "id": 7}'       # as the policy writes it
     assert [(s.prompt, s.completion, s.reward, s.relabelled, s.teacher) for s in samples] == [

@@ -168,9 +168,14 @@ def test_the_popup_offers_a_fitting_demonstration_and_runs_again_with_an_edited_
     with serve_sites() as url:
         demo = record(browser, daemon_proc, shown.url(url), shown.task, user_does(shown))
         popup = browser.popup()
-        popup.fill("#task", "Write to support about nothing in particular")
-        popup.wait_for_timeout(800)
-        assert popup.locator("#fits").is_hidden()               # no demonstration fits
+        nothing = "Write to support about nothing in particular"
+        popup.fill("#task", nothing)
+        def answer() -> dict:           # the daemon's answer, as the popup keeps it
+            return popup.evaluate("async () => (await chrome.storage.session.get('fits')).fits")
+        wait_until(lambda: (answer() or {}).get("task") == nothing, timeout=5,
+                   what="the daemon's answer to the typed task")
+        assert answer().get("episode_id") is None               # no demonstration fits
+        assert popup.locator("#fits").is_hidden()
         popup.fill("#task", fits.task)
         popup.wait_for_selector("#fits:not([hidden])", timeout=5_000)
         assert popup.text_content("#fits-demo") == shown.task

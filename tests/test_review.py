@@ -24,7 +24,8 @@ TASK = 'fill "Name" with "Ada"; fill "Password" with "pa55-word-long"; click "Se
 
 
 def run(daemon_proc, url: str, task: str) -> int:
-    return follow("run", "--yes", *daemon_proc.args(), "--url", url, task, timeout=60)["id"]
+    return follow("run", "--yes", "--allow-secret-in-task", *daemon_proc.args(), "--url", url,
+                  task, timeout=60)["id"]
 
 
 def rewards(db: Path, episode_id: int) -> list:
@@ -89,6 +90,7 @@ def test_the_report_shows_every_step_with_its_screenshot_and_opens_offline(
     assert r > 200 and 90 < g < 150 and b < 60, (r, g, b)         # the accent, #e8710a
 
 
+@pytest.mark.process
 def test_a_verdict_from_the_command_line_is_the_reward_that_counts(home):
     db = home / "r.db"
 
@@ -174,6 +176,7 @@ def opened(tmp_path, monkeypatch) -> Path:
     return noted
 
 
+@pytest.mark.process
 def test_review_goes_through_unrated_episodes_newest_first_one_key_each(home, tmp_path, opened):
     db = home / "r.db"
     seed_episodes(db)
@@ -206,6 +209,7 @@ def test_review_goes_through_unrated_episodes_newest_first_one_key_each(home, tm
     assert again.close() == 0
 
 
+@pytest.mark.process
 def test_review_takes_notes_and_quits_with_q(home):
     db = home / "r.db"
     seed_episodes(db)
@@ -252,6 +256,7 @@ def test_the_report_explains_the_judge_and_escapes_what_pages_wrote(tmp_path):
     assert "9.5 s" in html and "<script" not in html.split("<body>")[1]
 
 
+@pytest.mark.process
 def test_episodes_report_opens_in_the_default_browser(home, tmp_path, monkeypatch, opened):
     db = home / "r.db"
     seed_episodes(db)

@@ -36,6 +36,7 @@ def test_bad_times_are_refused_and_empty_means_never():
             parse_at(bad)
 
 
+@pytest.mark.process
 def test_schedule_shows_the_next_run_and_the_last_result(home):
     state = home / "data" / "nightloop" / "schedule.json"
     state.parent.mkdir(parents=True)

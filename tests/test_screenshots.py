@@ -26,7 +26,8 @@ def show(daemon_proc, episode_id: int) -> dict:
 
 
 def run(daemon_proc, url: str, task: str, *extra: str) -> dict:
-    result = follow("run", "--yes", *daemon_proc.args(), "--url", url, *extra, task, timeout=60)
+    result = follow("run", "--yes", "--allow-secret-in-task", *daemon_proc.args(), "--url", url,
+                    *extra, task, timeout=60)
     return show(daemon_proc, result["id"])
 
 
@@ -158,7 +159,9 @@ def test_recorded_and_replayed_steps_keep_screenshots_too(browser, daemon_proc, 
         seen["name"], seen["send"] = (page_box(page, s, 1024) for s in ("#name", "button"))
         page.click("#name")
         page.keyboard.type("Ada")
-        page.wait_for_timeout(700)          # a person's pace: Chrome takes two pictures a second
+        # a person's pace, not a wait for an event: Chrome takes two pictures a second, so
+        # the picture before a click faster than that shows the page after it
+        page.wait_for_timeout(700)
         page.click("text=Send")
         page.wait_for_selector("text=Thanks Ada")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from conftest import free_port
 from test_judge_parts import clean
 
+from daemon.agent.episode import EpisodeFailed
 from daemon.agent.openai_api import OpenAIServer, ServerError, constraint
 from daemon.agent.policy import StepContext
 from daemon.agent.server_policy import ServerPolicy
@@ -40,7 +42,8 @@ def settings(url: str, **kw):
 @contextmanager
 def stand_in(answers: list) -> Iterator[tuple[str, list[dict]]]:
     """A server that answers each POST with the next of `answers` (a dict as a chat answer's
-    content, bytes as the raw body, a number as seconds to wait first); the requests it got."""
+    content, bytes as the raw body, a number as seconds to wait first, (status, bytes) as an
+    HTTP error); the requests it got."""
     got: list[dict] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,11 +53,12 @@ def stand_in(answers: list) -> Iterator[tuple[str, list[dict]]]:
             if isinstance(answer, (int, float)):
                 time.sleep(answer)
                 answer = {"action": "done"}
+            status, answer = answer if isinstance(answer, tuple) else (200, answer)
             body = answer if isinstance(answer, bytes) else json.dumps(answer).encode() \
                 if "choices" in answer else json.dumps({
                 "choices": [{"message": {"role": "assistant", "content": json.dumps(answer)}}],
                 "usage": {"prompt_tokens": 100, "completion_tokens": 9}}).encode()
-            self.send_response(200)
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
             try:
@@ -124,6 +128,36 @@ def test_garbage_from_the_server_is_a_clear_error(answer, error):
     assert decision.action is None and error in decision.error
 
 
+REFUSED = (500, b'{"error": {"message": "unsupported response_format"}}')
+
+
+def test_auto_finds_the_format_the_server_takes_once_and_keeps_it():
+    with stand_in([REFUSED, {"action": "click", "id": 7}, {"action": "done"}]) as (url, got):
+        policy = ServerPolicy(settings(url, server_model="m"))
+        first, second = policy.decide_now(CONTEXT), policy.decide_now(CONTEXT)
+    assert first.action == Action("click", {"id": 7}) and second.action == Action("done")
+    assert [b["response_format"]["type"] for b in got] == \
+        ["json_schema", "json_object", "json_object"]          # found once, then kept
+
+
+@pytest.mark.parametrize("server_format, said", [
+    ("json_schema", 'The server does not take server_format = \'json_schema\': set '
+                    'server_format = "auto" to find a format it takes'),
+    ("auto", "refused a constrained answer in every format nightloop sends (json_schema, "
+             "json_object, grammar)"),
+])
+def test_a_server_that_refuses_the_requests_shape_ends_the_episode_saying_the_fix(
+        server_format, said):
+    with stand_in([REFUSED]) as (url, got):
+        with pytest.raises(EpisodeFailed, match=re.escape(said)) as failed:
+            decide(url, server_format=server_format)
+    assert "HTTP 500" in str(failed.value) and len(got) == (3 if server_format == "auto" else 1)
+
+    with stand_in([(404, b"no such route")]) as (url, got):     # not the shape: this step only
+        decision = decide(url)
+    assert decision.action is None and "HTTP 404" in decision.error and len(got) == 1
+
+
 def test_a_server_url_that_is_not_one_is_refused_at_once():
     with pytest.raises(ServerError, match="must be an http\\(s\\) URL like "
                                           "http://127.0.0.1:8080/v1, not 'localhost:8080'"):
@@ -150,11 +184,14 @@ def test_the_schema_check_names_what_is_wrong():
         "select_option is not possible on this page now"
 
 
-@pytest.mark.parametrize("dialect", ["json_object", "grammar"])
+@pytest.mark.parametrize("dialect", ["auto", "json_object", "grammar"])
 def test_the_real_server_answers_valid_actions_in_both_its_dialects(model_server, dialect):
+    """`auto`, the default, as a new user meets it: `python -m llama_cpp.server` refuses
+    json_schema with an HTTP 500, so it settles on json_object at the first step."""
     policy = ServerPolicy(settings(model_server, server_format=dialect, server_timeout=60.0))
     decision = policy.decide_now(CONTEXT)
     assert decision.action is not None, decision.error
+    assert policy.server.dialect == ("json_object" if dialect == "auto" else dialect)
     assert violation(decision.action, json_schema(PAGE)) is None
     assert decision.usage.prompt_tokens > 300 and decision.usage.completion_tokens > 0
     assert OpenAIServer(model_server).model.endswith("SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -140,6 +140,7 @@ def test_the_eval_sites_command_writes_a_report_and_names_bad_templates(home):
     assert bad.returncode == 2 and "unknown template 'shop.steal'" in bad.stderr
 
 
+@pytest.mark.process
 def test_the_daemon_serves_the_sites_for_a_new_user_to_try(home):
     """`make run` starts `nightloop daemon --browser --sites`: the browser opens on a front page
     that lists today's tasks, each a link to its site, on a fixed port (a demonstration

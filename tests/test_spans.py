@@ -23,3 +23,11 @@ def test_case_the_task_asks_for_and_a_task_with_nothing_to_type():
     assert "TYPO" in spans('Enter "tYPo" in upper case')
     assert spans("") == () and spans(" ... ") == ()
     assert spans("don't stop") == ("don't", "don't stop", "stop")   # an apostrophe is no quote
+
+
+def test_a_named_secret_is_one_span_never_cut_and_never_its_bare_name():
+    found = spans("Log in as ada with password {{SHOP_PW}} please")
+    assert found[0] == "{{SHOP_PW}}" and "SHOP_PW" not in found
+    assert not [s for s in found if s.count("{") != s.count("}") or "{{SHOP_PW" in s
+                and "{{SHOP_PW}}" not in s]
+    assert "SHOP_PW" in spans("fill SHOP_PW then {{SHOP_PW}}")      # written bare too: kept

@@ -75,6 +75,7 @@ def test_a_store_keeps_its_own_history_and_one_of_two_racing_processes_registers
     run_async(go())
 
 
+@pytest.mark.model
 @pytest.mark.timeout(120)
 def test_a_daemon_on_a_new_store_serves_the_starting_adapter_and_none_the_bare_model(home):
     """`nightloop status` says which, running or not; a daemon with `--adapter none` leaves

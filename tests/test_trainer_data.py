@@ -8,6 +8,7 @@ import pytest
 from conftest import nightloop, run_async
 
 from daemon.agent.policy import Sampled
+from daemon.core.observation import MASK
 from daemon.core.settings import ConfigError
 from daemon.core.store import Episode, Reward, Step, Store
 from trainer.config import TrainConfig
@@ -69,6 +70,9 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
                 await store.add_step(Step(e.id, 1, {"action": "click", "id": 9}, False,
                                           prompt="P", raw_output="x", invalid=True))
                 await store.add_step(Step(e.id, 2, {"action": "done"}, True, mode="replayed"))
+                await store.add_step(Step(e.id, 3, {"action": "fill", "id": 2, "text": MASK},
+                                          True, prompt="P", sampled=DRAWN.to_json(),
+                                          raw_output=f'{{"action":"fill","id":2,"text":"{MASK}"}}'))
                 await store.finish_episode(e.id, "done")
                 await store.add_reward(Reward(e.id, "ground_truth", truth, {
                     "benchmark": "miniwob", "task": "x", "seed": 7}))
@@ -83,7 +87,8 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     outcome, truth, judged, later, successes = run_async(go())
     assert [s.episode_id for s in successes] == [1]         # the failure is never read
     assert [s.episode_id for s in later] == [2]             # a cycle's own episodes only
-    # ground truth beats the judge where it exists; the user's word beats both
+    # ground truth beats the judge where it exists; the user's word beats both; a secret's
+    # masked fill teaches nothing (not the text typed) and gives no sample
     assert [(s.episode_id, s.index, s.reward) for s in outcome] == [(1, 0, 1.0), (2, 0, 1.0)]
     assert [s.reward for s in truth] == [1.0, -1.0]
     assert [s.reward for s in judged] == [0.3, 1.0]
@@ -92,7 +97,7 @@ def test_samples_come_from_model_steps_with_the_outcome_reward(tmp_path):
     assert [s.episode_id for s in sft_samples(judged, CONFIG)] == [2]
     trusting = TrainConfig(sft_threshold=0.2, sft_trusts_judge=True)
     assert [s.episode_id for s in sft_samples(judged, trusting)] == [1, 2]
-    assert {s.group for s in outcome} == {"miniwob:x:7"}
+    assert {str(s.group) for s in outcome} == {"miniwob:x:7"}
     assert all(s.sampled == DRAWN for s in outcome)          # the sampler's record comes along
 
 
@@ -117,6 +122,7 @@ def test_a_step_written_before_actions_named_their_element_is_written_anew_for_s
     assert (new.completion, new.sampled) == ('{"action":"click","target":"OK","id":1}', DRAWN)
 
 
+@pytest.mark.process
 def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('practice_k = 2\nreward = "judge"\ntarget_modules = ["q_proj"]\n')
@@ -139,6 +145,7 @@ def test_a_training_config_file_overrides_and_refuses_what_it_does_not_know(home
     assert not (home / "s.db").exists()                 # refused before touching anything
 
 
+@pytest.mark.process
 def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything(home):
     for tasks, error in (("click-button,bogus", "unknown MiniWoB++ task 'bogus'"),
                          (" , ", "no MiniWoB++ task named")):
@@ -151,12 +158,18 @@ def test_train_refuses_tasks_that_are_not_miniwob_tasks_before_touching_anything
     assert not (home / "s.db").exists()
 
 
-def test_attempts_of_a_benchmark_task_group_by_task_and_seed():
-    from trainer.data import group_key
+def test_attempts_of_a_benchmark_task_group_by_task_and_seed_and_a_users_by_task_and_page():
+    from trainer.data import Group, group_key
+    mug = Episode("Buy a mug", "practice", start_url="http://127.0.0.1:9/x")
     for benchmark, task in (("miniwob", "click-button"), ("sites", "shop.buy")):
         truth = Reward(1, "ground_truth", 1.0, {"benchmark": benchmark, "task": task, "seed": 4})
-        assert group_key(Episode("Buy a mug", "practice", start_url="http://127.0.0.1:9/x"),
-                         [truth]) == f"{benchmark}:{task}:4"
+        assert group_key(mug, [truth]) == Group(task, benchmark, 4)
+        assert str(group_key(mug, [truth])) == f"{benchmark}:{task}:4"      # as exported
+    # A user's task is never taken for a benchmark's, whatever its words (the group was a
+    # string once, and told apart by its shape)
+    yours = group_key(Episode("miniwob:click-button:4", "toolbar",
+                              start_url="http://127.0.0.1:9/x"), [])
+    assert yours.benchmark is None and yours.task == "miniwob:click-button:4"
 
 
 def test_only_the_policys_own_recorded_draws_enter_a_grpo_group():
@@ -184,32 +197,42 @@ def test_rft_keeps_the_shortest_success_of_each_group_newest_groups_first():
     assert [age(e) for e in (3, 10, 11, 25, 30, 41)] == [3, 3, 2, 2, 1, 0]
 
 
-def test_sft_can_leave_out_the_groups_the_policy_already_solves(tmp_path):
-    from trainer.data import solved_groups, training_set
+def test_sft_leaves_out_the_groups_the_policy_already_solves_and_copies_one_success_each(
+        tmp_path):
+    from trainer.data import mastered, practice_outcomes, solved, training_set
 
     async def go():
         async with await Store.open(tmp_path / "s.db") as store:
-            # seed 1: solved twice; seed 2: one of two; seed 3: one attempt, solved
-            for seed, truth in [(1, 1.0), (1, 1.0), (2, 1.0), (2, 0.0), (3, 1.0)]:
-                e = await store.start_episode(Episode("Click OK", "practice",
+            # x seed 1: solved twice; x seed 2: one of two; x seed 3: one attempt, solved;
+            # y seed 1: solved twice (every group of y solved: y is mastered)
+            for task, seed, truth, policy in [
+                    ("x", 1, 1.0, "llm:m"), ("x", 1, 1.0, "llm:m"), ("x", 2, 1.0, "llm:m"),
+                    ("x", 2, 0.0, "llm:m"), ("x", 3, 1.0, "llm:m"), ("y", 1, 1.0, "llm:m"),
+                    ("y", 1, 1.0, "llm:m"), ("x", 2, 1.0, "oracle")]:   # not the policy's
+                e = await store.start_episode(Episode("Click OK", "practice", policy=policy,
                                                       start_url="http://h:1/miniwob/x.html"))
                 await store.add_step(Step(e.id, 0, {"action": "click", "id": 1}, True,
                                           prompt="P", raw_output='{"action":"click","id":1}'))
                 await store.finish_episode(e.id, "done")
                 await store.add_reward(Reward(e.id, "ground_truth", truth, {
-                    "benchmark": "miniwob", "task": "x", "seed": seed}))
+                    "benchmark": "miniwob", "task": task, "seed": seed}))
             kept, skipped = [
-                {s.group for s in (await training_set(
+                [s.group for s in (await training_set(
                     store, TrainConfig(relabel_share=0.0, sft_skip_solved=skip),
-                    lambda context: "P", after=0))[0]} for skip in (False, True)]
-            return (kept, skipped, await solved_groups(store, 0),
-                    await solved_groups(store, 2), await solved_groups(
-                        store, 0, skip=lambda e: e.id == 1))
-    kept, skipped, solved, later, without_first = run_async(go())
-    assert kept == {"miniwob:x:1", "miniwob:x:2", "miniwob:x:3"}
-    assert skipped == {"miniwob:x:2", "miniwob:x:3"}    # one attempt proves nothing solved
-    assert solved == {"miniwob:x:1"}
-    assert later == without_first == set()              # tonight's attempts only, as asked
+                    lambda context: "P", after=0)).sft] for skip in (False, True)]
+            return (kept, skipped, await practice_outcomes(store, 0),
+                    await practice_outcomes(store, 2, before=6),
+                    await practice_outcomes(store, 0, skip=lambda e: e.id == 1))
+    kept, skipped, outcomes, between, without_first = run_async(go())
+    # one sample per group however often it was solved: the shortest success
+    assert sorted(map(str, kept)) == ["miniwob:x:1", "miniwob:x:2", "miniwob:x:3",
+                                      "miniwob:y:1"]
+    assert sorted(map(str, skipped)) == ["miniwob:x:2", "miniwob:x:3"]   # one attempt: proves
+    assert set(map(str, solved(outcomes))) == {"miniwob:x:1", "miniwob:y:1"}      # nothing
+    assert mastered(outcomes) == {"miniwob:y"}
+    assert {str(g): sorted(won) for g, won in between.items()} == {
+        "miniwob:x:2": [False, True], "miniwob:x:3": [True]}
+    assert set(map(str, solved(without_first))) == {"miniwob:y:1"}
 
 
 def test_a_thumbs_up_episode_that_never_said_done_ends_its_sequence_with_done(tmp_path):
@@ -283,7 +306,6 @@ def test_a_templated_benchmarks_password_is_rebuilt_for_training_and_never_store
     """The store masks a typed password everywhere (task text included); a skills episode's
     task and password come back from its template and seed for its teacher samples, a MiniWoB++
     one's (the page drew its words) stay left out."""
-    from daemon.core.observation import MASK
     from daemon.tasks.skills import SKILLS
     task = SKILLS["skills.login"].task(3)
     user, secret = task.values["user"], task.values["password"]

@@ -13,6 +13,9 @@ from trainer import export
 from trainer.config import TrainConfig
 from trainer.model import add_lora, load_base
 
+pytestmark = pytest.mark.model
+
+
 TEXT = ('<|im_start|>user\nClick the OK button on the page.<|im_end|>\n<|im_start|>assistant\n'
         '{"action": "click", "id": 3}')
 # Correlation of the logit deltas, measured on this text with B ~ N(0, 0.2), seeds 0-2: all

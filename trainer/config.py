@@ -13,9 +13,13 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daemon.core.settings import ConfigError, check_value, setting
 from judge.reward import RULES
+
+if TYPE_CHECKING:
+    from daemon.tasks.cluster import Cluster
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,11 @@ class TrainConfig:
                                    "pages' element ids renumbered, a guard against position "
                                    "habits such as always clicking [1] (0: none)", low=0,
                                    high=10)
-    sft_skip_solved: bool = setting(False, "SFT leaves out tonight's practice groups (a task "
-                                    "and seed) every attempt of which succeeded: the policy "
-                                    "already does them, and copying them teaches only its "
-                                    "habits (off until measured)")
+    sft_skip_solved: bool = setting(True, "SFT leaves out tonight's practice groups (a task "
+                                    "and seed) every attempt of which succeeded (the policy "
+                                    "already does them: copying them teaches only its habits), "
+                                    "and practice skips the tasks every group of which was so "
+                                    "last night")
     # -- LoRA (peft) on attention and MLP projections ---------------------------------------
     lora_r: int = setting(16, "LoRA rank", low=1, high=512)
     lora_alpha: int = setting(32, "LoRA alpha (llama.cpp scales by alpha / rank, like peft)",
@@ -87,15 +92,20 @@ class TrainConfig:
                               "start", low=64, high=131072)
     max_grad_norm: float = setting(1.0, "gradients are clipped to this global norm",
                                    low=1e-3, high=1e3)
-    prefix_min_tokens: int = setting(64, "a batch's shared prompt prefix runs once without "
-                                     "gradient when it is at least this long", low=1,
+    prefix_min_tokens: int = setting(64, "a batch's shared prompt prefix runs once, and its "
+                                     "gradient goes back through it once, when it is at "
+                                     "least this long (the same gradient as running each "
+                                     "sample whole)", low=1,
                                      high=131072)
     clip_low: float = setting(0.2, "GRPO ratio clip below 1 (asymmetric clip)", low=0, high=1)
     clip_high: float = setting(0.28, "GRPO ratio clip above 1 (clip-higher)", low=0, high=10)
     kl_coef: float = setting(0.0, "weight of a k3 KL term to the base model (0: none)",
                              low=0, high=10)
-    entropy_coef: float = setting(0.01, "entropy bonus; keeps groups informative", low=0,
-                                  high=1)
+    sampler_weight_cap: float = setting(3.0, "GRPO: the importance weight of the trained "
+                                        "model to the sampler that drew a token is capped "
+                                        "here (TRL's token_truncate default)", low=1, high=100)
+    entropy_coef: float = setting(0.0, "GRPO: entropy bonus (off: outside the clip, it was the "
+                                  "only gradient left on clipped tokens)", low=0, high=1)
     adv_eps: float = setting(1e-4, "added to a group's reward std before dividing", low=1e-8,
                              high=1)
     seed: int = setting(0, "seed of the sample order", low=0, high=2**31 - 1)
@@ -110,6 +120,10 @@ class TrainConfig:
     practice_explore: float = setting(0.0, "share of practice steps whose kind of action is "
                                       "drawn at random (Settings.explore): the small model "
                                       "almost never tries `fill` by itself", low=0, high=1)
+    practice_distinct_openings: bool = setting(True, "a group's attempts (one task and start "
+                                               "page) open with actions not drawn before in "
+                                               "the group while there are any: without "
+                                               "replacement, so K attempts explore K openings")
     gate_temperature: float = setting(0.0, "the gate's temperature (0: likeliest actions, so a "
                                       "seed's outcome differs only by the adapter)", low=0,
                                       high=2)
@@ -119,9 +133,9 @@ class TrainConfig:
                                 "cycle, on fresh loads: each that finishes on its recorded "
                                 "steps alone is a new positive example", low=0, high=100)
     gate_promote: str = setting("better", "when the candidate is promoted, on the MiniWoB++ "
-                                "test seeds both adapters ran: better (it solved more of them "
-                                "than the serving adapter), not_worse (a tie too) or always "
-                                "(benchmarks that chain cycles)",
+                                "validation seeds both adapters ran: better (it solved more "
+                                "of them than the serving adapter), not_worse (a tie too) or "
+                                "always (benchmarks that chain cycles)",
                                 choices=("better", "not_worse", "always"))
     gate_episodes: int = setting(100, "MiniWoB++ gate episodes per adapter when the budget "
                                  "allows (fewer when not, and the gate says so)", low=1,
@@ -197,11 +211,15 @@ class CyclePlan:
     tasks: tuple[str, ...] = ()     # MiniWoB++ tasks; (): every DOM-level task (suite "all")
     sites: tuple[str, ...] | None = None    # bundled-site templates practised on the same
                                     # train seeds; None: those your demonstrations fit
-    practice_seeds: int = 3         # train seeds per task, new each night (the block after the
-                                    # last cycle's); each attempted `practice_k` times
-    gate_seeds: int = 0             # test seeds per task; 0: enough for `gate_episodes` per
+    practice_seeds: int = 0         # train seeds per task, each attempted `practice_k` times,
+                                    # after the last seed an earlier night practised; 0: seed
+                                    # after seed (up to PRACTICE_SEEDS) while practice's time
+                                    # lasts
+    gate_seeds: int = 0             # validation seeds per task; 0: enough for `gate_episodes` per
                                     # adapter, as many as the gate's time fits
-    max_steps: int = 6
+    max_steps: int = 10             # per episode, as the benchmarks measure
     teacher_seeds: int = 20         # train seeds per task the oracle demonstrates (0: none);
                                     # more than practice: its episodes take no model time
     screenshots: bool = False       # practice keeps a screenshot of each step
+    cluster: Cluster | None = None  # where practice's and the gate's benchmark episodes run:
+                                    # Ray actors (daemon.tasks.cluster); None: here

@@ -2,8 +2,9 @@
 
 Contract:
 - Practice repeats MiniWoB++ tasks (by default every DOM-level task) on train seeds (always
-  safe to repeat; a new block of seeds every night, seed by seed across the tasks so a budget
-  cut spares no task) and the user's newest practice-safe tasks (daemon/tasks/practice.py:
+  safe to repeat; new seeds every night, after the last one an earlier night's practice
+  reached, seed by seed across the tasks so a budget cut spares no task, by default as many
+  as practice's time allows) and the user's newest practice-safe tasks (daemon/tasks/practice.py:
   only those the user allowed, forms submitted only on allowed sites), K times each, through
   the normal daemon → extension path in a browser of its own, with the serving adapter
   sampling its whole distribution (no top-k/top-p/min-p cut) at `practice_temperature`, a
@@ -26,18 +27,26 @@ Contract:
   user and practice episodes, a thumbs-up episode that never said done ending with it, then GRPO
   on the groups of this cycle's practice. The adapter is exported to GGUF and recorded as a
   candidate.
-- The gate runs the MiniWoB test split seed by seed across the tasks (`gate_episodes` per
+- The gate runs MiniWoB++ validation seeds (`splits`: train seeds practice never reaches; the
+  test seeds stay for measuring) seed by seed across the tasks (`gate_episodes` per
   adapter when the budget allows; a cut leaves no task unmeasured, and one with no pair is
-  reported) with the candidate and with the serving adapter, and the held-out user tasks once
-  each, scored by the judge, both at `gate_temperature` (greedy). The candidate is promoted on
-  evidence: by `gate_promote`, more paired test seeds won than lost (a sign test is reported
+  reported) with the candidate and with the serving adapter, and each practice-safe user task
+  once each (so the morning report can say which got better), scored by the judge, both at
+  `gate_temperature` (greedy). The candidate is promoted on
+  evidence: by `gate_promote`, more paired seeds won than lost (a sign test is reported
   beside it); the judge's reward on held-out user tasks vetoes only with `gate_min_held_out`
   of them and a loss beyond `gate_reward_margin`. The serving adapter's outcomes an earlier
   gate measured greedily under the same conditions are reused, not measured again
   (trainer/gate_results.py). A running daemon is told to switch.
 - `budget` seconds cap the whole cycle: each phase stops cleanly at its share and the cycle goes
-  on with what it has (a resumed cycle gives the phases it has left their own shares). On
+  on with what it has (a resumed cycle gives the phases it has left their own shares). The
+  gate's share is what its episodes need at the last gate's pace (`_gate_need`, at most
+  `gate_share`); practice gets what it leaves. On
   any failure the serving adapter stays and `CycleResult.error` says why.
+- Recorded as it runs: a `Night` row in the store, started with the cycle and written as each
+  phase ends (trainer/night.py: what practice did, what training learned from, the gate, the
+  decision and why), finished or failed with the error and the phase it failed in; a resumed
+  cycle goes on with the same row. `nightloop night` and the popup's panel read it.
 - Resumable: the cycle's state (data window, phase, candidate) lives in ``<store>.cycle.json``
   beside the store it belongs to, and training saves its state every few steps; a cycle
   started while an unfinished one is on record for the same store and serving adapter goes on
@@ -48,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -58,11 +68,13 @@ from pathlib import Path
 from typing import Callable
 
 from daemon.agent.episode import Limits
+from daemon.agent.policy import Policy
 from daemon.agent.replay import recorded_demonstrations
 from daemon.core.settings import Settings, data_dir
-from daemon.core.store import Adapter, Store, now
+from daemon.core.store import Adapter, Night, Store, now
 from daemon.tasks import miniwob, splits
-from daemon.tasks.evaluation import EvalPlan, evaluate
+from daemon.tasks.cluster import Recipe, evaluate_on_ray
+from daemon.tasks.evaluation import EpisodeResult, EvalPlan, evaluate
 from daemon.tasks.practice import (
     Rules,
     demonstrations_to_replay,
@@ -71,19 +83,23 @@ from daemon.tasks.practice import (
     practise,
     replay_demonstrations,
 )
-from daemon.tasks.report import sign_test, won_lost
 from daemon.tasks.sites import Sites
 from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_values
 
 from .config import CyclePlan, TrainConfig
-from .data import training_set
+from .data import mastered, practice_outcomes, training_set
+from .gate import GateOutcome, compare, decide
 from .gate_results import GateResults, policy_key
+from .night import practised, trained_on
 from .starting import serving_adapter
 from .train import Report, train
 
 # A greedy model step on 2 cores, with time to spare: the gate plans with it when this
 # process has not timed its own episodes (a resumed cycle).
 STEP_SECONDS = 2.0
+GATE_SETUP_SECONDS = 60     # the gate's two models and its browser, started
+PRACTICE_SEEDS = 30         # the most train seeds a night practises when its time allows
+SITE_REPLAY_SEEDS = 3       # of those, the seeds whose site tasks replays with values try
 
 Say = Callable[[str], None]
 Progress = Callable[[str, int, int], None]      # (what, done, total)
@@ -93,8 +109,9 @@ Progress = Callable[[str, int, int], None]      # (what, done, total)
 class CycleResult:
     adapter_id: int | None = None
     promoted: bool = False
-    gate: dict = field(default_factory=dict)
+    gate: GateOutcome | None = None
     practice_episodes: int = 0
+    groups: int = 0                 # informative GRPO groups (attempts whose rewards differ)
     judged: int = 0
     calibration: str | None = None  # what the judge's refit did (judge/refit.py)
     training: list[dict] = field(default_factory=list)     # each phase's train.Report
@@ -115,8 +132,9 @@ class CycleState:
     folder: str                     # where its adapter, training state and gate db go
     phase: str = "practice"
     candidate: int | None = None
-    night: int = 0                  # cycles the store saw before: picks new practice seeds
+    seed_skip: int = 0              # train seeds earlier practice used: tonight's come after
     started: str = field(default_factory=now)
+    night: int | None = None        # its row in the store's nights
 
     @staticmethod
     def path(db: Path | str) -> Path:
@@ -137,10 +155,6 @@ class CycleState:
 
     def done(self) -> None:
         self.path(self.db).unlink(missing_ok=True)
-
-
-def _rate(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 async def _bounded(coro, seconds: float, say: Say, what: str):
@@ -179,15 +193,21 @@ class _Cycle:
         self.start, self.budget = time.monotonic(), budget
         self.plan_time("practice")
 
-    def plan_time(self, first: str) -> None:
+    def plan_time(self, first: str, gate_seconds: float | None = None) -> None:
         """Deadlines from now for phase `first` and those after it, each at its share of the
-        budget (a resumed cycle spends only the shares of the phases it has left)."""
-        phases = list(self.config.shares)
-        left = phases[phases.index(first):]
+        budget (a resumed cycle spends only the shares of the phases it has left). With
+        `gate_seconds` (what the gate needs), the gate's share is no more than that and
+        practice gets what it leaves."""
+        shares = dict(self.config.shares)
+        if gate_seconds is not None:
+            gate = min(shares["gate"], gate_seconds / self.budget)
+            shares["practice"] += shares["gate"] - gate
+            shares["gate"] = gate
+        phases = list(shares)
         end = time.monotonic()
         self.deadline = dict.fromkeys(phases, end)
-        for name in left:
-            end += self.budget * self.config.shares[name]
+        for name in phases[phases.index(first):]:
+            end += self.budget * shares[name]
             self.deadline[name] = end
 
     def left(self, phase: str) -> float:
@@ -208,8 +228,15 @@ class _Cycle:
                 first = max((e.id for e in await store.episodes(1)), default=0)
                 state = CycleState(str(self.db), first, serving_id,
                                    str(data_dir() / "adapters" / time.strftime("%Y%m%d-%H%M%S")),
-                                   night=len(await store.adapters()))
+                                   seed_skip=await _practised_seeds(store))
+            if state.night is None:
+                state.night = (await store.start_night(Night(
+                    state.first_id, serving_id, self.budget, phase=state.phase))).id
+            else:
+                await store.update_night(state.night, status="running", phase=state.phase,
+                                         error=None, ended_at=None)
             user = await practice_tasks(store, self.config.practice_user_tasks)
+            self.mastered = await self._mastered_last_night(store, state)
             self.rules = Rules(await store.practice_rules())
             self.demos = [d for d in await demonstrations_to_replay(store) if not d.held_out]
             self.recorded = [  # for the bundled sites' tasks; the held-out ones stay out
@@ -222,45 +249,100 @@ class _Cycle:
         self.folder = Path(state.folder)
         self.mine = [t for t in user if not t.held_out]
         self.held = [t for t in user if t.held_out]
+        self.yours = self.mine + self.held          # all of them are measured at the gate
         self.current = dataclasses.replace(
             self.settings, adapter=self.serving.path if self.serving else "")
         # Practice samples the policy's whole distribution: no top-k / top-p / min-p cut (which
         # llama.cpp applies by default), and a fresh seed every step (recorded with it; a fixed
         # `seed` setting would make every attempt the same), so attempts differ as the model
         # really would.
-        self.policy = LlamaPolicy(dataclasses.replace(
-            self.current, temperature=self.config.practice_temperature, top_k=0, top_p=1.0,
-            min_p=0.0, seed=-1, explore=self.config.practice_explore))
+        self.recipe = Recipe(
+            functools.partial(LlamaPolicy,
+                              distinct_openings=self.config.practice_distinct_openings),
+            dataclasses.replace(self.current, temperature=self.config.practice_temperature,
+                                top_k=0, top_p=1.0, min_p=0.0, seed=-1,
+                                explore=self.config.practice_explore))
+        self.policy = self.recipe.build()       # your tasks, and the training data's prompts
+        self.plan_time(state.phase, self._gate_need())
         if state.phase == "practice":
             await self.practise()
-            state.phase = "train"
-            state.save()
+            await self.set_phase("train")
         if state.phase == "train":
             state.candidate = await self.train()
-            state.phase = "gate"
-            state.save()
+            await self.set_phase("gate")
         await self.gate()
         state.done()
         return self.result
 
+    async def episodes(self, plan: EvalPlan, recipe: Recipe, db: Path,
+                       on_result: Callable[[EpisodeResult], None] = lambda r: None,
+                       policy: Policy | None = None) -> list[EpisodeResult]:
+        """A benchmark plan's episodes: on the night's Ray actors when it has a cluster
+        (each builds `recipe`'s policy), else here with `policy` (`recipe`'s if none)."""
+        if self.plan.cluster:
+            return await evaluate_on_ray(plan, recipe, db=db, cluster=self.plan.cluster,
+                                         on_result=on_result)
+        return await evaluate(plan, policy=policy or recipe.build(), db=db,
+                              on_result=on_result)
+
+    async def set_phase(self, phase: str) -> None:
+        self.state.phase = phase
+        self.state.save()
+        await self.record(phase=phase)
+
+    async def record(self, **changes) -> None:
+        """Write some of this night's fields (`Night`'s) to the store."""
+        async with await Store.open(self.db, recover=False) as store:
+            await store.update_night(self.state.night, **changes)
+
+    async def finish(self) -> None:
+        """The night's end in its row: finished, or failed with the error and its phase."""
+        if getattr(self, "state", None) is None or self.state.night is None:
+            return                  # it failed before it had a row
+        await self.record(status="failed" if self.result.error else "finished",
+                          phase=self.state.phase if self.result.error else "done",
+                          error=self.result.error, ended_at=now(),
+                          seconds=self.result.seconds)
+
     # -- practice and the judge ---------------------------------------------------------------
+
+    async def _mastered_last_night(self, store: Store, state: CycleState) -> set[str]:
+        """The benchmark tasks (`benchmark:task`) last night's practice solved in every
+        attempt of every seed (with `sft_skip_solved`): tonight's practice leaves them out."""
+        if not self.config.sft_skip_solved:
+            return set()
+        starts = [a.data_window["after_episode"] for a in await store.adapters()
+                  if a.data_window and a.data_window["after_episode"] < state.first_id]
+        if not starts:
+            return set()
+        return mastered(await practice_outcomes(store, max(starts), before=state.first_id + 1))
 
     async def practise(self) -> None:
         from daemon.tasks.oracle import SOLVERS, OraclePolicy
-        t0, plan, k = time.monotonic(), self.plan, self.config.practice_k
-        # New seeds every night: the block after the one the last cycle practised.
-        seeds = splits.seeds("train", plan.practice_seeds,
-                              skip=self.state.night * plan.practice_seeds)
+        t0, k = time.monotonic(), self.config.practice_k
+        def to_learn(names: tuple[str, ...], benchmark: str) -> tuple[str, ...]:
+            return tuple(n for n in names if f"{benchmark}:{n}" not in self.mastered)
+        plan = dataclasses.replace(self.plan, tasks=to_learn(self.plan.tasks, "miniwob"),
+                                   sites=to_learn(self.plan.sites, "sites"))
+        if self.mastered:
+            self.say(f"practice: leaves out {', '.join(sorted(self.mastered))}, solved in every "
+                     "attempt last night")
+        seeds = splits.seeds("train", plan.practice_seeds or PRACTICE_SEEDS,
+                             skip=self.state.seed_skip)
         taught = [t for t in plan.tasks if t in SOLVERS]
         if plan.teacher_seeds and taught:
             teach = splits.seeds("train", plan.teacher_seeds)
             self.say(f"teacher: oracle on {len(taught)} tasks x {len(teach)} train seeds")
-            await _bounded(evaluate(EvalPlan(taught, teach, plan.max_steps, source="practice",
-                                             by_seed=True), policy=OraclePolicy(), db=self.db),
+            await _bounded(self.episodes(EvalPlan(taught, teach, plan.max_steps,
+                                                  source="practice", by_seed=True),
+                                         Recipe(lambda _: OraclePolicy()), self.db),
                            self.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
-        self.say(f"practice: {name} on {len(plan.tasks)} tasks x {len(seeds)} seeds x {k}")
-        site_replays = fitting_seeds(self.recorded, list(plan.sites), seeds)
+        self.say(f"practice: {name} on {len(plan.tasks)} tasks x "
+                 + (f"{len(seeds)} seeds" if plan.practice_seeds else
+                    f"as many seeds as time allows (from train seed {seeds[0]})") + f" x {k}")
+        site_replays = fitting_seeds(self.recorded, list(plan.sites),
+                                     seeds[:plan.practice_seeds or SITE_REPLAY_SEEDS])
         tick = _counter(self.progress, "practice",
                         (len(plan.tasks) + len(plan.sites)) * len(seeds) * k + len(self.mine) * k
                         + len(self.demos) * self.config.demo_replays
@@ -284,20 +366,20 @@ class _Cycle:
                                               max_steps=2 * plan.max_steps,
                                               screenshots=plan.screenshots, on_result=count),
                            self.left("practice"), self.say, "replays with the sites' values")
-        attempts = [s for s in seeds for _ in range(k)]
-        await _bounded(evaluate(EvalPlan(list(plan.tasks), attempts, plan.max_steps,
-                                         source="practice", by_seed=True,
-                                         screenshots=plan.screenshots),
-                                policy=self.policy, db=self.db, on_result=count),
+        await _bounded(self.episodes(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
+                                              source="practice", by_seed=True, attempts=k,
+                                              screenshots=plan.screenshots),
+                                     self.recipe, self.db, count, self.policy),
                        self.left("practice") * (self.config.miniwob_practice_share if self.mine
                                                 else 1) * (0.5 if plan.sites else 1),
                        self.say, "practice")      # with sites to practise, MiniWoB++ gets half
         if plan.sites:
             self.say(f"practice: {len(plan.sites)} site templates x {len(seeds)} seeds x {k}")
-            await _bounded(evaluate(EvalPlan(list(plan.sites), attempts, 2 * plan.max_steps,
-                                             source="practice", by_seed=True,
-                                             benchmark=Sites(), screenshots=plan.screenshots),
-                                    policy=self.policy, db=self.db, on_result=count),
+            await _bounded(self.episodes(EvalPlan(list(plan.sites), seeds, 2 * plan.max_steps,
+                                                  source="practice", by_seed=True, attempts=k,
+                                                  benchmark=Sites(),
+                                                  screenshots=plan.screenshots),
+                                         self.recipe, self.db, count, self.policy),
                            self.left("practice") * (self.config.miniwob_practice_share
                                                     if self.mine else 1),
                            self.say, "practice on the bundled sites")
@@ -309,10 +391,16 @@ class _Cycle:
                                     screenshots=plan.screenshots, on_episode=count),
                            self.left("practice"), self.say, "practice on your tasks")
         async with await Store.open(self.db, recover=False) as store:
-            pending = [i for i in await store.unjudged() if i > self.state.first_id]
+            pending = await store.unjudged(after=self.state.first_id)
             self.result.judged = await self._judge(store, pending)
             if self.config.judge_refit_episodes:
                 await self._refit_judge(store)
+            last = max((e.id for e in await store.episodes(1)), default=self.state.first_id)
+            await store.update_night(
+                self.state.night, practice=await practised(store, self.state.first_id, last,
+                                                           {t.task for t in self.mine}),
+                last_episode=last, judge={"judged": self.result.judged,
+                                          "calibration": self.result.calibration})
         self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
 
     async def _refit_judge(self, store: Store) -> None:
@@ -353,15 +441,16 @@ class _Cycle:
 
     async def train(self) -> int:
         t0, config = time.monotonic(), self.config
-        held = {t.task for t in self.held}
-
         async with await Store.open(self.db, recover=False) as store:
-            sft, grpo, window = await training_set(store, config, self.policy.render,
-                                                   after=self.state.first_id, held=held)
+            data = await training_set(store, config, self.policy.render,
+                                      after=self.state.first_id)
+            learnt_from = await trained_on(store, data)
+        sft, grpo = data.sft, data.grpo
+        self.result.groups = len({s.group for s in grpo})
         self.say(f"training: {len(sft)} SFT samples ({sum(s.relabelled for s in sft)} "
                  f"relabelled, {sum(s.variant > 0 for s in sft)} demonstration variants), "
                  f"{len(grpo)} GRPO samples "
-                 f"({len({s.group for s in grpo})} informative groups)")
+                 f"({self.result.groups} informative groups)")
         from .export import export_adapter
         from .model import add_lora, load_base, load_lora
         base_path = self.policy.info.path
@@ -383,7 +472,8 @@ class _Cycle:
             self.say(f"{phase}: {report.steps} steps, final loss {report.final_loss}"
                      + (f", {report.fitted:.0%} of probed samples reproduced"
                         if report.fitted is not None else "")
-                     + (" (stopped at the budget)" if report.stopped_early else ""))
+                     + (" (stopped at the budget)" if report.stopped_early else "")
+                     + (f"; its tokens: {report.grpo}" if report.grpo else ""))
             self.result.training.append(dataclasses.asdict(report))
             setattr(self.result, f"{phase}_steps", report.steps)
         self.result.seconds["train"] = round(time.monotonic() - t0, 1)
@@ -395,9 +485,13 @@ class _Cycle:
                 path=str(gguf), sha256=hashlib.sha256(gguf.read_bytes()).hexdigest(),
                 base_model=base_path.name, parent=self.state.serving,
                 config=config.to_json(), metrics={"training": self.result.training},
-                data_window={"after_episode": self.state.first_id, "episodes": window,
-                             "held_out_tasks": sorted(held)}))
+                data_window={"after_episode": self.state.first_id, "episodes": data.window,
+                             "held_out_tasks": sorted(data.held)}))
         self.say(f"adapter {candidate.id} written: {gguf}")
+        await self.record(candidate=candidate.id, training={
+            **learnt_from, **{r["phase"]: {k: r[k] for k in ("steps", "stopped_early", "seconds")}
+                              | {"final_loss": r["losses"][-1] if r["losses"] else None}
+                              for r in self.result.training}})
         return candidate.id
 
     # -- the gate -----------------------------------------------------------------------------
@@ -408,62 +502,94 @@ class _Cycle:
         self.result.adapter_id = self.state.candidate
         async with await Store.open(self.db, recover=False) as store:
             candidate = await store.adapter(self.state.candidate)
-        test = splits.seeds("test", self._gate_seeds())
-        settings = dataclasses.replace(self.settings, temperature=self.config.gate_temperature)
+        gated = splits.seeds("validation", self._gate_seeds())
+        settings = self._gate_settings
         earlier = GateResults.beside(self.db)
-        keys = {name: policy_key(settings, self.policy.info.path, sha, plan.max_steps)
+        keys = {name: self._gate_key(sha)
                 for name, sha in (("candidate", candidate.sha256),
                                   ("serving", self.serving.sha256 if self.serving else None))}
+        pace: list[float] = []              # seconds of each MiniWoB++ episode
         known = {(t, s): v for (t, s), v in earlier.known(keys["serving"]).items()
-                 if t in plan.tasks and s in test}
-        unknown = [s for s in test if any((t, s) not in known for t in plan.tasks)]
+                 if t in plan.tasks and s in gated}
+        unknown = [s for s in gated if any((t, s) not in known for t in plan.tasks)]
         if known:
             self.say(f"gate: the serving adapter's outcomes on {len(known)} of "
-                     f"{len(plan.tasks) * len(test)} episodes are known from an earlier gate")
+                     f"{len(plan.tasks) * len(gated)} episodes are known from an earlier gate")
         seen: dict[str, dict] = {}          # adapter → {(task, seed) or task: outcome}
-        for name, adapter, seeds in (("candidate", candidate.path, test),
+        for name, adapter, seeds in (("candidate", candidate.path, gated),
                                      ("serving", self.current.adapter, unknown)):
-            policy = LlamaPolicy(dataclasses.replace(settings, adapter=adapter)) \
-                if seeds or self.held else None     # nothing left to measure: nothing to load
+            recipe = Recipe(LlamaPolicy, dataclasses.replace(settings, adapter=adapter))
+            # loaded here only for what runs here: nothing left to measure, nothing to load
+            policy = recipe.build() if self.yours or (seeds and not self.plan.cluster) \
+                else None
             # of the gate time left: half for the candidate, unless the serving adapter has
             # nothing left to measure
-            share = 0.5 if name == "candidate" and (unknown or self.held) else 1.0
+            share = 0.5 if name == "candidate" and (unknown or self.yours) else 1.0
             tick = _counter(self.progress, f"gate {name}",
-                            len(plan.tasks) * len(seeds) + len(self.held))
+                            len(plan.tasks) * len(seeds) + len(self.yours))
             seen[name] = {} if name == "candidate" else dict(known)
 
             def record(r, seen=seen[name], tick=tick) -> None:
                 seen[(r.task, r.seed)] = float(r.success)
+                pace.append(r.seconds)
                 tick(r)
             if seeds:
-                await _bounded(evaluate(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
-                                                 by_seed=True), policy=policy,
-                                        db=self.folder / "gate.db", on_result=record),
+                await _bounded(self.episodes(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
+                                                      by_seed=True), recipe,
+                                             self.folder / "gate.db", record, policy),
                                self.left("gate") * share * (self.config.miniwob_gate_share
-                                                            if self.held else 1),
+                                                            if self.yours else 1),
                                self.say, "gate")
-            if self.held:
-                seen[name].update(await self._held_out_rewards(policy, tick,
-                                                               self.left("gate") * share))
+            if self.yours:
+                seen[name].update(await self._your_rewards(policy, tick,
+                                                           self.left("gate") * share))
             earlier.add(keys[name], seen[name])
-        rates = _compare(seen["candidate"], seen["serving"], plan.tasks)
-        rates["serving"]["known"] = len(known)
-        self.say(f"gate: {rates}")
-        if rates["unmeasured"]:
+        earlier.paced(pace)
+        outcome = compare(seen["candidate"], seen["serving"], plan.tasks, known=len(known),
+                          held={t.task for t in self.held})
+        self.say(f"gate: {outcome.summary()}")
+        if outcome.unmeasured:
             self.say(f"gate: no pair of episodes within the budget for "
-                     f"{', '.join(rates['unmeasured'])}: not measured")
+                     f"{', '.join(outcome.unmeasured)}: not measured")
         self.result.seconds["gate"] = round(time.monotonic() - t0, 1)
-        self.result.gate = rates
-        self.result.promoted = _passes(rates, self.config)
+        self.result.gate = outcome
+        decision = decide(outcome, self.config)
+        self.result.promoted = decision.promote
         async with await Store.open(self.db, recover=False) as store:
             await store.set_adapter_status(
                 candidate.id, "promoted" if self.result.promoted else "rejected",
                 metrics={"training": self.result.training or (candidate.metrics or {}).get(
-                    "training"), "gate": rates})
-        self.say(f"adapter {candidate.id} {'promoted' if self.result.promoted else 'rejected'}")
+                    "training"), "gate": dataclasses.asdict(outcome)})
+            await store.update_night(self.state.night, candidate=candidate.id,
+                                     gate=dataclasses.asdict(outcome),
+                                     promoted=decision.promote, decision=decision.why)
+        self.say(f"adapter {candidate.id}: {decision.why}")
+
+    @property
+    def _gate_settings(self) -> Settings:
+        return dataclasses.replace(self.settings, temperature=self.config.gate_temperature)
+
+    def _gate_key(self, adapter_sha256: str | None) -> str | None:
+        """The key of an adapter's outcomes at the gate (`gate_results.policy_key`)."""
+        return policy_key(self._gate_settings, self.policy.info.path, adapter_sha256,
+                          self.plan.max_steps)
+
+    def _gate_need(self) -> float:
+        """Seconds the gate will take at the last gate's pace (at first, half the step limit
+        at STEP_SECONDS a step), set-up included: `gate_episodes` for the candidate, as many
+        for the serving adapter less those an earlier gate measured, and each held-out user
+        task twice."""
+        earlier, tasks = GateResults.beside(self.db), self.plan.tasks
+        seeds = splits.seeds("validation", self.plan.gate_seeds or
+                             math.ceil(self.config.gate_episodes / len(tasks)))
+        known = earlier.known(self._gate_key(self.serving.sha256 if self.serving else None))
+        wanted = [(t, s) for s in seeds for t in tasks]
+        episodes = 2 * len(wanted) - sum(k in known for k in wanted) + 2 * len(self.yours)
+        pace = earlier.episode_seconds or self.plan.max_steps * STEP_SECONDS / 2
+        return GATE_SETUP_SECONDS + episodes * pace
 
     def _gate_seeds(self) -> int:
-        """Test seeds per task: the plan's, or enough for `gate_episodes` per adapter, cut to
+        """Validation seeds per task: the plan's, or enough for `gate_episodes` per adapter, cut to
         what the gate's time fits at the speed this cycle's episodes ran (said either way)."""
         tasks, config = len(self.plan.tasks), self.config
         if self.plan.gate_seeds:
@@ -472,69 +598,34 @@ class _Cycle:
         practised = self.result.practice_episodes
         per_episode = self.result.seconds.get("practice", 0) / practised if practised else \
             self.plan.max_steps * STEP_SECONDS
-        seconds = self.left("gate") * (config.miniwob_gate_share if self.held else 1) / 2
+        seconds = self.left("gate") * (config.miniwob_gate_share if self.yours else 1) / 2
         fits = int(seconds / (tasks * per_episode))
         seeds = max(1, min(wanted, fits))
-        self.say(f"gate: {seeds} test seeds x {tasks} tasks = {seeds * tasks} episodes per "
+        self.say(f"gate: {seeds} validation seeds x {tasks} tasks = {seeds * tasks} episodes per "
                  f"adapter" + ("" if seeds == wanted else
                                f" (the budget fits {seeds * tasks} of the {config.gate_episodes} "
                                f"wanted, at {per_episode:.1f} s an episode)"))
         return seeds
 
-    async def _held_out_rewards(self, policy, tick, seconds: float) -> dict[str, float]:
-        """The judge's reward for one attempt at each held-out user task, by task."""
+    async def _your_rewards(self, policy, tick, seconds: float) -> dict[str, float]:
+        """The judge's reward for one attempt at each of the user's tasks, by task."""
         db = self.folder / "gate.db"
         episodes = []
-        await _bounded(practise(self.held, 1, policy=policy, db=db, rules=self.rules,
+        await _bounded(practise(self.yours, 1, policy=policy, db=db, rules=self.rules,
                                 limits=Limits.of(self.settings),
                                 on_episode=lambda e: (episodes.append(e), tick(e))),
-                       seconds, self.say, "gate on held-out tasks")
+                       seconds, self.say, "gate on your tasks")
         async with await Store.open(db, recover=False) as store:
             await self._judge(store, [e.id for e in episodes], "gate")
             return {e.task: next(r.value for r in reversed(await store.rewards(e.id))
                                  if r.kind == "judge") for e in episodes}
 
 
-def _compare(candidate: dict, serving: dict, tasks_planned: tuple[str, ...] = ()) -> dict:
-    """Both adapters' figures on what both finished (a gate cut short by the budget compares
-    like with like): MiniWoB++ success over (task, seed) keys, overall and per task, the
-    (task, seed) pairs the candidate won and lost with a two-sided sign test, the planned tasks
-    with no pair (unmeasured), and the judge's mean reward over held-out task keys."""
-    pairs = [k for k in candidate if isinstance(k, tuple) and k in serving]
-    tasks = [k for k in candidate if isinstance(k, str) and k in serving]
-    rates: dict = {}
-    for name, seen in (("candidate", candidate), ("serving", serving)):
-        rates[name] = {"success": round(_rate([seen[k] for k in pairs]), 4), "n": len(pairs),
-                       "tasks": {t: round(_rate([seen[k] for k in pairs if k[0] == t]), 4)
-                                 for t in dict.fromkeys(k[0] for k in pairs)}}
-        if tasks:
-            rates[name]["held_out"] = {"reward": round(_rate([seen[k] for k in tasks]), 4),
-                                       "n": len(tasks)}
-    won, lost = won_lost({k: serving[k] for k in pairs}, candidate)
-    rates["pairs"] = {"won": won, "lost": lost, "p": round(sign_test(won, lost), 4)}
-    measured = {k[0] for k in pairs}
-    rates["unmeasured"] = [t for t in tasks_planned if t not in measured]
-    return rates
-
-
-def _passes(rates: dict, config: TrainConfig) -> bool:
-    """The gate's rule: evidence on the paired MiniWoB++ test seeds (`gate_promote`: more
-    seeds won than lost; or a tie too; or always), and no loss beyond `gate_reward_margin` in
-    the judge's reward on held-out user tasks once there are `gate_min_held_out` of them."""
-    candidate, serving, pairs = rates["candidate"], rates["serving"], rates["pairs"]
-    if config.gate_promote == "always":
-        return True
-    if candidate["n"] == 0:
-        return False                    # no evidence at all
-    mine, theirs = candidate.get("held_out"), serving.get("held_out")
-    if mine and theirs and mine["n"] >= config.gate_min_held_out and \
-            mine["reward"] < theirs["reward"] - config.gate_reward_margin:
-        return False
-    if config.gate_promote == "better":
-        return pairs["won"] > pairs["lost"]
-    if config.gate_promote == "not_worse":
-        return pairs["won"] >= pairs["lost"]
-    raise ValueError(f"unknown gate_promote {config.gate_promote!r}")
+async def _practised_seeds(store: Store) -> int:
+    """How many train seeds the local model's practice has used: up to the highest one."""
+    seeds = [group.seed for group in await practice_outcomes(store, 0) if group.benchmark]
+    last = max((s for s in seeds if splits.split_of(s) == "train"), default=-1)
+    return sum(splits.split_of(s) == "train" for s in range(last + 1))
 
 
 async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
@@ -551,4 +642,8 @@ async def run_cycle(settings: Settings, config: TrainConfig, plan: CyclePlan, *,
         say(f"cycle failed, the serving adapter stays: {cycle.result.error} (run `nightloop "
             f"train --now` again to go on from the last finished phase)")
     cycle.result.seconds["total"] = round(time.monotonic() - cycle.start, 1)
+    try:
+        await cycle.finish()
+    except Exception as exc:           # the store itself failed: the result still tells
+        say(f"the night's record could not be finished: {type(exc).__name__}: {exc}")
     return cycle.result

@@ -5,9 +5,10 @@ Contract:
   only the action tokens). Episodes no local model decided (the user's demonstrations, the
   oracle teacher, a model on a server) give teacher samples: the prompt the policy would have
   seen, rendered by the policy's own prompt builder, and the action as the policy writes it.
-  Invalid steps give none. A step the policy wrote before actions named their element's label
-  (no ``"target"``) is written anew from its action and stored page (`actions.written`),
-  without its sampler record: the format the grammar accepts now, for SFT only.
+  Invalid steps give none, nor a fill whose text the store masked (a secret). A step the
+  policy wrote before actions named their element's label (no ``"target"``) is written anew
+  from its action and stored page (`actions.written`), without its sampler record: the
+  format the grammar accepts now, for SFT only.
 - Groups are attempts of the same task: the same instruction and start page (host and path),
   or for a benchmark (MiniWoB++, the bundled sites) the same task and seed (from the
   ground-truth row).
@@ -26,23 +27,38 @@ import json
 import random
 import statistics
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import AsyncIterator, Callable
 
 from daemon.agent.policy import PastStep, Sampled, StepContext
 from daemon.core.actions import Action, written
+from daemon.core.errors import InvalidMessage
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, Reward, Step, Store
-from daemon.core.wire import InvalidMessage
-from daemon.tasks.practice import USER_SOURCES
+from daemon.tasks.practice import USER_SOURCES, practice_tasks
 from daemon.tasks.templated import task_text, unmasked
 from judge.judge import template
 from judge.reward import reward_that_counts
 
 from .augment import renumbered, variants
 from .config import TrainConfig
-from .relabel import as_instructions, relabel
+from .relabel import Example, as_instructions, relabel
 
 RenderPrompt = Callable[[StepContext], str]     # e.g. LlamaPolicy.render
+RELABEL_EXAMPLES = 3        # successes per benchmark task that hindsight relabels failures by
+
+
+@dataclass(frozen=True, order=True)
+class Group:
+    """The attempts one GRPO group compares: a benchmark's (task, seed), or a user's task on
+    its start page's template. Written as `benchmark:task:seed` or `page\ntask` (exports)."""
+    task: str
+    benchmark: str | None = None        # miniwob | sites | skills; None: a user's task
+    seed: int | None = None             # the benchmark's seed
+    page: str | None = None             # a user's task: its start page's template
+
+    def __str__(self) -> str:
+        return f"{self.benchmark}:{self.task}:{self.seed}" if self.benchmark else \
+            f"{self.page}\n{self.task}"
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,7 @@ class Sample:
     prompt: str
     completion: str
     reward: float
-    group: str
+    group: Group
     advantage: float = 0.0
     teacher: bool = False               # model-free (demonstration, oracle): no GRPO group
     relabelled: bool = False            # a hindsight relabelling (relabel.py): SFT only
@@ -67,21 +83,24 @@ def truth_details(rewards: list[Reward]) -> dict:
     return next((r.details for r in rewards if r.kind == "ground_truth" and r.details), {})
 
 
-def group_key(episode: Episode, rewards: list[Reward]) -> str:
+BENCHMARKS = ("miniwob", "sites", "skills")
+
+
+def group_key(episode: Episode, rewards: list[Reward]) -> Group:
     truth = truth_details(rewards)
-    if truth.get("benchmark") in ("miniwob", "sites", "skills"):
-        return f"{truth['benchmark']}:{truth['task']}:{truth['seed']}"
-    return f"{template(episode.start_url)}\n{episode.task}"
+    if truth.get("benchmark") in BENCHMARKS:
+        return Group(truth["task"], truth["benchmark"], truth["seed"])
+    return Group(episode.task, page=template(episode.start_url))
 
 
-def step_samples(episode: Episode, steps: list[Step], reward: float, group: str) -> list[Sample]:
+def step_samples(episode: Episode, steps: list[Step], reward: float, group: Group) -> list[Sample]:
     out = []
     for s in steps:
         if not (s.prompt and s.raw_output and s.action and not s.invalid):
             continue
         action = _learnable(s.action)
-        if action is None:
-            continue
+        if action is None or action.args.get("text") == MASK:
+            continue                # a secret it typed, masked: the text is not the action
         if action.element_id is not None and '"target"' not in s.raw_output and s.observation:
             # written before actions named their element: as the policy writes it now
             page = Observation.from_json(s.observation)
@@ -93,7 +112,7 @@ def step_samples(episode: Episode, steps: list[Step], reward: float, group: str)
     return out
 
 
-def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: str,
+def teacher_samples(episode: Episode, steps: list[Step], reward: float, group: Group,
                     render_prompt: RenderPrompt, secret: str | None = None) -> list[Sample]:
     """Samples from an episode no model decided (a user's demonstration, the oracle): the
     prompt the policy would have seen at each step, and the action as the policy writes it.
@@ -126,7 +145,7 @@ def restored(episode: Episode, rewards: list[Reward]) -> tuple[Episode, str | No
     return (replace(episode, task=original), secret) if secret else (episode, None)
 
 
-def ending_sample(episode: Episode, steps: list[Step], reward: float, group: str,
+def ending_sample(episode: Episode, steps: list[Step], reward: float, group: Group,
                   render_prompt: RenderPrompt) -> Sample | None:
     """For an episode that stopped without a final action (the step limit, the user's Stop):
     `done`, decided on the page where it ended (`Episode.final_observation`)."""
@@ -151,7 +170,8 @@ def _learnable(data: dict) -> Action | None:
 async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ...] | None = None,
                        render_prompt: RenderPrompt | None = None, after: int = 0,
                        skip: Callable[[Episode], bool] = lambda episode: False,
-                       successes_only: bool = False, id_variants: int = 0) -> list[Sample]:
+                       successes_only: bool = False, id_variants: int = 0,
+                       keep: Callable[[int], bool] = lambda episode_id: True) -> list[Sample]:
     """Samples of every finished, rewarded episode (of `sources`, if given; with an id above
     `after`; not those `skip` names, e.g. held-out tasks; with `successes_only`, only those
     whose reward is above 0, the others' steps never read), oldest first; with
@@ -159,11 +179,11 @@ async def load_samples(store: Store, config: TrainConfig, sources: tuple[str, ..
     its variants (augment.py; as many as `config.demo_passes` allows), and an episode the user
     gave a thumbs-up that stopped without `done` ends with one (`ending_sample`); with
     `id_variants`, each successful episode the policy decided also gives that many copies
-    with its pages' element ids renumbered (prompts rendered anew)."""
+    with its pages' element ids renumbered (prompts rendered anew); `keep` (an episode id →
+    whether to read it) leaves others unread."""
     out: list[Sample] = []
-    for episode in reversed(await store.episodes()):
-        if episode.id <= after or episode.status == "running" or \
-                (sources and episode.source not in sources) or skip(episode):
+    for episode in await store.episodes_after(after, sources=sources or ()):
+        if not keep(episode.id) or episode.status == "running" or skip(episode):
             continue
         rewards = await store.rewards(episode.id)
         counted = trusted(reward_that_counts(rewards, config.reward), config)
@@ -205,7 +225,7 @@ def _served(episode: Episode) -> bool:
     return (episode.policy or "").startswith("server:")
 
 
-def _decided(episode: Episode, steps: list[Step], counted: Reward, group: str,
+def _decided(episode: Episode, steps: list[Step], counted: Reward, group: Group,
              render_prompt: RenderPrompt | None, id_variants: int) -> list[Sample]:
     """An episode the policy decided: its own steps, the `done` a 👍 one never said, and
     `id_variants` copies of a success with other element ids."""
@@ -223,7 +243,7 @@ def _decided(episode: Episode, steps: list[Step], counted: Reward, group: str,
 
 
 def _model_free(episode: Episode, secret: str | None, steps: list[Step], counted: Reward,
-                group: str, render_prompt: RenderPrompt, config: TrainConfig) -> list[Sample]:
+                group: Group, render_prompt: RenderPrompt, config: TrainConfig) -> list[Sample]:
     """An episode no model decided: its steps as the policy would have seen them (the secret
     it typed, where known), and a good demonstration's variants (as many as `demo_passes`
     allows)."""
@@ -239,24 +259,49 @@ def _model_free(episode: Episode, secret: str | None, steps: list[Step], counted
 async def relabelled_samples(store: Store, render_prompt: RenderPrompt, after: int = 0,
                              skip: Callable[[Episode], bool] = lambda episode: False
                              ) -> list[Sample]:
-    """Hindsight samples of the practice episodes above `after` (relabel.py): each MiniWoB++
-    failure that fulfilled another instruction of its template, and each practice of a user's
-    task as the instructions its actions carried out, as successes of those instructions."""
-    out: list[Sample] = []
-    for episode in reversed(await store.episodes()):
-        if episode.id <= after or episode.source != "practice" or skip(episode):
+    """Hindsight samples of the practice episodes above `after` (relabel.py): each benchmark
+    failure that fulfilled another instruction of its template (by the newest
+    `RELABEL_EXAMPLES` successes of its task, of any night), and each practice of a user's task
+    as the instructions its actions carried out, as successes of those instructions."""
+    examples: dict[str, list[Example]] = {}
+    tonight: list[tuple[Episode, list[Reward], str | None]] = []
+    async for episode in _newest_first(store):
+        if episode.id <= after and all(len(examples.get(task, ())) >= RELABEL_EXAMPLES
+                                       for _, _, task in tonight if task):
+            break                   # every task of tonight's has all the examples it needs
+        if episode.source != "practice" or skip(episode):
             continue
-        steps, rewards = await store.steps(episode.id), await store.rewards(episode.id)
+        rewards = await store.rewards(episode.id)
+        truth = truth_details(rewards)
+        task = f"{truth.get('benchmark')}:{truth.get('task')}" if truth else None
+        won = reward_that_counts(rewards, "ground_truth")
+        if task and won and won.value > 0 and MASK not in episode.task and \
+                len(examples.setdefault(task, [])) < RELABEL_EXAMPLES:
+            examples[task].append((episode.task, await store.steps(episode.id)))
+        if episode.id > after:
+            tonight.append((episode, rewards, task))
+    out: list[Sample] = []
+    for episode, rewards, task in reversed(tonight):
+        steps = await store.steps(episode.id)
         if any(r.kind == "ground_truth" for r in rewards):
-            found = relabel(episode, steps, rewards)
-            task = found.task if found else None
+            found = relabel(episode, steps, rewards, examples.get(task, []))
+            instruction = found.task if found else None
         else:
-            task = as_instructions(steps)
-        if task:
+            instruction = as_instructions(steps)
+        if instruction:
             out += [replace(s, relabelled=True)
-                    for s in teacher_samples(replace(episode, task=task), steps, 1.0,
-                                             f"relabelled\n{task}", render_prompt)]
+                    for s in teacher_samples(replace(episode, task=instruction), steps, 1.0,
+                                             f"relabelled\n{instruction}", render_prompt)]
     return out
+
+
+async def _newest_first(store: Store, page: int = 500) -> AsyncIterator[Episode]:
+    """The store's episodes, newest first, read a page at a time."""
+    before = None
+    while rows := await store.episodes(page, before):
+        for episode in rows:
+            yield episode
+        before = rows[-1].id
 
 
 def capped(samples: list[Sample], extra: list[Sample], share: float) -> list[Sample]:
@@ -309,6 +354,13 @@ def demonstrations_learnt(age: Callable[[int], int], nights: int) -> Callable[[E
     return lambda episode: episode.source == "demonstration" and age(episode.id) >= nights
 
 
+def stays(episode_id: int, age: Callable[[int], int], decay: float) -> bool:
+    """Whether a success of episode `episode_id` is in the self-imitation buffer tonight: with
+    probability `decay` ** its age in nights, drawn from its id (the same draw every time, so
+    the buffer is read only for those that stay)."""
+    return random.Random(episode_id).random() < decay ** age(episode_id)
+
+
 def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lambda e: 0,
                 decay: float = 1.0) -> list[Sample]:
     """Self-imitation data: per group, the shortest successful attempt (reward > 0; fewest
@@ -318,7 +370,7 @@ def rft_samples(samples: list[Sample], cap: int, age: Callable[[int], int] = lam
     id (a resumed cycle reads the same buffer): old successes fade unless solved again."""
     steps: dict[int, list[Sample]] = {}
     for s in samples:
-        if s.reward > 0 and random.Random(s.episode_id).random() < decay ** age(s.episode_id):
+        if s.reward > 0 and stays(s.episode_id, age, decay):
             steps.setdefault(s.episode_id, []).append(s)
     best: dict[str, list[Sample]] = {}
     for episode_id in sorted(steps, reverse=True):          # newest first
@@ -338,27 +390,56 @@ def sft_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
             and (s.verified or config.sft_trusts_judge)]
 
 
-async def solved_groups(store: Store, after: int,
-                        skip: Callable[[Episode], bool] = lambda episode: False) -> set[str]:
-    """The groups of practice episodes above `after` with at least two attempts, every one a
-    success by ground truth: nothing there for training to learn."""
-    outcomes: dict[str, list[bool]] = {}
-    for episode in await store.episodes():
-        if episode.id <= after or episode.source != "practice" or skip(episode):
+async def practice_outcomes(store: Store, after: int, before: int | None = None,
+                            skip: Callable[[Episode], bool] = lambda episode: False
+                            ) -> dict[Group, list[bool]]:
+    """Group → whether each of the local model's practice attempts succeeded by ground truth,
+    for the practice episodes with an id above `after` (and below `before`); the teacher's
+    and the replays' are not the policy's doing."""
+    outcomes: dict[Group, list[bool]] = {}
+    for episode in await store.episodes_after(after, None if before is None else before - 1,
+                                              sources=("practice",)):
+        if not (episode.policy or "").startswith("llm:") or skip(episode):
             continue
         rewards = await store.rewards(episode.id)
         truth = reward_that_counts(rewards, "ground_truth")
         if truth is not None:
             outcomes.setdefault(group_key(episode, rewards), []).append(truth.value > 0)
+    return outcomes
+
+
+def solved(outcomes: dict[Group, list[bool]]) -> set[Group]:
+    """The groups with at least two attempts, every one a success: nothing there to learn."""
     return {group for group, won in outcomes.items() if len(won) >= 2 and all(won)}
 
 
-async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, *, after: int,
-                       held: set[str] = frozenset()
-                       ) -> tuple[list[Sample], list[Sample], list[int]]:
-    """What a cycle trains on, from the episodes above `after` (this night's) and the buffers
-    of earlier nights: (SFT samples, GRPO samples, the ids of the window's episodes). Tasks in
-    `held` are left out (the gate measures them)."""
+def mastered(outcomes: dict[Group, list[bool]]) -> set[str]:
+    """The benchmark tasks (`benchmark:task`) every group of which was `solved`: practice
+    on them spends the night on what the policy already does."""
+    done, tasks = solved(outcomes), {}
+    for group in outcomes:
+        if group.benchmark:
+            task = f"{group.benchmark}:{group.task}"
+            tasks[task] = tasks.get(task, True) and group in done
+    return {task for task, every in tasks.items() if every}
+
+
+@dataclass
+class TrainingSet:
+    sft: list[Sample]
+    grpo: list[Sample]
+    window: list[int]               # the ids of the episodes above `after`
+    held: set[str]                  # the user's tasks left out: the gate measures them
+
+
+async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, *,
+                       after: int) -> TrainingSet:
+    """What a cycle trains on, and what `nightloop train export` writes: from the episodes
+    above `after` (this night's) and the buffers of earlier nights. The held-out user tasks
+    (`PracticeTask.held_out` of the `practice_user_tasks` newest) are left out."""
+    held = {t.task for t in await practice_tasks(store, config.practice_user_tasks)
+            if t.held_out}
+
     def skip(episode: Episode) -> bool:
         return episode.task in held
     practice = await load_samples(store, config, ("practice",), render, skip=skip, after=after)
@@ -372,13 +453,18 @@ async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, 
     # every night's failures would otherwise be rendered into prompts again, for nothing.
     verified = rft_samples(await load_samples(
         store, replace(config, reward="ground_truth"), ("practice",), render, skip=skip,
-        successes_only=True, id_variants=config.rft_id_variants),
+        successes_only=True, id_variants=config.rft_id_variants,
+        keep=lambda episode_id: stays(episode_id, age, config.rft_decay)),
         config.rft_groups, age, config.rft_decay)
     hindsight = await relabelled_samples(store, render, after, skip) \
         if config.relabel_share else []
-    window = sorted(e.id for e in await store.episodes() if e.id > after)
-    solved = await solved_groups(store, after, skip) if config.sft_skip_solved else set()
+    window = [e.id for e in await store.episodes_after(after)]
+    known = solved(await practice_outcomes(store, after, skip=skip)) \
+        if config.sft_skip_solved else set()
+    # A benchmark's successes come through the buffer, the shortest per group: all of them
+    # would weigh a group by how often the policy already solves it.
+    judged = [s for s in practice if s.group.benchmark is None]
     sft = capped([s for s in {(s.episode_id, s.index, s.variant): s for s in
-                              sft_samples(users + practice, config) + verified}.values()
-                  if s.group not in solved], hindsight, config.relabel_share)
-    return sft, grpo_samples(practice, config), window
+                              sft_samples(users + judged, config) + verified}.values()
+                  if s.group not in known], hindsight, config.relabel_share)
+    return TrainingSet(sft, grpo_samples(practice, config), window, held)

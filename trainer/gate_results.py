@@ -1,4 +1,4 @@
-"""What earlier gates measured: each adapter's MiniWoB++ outcome per (task, test seed), kept
+"""What earlier gates measured: each adapter's MiniWoB++ outcome per (task, validation seed), kept
 beside the store (``<store>.gate.json``), so that a night whose serving adapter an earlier gate
 already measured — last night's promoted candidate, or the same adapter again after a
 rejection — spends its gate on the candidate alone.
@@ -37,16 +37,19 @@ def policy_key(settings: Settings, model: Path, adapter_sha256: str | None,
 class GateResults:
     path: Path
     runs: dict[str, dict[str, float]]          # key → {"task seed": success}
+    episode_seconds: float | None = None        # the last gate's pace: what the next plans with
 
     @classmethod
     def beside(cls, db: Path | str) -> GateResults:
         """The outcomes kept beside store `db` (none when the file is missing or unreadable)."""
         path = Path(f"{db}.gate.json")
         try:
-            runs = json.loads(path.read_text())["runs"]
-        except (OSError, ValueError, KeyError, TypeError):
-            runs = {}
-        return cls(path, runs if isinstance(runs, dict) else {})
+            kept = json.loads(path.read_text())
+            runs, pace = kept["runs"], kept.get("episode_seconds")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            runs, pace = {}, None
+        return cls(path, runs if isinstance(runs, dict) else {},
+                   pace if isinstance(pace, (int, float)) else None)
 
     def known(self, key: str | None) -> dict[tuple[str, int], float]:
         """The outcomes on record for the policy `key` names, by (task, seed)."""
@@ -63,6 +66,15 @@ class GateResults:
         self.runs[key] = run
         while len(self.runs) > KEEP:
             self.runs.pop(next(iter(self.runs)))
+        self._write()
+
+    def paced(self, seconds: list[float]) -> None:
+        """Record the pace of a gate whose episodes took `seconds` (none: nothing to record)."""
+        if seconds:
+            self.episode_seconds = round(sum(seconds) / len(seconds), 2)
+            self._write()
+
+    def _write(self) -> None:
         tmp = self.path.with_suffix(".partial")
-        tmp.write_text(json.dumps({"runs": self.runs}))
+        tmp.write_text(json.dumps({"runs": self.runs, "episode_seconds": self.episode_seconds}))
         tmp.replace(self.path)

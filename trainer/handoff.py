@@ -21,6 +21,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from daemon.core.errors import UsageError
 from daemon.core.files import write_private
 
 from .data import Sample
@@ -31,7 +32,7 @@ FORMATS = ("trl", "jsonl")
 def write(out: Path, sft: list[Sample], grpo: list[Sample], *, fmt: str, meta: dict) -> dict:
     """Write the dataset into `out` (created if missing); what was written, as meta.json says."""
     if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}: {' or '.join(FORMATS)}")
+        raise UsageError(f"unknown format {fmt!r}: {' or '.join(FORMATS)}")
     out.mkdir(parents=True, exist_ok=True)
     rows = {"sft.jsonl": [_row(s, fmt, grpo=False) for s in sft],
             "grpo.jsonl": [_row(s, fmt, grpo=True) for s in grpo]}
@@ -50,7 +51,7 @@ def _row(sample: Sample, fmt: str, *, grpo: bool) -> dict:
         return row
     if grpo:
         return {"prompt": sample.prompt, "completion": sample.completion,
-                "reward": sample.reward, "advantage": sample.advantage, "group": sample.group}
+                "reward": sample.reward, "advantage": sample.advantage, "group": str(sample.group)}
     return {"prompt": sample.prompt, "completion": sample.completion,
             "episode_id": sample.episode_id, "step": sample.index, "reward": sample.reward,
             "teacher": sample.teacher, "variant": sample.variant,

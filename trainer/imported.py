@@ -15,10 +15,10 @@ import hashlib
 import time
 from pathlib import Path
 
+from daemon.core.errors import NightloopError
 from daemon.core.models import check_model, shipped_model
 from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Adapter, Store
-from daemon.core.wire import NightloopError
 
 from .cycle import CycleState
 from .starting import serving_adapter
@@ -49,5 +49,5 @@ async def import_adapter(settings: Settings, folder: Path) -> Adapter:
         CycleState(str(settings.db_path), max((e.id for e in await store.episodes(1)),
                                               default=0),
                    serving.id if serving else None, str(dest), phase="gate",
-                   candidate=candidate.id, night=len(await store.adapters())).save()
+                   candidate=candidate.id).save()
     return candidate

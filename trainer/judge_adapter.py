@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from daemon.core.errors import UsageError
 from judge.evaluate import Labelled
 from judge.flip import distractors
 from judge.judge import RENDER_CHARS
@@ -88,7 +89,7 @@ def train_adapter(gguf: Path, items: list[FlipItem], out: Path, *, epochs: int =
     stopping at `deadline`, time.monotonic); saved to `out` (peft) and `out`/adapter.gguf."""
     items = [i for i in items if len(i.instructions) > 1]       # a margin needs a distractor
     if not items or len({i.success for i in items}) < 2:
-        raise ValueError("training the judge needs successes and failures, with distractors")
+        raise UsageError("training the judge needs successes and failures, with distractors")
     t0 = time.monotonic()
     torch.manual_seed(seed)
     base, _, arch = load_base(gguf)

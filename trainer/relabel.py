@@ -1,13 +1,15 @@
 """Hindsight relabelling: an episode that did something coherent, but not what was asked,
 becomes a correct example of the instruction it did fulfil.
 
-MiniWoB++ (rule-based, from the action log and the page's verdict): for a task whose
-instruction names the one value the agent chooses — the button or link to click, the text to
-type — an episode the page ended as a failure, whose last action chose another value (clicked
-"Cancel" where "No" was asked; typed "abc" where "Cristin" was asked, then Submit), is a success
-of the same template with that value: ``Click on the "Cancel" button.`` Its steps become SFT
-samples for the relabelled instruction, rendered by the policy's own prompt builder, marked
-`relabelled` (never in a GRPO group). Other MiniWoB++ tasks are not relabelled.
+Benchmarks with ground truth (MiniWoB++, the bundled sites, the skills pages), any template,
+by value substitution (daemon/agent/values.py): a success of the same task (any seed) shows
+which of its actions carry the values its instruction names (the text typed, the option
+chosen, the name clicked) and cuts its template; a failure the page ended (``done``) whose
+actions take the same steps on the same elements, but with other values, fulfilled the failed
+task's instruction with those values put in (typed "abc" where "Cristin" was asked, then
+Submit: ``Enter "abc" into the text field and press Submit.``). Its steps become SFT samples
+for the relabelled instruction, rendered by the policy's own prompt builder, marked
+`relabelled` (never in a GRPO group).
 
 The user's own tasks (no ground truth): a practice episode's successful actions, written as the
 instructions the scripted policy reads (``fill "Name" with "Ada"; click "Send"``), are an
@@ -17,54 +19,85 @@ that cannot be written so (no element name, a masked secret, a quote in a value)
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from daemon.agent.values import Unmatched, template_of, values_of
 from daemon.core.observation import MASK
 from daemon.core.store import Episode, Reward, Step
 
-# MiniWoB++ task → its instruction, with the chosen value as the group `v`, and what chooses it:
-# "click" (the last action clicked an element named v) or "fill" (the last fill typed v, then a
-# click on Submit ended the episode).
-RULES: dict[str, tuple[re.Pattern, str]] = {
-    "click-button": (re.compile(r'^Click on the "(?P<v>[^"]+)" button\.$'), "click"),
-    "click-link": (re.compile(r'^Click on the link "(?P<v>[^"]+)"\.$'), "click"),
-    "click-dialog-2": (re.compile(r'^Click the button in the dialog box labeled '
-                                  r'"(?P<v>[^"]+)"\.$'), "click"),
-    "enter-text": (re.compile(r'^Enter "(?P<v>[^"]+)" into the text field and press '
-                              r'Submit\.$'), "fill"),
-}
+Example = tuple[str, list[Step]]        # a success: its task and its steps
+_VALUE_ARGS = ("text", "option")
 
 
 @dataclass(frozen=True)
 class Relabelled:
     task: str                           # the instruction the episode did fulfil
-    done_by: str                        # the value it chose instead of the one asked for
+    done_by: str                        # the values it chose instead of those asked for
 
 
-def relabel(episode: Episode, steps: list[Step], rewards: list[Reward]) -> Relabelled | None:
-    """The instruction a failed MiniWoB++ episode fulfilled instead, or None (see the module
-    docstring for which episodes qualify)."""
+def relabel(episode: Episode, steps: list[Step], rewards: list[Reward],
+            successes: list[Example]) -> Relabelled | None:
+    """The instruction a failed benchmark episode fulfilled instead, by the first of
+    `successes` (of the same task) whose steps it follows with other values; None when it
+    does not qualify (see the module docstring)."""
     truth = next((r for r in reversed(rewards) if r.kind == "ground_truth"), None)
     details = (truth.details or {}) if truth else {}
-    if truth is None or truth.value > 0 or details.get("benchmark") != "miniwob" \
-            or not details.get("done") or details.get("task") not in RULES:
+    if truth is None or truth.value > 0 or not details.get("done"):
         return None
-    pattern, chooser = RULES[details["task"]]
-    match = pattern.match(episode.task)
     acted = [s for s in steps if s.ok and s.action]
-    if not match or not acted or acted[-1].action["action"] != "click":
+    for task, example in successes:
+        found = _substituted(episode.task, acted, task, [s for s in example if s.ok and s.action])
+        if found:
+            return found
+    return None
+
+
+def _substituted(asked: str, acted: list[Step], task: str, example: list[Step]
+                 ) -> Relabelled | None:
+    """`asked` with the values `acted` chose where `example` (a success of `task`) chose its
+    own, when `acted` takes `example`'s steps on the same elements; else None."""
+    values = values_of(example, task)
+    if not values or len(acted) != len(example):
         return None
-    if chooser == "click":
-        chosen = ((acted[-1].target or {}).get("name") or "").strip()
-    else:
-        fills = [s.action.get("text", "") for s in acted if s.action["action"] == "fill"]
-        submitted = ((acted[-1].target or {}).get("name") or "").strip() == "Submit"
-        chosen = fills[-1].strip() if fills and submitted else ""
-    if not chosen or '"' in chosen or chosen == match["v"]:
+    template = template_of(task, values)
+    try:
+        wanted = template.bind(asked)            # the example's value → the asked one
+    except Unmatched:
         return None
-    start, end = match.span("v")
-    return Relabelled(episode.task[:start] + chosen + episode.task[end:], chosen)
+    chosen: dict[str, str] = {}
+    for mine, theirs in zip(acted, example):
+        pairs = _choices(mine, theirs, set(values))
+        if pairs is None:
+            return None
+        for value, done in pairs:
+            if chosen.setdefault(value, done) != done:
+                return None
+    done = {v: chosen.get(v, wanted[v]) for v in template.values}
+    if any('"' in v or MASK in v or not v.strip() for v in done.values()) or \
+            all(done[v] == wanted[v] for v in done):
+        return None
+    return Relabelled(template.fill(done), ", ".join(
+        dict.fromkeys(done[v] for v in done if done[v] != wanted[v])))
+
+
+def _choices(mine: Step, theirs: Step, values: set[str]) -> list[tuple[str, str]] | None:
+    """(the example's value, the one `mine` chose in its place) for one step; None when the
+    two steps differ other than in their values (another action, another element)."""
+    a, b = mine.action or {}, theirs.action or {}
+    if a.get("action") != b.get("action") or set(a) != set(b):
+        return None
+    pairs = []
+    for key in _VALUE_ARGS:
+        if key in b and b[key].strip() in values:
+            pairs.append((b[key].strip(), str(a[key]).strip()))
+        elif a.get(key) != b.get(key):
+            return None
+    name, named = (((t.target or {}).get("name") or "").strip() for t in (mine, theirs))
+    if b.get("action") == "click" and named in values:
+        pairs.append((named, name))
+    elif name != named or (not named and a.get("id") != b.get("id")):
+        return None
+    return pairs
 
 
 def as_instructions(steps: list[Step]) -> str | None:

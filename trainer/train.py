@@ -3,13 +3,20 @@
 - SFT: mean negative log-likelihood of the action tokens of good episodes' steps.
 - GRPO: clipped policy gradient with the trajectory's group-relative advantage shared by its
   action tokens, asymmetric clip (clip_low / clip_high), an optional k3 KL term to the base
-  (the adapter switched off) and an entropy bonus. Its samples are the policy's own draws
-  (`Sample.sampled`): the "old" log-probs are the sampler's, recorded while practising; the
-  new ones are renormalised as the sampler's were, over the tokens the grammar allowed at
-  that position (when it kept them: free text counts the whole vocabulary) and at the
-  sampling temperature, as TRL divides by it. Only tokens where the grammar left a choice carry
-  loss (a forced token has probability 1 either way), averaged over all such tokens of a batch
-  (DAPO), so a long action weighs by its choices, not as one sample.
+  (the adapter switched off) and an optional entropy bonus. Its samples are the policy's own
+  draws (`Sample.sampled`), recorded while practising, but the model it trains is no longer
+  that sampler (SFT ran first; earlier batches moved it). As in TRL's GRPOTrainer, the clip's
+  old policy is the model itself at a sample's first use (its log-probs then, detached: a
+  ratio of 1 on first use, so the clip bounds only the later epochs' steps), and the distance
+  to the sampler is corrected by a separate, detached importance weight per token, capped at
+  `sampler_weight_cap` (TRL's "token_truncate"; for an action practice's exploration mixed
+  into, the mixture's odds, `Sampled.mixture`, divide it). Log-probs are renormalised as the
+  sampler's were, over the tokens the grammar allowed at that position (free text: all but
+  those it forbade; a record from before those were kept counts the whole vocabulary) and at
+  the sampling temperature, as TRL divides by it. Only tokens where the grammar left a choice
+  carry loss (a forced token has probability 1 either way), averaged over all such tokens of
+  a batch (DAPO), so a long action weighs by its choices, not as one sample. `Report.grpo`
+  says what the tokens looked like (`GrpoStats`).
 - CPU: fp32 (bf16 autocast on this CPU re-compiles for every new sequence length, ~7 s a call).
 - The tokens every sample of a batch starts with (the policy's system prompt, ~3/4 of each
   prompt) run once per batch and every sample goes on from their keys/values; the batch's
@@ -58,9 +65,10 @@ class Encoded:
     sample: Sample
     # From the sampler's record (None without one), one entry per action token:
     old: torch.Tensor | None = None             # its log-probs
-    allowed: list[list[int] | int] | None = None    # the ids the grammar allowed, or how many
+    allowed: list | None = None     # per token, the ids the grammar allowed (`Sampled.choices`)
     choice: torch.Tensor | None = None          # bool: more than one was allowed
     deciding: torch.Tensor | None = None        # bool, per action token: not JSON layout
+    first: torch.Tensor | None = None   # GRPO: the model's log-probs at the sample's first use
 
 
 @dataclass
@@ -74,6 +82,7 @@ class Report:
     total_steps: int = 0            # what the phase would take without a deadline
     resumed_at: int = 0             # steps a saved state had already done
     fitted: float | None = None     # SFT: share of probed samples the model now reproduces
+    grpo: dict | None = None        # GRPO: `GrpoStats.summary()`
 
     @property
     def final_loss(self) -> float | None:
@@ -100,8 +109,8 @@ def encode(tokenizer, sample: Sample, max_tokens: int) -> Encoded:
     if drawn:
         item.old = torch.tensor(drawn.logprobs, dtype=torch.float32)
         item.allowed = drawn.choices
-        item.choice = torch.tensor([len(c) > 1 if isinstance(c, list) else c > 1
-                                    for c in drawn.choices])
+        item.choice = torch.tensor([len(c) > 1 if isinstance(c, list) else
+                                    isinstance(c, dict) or c > 1 for c in drawn.choices])
     return item
 
 
@@ -148,10 +157,12 @@ def _logprobs(model, item: Encoded, shared: Prefix | None = None, as_sampled: bo
     if as_sampled and item.sample.sampled:
         logits = logits / item.sample.sampled.temperature
         allowed = torch.ones_like(logits, dtype=torch.bool)
-        for row, ids_allowed in enumerate(item.allowed):
-            if isinstance(ids_allowed, list):
+        for row, ids in enumerate(item.allowed):
+            if isinstance(ids, list):
                 allowed[row] = False
-                allowed[row, ids_allowed] = True
+                allowed[row, ids] = True
+            elif isinstance(ids, dict):
+                allowed[row, ids["not"]] = False
         logits = logits.masked_fill(~allowed, float("-inf"))
     logp = F.log_softmax(logits, dim=-1)
     finite = logp.masked_fill(~logp.isfinite(), 0.0)       # 0 · -inf would poison the gradient
@@ -163,27 +174,86 @@ def sft_loss(model, item: Encoded, shared: Prefix | None = None) -> torch.Tensor
     return -_logprobs(model, item, shared)[0].mean()
 
 
-def grpo_loss(model, item: Encoded, config: TrainConfig, shared: Prefix | None = None
-              ) -> torch.Tensor:
-    """The loss of each action token, shape (n,), zero where the grammar left no choice; the
-    ratio is against the sampler's own log-probs. The caller averages over the choice tokens
-    of the batch (DAPO's token-level mean), not per sample."""
+@dataclass
+class GrpoStats:
+    """GRPO's choice tokens, counted over a phase (TRL logs the like): how many the clip left
+    without a gradient, by the advantage's sign (`clipped_*`: against the old policy, what the
+    loss uses; `sampler_clipped_*`: had the ratio been taken against the sampler, as before),
+    the mean ratio of the model to the sampler, a k3 estimate of KL(sampler || model), and
+    how many importance weights hit the cap."""
+    tokens: int = 0
+    positive: int = 0
+    negative: int = 0
+    clipped_high: int = 0           # advantage > 0, ratio above 1 + clip_high
+    clipped_low: int = 0            # advantage < 0, ratio below 1 - clip_low
+    sampler_clipped_high: int = 0
+    sampler_clipped_low: int = 0
+    capped: int = 0
+    sampler_ratio: float = 0.0      # sums, divided by `tokens` in the summary
+    kl_to_sampler: float = 0.0
+
+    def add(self, advantage: float, ratio: torch.Tensor, to_sampler: torch.Tensor,
+            capped: torch.Tensor, config: TrainConfig) -> None:
+        """One sample's choice tokens: its ratios to the old policy and to the sampler."""
+        high, low = 1 + config.clip_high, 1 - config.clip_low
+        self.tokens += len(ratio)
+        self.sampler_ratio += float(to_sampler.sum())
+        self.kl_to_sampler += float((to_sampler - 1 - to_sampler.log()).sum())   # k3
+        self.capped += int(capped.sum())
+        if advantage > 0:
+            self.positive += len(ratio)
+            self.clipped_high += int((ratio > high).sum())
+            self.sampler_clipped_high += int((to_sampler > high).sum())
+        elif advantage < 0:
+            self.negative += len(ratio)
+            self.clipped_low += int((ratio < low).sum())
+            self.sampler_clipped_low += int((to_sampler < low).sum())
+
+    def summary(self) -> dict:
+        def share(count: int, of: int) -> float | None:
+            return round(count / of, 4) if of else None
+        return {"tokens": self.tokens,
+                "clipped_high": share(self.clipped_high, self.positive),
+                "clipped_low": share(self.clipped_low, self.negative),
+                "sampler_clipped_high": share(self.sampler_clipped_high, self.positive),
+                "sampler_clipped_low": share(self.sampler_clipped_low, self.negative),
+                "sampler_ratio": share(self.sampler_ratio, self.tokens),
+                "kl_to_sampler": share(self.kl_to_sampler, self.tokens),
+                "capped": share(self.capped, self.tokens)}
+
+
+def grpo_loss(model, item: Encoded, config: TrainConfig, shared: Prefix | None = None,
+              stats: GrpoStats | None = None) -> torch.Tensor:
+    """The loss of each action token, shape (n,), zero where the grammar left no choice: the
+    clipped ratio to the old policy (the model at the sample's first use) times the capped,
+    detached importance weight of that policy to the sampler. The caller averages over the
+    choice tokens of the batch (DAPO's token-level mean), not per sample."""
     if item.old is None:
         raise ValueError(f"episode {item.sample.episode_id}: GRPO needs the sampler's "
                          "recorded log-probs")
     logp, entropy = _logprobs(model, item, shared, as_sampled=True)     # (n,), (n,)
-    ratio = (logp - item.old).exp()
+    if item.first is None:
+        item.first = logp.detach()
+    ratio = (logp - item.first).exp()
+    to_sampler = (item.first - item.old).exp()
+    uncapped = to_sampler * math.exp(-item.sample.sampled.mixture)  # exploring: the mixture drew it
+    weight = uncapped.clamp(max=config.sampler_weight_cap)
     advantage = item.sample.advantage
     clipped = ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
-    per_token = -torch.minimum(ratio * advantage, clipped * advantage)
+    per_token = -torch.minimum(ratio * advantage, clipped * advantage) * weight
     if config.kl_coef:
         with torch.no_grad(), model.disable_adapter():
             ref = _logprobs(model, item, as_sampled=True)[0]
         per_token = per_token + config.kl_coef * ((ref - logp).exp() - (ref - logp) - 1)
+    if stats is not None:
+        chosen = item.choice
+        stats.add(advantage, ratio.detach()[chosen], to_sampler[chosen],
+                  (uncapped > config.sampler_weight_cap)[chosen], config)
     return torch.where(item.choice, per_token - config.entropy_coef * entropy, 0.0)
 
 
-def backward(model, batch: list[Encoded], config: TrainConfig, phase: str) -> float:
+def backward(model, batch: list[Encoded], config: TrainConfig, phase: str,
+             stats: GrpoStats | None = None) -> float:
     """Accumulate the gradient of one batch's loss; the loss. The batch's shared prompt prefix
     runs once (when it is at least `prefix_min_tokens` long) and the summed loss goes back
     through it once."""
@@ -192,7 +262,7 @@ def backward(model, batch: list[Encoded], config: TrainConfig, phase: str) -> fl
     if phase == "sft":
         loss = sum(sft_loss(model, item, shared) for item in batch) / len(batch)
     else:               # DAPO: the mean over every choice token of the batch
-        loss = sum(grpo_loss(model, item, config, shared).sum() for item in batch) / \
+        loss = sum(grpo_loss(model, item, config, shared, stats).sum() for item in batch) / \
             max(1, choices)
     loss.backward()
     return loss.item()
@@ -219,6 +289,7 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     probe = random.Random(config.seed).sample(items, min(FIT_PROBE, len(items))) \
         if phase == "sft" else []
     order = random.Random(config.seed)
+    stats = GrpoStats() if phase == "grpo" else None
     t0 = time.monotonic()
     stepping = 0.0                          # seconds this call's steps took
     saved = _load_state(state_file, phase, config, model, optimiser)
@@ -240,7 +311,7 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
             batch = items[start:start + config.batch_size]
             began = time.monotonic()
             optimiser.zero_grad()
-            total = backward(model, batch, config, phase)
+            total = backward(model, batch, config, phase, stats)
             if not math.isfinite(total):
                 raise FloatingPointError(f"{phase} loss became {total} at step {report.steps}")
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
@@ -257,6 +328,8 @@ def train(model, tokenizer, samples: list[Sample], config: TrainConfig, phase: s
     model.eval()
     if probe:
         report.fitted = round(fitted(model, probe), 3)
+    if stats is not None:
+        report.grpo = stats.summary()
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 

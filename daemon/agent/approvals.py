@@ -6,7 +6,8 @@
   only its start origin (the page it started on), the origins its task text names and those the
   user approved earlier in it are allowed (a page cannot send the agent elsewhere on its own);
 - **secret**: typing into a secret field (a password, a payment card, a one-time code:
-  `Element.is_secret`);
+  `Element.is_secret`) — except a secret the task names as ``{{NAME}}`` (the user chose it for
+  this task) — and typing such a named secret into a field that is not a secret field;
 - **commit**: clicking a control whose name says it pays, buys, orders, deletes or sends money
   (the `approval_words` setting), or submitting a form with a filled secret field (a click on a
   button of that form, Enter in one of its fields). Fields outside any form (a page that
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 from daemon.core.actions import Action, urls_in
 from daemon.core.observation import Element, Observation
 from daemon.core.settings import DEFAULTS
+from daemon.core.vault import PLACEHOLDER, placeholders
 
 Verdict = Literal["approve", "approve_episode", "deny"]
 
@@ -75,7 +77,12 @@ def sensitivity(action: Action, page: Observation, *, origins: set[str],
             return Sensitivity("navigation", f"opens {target}, a site the task does not name")
         return None
     element = page.element(action.element_id) if action.element_id is not None else None
-    if element and action.name == "fill" and element.is_secret:
+    named = placeholders(action.args.get("text")) if action.name == "fill" else []
+    if element and named and not element.is_secret:
+        return Sensitivity("secret", f"types the secret {{{{{named[0]}}}}} into "
+                                     f"{element.render()}, which is not a secret field")
+    if element and action.name == "fill" and element.is_secret and \
+            not PLACEHOLDER.fullmatch(action.args["text"]):
         return Sensitivity("secret", f"types into the secret field {element.render()}")
     if element and action.name == "click" and _says(element.name, words):
         return Sensitivity("commit", f"clicks {element.render()}")

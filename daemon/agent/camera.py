@@ -16,9 +16,9 @@ import base64
 import binascii
 import time
 
+from daemon.core.errors import NightloopError
 from daemon.core.observation import Observation
 from daemon.core.store import Store
-from daemon.core.wire import NightloopError
 
 MAX_WIDTH = 1024        # pixels; a 1280-pixel-wide page is scaled down to this
 QUALITY = 0.6           # JPEG quality: about 10-60 kB a step
@@ -67,7 +67,10 @@ class Camera:
             jpeg = base64.b64decode(shot["image"], validate=True)
         except (binascii.Error, TypeError):
             return {"skipped": "the browser sent a malformed image"}
-        name = self.store.screenshots.write(episode_id, index, jpeg)
+        try:
+            name = self.store.screenshots.write(episode_id, index, jpeg)
+        except OSError as exc:          # a full disk: the step goes on without its picture
+            return {"skipped": f"it could not be written: {exc.strerror}"}
         boxes = shot.get("boxes") or {}
         return {"file": name, "width": shot.get("width"), "height": shot.get("height"),
                 "bytes": len(jpeg), "box": boxes.get(str(element_id)),

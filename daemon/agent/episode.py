@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol
 
 from daemon.core.actions import Action
-from daemon.core.observation import MASK, Observation
+from daemon.core.errors import NightloopError
+from daemon.core.observation import Observation
 from daemon.core.settings import DEFAULTS, Settings
-from daemon.core.store import Episode, Step, Store, now
-from daemon.core.wire import NightloopError
+from daemon.core.store import Episode, Step, Store, StoreFull, now
+from daemon.core.vault import Vault, placeholders
 
 from .approvals import ApprovalRequest, Approver, allowed_origins, origin, sensitivity
 from .camera import Camera
@@ -69,10 +70,11 @@ class Browser(Protocol):
 class Limits:
     max_steps: int = DEFAULTS.max_steps
     step_timeout: float = DEFAULTS.step_timeout
+    reconnect: float = DEFAULTS.reconnect_grace
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
-        return cls(settings.max_steps, settings.step_timeout)
+        return cls(settings.max_steps, settings.step_timeout, settings.reconnect_grace)
 
 
 OnStep = Callable[[Step], Awaitable[None]]
@@ -128,10 +130,14 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                       tab_id: int | None = None, page_ended: PageEnded | None = None,
                       approver: Approver | None = None,
                       approval_words: tuple[str, ...] = DEFAULTS.approval_words,
-                      camera: Camera | None = None) -> Episode:
-    """Run a started episode (already in the store) to its end and return its final row."""
+                      camera: Camera | None = None, vault: Vault | None = None,
+                      known_secrets: tuple[str, ...] = ()) -> Episode:
+    """Run a started episode (already in the store) to its end and return its final row.
+    `vault`: where the ``{{NAME}}`` secrets its actions name are looked up (None: nowhere);
+    `known_secrets`: secrets the task holds in clear (the user insisted), redacted at once."""
     assert episode.id is not None
-    secrets = EpisodeSecrets()
+    secrets = EpisodeSecrets(known_secrets)
+    await secrets.redact(store, episode.id)
     approvals = _Approvals(episode, approver, approval_words)
     status, answer, error = "step_limit", None, None
     history: list[PastStep] = []
@@ -147,11 +153,10 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
                 break
             step, action, obs = await _step(index, episode, tab_id, history, browser=browser,
                                              policy=policy, secrets=secrets, stop=stop,
-                                             approvals=approvals, camera=camera)
+                                             approvals=approvals, camera=camera, vault=vault)
             tab_id = step.result.get("tab_id", tab_id) if step.result else tab_id
             await store.add_step(step)
-            for secret in secrets.take_new():
-                await store.redact(episode.id, secret, MASK)
+            await secrets.redact(store, episode.id)
             await on_step(step)
             history.append(PastStep(action, step.ok, step.error, page=obs))
             if action is not None and action.spec.ends_episode and step.ok:
@@ -161,7 +166,7 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
             if page_ended is not None and await page_ended(tab_id):
                 status = "done"
                 break
-    except EpisodeFailed as exc:
+    except (EpisodeFailed, StoreFull) as exc:
         status, error = "failed", str(exc)
     except asyncio.CancelledError:
         status, error = "interrupted", "the daemon shut down during the episode"
@@ -171,12 +176,18 @@ async def run_episode(episode: Episode, *, store: Store, browser: Browser, polic
         raise
     finally:
         page = await _last_page(browser, tab_id) if status in _UNFINISHED else None
-        await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
-                                   error=secrets.scrub(error), final_observation=page)
+        try:
+            await store.finish_episode(episode.id, status, final_answer=secrets.scrub(answer),
+                                       error=secrets.scrub(error), final_observation=page)
+            unrecorded = False
+        except StoreFull as exc:        # the end too: said, not stored (a restart marks the
+            log.error("episode %d: %s", episode.id, exc)   # episode interrupted)
+            unrecorded = True
         log.info("episode %d ended: %s%s", episode.id, status, f" ({error})" if error else "")
     final = await store.episode(episode.id)
     assert final is not None
-    return final
+    return dataclasses.replace(final, status=status, error=secrets.scrub(error)) \
+        if unrecorded else final
 
 
 _UNFINISHED = ("step_limit", "stopped")     # ended with no final action of the agent's
@@ -193,14 +204,16 @@ async def _last_page(browser: Browser, tab_id: int | None) -> dict | None:
 
 async def _step(index: int, episode: Episode, tab_id: int | None, history: list[PastStep], *,
                 browser: Browser, policy: Policy, secrets: EpisodeSecrets,
-                stop: asyncio.Event, approvals: _Approvals,
-                camera: Camera | None) -> tuple[Step, Action | None, Observation]:
+                stop: asyncio.Event, approvals: _Approvals, camera: Camera | None,
+                vault: Vault | None) -> tuple[Step, Action | None, Observation]:
     """Observe, decide and act once; return the step to record, the action as recorded
     (secrets masked), which is also what the policy sees in later steps, and the page it acted
     on."""
     started = now()
     t0 = time.perf_counter()
     tab_id, obs = await browser.observe(tab_id)
+    if secrets.secrets:         # a page that shows one back: masked before anyone sees it
+        obs = Observation.from_json(secrets.scrub_tree(dataclasses.asdict(obs)))
     observe_ms, t1 = _ms(t0), time.perf_counter()
     taking = camera.start(tab_id, obs) if camera else None
     try:
@@ -231,8 +244,12 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
                     await stop.wait()
             except TimeoutError:
                 pass
+    elif (sent := _with_secrets(action, vault, secrets)) is None:
+        named = ", ".join(f"{{{{{n}}}}}" for n in placeholders(action.args["text"]))
+        error = f"{named} cannot be typed: " + ("no secrets are kept here" if vault is None
+                                                else "not saved (`nightloop secrets set`)")
     else:
-        outcome = await browser.act(tab_id, action)
+        outcome = await browser.act(tab_id, sent)
         ok, error = outcome.ok, outcome.error
         detail = dict(outcome.detail or {})
         extra = detail.pop("target", None)          # the content script's part of it
@@ -262,6 +279,23 @@ async def _step(index: int, episode: Episode, tab_id: int | None, history: list[
         if camera else None,
         **(dataclasses.asdict(decision.usage) if decision.usage else {}))
     return step, recorded, obs
+
+
+def _with_secrets(action: Action, vault: Vault | None, secrets: EpisodeSecrets) -> Action | None:
+    """`action` as it goes to the page: a fill's ``{{NAME}}`` placeholders replaced by their
+    values (each then a secret of the episode); None when one cannot be looked up."""
+    if action.name != "fill" or not placeholders(action.args["text"]):
+        return action
+    if vault is None:
+        return None
+    try:
+        text, values = vault.fill_in(action.args["text"])
+    except NightloopError as exc:
+        log.info("a secret the action names is not available: %s", exc)
+        return None
+    for value in values:
+        secrets.add(value)
+    return Action(action.name, {**action.args, "text": text})
 
 
 def _rejection(decision: Decision, obs: Observation) -> str | None:

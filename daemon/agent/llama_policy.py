@@ -13,8 +13,16 @@ Contract:
   the choices the grammar left): the old policy's own numbers for GRPO.
 - Exploration (`Settings.explore`, for practice): on that share of steps, drawn from the
   step's seed, the kind of action is drawn uniformly among those that name an element of the
-  page and the grammar offers only that kind; the decision's mode is ``"explored"`` and it
-  carries no sampler record (the kind was not the policy's draw, so GRPO leaves it out).
+  page and the grammar offers only that kind; the decision's mode is ``"explored"``. Every
+  step then is a draw from a mixture, and its sampler record says so: its tokens' log-probs
+  under the whole grammar (a shadow grammar scores them in the same pass, at no model cost)
+  and `Sampled.mixture`, log(mixture / policy) of the action, from its probability given its
+  kind (another shadow per kind), so GRPO can weigh it back to the policy.
+- Distinct openings (`distinct_openings`, for practice, whose attempts at one task and start
+  page run back to back): an attempt's first action leaves out, in the grammar only (the
+  prompt is as ever), the first actions the group's earlier attempts drew, while an action on
+  an element is left: drawn without replacement. The sampler renormalises over what the
+  grammar allows, so the recorded log-probs are exact, as a conditional.
 - The prompt is rendered with the chat template stored in the GGUF (a plain layout for base
   models without one), and llama.cpp's prefix cache carries over between steps. The page's
   part is untrusted: the model's control tokens are taken out of its text, and it is tokenized
@@ -25,7 +33,9 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import random
 import threading
 import time
@@ -37,9 +47,9 @@ from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from daemon.core.actions import Action, only
+from daemon.core.errors import InvalidMessage
 from daemon.core.models import ModelInfo, check_adapter, check_model, shipped_model
 from daemon.core.settings import Settings
-from daemon.core.wire import InvalidMessage
 
 from . import prompt
 from .grammar import to_gbnf
@@ -50,9 +60,10 @@ MAX_NEW_TOKENS = 400            # > the longest action the grammar allows (strin
 
 
 class LlamaPolicy:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, distinct_openings: bool = False):
         """`settings.adapter`: the adapter GGUF to apply; empty or ``none``: none (which adapter
         a store serves is for the caller to resolve: trainer.starting)."""
+        self.openings = Openings() if distinct_openings else None
         model = Path(settings.model).expanduser() if settings.model else shipped_model()
         self.info: ModelInfo = check_model(model)
         self.adapter = str(check_adapter(settings.adapter_file).path) \
@@ -60,9 +71,11 @@ class LlamaPolicy:
         self.name = f"llm:{self.info.path.stem}"
         self.settings = settings
         try:
+            # Read into memory, not mapped: a model file truncated or replaced while the
+            # daemon runs would otherwise kill it (SIGBUS) at the next step.
             self.llm = Llama(model_path=str(self.info.path), n_ctx=settings.n_ctx,
                              n_threads=settings.threads, n_threads_batch=settings.threads,
-                             lora_path=self.adapter, verbose=False)
+                             lora_path=self.adapter, verbose=False, use_mmap=False)
         except (ValueError, RuntimeError) as exc:
             raise InvalidMessage(f"llama.cpp could not load {self.info.path}: {exc}") from None
         self._format = prompt_formatter(self.llm)
@@ -82,17 +95,27 @@ class LlamaPolicy:
             text, tokens = self._prompt(context)
             seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
             schema = context.schema(self.settings.fill_text)
-            kind = explored(schema, self.settings.explore, random.Random(seed))
-            grammar = to_gbnf(json.dumps(only(schema, kind) if kind else schema))
+            if self.openings:
+                schema = self.openings.schema(context, schema, self.settings.fill_text)
+            share, kinds = self.settings.explore, element_kinds(schema)
+            kind = explored(schema, share, random.Random(seed))
+            shadows = ([schema] if kind else [only(schema, k) for k in kinds]) \
+                if share > 0 and kinds else []
             prompt_ms = (time.perf_counter() - t0) * 1000
-            output, usage, sampled = self._generate(tokens, grammar, seed)
+            output, usage, sampled, shadowed = self._generate(
+                tokens, to_gbnf(json.dumps(only(schema, kind) if kind else schema)), seed,
+                [to_gbnf(json.dumps(s)) for s in shadows])
+            if shadows:
+                sampled = mixed(sampled, shadowed, kind, share, len(kinds))
         usage.prompt_ms = round(prompt_ms, 2)
-        drawn = {"mode": "explored", "sampled": None} if kind else {"sampled": sampled}
+        drawn = {"mode": "explored" if kind else None, "sampled": sampled}
         try:
             action = Action.parse(json.loads(output))
         except (ValueError, InvalidMessage) as exc:
             return Decision(None, f"the model's output is not a valid action: {exc}",
                             prompt=text, raw_output=output, usage=usage, **drawn)
+        if self.openings:
+            self.openings.drew(context, action)
         return Decision(action, prompt=text, raw_output=output, usage=usage, **drawn)
 
     def render(self, context: StepContext) -> str:
@@ -118,8 +141,10 @@ class LlamaPolicy:
                       + tokenize(observation.encode(), add_bos=False, special=False)
                       + tokenize(after.encode(), add_bos=False, special=True))
 
-    def _generate(self, tokens: list[int], gbnf: str, seed: int
-                  ) -> tuple[str, Usage, Sampled]:
+    def _generate(self, tokens: list[int], gbnf: str, seed: int, shadows: list[str] = ()
+                  ) -> tuple[str, Usage, Sampled, list[Sampled | None]]:
+        """Draw under `gbnf`; what each of the `shadows` grammars would have had for the same
+        tokens (None for one that forbade one of them)."""
         llm = self.llm
         cached = cached_prefix(llm, tokens)
         llm.set_seed(seed)
@@ -127,12 +152,18 @@ class LlamaPolicy:
         t0 = time.perf_counter()
         t_first = None
         settings = self.settings
-        with GrammarSampler(llm, gbnf, settings.temperature) as grammar:
+        with contextlib.ExitStack() as stack:
+            grammar = stack.enter_context(GrammarSampler(llm, gbnf, settings.temperature))
+            scorers = [stack.enter_context(GrammarSampler(llm, g, settings.temperature,
+                                                          shadow=True)) for g in shadows]
             for token in llm.generate(tokens, temp=settings.temperature, top_k=settings.top_k,
                                       top_p=settings.top_p, min_p=settings.min_p,
-                                      logits_processor=LogitsProcessorList([grammar])):
+                                      logits_processor=LogitsProcessorList([*scorers,
+                                                                            grammar])):
                 if t_first is None:
                     t_first = time.perf_counter()
+                for scorer in scorers:
+                    scorer.accept(token)
                 grammar.accept(token)
                 if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or \
                         len(out) >= MAX_NEW_TOKENS:   # noqa: SLF001
@@ -145,7 +176,55 @@ class LlamaPolicy:
                            completion_tokens=len(out), prompt_ms=0.0,
                            prefill_ms=round((t_first - t0) * 1000, 2),
                            decode_ms=round((t_end - t_first) * 1000, 2),
-                           seed=seed), grammar.sampled
+                           seed=seed), grammar.sampled, \
+            [s.sampled if s.alive else None for s in scorers]
+
+
+class Openings:
+    """The first actions a practice group's attempts drew so far (a group: one task on one
+    start page, its attempts back to back); the next attempt's first step leaves them out
+    while an action on an element is left."""
+
+    def __init__(self) -> None:
+        self.group: tuple[str, str] | None = None
+        self.drawn: set[tuple[str, int | None]] = set()
+
+    def schema(self, context: StepContext, schema: dict, fill_text: str) -> dict:
+        """`schema` (the step's own) without the group's earlier openings, on a first step."""
+        if context.history:
+            return schema
+        group = (context.task, context.observation.state_key())
+        if group != self.group:
+            self.group, self.drawn = group, set()
+        fewer = context.schema(fill_text, frozenset(self.drawn)) if self.drawn else schema
+        return fewer if element_kinds(fewer) else schema
+
+    def drew(self, context: StepContext, action: Action) -> None:
+        if not context.history:         # an action on no element: that action, whole
+            self.drawn.add((action.name, action.element_id))
+
+
+def mixed(drawn: Sampled, shadowed: list[Sampled | None], kind: str | None, share: float,
+          kinds: int) -> Sampled | None:
+    """The sampler record of a step drawn from the exploring mixture: with probability
+    1 - `share` the policy, else a uniformly drawn one of `kinds` kinds of action and the
+    policy within it. `kind` is the explored kind (None: the policy drew), `shadowed` the
+    whole grammar's record of the same tokens (exploring) or each kind's (not exploring).
+    The tokens' log-probs are the policy's; `mixture` = log(mixture / policy) of the action.
+    None when no whole-grammar record of the tokens exists."""
+    whole, given = (shadowed[0], drawn) if kind else \
+        (drawn, next((s for s in shadowed if s), None))
+    if whole is None:
+        return None
+    within = math.exp(sum(given.logprobs) - sum(whole.logprobs)) if given else 0.0
+    whole.mixture = round(math.log((1 - share) + share / kinds * within), 5)
+    return whole
+
+
+def element_kinds(schema: dict) -> list[str]:
+    """The kinds of action `schema` (`json_schema`'s) lets name an element of the page."""
+    return sorted({v["properties"]["action"]["const"] for v in schema["oneOf"]
+                   if "const" in v["properties"].get("target", {})})
 
 
 def explored(schema: dict, share: float, rng: random.Random) -> str | None:
@@ -153,8 +232,7 @@ def explored(schema: dict, share: float, rng: random.Random) -> str | None:
     (`json_schema`'s) lets name an element of the page; else (or when none does) None."""
     if share <= 0 or rng.random() >= share:
         return None
-    kinds = sorted({v["properties"]["action"]["const"] for v in schema["oneOf"]
-                    if "const" in v["properties"].get("target", {})})
+    kinds = element_kinds(schema)
     return rng.choice(kinds) if kinds else None
 
 

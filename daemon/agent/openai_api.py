@@ -8,7 +8,11 @@ Contract:
 - The API key comes from the environment (``NIGHTLOOP_API_KEY``, else ``OPENAI_API_KEY``); it is
   sent only in the Authorization header and never stored, logged or put in an error.
 - Blocking (urllib, no extra dependency): call it from a worker thread.
-- `constraint` turns an action's JSON schema into the request fields a server dialect takes.
+- `constraint` turns an action's JSON schema into the request fields a server dialect takes;
+  `OpenAIServer.constrained` asks in the configured dialect or, with ``auto``, finds the first
+  the server takes (once, then keeps it). A server that refuses the shape of the request (HTTP
+  400, 422 or 500 for each dialect tried) raises `ShapeRefused`, whose message says the fix:
+  no later request would fare better, so the caller stops rather than fail every step alike.
 """
 
 from __future__ import annotations
@@ -20,13 +24,25 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from daemon.core.wire import NightloopError
+from daemon.core.errors import NightloopError
 
 from .grammar import to_gbnf
 
+DIALECTS = ("json_schema", "json_object", "grammar")     # the order `auto` tries them in
+SHAPE_REFUSALS = (400, 422, 500)        # the HTTP statuses servers refuse a request's shape with
+
 
 class ServerError(NightloopError):
-    """The model server could not be used for this request."""
+    """The model server could not be used for this request (`status`: the HTTP status it
+    refused it with, else None: down, slow or garbled)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ShapeRefused(ServerError):
+    """The server refuses the shape of a constrained request in every dialect tried."""
 
 
 def api_key() -> str | None:
@@ -58,13 +74,15 @@ class Answer:
 
 
 class OpenAIServer:
-    def __init__(self, base_url: str, model: str = "", timeout: float = 60.0):
+    def __init__(self, base_url: str, model: str = "", timeout: float = 60.0,
+                 dialect: str = "auto"):
         if not base_url.startswith(("http://", "https://")):
             raise ServerError(f"the server URL must be an http(s) URL like "
                               f"http://127.0.0.1:8080/v1, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.timeout = timeout
+        self.dialect = None if dialect == "auto" else dialect     # None: not found yet
 
     @property
     def model(self) -> str:
@@ -93,6 +111,31 @@ class OpenAIServer:
         return Answer(text, reply.get("usage") or {}, time.perf_counter() - t0,
                       reply.get("timings") or {})
 
+    def constrained(self, messages: list[dict], schema: dict, **chat) -> Answer:
+        """A chat answer held to the JSON `schema` in the server's dialect: the configured one,
+        or (auto) the first of DIALECTS the server takes, kept from then on. ShapeRefused when
+        it refuses the dialect (each of them, for auto); other ServerErrors pass through."""
+        refused: list[tuple[str, ServerError]] = []
+        for dialect in (self.dialect,) if self.dialect else DIALECTS:
+            try:
+                answer = self.chat(messages, extra=constraint(dialect, schema), **chat)
+            except ServerError as exc:
+                if exc.status not in SHAPE_REFUSALS:
+                    raise
+                refused.append((dialect, exc))
+                continue
+            self.dialect = dialect
+            return answer
+        last = refused[-1][1]
+        if self.dialect:
+            raise ShapeRefused(f"{last}. The server does not take server_format = "
+                               f"{self.dialect!r}: set server_format = \"auto\" to find a "
+                               "format it takes (llama-cpp-python's server: json_object)")
+        raise ShapeRefused(f"the model server refused a constrained answer in every format "
+                           f"nightloop sends ({', '.join(d for d, _ in refused)}); the last "
+                           f"said: {last}. Is {self.base_url} an OpenAI-compatible chat server "
+                           "(llama-server, llama-cpp-python's server, vLLM, Ollama)?")
+
     def echoed_logprobs(self, text: str) -> tuple[list[str], list[int], list[float | None]]:
         """The tokens of `text`, their character offsets and each one's log-probability given
         the text before it, as the server echoes them (legacy completions with echo)."""
@@ -120,7 +163,8 @@ class OpenAIServer:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             said = exc.read()[:300].decode("utf-8", errors="replace")
-            raise ServerError(f"{url} refused the request: HTTP {exc.code} {said}") from None
+            raise ServerError(f"{url} refused the request: HTTP {exc.code} {said}",
+                              exc.code) from None
         except TimeoutError:                    # socket.timeout is TimeoutError
             raise ServerError(f"{url} did not answer within {self.timeout:g} s") from None
         except OSError as exc:                  # URLError, refused, reset: all OSError

@@ -186,11 +186,12 @@ class StepContext:
         return tuple(u for u in dict.fromkeys(urls_in(self.task) + front)
                      if u != self.observation.url)
 
-    def schema(self, fill_text: str = "free") -> dict:
+    def schema(self, fill_text: str = "free", also: Blocked = frozenset()) -> dict:
         """This step's action schema (`actions.json_schema`): this page's elements, less the
-        blocked actions, `goto` to the destinations, and with `fill_text` "task" a fill's text
-        held to the task's spans (spans.py)."""
-        return json_schema(self.observation, self.blocked, self.destinations,
+        blocked actions (and `also`, which the prompt does not mention), `goto` to the
+        destinations, and with `fill_text` "task" a fill's text held to the task's spans
+        (spans.py)."""
+        return json_schema(self.observation, self.blocked | also, self.destinations,
                            spans(self.task) if fill_text == "task" else None)
 
     @property
@@ -275,12 +276,16 @@ class Usage:
 class Sampled:
     """What a sampling policy drew for one decision, token by token (stored with its step):
     each token's log-probability under the distribution it was drawn from, and the choices it
-    had (`choices[i]`: the ids allowed there, sorted, or only how many when they are many; one
-    allowed id means the token was forced)."""
+    had (`choices[i]`: the ids allowed there, sorted; when they are many, ``{"not": ids}``,
+    those forbidden, or only how many were allowed; one allowed id means the token was
+    forced)."""
     temperature: float                  # of the log-probs (1.0 when the draw was greedy)
     tokens: list[int] = field(default_factory=list)     # the end-of-generation token included
     logprobs: list[float] = field(default_factory=list)
-    choices: list[list[int] | int] = field(default_factory=list)
+    choices: list[list[int] | dict[str, list[int]] | int] = field(default_factory=list)
+    # log(behaviour / policy) of the whole action, where exploration mixed into the draw (the
+    # policy alone: 0); GRPO's importance weight divides by it
+    mixture: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)

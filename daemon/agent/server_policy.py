@@ -6,11 +6,12 @@ Contract:
   token (the server's tokenizer is not at hand), and its text stripped of the common chat
   markers (`prompt.untrusted`).
 - The answer is constrained to this page's action schema (`actions.json_schema`: element ids
-  as enums) in the server's dialect (`server_format`, see openai_api.constraint). An answer that
-  still is not a valid action is asked for once more, with the reason; a second bad answer is
-  an invalid step. A server that is down, slow or answers garbage is a failed decision (the
-  episode goes on to the next step with the error), never a hang: every request has
-  `server_timeout`.
+  as enums) in the server's dialect (`server_format`; `auto` finds the first the server takes,
+  see openai_api). An answer that still is not a valid action is asked for once more, with the
+  reason; a second bad answer is an invalid step. A server that is down, slow or answers
+  garbage is a failed decision (the episode goes on to the next step with the error), never a
+  hang: every request has `server_timeout`. A server that refuses the request's shape ends the
+  episode at that step (`EpisodeFailed`) with one sentence saying the fix.
 - Each decision records what the local one does: the prompt (messages in a plain layout), the
   raw output, and the server's usage — tokens in and out, cached prompt tokens where it says,
   its prefill and decode times where it reports them (llama-server's `timings`; otherwise the
@@ -25,11 +26,12 @@ import random
 import time
 
 from daemon.core.actions import Action, violation
+from daemon.core.errors import InvalidMessage
 from daemon.core.settings import Settings
-from daemon.core.wire import InvalidMessage
 
 from . import prompt
-from .openai_api import Answer, OpenAIServer, ServerError, constraint
+from .episode import EpisodeFailed
+from .openai_api import Answer, OpenAIServer, ServerError, ShapeRefused
 from .policy import Decision, StepContext, Usage
 
 MAX_NEW_TOKENS = 400
@@ -46,7 +48,7 @@ class ServerPolicy:
     def __init__(self, settings: Settings, server: OpenAIServer | None = None):
         self.settings = settings
         self.server = server or OpenAIServer(settings.server_url, settings.server_model,
-                                             settings.server_timeout)
+                                             settings.server_timeout, settings.server_format)
         # no request yet: a server that is down fails the first step, not the daemon's start
         self.name = f"server:{settings.server_model or settings.server_url}"
 
@@ -57,7 +59,6 @@ class ServerPolicy:
         t0 = time.perf_counter()
         messages = self.messages(context)
         schema = context.schema(self.settings.fill_text)
-        extra = constraint(self.settings.server_format, schema)
         seed = self.settings.seed if self.settings.seed >= 0 else random.randrange(2**31)
         prompt_ms = (time.perf_counter() - t0) * 1000
         text = prompt.plain(messages)
@@ -65,9 +66,11 @@ class ServerPolicy:
         problem = "no answer"
         for _ in range(2):
             try:
-                answer = self.server.chat(messages, max_tokens=MAX_NEW_TOKENS,
-                                          temperature=self.settings.temperature, seed=seed,
-                                          extra=extra)
+                answer = self.server.constrained(messages, schema, max_tokens=MAX_NEW_TOKENS,
+                                                 temperature=self.settings.temperature,
+                                                 seed=seed)
+            except ShapeRefused as exc:     # every later step would be refused alike
+                raise EpisodeFailed(str(exc)) from None
             except ServerError as exc:
                 return Decision(None, str(exc), prompt=text,
                                 raw_output=answers[-1].text if answers else None,

@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from daemon.core.errors import UsageError
 from daemon.core.observation import Observation
 from daemon.core.store import Step
 
@@ -48,7 +49,7 @@ _CLAUSE = re.compile(rf"\s*(?:;|\.\s|(?:,\s*|\s+)(?:(?:and|then|also|plus)\s+)+(
 _END = r"[\s.!]*$"                     # a task may end with a full stop, or without one
 
 
-class Unmatched(ValueError):
+class Unmatched(UsageError):
     """The new task does not fit the recorded one's template; says which value is missing."""
 
 

@@ -22,9 +22,9 @@ from websockets.http11 import Request, Response
 
 from daemon.agent.episode import BrowserError
 from daemon.core import protocol as p
-from daemon.core.wire import InvalidMessage, Refused
+from daemon.core.errors import InvalidMessage, NightloopError, Refused
 
-from .extension_browser import ExtensionBrowser
+from .extension_browser import RECONNECT_SECONDS, ExtensionBrowser
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class Client:
 
 class Endpoint:
     def __init__(self, *, token: str, extension_origin: str, host: str = "127.0.0.1",
-                 port: int, step_timeout: float, max_frame_bytes: int = p.MAX_FRAME_BYTES):
+                 port: int, step_timeout: float, max_frame_bytes: int = p.MAX_FRAME_BYTES,
+                 reconnect: float = RECONNECT_SECONDS):
         self.token = token
         self.extension_origin = extension_origin
         self.host, self.port = host, port
@@ -57,7 +58,7 @@ class Endpoint:
         self.clients: set[Client] = set()
         self.extension: Client | None = None
         self._has_extension = asyncio.Event()
-        self.browser = ExtensionBrowser(lambda: self.extension, step_timeout)
+        self.browser = ExtensionBrowser(lambda: self.extension, step_timeout, reconnect)
         self._server: Server | None = None
         self._unpaired = 0
 
@@ -164,15 +165,16 @@ class Endpoint:
                 await client.send(p.Pong())
             else:
                 await self.handle(client, message)
-        except (InvalidMessage, BrowserError) as exc:
-            await client.send(p.Error(str(exc), rid))
+        except NightloopError as exc:      # a request refused, a browser that failed it
+            await client.send(p.Error(str(exc), rid, exc.code))
         except Exception:   # a bug must not take the endpoint down with it
             log.exception("error while handling %s", message.type)
             await client.send(p.Error(f"internal error while handling {message.type!r}; "
                                       "see the daemon log", rid))
 
     async def handle(self, client: Client, message: p.Message) -> None:
-        """Act on a message the endpoint does not answer itself; InvalidMessage to refuse it."""
+        """Act on a message the endpoint does not answer itself; any NightloopError refuses it
+        (the client gets an `error` reply)."""
         raise InvalidMessage(f"this endpoint does not handle {message.type!r}")
 
     def running_episode(self) -> dict | None:

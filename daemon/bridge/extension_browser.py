@@ -2,7 +2,15 @@
 
 Requests carry ids; the endpoint hands each reply to `resolve`, which wakes the request that
 waits for it. A request with no reply within the timeout, or a reply of the wrong type, is a
-`BrowserError`; so is every pending request when the extension disconnects (`fail_all`).
+`BrowserError`; so is every pending request when the extension disconnects (`fail_all`:
+`Disconnected`).
+
+Chrome stops an extension's service worker when it is idle and may stop it at any time; it
+starts it again on the next event (the extension's alarm comes every 30 s), and the extension
+reconnects. So a request made while no extension is connected waits up to `reconnect`
+seconds for it (the `reconnect_grace` setting); an observation lost in a disconnect is asked
+for again once it is back (an action is not: whether it ran is unknown, and its step fails
+saying so).
 """
 
 from __future__ import annotations
@@ -16,10 +24,15 @@ from typing import Protocol
 from daemon.agent.episode import ActOutcome, BrowserError
 from daemon.core import protocol as p
 from daemon.core.actions import Action
+from daemon.core.errors import InvalidMessage
 from daemon.core.observation import Observation
-from daemon.core.wire import InvalidMessage
 
 log = logging.getLogger(__name__)
+RECONNECT_SECONDS = 45.0        # Chrome restarts a stopped worker within its alarm's 30 s
+
+
+class Disconnected(BrowserError):
+    """The extension disconnected while a request waited for its reply."""
 
 
 class Connection(Protocol):
@@ -29,18 +42,22 @@ class Connection(Protocol):
 class ExtensionBrowser:
     """`connection()`: the extension's connection now, None while none is."""
 
-    def __init__(self, connection: Callable[[], Connection | None], timeout: float):
+    def __init__(self, connection: Callable[[], Connection | None], timeout: float,
+                 reconnect: float = RECONNECT_SECONDS):
         self._connection = connection
-        self._timeout = timeout
+        self._timeout, self._reconnect = timeout, reconnect
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[p.Message]] = {}
+
+    @property
+    def connected(self) -> bool:
+        """Is an extension connected now?"""
+        return self._connection() is not None
 
     async def request(self, message: p.Observe | p.Act | p.Probe) -> p.Message:
         """Send a request to the extension and await its reply (an Observation, ActionResult
         or ProbeResult); BrowserError if none, or one of the wrong type, comes."""
-        client = self._connection()
-        if client is None:
-            raise BrowserError("no browser is connected")
+        client = await self._connected()
         future: asyncio.Future[p.Message] = asyncio.get_running_loop().create_future()
         self._pending[message.request_id] = future
         try:
@@ -65,16 +82,31 @@ class ExtensionBrowser:
             return
         future.set_result(reply)
 
+    async def _connected(self) -> Connection:
+        """The extension's connection, waiting up to `reconnect` seconds for one."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._reconnect
+        while (client := self._connection()) is None:
+            if loop.time() >= deadline:
+                raise BrowserError(f"no browser is connected (waited {self._reconnect:g} s for "
+                                   "the extension to reconnect)")
+            await asyncio.sleep(0.2)
+        return client
+
     def fail_all(self, reason: str) -> None:
         for future in self._pending.values():
             if not future.done():
-                future.set_exception(BrowserError(reason))
+                future.set_exception(Disconnected(reason))
 
     def next_id(self) -> str:
         return f"d{next(self._ids)}"
 
     async def observe(self, tab_id: int | None) -> tuple[int | None, Observation]:
-        reply = await self.request(p.Observe(self.next_id(), tab_id))
+        try:
+            reply = await self.request(p.Observe(self.next_id(), tab_id))
+        except Disconnected as exc:     # lost on the way: ask again once it is back
+            log.info("%s during an observation: asking again once it reconnects", exc)
+            reply = await self.request(p.Observe(self.next_id(), tab_id))
         if reply.error or reply.observation is None:
             raise BrowserError(f"the page could not be observed: {reply.error or 'no data'}")
         try:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from daemon.core.errors import MissingFile
 from daemon.core.files import private_dir
 
 from .pairing import EXTENSION_DIR, PAIRING_FILE, write_pairing_file
@@ -34,7 +35,7 @@ def find_chromium() -> str:
         found = shutil.which(candidate)
         if found:
             return found
-    raise FileNotFoundError("no Chromium or Chrome found; install one (`make setup` installs "
+    raise MissingFile("no Chromium or Chrome found; install one (`make setup` installs "
                             "Debian's chromium) or put it on PATH")
 
 

@@ -15,19 +15,22 @@ import click
 from daemon.agent.descriptors import label
 from daemon.bridge.pairing import load_or_create_token
 from daemon.core import protocol as p
+from daemon.core.errors import NightloopError
 from daemon.core.settings import DEFAULTS, FIELDS, Settings, config_dir, env_name, load_settings
 from daemon.core.store import Episode, Store
-from daemon.core.wire import NightloopError, to_json
+from daemon.core.wire import to_json
 from daemon.service.client import DaemonClient, DaemonUnavailable, connected
+from daemon.tasks.cluster import LOCAL, Cluster
 
 
 class Group(click.Group):
-    """Turns our own errors into one clear line instead of a traceback."""
+    """Turns our own errors (daemon/core/errors.py) into one clear line; anything else is a
+    bug and keeps its traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (NightloopError, FileNotFoundError, ValueError) as exc:
+        except NightloopError as exc:
             raise click.ClickException(str(exc)) from None
 
 
@@ -56,6 +59,25 @@ def _listed(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 
 def json_option(fn: Callable) -> Callable:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
+
+
+def ray_options(fn: Callable) -> Callable:
+    """Decorator: --ray [ADDRESS] and --actors N, given to the command as `cluster` (a
+    daemon.tasks.cluster.Cluster, or None without --ray)."""
+    @functools.wraps(fn)
+    def command(*args: Any, ray_address: str | None, actors: int, **kwargs: Any) -> Any:
+        return fn(*args, cluster=Cluster(ray_address, actors) if ray_address else None,
+                  **kwargs)
+    command = click.option(
+        "--actors", type=click.IntRange(1, 256), default=2, show_default=True,
+        help="With --ray: actors at once, each a browser with the extension and a policy.",
+    )(command)
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value=LOCAL, default=None,
+        metavar="[ADDRESS]",
+        help="Run the benchmark episodes on Ray actors (pip install 'nightloop[ray]'): a "
+             "cluster's address (auto, ray://host:10001), or none for a Ray instance on this "
+             "machine. This process stays the store's one writer.")(command)
 
 
 def settings_from(**flags: Any) -> Settings:

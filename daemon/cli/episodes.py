@@ -10,10 +10,11 @@ from pathlib import Path
 import click
 
 from daemon.agent.descriptors import label
+from daemon.core.errors import NightloopError
 from daemon.core.files import write_private
 from daemon.core.screenshots import Screenshots
 from daemon.core.store import Episode, Store
-from daemon.core.wire import NightloopError, to_json
+from daemon.core.wire import to_json
 from judge.reward import explain
 
 from . import report
@@ -37,24 +38,30 @@ def episodes_group() -> None:
 @episodes_group.command("list")
 @setting_options("db")
 @json_option
-@click.option("--limit", type=click.IntRange(1), default=None, help="Newest N only.")
-def list_episodes(db: str | None, as_json: bool, limit: int | None) -> None:
-    """List episodes, newest first.
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True,
+              help="Newest N only (a page).")
+@click.option("--before", type=click.IntRange(1), default=None,
+              help="Those older than this episode id (the next page).")
+def list_episodes(db: str | None, as_json: bool, limit: int, before: int | None) -> None:
+    """List episodes, newest first, a page at a time.
 
-    Example: nightloop episodes list --limit 20
+    Example: nightloop episodes list --limit 20 --before 1200
     """
     @with_store(db)
     async def go(store: Store) -> list[Episode]:
-        return await store.episodes(limit)
+        return await store.episodes(limit + 1, before)
     rows = run_coro(go())
+    more, rows = len(rows) > limit, rows[:limit]
     if as_json:
         print_json([to_json(e) for e in rows])
         return
     if not rows:
-        click.echo("no episodes yet")
+        click.echo("no episodes yet" if before is None else f"none before {before}")
     for e in rows:
         click.echo(f"{e.id:>5}  {e.started_at[:19].replace('T', ' ')}  {e.status:<11} "
                    f"{e.n_steps:>3} steps  {e.source:<13} {_clip(e.task, 60)}")
+    if more:
+        click.echo(f"older: nightloop episodes list --before {rows[-1].id}")
 
 
 def _clip(text: str, n: int) -> str:

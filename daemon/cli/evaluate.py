@@ -12,13 +12,13 @@ from typing import Any
 
 import click
 
-from daemon.agent.policy import Policy
 from daemon.agent.replay import DemonstrationReplay, recorded_demonstrations
 from daemon.core.settings import Settings, data_dir
 from daemon.core.store import Store
 from daemon.service.app import make_policy
 from daemon.tasks import miniwob, splits
 from daemon.tasks import report as eval_report
+from daemon.tasks.cluster import Cluster, Recipe, evaluate_on_ray
 from daemon.tasks.evaluation import EvalPlan, evaluate
 from daemon.tasks.oracle import OraclePolicy
 from daemon.tasks.sites import Sites
@@ -27,7 +27,14 @@ from daemon.tasks.sites.templates import TEMPLATES, parse_templates
 from daemon.tasks.skills import HELD_OUT, SKILLS, skills_benchmark
 from trainer.starting import with_serving_adapter
 
-from .common import json_option, print_json, run_coro, setting_options, settings_from
+from .common import (
+    json_option,
+    print_json,
+    ray_options,
+    run_coro,
+    setting_options,
+    settings_from,
+)
 
 
 def run_options(max_steps: int):
@@ -38,9 +45,10 @@ def run_options(max_steps: int):
                      show_default=True, help="Seeds per task, the first N of the split."),
         click.option("--seed-list", default=None,
                      help="Comma-separated seeds instead of --seeds."),
-        click.option("--split", type=click.Choice(["train", "test"]), default="test",
+        click.option("--split", type=click.Choice(splits.SPLITS), default="test",
                      show_default=True,
-                     help="Which seeds: test seeds are 0, 5, 10, ...; train the rest."),
+                     help="Which seeds: test seeds are 0, 5, 10, ...; validation seeds the "
+                          "others from 1,000,000 on (the nightly gate's); train the rest."),
         click.option("--max-steps", type=click.IntRange(1, 100), default=max_steps,
                      show_default=True, help="Steps per episode."),
         click.option("--parallel", type=click.IntRange(1, 16), default=1, show_default=True,
@@ -53,6 +61,7 @@ def run_options(max_steps: int):
                      help="Report folder [default: eval/<time>-<policy> in the XDG data "
                           "dir]."),
         json_option,
+        ray_options,
         setting_options("model", "adapter", "n_ctx", "threads", "temperature", "seed",
                         "obs_tokens", "history", "step_timeout", "db"),
     ]
@@ -79,7 +88,8 @@ def eval_group() -> None:
 @run_options(max_steps=10)
 def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: str | None,
                  split: str, max_steps: int, parallel: int, policy_name: str, source: str,
-                 screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
+                 screenshots: bool, cluster: Cluster | None, out: Path | None,
+                 as_json: bool, **flags: Any) -> None:
     """Run MiniWoB++ tasks through the daemon, the extension and a headless Chromium.
 
     The page's state is read after every step and the episode ends when the page's own episode
@@ -87,16 +97,18 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
     reward above 0), else 0, the raw reward beside it. Ctrl-C stops and keeps what finished.
 
     Example: nightloop eval miniwob --suite core --seeds 5 --split test --parallel 2
+    (on a Ray cluster: --ray auto --actors 8 instead of --parallel)
     """
     if suite and tasks:
         raise click.UsageError("give --suite or --tasks, not both")
     names = miniwob.parse_tasks(tasks) if tasks else miniwob.suite(suite or "smoke")
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
-    policy = OraclePolicy() if policy_name == "oracle" else _model(settings)
+    recipe = Recipe(lambda _: OraclePolicy()) if policy_name == "oracle" else _model(settings)
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source, screenshots=screenshots)
-    _run(plan, policy, policy_name, split, settings.db_path, out, as_json)
+    _run(plan, recipe, policy_name, split, settings.db_path, out, as_json,
+         cluster)
 
 
 @eval_group.command("sites")
@@ -111,7 +123,8 @@ def eval_miniwob(suite: str | None, tasks: str | None, n_seeds: int, seed_list: 
 @run_options(max_steps=15)
 def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
                max_steps: int, parallel: int, policy_name: str, source: str,
-               screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
+               screenshots: bool, cluster: Cluster | None, out: Path | None,
+               as_json: bool, **flags: Any) -> None:
     """Run the bundled sites' task templates (a shop, a support form, a train booking, an
     inbox, account settings) through the daemon, the extension and a headless Chromium.
 
@@ -125,15 +138,18 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
     if policy_name == "teacher":
-        policy = SiteTeacher(TEMPLATES[t].task(s) for t in names for s in seeds)
+        tasks = [TEMPLATES[t].task(s) for t in names for s in seeds]
+        recipe = Recipe(lambda _: SiteTeacher(tasks))
     elif policy_name == "replay":
-        policy = DemonstrationReplay(run_coro(_demonstrations(settings.db_path)))
+        demonstrations = run_coro(_demonstrations(settings.db_path))
+        recipe = Recipe(lambda _: DemonstrationReplay(demonstrations))
     else:
-        policy = _model(settings)
+        recipe = _model(settings)
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source, benchmark=Sites(),
                     screenshots=screenshots)
-    _run(plan, policy, f"sites-{policy_name}", split, settings.db_path, out, as_json)
+    _run(plan, recipe, f"sites-{policy_name}", split, settings.db_path, out, as_json,
+         cluster)
 
 
 @eval_group.command("skills")
@@ -145,7 +161,8 @@ def eval_sites(templates: str | None, n_seeds: int, seed_list: str | None, split
 @run_options(max_steps=10)
 def eval_skills(templates: str | None, n_seeds: int, seed_list: str | None, split: str,
                 max_steps: int, parallel: int, policy_name: str, source: str,
-                screenshots: bool, out: Path | None, as_json: bool, **flags: Any) -> None:
+                screenshots: bool, cluster: Cluster | None, out: Path | None,
+                as_json: bool, **flags: Any) -> None:
     """Run the everyday skills (type, choose, tick, press, search, log in... on generated
     pages) through the daemon, the extension and a headless Chromium.
 
@@ -158,12 +175,14 @@ def eval_skills(templates: str | None, n_seeds: int, seed_list: str | None, spli
     names = _templates(templates, SKILLS)
     seeds = _seed_list(seed_list, split) if seed_list else splits.seeds(split, n_seeds)
     settings = settings_from(**flags)
-    policy = SiteTeacher(SKILLS[t].task(s) for t in names for s in seeds) \
-        if policy_name == "teacher" else _model(settings)
+    tasks = [SKILLS[t].task(s) for t in names for s in seeds]
+    recipe = Recipe(lambda _: SiteTeacher(tasks)) if policy_name == "teacher" \
+        else _model(settings)
     plan = EvalPlan(names, seeds, max_steps=max_steps, parallel=parallel,
                     step_timeout=settings.step_timeout, source=source,
                     benchmark=skills_benchmark(), screenshots=screenshots)
-    _run(plan, policy, f"skills-{policy_name}", split, settings.db_path, out, as_json)
+    _run(plan, recipe, f"skills-{policy_name}", split, settings.db_path, out, as_json,
+         cluster)
 
 
 def _templates(text: str | None, templates: dict) -> list[str]:
@@ -173,13 +192,14 @@ def _templates(text: str | None, templates: dict) -> list[str]:
         raise click.BadParameter(str(exc), param_hint="--templates") from None
 
 
-def _model(settings: Settings) -> Policy:
+def _model(settings: Settings) -> Recipe:
     """The local model with the adapter the settings serve: by default the store's serving
     adapter, as the daemon would (`--adapter none`: the bare model)."""
     async def resolve() -> Settings:
         async with await Store.open(settings.db_path) as store:
             return await with_serving_adapter(store, settings)
-    return make_policy(dataclasses.replace(run_coro(resolve()), policy="llm"))
+    return Recipe(make_policy, dataclasses.replace(run_coro(resolve()), policy="llm"))
+
 
 
 async def _demonstrations(db: Path) -> list:
@@ -187,15 +207,20 @@ async def _demonstrations(db: Path) -> list:
         return await recorded_demonstrations(store)
 
 
-def _run(plan: EvalPlan, policy: Policy, label: str, split: str, db: Path, out: Path | None,
-         as_json: bool) -> None:
-    """Run `plan`, showing each episode as it ends, and write its report (also when
-    interrupted: it covers what finished)."""
+def _run(plan: EvalPlan, recipe: Recipe, label: str, split: str, db: Path, out: Path | None,
+         as_json: bool, cluster: Cluster | None) -> None:
+    """Run `plan` here or on Ray actors, showing each episode as it ends, and write its
+    report (also when interrupted: it covers what finished)."""
     out = out or data_dir() / "eval" / f"{datetime.now():%Y%m%d-%H%M%S}-{label}"
-    meta = {"benchmark": plan.benchmark.name, "policy": policy.name, "adapter": policy.adapter,
-            "split": split, "seeds": plan.seeds, "max_steps": plan.max_steps,
-            "parallel": plan.parallel,
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta: dict[str, Any] = {
+        "benchmark": plan.benchmark.name, "split": split, "seeds": plan.seeds,
+        "max_steps": plan.max_steps, "parallel": plan.parallel,
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if cluster:
+        meta["ray"] = {"address": cluster.address, "actors": cluster.actors}
+
+    def described(policy: str, adapter: str | None) -> None:
+        meta.update(policy=policy, adapter=adapter)
     results: list = []
     total = len(plan.tasks) * len(plan.seeds)
 
@@ -206,9 +231,16 @@ def _run(plan: EvalPlan, policy: Policy, label: str, split: str, db: Path, out: 
             click.echo(f"[{len(results)}/{total}] {result.task} seed {result.seed}: {outcome}, "
                        f"{result.steps} steps, {result.seconds:.1f} s", err=True)
 
+    policy = None if cluster else recipe.build()
+    if policy:
+        described(policy.name, policy.adapter)
     started = time.perf_counter()
     try:
-        run_coro(evaluate(plan, policy=policy, db=db, on_result=progress))
+        if policy:
+            run_coro(evaluate(plan, policy=policy, db=db, on_result=progress))
+        else:
+            run_coro(evaluate_on_ray(plan, recipe, db=db, cluster=cluster,
+                                     on_result=progress, on_ready=described))
     except KeyboardInterrupt:
         meta["interrupted"] = True
         click.echo("interrupted: the report covers the episodes that finished", err=True)
@@ -234,7 +266,8 @@ def _seed_list(text: str, split: str) -> list[int]:
     wrong = [s for s in seeds if s < 0 or splits.split_of(s) != split]
     if wrong:
         raise click.BadParameter(f"seeds {wrong} are not {split} seeds (test seeds are the "
-                                 "multiples of 5, train seeds the rest)", param_hint="--seed-list")
+                                 "multiples of 5, validation seeds the others from 1,000,000 "
+                                 "on, train seeds the rest)", param_hint="--seed-list")
     return seeds
 
 

@@ -17,11 +17,13 @@ import click
 
 from daemon.bridge import launch as chromium
 from daemon.bridge.pairing import EXTENSION_DIR, extension_id, write_pairing_file
+from daemon.core import maintenance
 from daemon.core import protocol as p
+from daemon.core.errors import NightloopError
 from daemon.core.observation import Observation
 from daemon.core.settings import FIELDS, Settings, config_dir, data_dir
 from daemon.core.store import Adapter, Store
-from daemon.core.wire import NightloopError, to_json
+from daemon.core.wire import to_json
 from daemon.service.app import BrowserOptions, run_daemon
 from daemon.service.client import DaemonUnavailable, connected
 from trainer.starting import takes_starting_adapter
@@ -39,8 +41,11 @@ from .common import (
 from .episodes import episodes_group
 from .evaluate import eval_group
 from .judging import judge_group
+from .nights import night_command
 from .review import review_command
+from .secrets import secrets_group
 from .settings import config_group, models_group
+from .storage import store_group
 from .training import adapters_group, practice_group, schedule_command, train_command
 
 
@@ -166,15 +171,19 @@ json_lines_option = click.option(
               help="auto: when TASK fits the task of one of your demonstrations with other "
                    "values, replay it with TASK's values (the model steps in where a target "
                    "is gone).")
+@click.option("--allow-secret-in-task", "allow_secret", is_flag=True,
+              help="Run TASK though it seems to hold a secret in clear (it is masked in what "
+                   "is stored); better: `nightloop secrets set NAME` once and write {{NAME}}.")
 @setting_options("port")
 @json_lines_option
-def run(task: str, url: str | None, approve: bool, replay: str, port: int | None,
-        as_json: bool) -> None:
+def run(task: str, url: str | None, approve: bool, replay: str, allow_secret: bool,
+        port: int | None, as_json: bool) -> None:
     """Give the running daemon a TASK and follow its steps until the episode ends.
 
     Before a sensitive action the episode waits for your yes: asked here when this is a
     terminal, in the toolbar popup either way; without an answer in time it is denied.
-    Ctrl-C asks the daemon to stop the episode.
+    Ctrl-C asks the daemon to stop the episode. Name secrets as {{NAME}} (`nightloop secrets`):
+    a task that seems to hold one in clear is refused.
 
     \b
     The exit status says how the episode ended:
@@ -184,7 +193,7 @@ def run(task: str, url: str | None, approve: bool, replay: str, port: int | None
     Example: nightloop run 'fill "Name" with "Ada"; click "Send"' --url http://localhost:8000/
     """
     _exit_with(run_coro(_follow(p.Task(task, source="cli", url=url, approve=approve,
-                                       replay=replay),
+                                       replay=replay, allow_secret=allow_secret),
                                 settings_from(port=port).port, as_json=as_json)))
 
 
@@ -365,14 +374,15 @@ def next_serving_line(settings: Settings, adapters: list[Adapter]) -> str:
 
 
 @cli.command()
-@setting_options("port", "db")
+@setting_options("port", "db", "store_note_mb")
 @json_option
-def status(port: int | None, db: str | None, as_json: bool) -> None:
+def status(port: int | None, db: str | None, store_note_mb: int | None,
+           as_json: bool) -> None:
     """Say whether the daemon is up, where, and what it has stored. Exits 1 when it is down.
 
     Example: nightloop status --json
     """
-    settings = settings_from(port=port, db=db)
+    settings = settings_from(port=port, db=db, store_note_mb=store_note_mb)
 
     async def go() -> dict:
         try:
@@ -391,6 +401,14 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
                     state["counts"] = await store.counts()
         state["adapter_serving"] = serving_line(state.get("adapter"), adapters) \
             if state["running"] else next_serving_line(settings, adapters)
+        if Path(state["db"]).exists():
+            found = maintenance.sizes(Path(state["db"]))
+            state["store_bytes"], state["screenshot_bytes"] = found.store, found.screenshots
+            if found.total > settings.store_note_mb * maintenance.MB:
+                state["note"] = (f"the store and its screenshots take "
+                                 f"{found.total / maintenance.MB:,.0f} MB: `nightloop store "
+                                 "compact`, or keep fewer screenshots (screenshots_keep_days, "
+                                 "screenshots_max_mb)")
         return state
     state = run_coro(go())
     state.pop("type", None)
@@ -410,12 +428,18 @@ def status(port: int | None, db: str | None, as_json: bool) -> None:
         counts = state.get("counts") or {}
         click.echo("episodes: " + (", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
                                    if counts else "none"))
+        if "store_bytes" in state:
+            click.echo(f"on disk: {state['store_bytes'] / maintenance.MB:,.1f} MB, screenshots "
+                       f"{state['screenshot_bytes'] / maintenance.MB:,.1f} MB")
+        if state.get("note"):
+            click.echo(f"note: {state['note']}")
     if not state["running"]:
         sys.exit(1)
 
 
 for group in (episodes_group, config_group, models_group, eval_group, judge_group,
-              adapters_group, practice_group, train_command, schedule_command, review_command):
+              adapters_group, practice_group, train_command, schedule_command, review_command,
+              night_command, secrets_group, store_group):
     cli.add_command(group)
 
 

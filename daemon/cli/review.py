@@ -22,16 +22,17 @@ from typing import get_args
 import click
 
 from daemon.agent.descriptors import in_words
+from daemon.core.errors import NightloopError
 from daemon.core.files import private_dir, write_private
 from daemon.core.protocol import Source
 from daemon.core.store import Episode, Reward, Step, Store
-from daemon.core.wire import NightloopError
 
 from . import report
 from .common import episode_json, run_coro, setting_options, with_store
 
 KEYS = "[y] good  [n] bad  [s] skip  [o] open report  [q] quit"
 SOURCES = {"mine": ("toolbar", "cli", "replay", "demonstration"), "all": ()}
+PAGE = 50                   # episodes one review session walks (the newest: run it again for more)
 
 
 @click.command("review")
@@ -58,13 +59,14 @@ def review_command(source: str, since, task_text: str | None, notes: bool,
     @with_store(db)
     async def pending(store: Store) -> list[Episode]:
         return await store.unrated(sources=SOURCES.get(source, (source,)), since=cutoff,
-                                   task=task_text)
+                                   task=task_text, limit=PAGE + 1)
     episodes = run_coro(pending())
     if not episodes:
         click.echo("nothing to review: every episode that matches has your verdict")
         return
-    click.echo(f"{len(episodes)} episode{'s' if len(episodes) > 1 else ''} to review, newest "
-               f"first. {KEYS}")
+    more, episodes = len(episodes) > PAGE, episodes[:PAGE]
+    click.echo(f"{len(episodes)}{'+' if more else ''} episode{'s' if len(episodes) > 1 else ''}"
+               f" to review, newest first{f' ({PAGE} at a time)' if more else ''}. {KEYS}")
     tally = {"good": 0, "bad": 0, "skipped": 0}
     with _Keys() as keys:
         for n, episode in enumerate(episodes, 1):

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import click
 
 from daemon.core import models
+from daemon.core.errors import NightloopError
 from daemon.core.settings import FIELDS, Settings, config_file, load_settings
-from daemon.core.wire import NightloopError
 
 from .common import json_option, print_json, setting_options, settings_from
 
@@ -58,7 +58,7 @@ def _model_rows(settings: Settings) -> list[dict]:
     def add(source: str, path: Path | str, check: Callable) -> None:
         try:
             info = check(path)
-        except (FileNotFoundError, NightloopError) as exc:
+        except NightloopError as exc:
             rows.append({"source": source, "path": str(path), "error": str(exc)})
             return
         if (source, info.path) in seen:
@@ -73,7 +73,7 @@ def _model_rows(settings: Settings) -> list[dict]:
     for package, relative in models.SHIPPED:
         try:
             add("shipped", models.shipped_model(package, relative), models.check_model)
-        except FileNotFoundError as exc:
+        except NightloopError as exc:
             rows.append({"source": "shipped", "path": relative, "error": str(exc)})
     if settings.model:
         add("config: model", settings.model, models.check_model)

@@ -18,15 +18,18 @@ from daemon.service import schedule
 from daemon.service.adapters import change_adapter
 from daemon.service.client import DaemonError, DaemonUnavailable, connected
 from daemon.tasks import miniwob
+from daemon.tasks.cluster import Cluster
 from daemon.tasks.practice import practice_tasks, rule_for, set_rule
 from daemon.tasks.sites.templates import parse_templates
 from trainer.config import CyclePlan, TrainConfig
+from trainer.night import history
 
 from .common import (
     json_option,
     owning_daemon,
     pairing_token,
     print_json,
+    ray_options,
     run_coro,
     setting_options,
     settings_from,
@@ -59,13 +62,14 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="Comma-separated templates of the bundled sites (or sites, for all of "
                    "theirs) to practise beside MiniWoB++, with their ground truth; auto: those "
                    "your demonstrations fit; none: no sites [default: auto].")
-@click.option("--seeds", "n_seeds", type=click.IntRange(1, 100),
+@click.option("--seeds", "n_seeds", type=click.IntRange(0, 100),
               default=CyclePlan.practice_seeds, show_default=True,
-              help="Train seeds per task to practise, each attempted `practice_k` times; a new "
-                   "block of seeds every cycle.")
+              help="Train seeds per task to practise, each attempted `practice_k` times, after "
+                   "the last seed an earlier cycle practised; 0: as many as practice's time "
+                   "allows.")
 @click.option("--gate-seeds", type=click.IntRange(0, 1000), default=CyclePlan.gate_seeds,
               show_default=True,
-              help="Test seeds per task the gate runs with the candidate and the serving "
+              help="Validation seeds per task the gate runs with the candidate and the serving "
                    "adapter; 0: enough for the config's gate_episodes, as many as time fits.")
 @click.option("--teacher-seeds", type=click.IntRange(0, 1000), default=CyclePlan.teacher_seeds,
               show_default=True,
@@ -74,17 +78,18 @@ def _print_config_help(ctx: click.Context, _param: click.Parameter, value: bool)
               help="Start over instead of going on with an interrupted cycle.")
 @click.option("--screenshots", is_flag=True,
               help="Keep a screenshot of each practice step (slower; off so nights stay fast).")
+@ray_options
 @json_option
 @setting_options("model", "threads", "judge_model", "max_steps", "db", "port")
 @click.pass_context
 def train_command(ctx: click.Context, now: bool, budget: float | None,
                   config_file: Path | None, tasks: str, sites: str, n_seeds: int,
                   gate_seeds: int, teacher_seeds: int, fresh: bool, screenshots: bool,
-                  as_json: bool, **flags: Any) -> None:
+                  cluster: Cluster | None, as_json: bool, **flags: Any) -> None:
     """Run a learning cycle on this machine and promote the new adapter if it passes the gate.
 
     Practice covers MiniWoB++ tasks and your newest practice-safe tasks (`nightloop practice`).
-    The candidate is promoted only on evidence: more paired MiniWoB++ test seeds solved than
+    The candidate is promoted only on evidence: more paired MiniWoB++ validation seeds solved than
     the serving adapter (the config's gate_promote), and no loss beyond the margin on your
     held-out tasks once there are enough of them; a running daemon switches to a promoted
     adapter at once, between episodes. An interrupted
@@ -92,7 +97,10 @@ def train_command(ctx: click.Context, now: bool, budget: float | None,
 
     `nightloop train export` writes what a cycle would learn from, for a trainer elsewhere.
 
-    Example: nightloop train --now --budget 30
+    With --ray, practice's and the gate's benchmark episodes run on Ray actors; your own tasks,
+    the judge and training stay here, and this process stays the store's one writer.
+
+    Example: nightloop train --now --budget 30 (on a Ray cluster: --ray auto --actors 8)
     """
     if ctx.invoked_subcommand:
         return
@@ -105,7 +113,11 @@ def train_command(ctx: click.Context, now: bool, budget: float | None,
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--sites") from None
     plan = CyclePlan(tuple(miniwob.parse_tasks(tasks)) if tasks else (), templates, n_seeds,
-                     gate_seeds, teacher_seeds=teacher_seeds, screenshots=screenshots)
+                     gate_seeds, teacher_seeds=teacher_seeds, screenshots=screenshots,
+                     cluster=cluster)
+    if cluster and screenshots:
+        raise click.UsageError("screenshots stay on the node that took them: leave out "
+                               "--screenshots with --ray")
     settings = settings_from(**{k: v for k, v in flags.items() if k != "port"})
     _cycle(settings, config, plan, (budget or settings.train_budget) * 60, Bars(quiet=as_json),
            flags["port"], as_json, fresh=fresh)
@@ -127,7 +139,8 @@ def _cycle(settings, config: TrainConfig, plan: CyclePlan, seconds: float, bars:
         print_json(dataclasses.asdict(result))
     else:
         click.echo(f"adapter {result.adapter_id}: "
-                   f"{'promoted' if result.promoted else 'not promoted'}; gate {result.gate}; "
+                   f"{'promoted' if result.promoted else 'not promoted'}; gate: "
+                   f"{result.gate.summary() if result.gate else 'not run'}; "
                    f"{result.practice_episodes} practice episodes; {result.seconds}")
     if result.error:
         raise click.ClickException(result.error)
@@ -168,9 +181,10 @@ def train_export(fmt: str, out: Path, after: int | None, config_file: Path | Non
                        if a.data_window]
             start = max(windows, default=0)
         policy = LlamaPolicy(settings)
-        sft, grpo, window = await training_set(store, config, policy.render, after=start)
-        return handoff.write(out, sft, grpo, fmt=fmt, meta={
-            "after_episode": start, "episodes": len(window), "base_model": policy.info.path.name})
+        data = await training_set(store, config, policy.render, after=start)
+        return handoff.write(out, data.sft, data.grpo, fmt=fmt, meta={
+            "after_episode": start, "episodes": len(data.window),
+            "held_out_tasks": sorted(data.held), "base_model": policy.info.path.name})
     about = run_coro(go())
     click.echo(f"wrote {about['sft']} SFT samples and {about['grpo']} GRPO samples "
                f"({about['groups']} groups) to {out}/ (format {fmt})")
@@ -258,7 +272,7 @@ def adapters_list(db: str | None, as_json: bool) -> None:
 @click.option("--tasks", default="", help="Comma-separated MiniWoB++ tasks to gate on "
                                           "[default: every DOM-level task].")
 @click.option("--gate-seeds", type=click.IntRange(0, 1000), default=CyclePlan.gate_seeds,
-              show_default=True, help="Test seeds per task; 0: as many as the budget fits.")
+              show_default=True, help="Validation seeds per task; 0: as many as the budget fits.")
 @json_option
 @setting_options("model", "threads", "db", "port")
 def adapters_import(folder: Path, gate: bool, budget: float, tasks: str, gate_seeds: int,
@@ -336,9 +350,7 @@ def schedule_command(as_json: bool, **flags: Any) -> None:
     Example: nightloop schedule --json
     """
     settings = settings_from(**flags)
-    last = schedule.last_result()
-    last_run = datetime.fromisoformat(last["started"]) if last else None
-    due = schedule.next_run(datetime.now(), settings.train_at, last_run)
+    last, due = schedule.last_result(), schedule.upcoming(settings)
     data = {"train_at": settings.train_at or None, "idle_minutes": settings.train_idle,
             "budget_minutes": settings.train_budget,
             "next_run": due.isoformat(timespec="minutes") if due else None, "last": last}
@@ -431,23 +443,28 @@ def _set_rules(sites: tuple[str, ...], episodes: tuple[int, ...], allowed: bool,
 
 
 @practice_group.command("list")
+@click.option("--history", "with_history", is_flag=True,
+              help="Each practised task's record night by night: attempts, successes, the "
+                   "judge's mean p, your verdicts on that night's practice.")
 @setting_options("db")
 @json_option
-def practice_list(db: str | None, as_json: bool) -> None:
+def practice_list(with_history: bool, db: str | None, as_json: bool) -> None:
     """List the practice rules and the tasks the next cycle would practise (★: held out for
     the gate, never trained on).
 
-    Example: nightloop practice list --json
+    Example: nightloop practice list --history
     """
 
     @with_store(db)
-    async def go(store: Store) -> tuple[list, list]:
+    async def go(store: Store) -> tuple[list, list, dict]:
         return (await store.practice_rules(),
-                await practice_tasks(store, TrainConfig.practice_user_tasks))
-    rules, tasks = run_coro(go())
+                await practice_tasks(store, TrainConfig.practice_user_tasks),
+                await history(store, await store.nights()) if with_history else {})
+    rules, tasks, nights = run_coro(go())
     if as_json:
         print_json({"rules": [dataclasses.asdict(r) for r in rules],
-                    "tasks": [{**dataclasses.asdict(t), "held_out": t.held_out} for t in tasks]})
+                    "tasks": [{**dataclasses.asdict(t), "held_out": t.held_out} for t in tasks],
+                    **({"history": nights} if with_history else {})})
         return
     if not rules:
         click.echo("nothing is practice-safe yet: `nightloop practice allow SITE` or the "
@@ -457,6 +474,15 @@ def practice_list(db: str | None, as_json: bool) -> None:
     for t in tasks:
         click.echo(f"would practise{' ★' if t.held_out else ''}: {t.task!r} on {t.url} "
                    f"(episode {t.episode_id})")
+    if with_history and not nights:
+        click.echo("no night has practised any of your tasks yet")
+    for task, rows in nights.items():
+        click.echo(f"{task!r}, night by night:")
+        for r in rows:
+            p = "–" if r["p"] is None else f"{r['p']:.0%}"
+            click.echo(f"  night {r['night']} ({r['date']}): {r['succeeded']} of "
+                       f"{r['episodes']} succeeded, judge's mean p {p}, your verdicts "
+                       f"{r['thumbs_up']} up / {r['thumbs_down']} down")
 
 
 def _describe(rule: Any) -> str:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 from urllib.parse import urlsplit
 
+from .errors import InvalidMessage
 from .observation import Element, Observation
-from .wire import InvalidMessage
 
 Runs = Literal["page", "tab", "episode"]
 Target = Literal["any", "clickable", "editable", "select", "focusable"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .wire import NightloopError
+from .errors import NightloopError
 
 MAGIC = b"GGUF"
 # GGUF value types: id -> struct format (scalars); 8 string, 9 array.

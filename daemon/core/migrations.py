@@ -127,6 +127,37 @@ async def _migration_8_screenshots(db: aiosqlite.Connection) -> None:
     """)
 
 
+async def _migration_9_nights(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        CREATE TABLE nights (
+            id INTEGER PRIMARY KEY,
+            after_episode INTEGER NOT NULL,
+            serving INTEGER REFERENCES adapters(id),
+            budget REAL,
+            status TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            candidate INTEGER REFERENCES adapters(id),
+            promoted INTEGER,
+            decision TEXT,
+            practice TEXT,
+            training TEXT,
+            gate TEXT,
+            judge TEXT,
+            seconds TEXT,
+            last_episode INTEGER,
+            error TEXT,
+            started_at TEXT NOT NULL,
+            ended_at TEXT
+        );
+    """)
+
+
+async def _migration_10_status_index(db: aiosqlite.Connection) -> None:
+    await _script(db, """
+        CREATE INDEX episodes_status ON episodes(status);
+    """)
+
+
 async def _script(db: aiosqlite.Connection, script: str) -> None:
     """Run a multi-statement script inside the caller's transaction (executescript commits)."""
     current = ""
@@ -146,5 +177,7 @@ MIGRATIONS: list[tuple[str, Callable[[aiosqlite.Connection], Awaitable[None]]]] 
     ("sampled", _migration_6_sampled),
     ("final_observation", _migration_7_final_observation),
     ("screenshots", _migration_8_screenshots),
+    ("nights", _migration_9_nights),
+    ("status_index", _migration_10_status_index),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

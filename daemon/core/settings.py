@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from .wire import NightloopError
+from .errors import NightloopError
 
 APP = "nightloop"
 
@@ -51,7 +51,7 @@ def setting(default: Any, help: str, *, low: float | None = None, high: float | 
 class Settings:
     # -- the policy ---------------------------------------------------------------------------
     policy: str = setting("llm", "who decides each step: llm (the local model) or scripted "
-                          "(instructions written in the task; see the README)",
+                          "(instructions written in the task; see the policy guide)",
                           choices=("llm", "scripted"))
     backend: str = setting("llama", "where the policy's model runs: llama (in the daemon, "
                            "llama.cpp on `model`) or openai (an OpenAI-compatible server at "
@@ -88,19 +88,20 @@ class Settings:
                               "NIGHTLOOP_API_KEY or OPENAI_API_KEY; never stored)")
     server_model: str = setting("", "backend openai: the model name to ask for; empty: the "
                                 "first the server lists")
-    server_format: str = setting("json_schema", "backend openai: how the action schema "
-                                 "constrains the answer: json_schema (response_format, as "
-                                 "OpenAI, vLLM, llama.cpp's llama-server and Ollama take it), "
-                                 "json_object (llama-cpp-python's server) or grammar (GBNF in "
-                                 "`grammar`: the llama.cpp servers)",
-                                 choices=("json_schema", "json_object", "grammar"))
+    server_format: str = setting("auto", "backend openai: how the action schema constrains "
+                                 "the answer: auto (the first of the three below the server "
+                                 "takes, found on the first request), json_schema "
+                                 "(response_format, as OpenAI, vLLM, llama.cpp's llama-server "
+                                 "and Ollama take it), json_object (llama-cpp-python's server) "
+                                 "or grammar (GBNF in `grammar`: the llama.cpp servers)",
+                                 choices=("auto", "json_schema", "json_object", "grammar"))
     server_timeout: float = setting(60.0, "backend openai: seconds a request may take before "
                                     "the step fails", low=1, high=3600)
     obs_tokens: int = setting(1200, "token budget for the page observation in a prompt",
                               low=100, high=100_000)
     history: int = setting(5, "previous actions (with results) shown to the model",
                            low=0, high=50)
-    # -- the judge (issue 5; the defaults are the measured choice, see the README) -----------
+    # -- the judge (the defaults are the measured choice: docs/results/judge.md) ------------
     judge: str = setting("on", "score each finished episode in the background: on or off",
                          choices=("on", "off"))
     judge_backend: str = setting("llama", "where the judge's model runs: llama (in the "
@@ -126,10 +127,17 @@ class Settings:
     train_budget: float = setting(120.0, "minutes a nightly cycle may take (two hours give "
                                   "SFT two passes over a few hundred examples on 2 cores)",
                                   low=1, high=24 * 60)
+    notify_after_night: bool = setting(False, "after a night that changed the serving adapter, "
+                                       "a desktop notification from the browser says what it "
+                                       "learned (the toolbar icon's badge says so either way)")
     # -- episodes and the daemon --------------------------------------------------------------
     max_steps: int = setting(15, "steps before an episode ends as step_limit", low=1, high=200)
     step_timeout: float = setting(30.0, "seconds the browser has to answer one observe or act",
                                   low=1, high=600)
+    reconnect_grace: float = setting(45.0, "seconds an episode waits for the browser's extension "
+                                     "to come back when it disconnects (Chrome restarts a "
+                                     "stopped service worker within 30 s); then the episode "
+                                     "fails saying so", low=0, high=3600)
     approvals: str = setting("ask", "sensitive actions (a site the task does not name, a secret "
                              "field, paying, deleting): ask the popup or terminal, or deny them "
                              "unasked", choices=("ask", "deny"))
@@ -144,6 +152,15 @@ class Settings:
                                "episodes, secret fields painted over, as files beside the store "
                                "(`nightloop episodes report` shows them); eval and practice take "
                                "them only with --screenshots", choices=("on", "off"))
+    screenshots_keep_days: int = setting(0, "screenshots older than this many days are deleted "
+                                         "(whole episodes' folders; the episodes stay); 0: "
+                                         "kept", low=0, high=36500)
+    screenshots_max_mb: int = setting(0, "the oldest episodes' screenshots are deleted while "
+                                      "all of them take more than this many MB; 0: no limit",
+                                      low=0, high=10_000_000)
+    store_note_mb: int = setting(2000, "`nightloop status` says so once the store and its "
+                                 "screenshots take more than this many MB", low=0,
+                                 high=10_000_000)
     port: int = setting(8977, "daemon port on 127.0.0.1", low=1, high=65535)
     sites_port: int = setting(8978, "port of the bundled practice sites (`nightloop daemon "
                               "--sites`) on 127.0.0.1: a fixed one keeps the start pages of "

@@ -7,9 +7,10 @@ anything. So, with the `fill_text` setting at "task", the grammar offers for `fi
 only (`spans`): quoted strings without their quotes, e-mail addresses, and every run of 1 to
 `MAX_WORDS` words as written (a number, a date, a time or a name is such a run), punctuation at
 the run's two ends left off; where the task asks for lower or upper case, each span in that
-case too. A span holding a double quote, a backslash or a control character is left out (as
-labels are: the grammar's literals would need escapes). A task with none of them leaves the
-text free.
+case too. A secret the task names as ``{{NAME}}`` (vault.py) is one span, braces and all, and
+never typed as its bare name. A span holding a double quote, a backslash or a control
+character is left out (as labels are: the grammar's literals would need escapes). A task with
+none of them leaves the text free.
 
 What it cannot express: a value the task does not spell out — a word to copy from the page, a
 date to compute, a password the task names by reference, a longer run than `MAX_WORDS` words
@@ -19,6 +20,8 @@ outside quotes.
 from __future__ import annotations
 
 import re
+
+from .vault import PLACEHOLDER
 
 MAX_WORDS = 6
 MAX_SPANS = 400
@@ -33,7 +36,8 @@ _UPPER = re.compile(r"\bupper[ -]?case\b|\bcapital letters\b|\ball caps\b", re.I
 def spans(task: str) -> tuple[str, ...]:
     """The texts a `fill` may type for `task`, in order of appearance, quoted strings and
     e-mail addresses first; at most MAX_SPANS (see the module docstring)."""
-    found = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(task)]
+    named = [m.group() for m in PLACEHOLDER.finditer(task)]
+    found = named + [next(g for g in m.groups() if g) for m in _QUOTED.finditer(task)]
     found += _EMAIL.findall(task)
     words = [(m.start(), m.end()) for m in re.finditer(r"\S+", task)]
     for i in range(len(words)):
@@ -43,5 +47,19 @@ def spans(task: str) -> tuple[str, ...]:
         found += [s.lower() for s in found]
     if _UPPER.search(task):
         found += [s.upper() for s in found]
-    return tuple(dict.fromkeys(s for s in found if s.strip() and not _UNWRITABLE.search(s))
-                 )[:MAX_SPANS]
+    bare = {name.strip("{}") for name in named} - set(_words_outside(task, named))
+    return tuple(dict.fromkeys(s for s in found if s.strip() and not _UNWRITABLE.search(s)
+                               and s not in bare and _whole_placeholders(s)))[:MAX_SPANS]
+
+
+def _whole_placeholders(span: str) -> bool:
+    """No placeholder cut in two: every ``{{`` and ``}}`` of `span` belongs to a whole one."""
+    whole = len(PLACEHOLDER.findall(span))
+    return span.count("{{") == whole and span.count("}}") == whole
+
+
+def _words_outside(task: str, named: list[str]) -> list[str]:
+    """The task's words once its placeholders are taken out."""
+    for placeholder in named:
+        task = task.replace(placeholder, " ")
+    return [w.strip(_ENDS) for w in task.split()]

@@ -26,11 +26,12 @@ from typing import Any, AsyncIterator
 
 import aiosqlite
 
+from .errors import NightloopError, UsageError
 from .files import private_dir, private_file
+from .masking import masked
 from .migrations import MIGRATIONS
 from .screenshots import Screenshots
 from .settings import data_dir
-from .wire import NightloopError
 
 STATUSES = ("running", "done", "gave_up", "step_limit", "stopped", "failed", "interrupted")
 
@@ -143,11 +144,42 @@ class PracticeRule:
     id: int | None = None
 
 
+@dataclass
+class Night:
+    """One learning cycle as it ran. The cycle writes each phase's figures as the phase ends,
+    so a night that failed half-way keeps what it finished and says where it stopped
+    (trainer/night.py reads these rows back as the morning report)."""
+    after_episode: int                  # the night's episodes are those with higher ids
+    serving: int | None = None          # the adapter serving when it started (None: base)
+    budget: float | None = None         # seconds
+    status: str = "running"             # running | finished | failed
+    phase: str = "practice"             # the phase running, or the one that failed
+    candidate: int | None = None        # the adapter it trained
+    promoted: bool | None = None
+    decision: str | None = None         # why the candidate was promoted or not, in words
+    practice: dict | None = None        # what it practised and how that went
+    training: dict | None = None        # what it trained on; steps and losses
+    gate: dict | None = None            # trainer.gate.GateOutcome as JSON
+    judge: dict | None = None           # episodes judged; what the calibration's refit did
+    seconds: dict | None = None         # per phase
+    last_episode: int | None = None     # practice's last episode
+    error: str | None = None
+    started_at: str = field(default_factory=now)
+    ended_at: str | None = None
+    id: int | None = None
+
+
 ADAPTER_STATUSES = ("candidate", "promoted", "rejected", "retired")
+NIGHT_STATUSES = ("running", "finished", "failed")
 _JSON_COLUMNS = {"observation", "action", "result", "details", "target", "config", "metrics",
-                 "data_window", "sampled", "final_observation", "screenshot"}
+                 "data_window", "sampled", "final_observation", "screenshot", "practice",
+                 "training", "gate", "judge", "seconds"}
+_BOOL_COLUMNS = ("ok", "invalid", "promoted")
 
 
+
+
+EPISODE_DERIVED = ("n_steps",)          # Episode's fields the store computes, never stores
 
 
 def _encode(row: Any) -> dict[str, Any]:
@@ -158,13 +190,21 @@ def _encode(row: Any) -> dict[str, Any]:
     return values
 
 
+def _insert_sql(table: str, row: Any, skip: tuple[str, ...] = ()) -> tuple[str, tuple]:
+    """An INSERT of a dataclass row, without its id and `skip` fields: (sql, parameters)."""
+    values = {k: v for k, v in _encode(row).items() if k not in ("id", *skip)}
+    columns = ", ".join(f'"{k}"' for k in values)
+    return (f"INSERT INTO {table} ({columns}) SELECT {', '.join('?' * len(values))}",
+            tuple(values.values()))
+
+
 def _decode(cls: type, row: sqlite3.Row) -> Any:
     values = {key: row[key] for key in row.keys()}
     for key in _JSON_COLUMNS & values.keys():
         if values[key] is not None:
             values[key] = json.loads(values[key])
-    for key in ("ok", "invalid"):
-        if key in values:
+    for key in _BOOL_COLUMNS:
+        if values.get(key) is not None:
             values[key] = bool(values[key])
     return cls(**values)
 
@@ -176,6 +216,9 @@ class Store:
         self._db = db
         self.path = path
         self.screenshots = Screenshots(path)
+        # One connection, many coroutines: a write never lands inside another's transaction
+        # (its commit would end that transaction half-way), nor a transaction inside another.
+        self._writing = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str, *, recover: bool = True) -> Store:
@@ -237,14 +280,19 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
-        """All or nothing; IMMEDIATE, so no other process writes between our reads and writes."""
-        await self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            await self._db.rollback()
-            raise
-        await self._db.commit()
+        """All or nothing; IMMEDIATE, so no other process writes between our reads and writes,
+        and no other coroutine of this one (`_writing`). Inside, write with `_db.execute`.
+        Cancelled anywhere (even while BEGIN runs in aiosqlite's thread), it rolls back."""
+        async with self._writing:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+                yield
+                await self._db.commit()
+            except sqlite3.OperationalError as exc:
+                raise await self._unwritable(exc) from exc
+            except BaseException:
+                await self._db.rollback()
+                raise
 
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -253,29 +301,56 @@ class Store:
     # -- writes (each commits) ------------------------------------------------------------
 
     async def _write(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        cursor = await self._db.execute(sql, params)
-        await self._db.commit()
-        return cursor
+        async with self._writing:
+            try:
+                cursor = await self._db.execute(sql, params)
+                await self._db.commit()
+            except sqlite3.OperationalError as exc:
+                raise await self._unwritable(exc) from exc
+            return cursor
+
+    async def _unwritable(self, exc: sqlite3.OperationalError) -> Exception:
+        """What a failed write raises, once it is rolled back: `StoreFull` when the disk (or
+        the file size the system allows) took no more, else the error itself."""
+        with contextlib.suppress(sqlite3.Error):
+            await self._db.rollback()
+        if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) not in (sqlite3.SQLITE_FULL,
+                                                                 sqlite3.SQLITE_IOERR):
+            return exc
+        return StoreFull(f"could not write {self.path} ({exc}): is the disk full? Free some "
+                         "space (`nightloop store compact`, the screenshots_max_mb setting); "
+                         "everything committed before is kept")
 
     async def _insert(self, table: str, row: Any, *, skip: tuple[str, ...] = (),
                       unless: str = "") -> Any:
         """Insert a dataclass row (without its id and `skip` fields); the row with its id.
         With `unless` (a query), only if it finds no row, in the same statement (so no other
         writer comes between): else None."""
-        values = {k: v for k, v in _encode(row).items() if k not in ("id", *skip)}
-        cursor = await self._write(
-            f"INSERT INTO {table} ({', '.join(values)}) SELECT {', '.join('?' * len(values))}"
-            + (f" WHERE NOT EXISTS ({unless})" if unless else ""), tuple(values.values()))
+        sql, params = _insert_sql(table, row, skip)
+        cursor = await self._write(sql + (f" WHERE NOT EXISTS ({unless})" if unless else ""),
+                                   params)
         return dataclasses.replace(row, id=cursor.lastrowid) if cursor.rowcount else None
 
     async def start_episode(self, episode: Episode) -> Episode:
-        return await self._insert("episodes", episode, skip=("n_steps",))
+        return await self._insert("episodes", episode, skip=EPISODE_DERIVED)
 
     async def add_step(self, step: Step) -> None:
-        values = _encode(step)
-        columns = ", ".join(f'"{k}"' for k in values)
-        await self._write(f"INSERT INTO steps ({columns}) VALUES ({', '.join('?' * len(values))})",
-                          tuple(values.values()))
+        await self._write(*_insert_sql("steps", step))
+
+    async def import_episode(self, episode: Episode, steps: list[Step],
+                             rewards: list[Reward]) -> Episode:
+        """An episode recorded in another store (a Ray actor's scratch store), with its steps
+        and rewards, stored under a new id in one transaction: all of it or none of it."""
+        async with self._transaction():
+            cursor = await self._db.execute(*_insert_sql("episodes", episode, EPISODE_DERIVED))
+            new = cursor.lastrowid
+            for step in steps:
+                await self._db.execute(*_insert_sql("steps",
+                                                    dataclasses.replace(step, episode_id=new)))
+            for reward in rewards:
+                await self._db.execute(*_insert_sql("rewards",
+                                                    dataclasses.replace(reward, episode_id=new)))
+        return dataclasses.replace(episode, id=new)
 
     async def finish_episode(self, episode_id: int, status: str, *,
                              final_answer: str | None = None, error: str | None = None,
@@ -299,13 +374,15 @@ class Store:
         """Replace `secret` by `mask` in everything the episode stored: its task and answer and
         every text column of its steps (the secret as written and JSON-escaped), and inside the
         JSON ones (page, action, result) in their string values only, so they stay JSON however
-        short the secret; the drawn tokens of a step whose output held it are dropped (token
-        ids spell it too)."""
+        short the secret (a short one is masked only where it stands alone: masking.py). A
+        step whose prompt or output changed loses its sampler record: its token ids spell the
+        secret, or its log-probs are of a prompt no longer stored (GRPO would score them
+        against one nobody sampled)."""
         forms = {secret, json.dumps(secret, ensure_ascii=False)[1:-1]}
 
         def text(value: str | None) -> str | None:
             for form in forms:
-                value = value.replace(form, mask) if value else value
+                value = masked(value, form, mask) if value else value
             return value
 
         def tree(value: str | None) -> str | None:
@@ -316,28 +393,30 @@ class Store:
             except json.JSONDecodeError:
                 return text(value)
 
-        for form in forms:
-            await self._db.execute(
-                "UPDATE steps SET sampled=NULL WHERE episode_id=?2 AND instr(raw_output, ?1)",
-                (form, episode_id))
-        async with self._db.execute(
-                'SELECT "index", prompt, raw_output, error, observation, action, result FROM steps '
-                "WHERE episode_id=?", (episode_id,)) as cursor:
-            rows = await cursor.fetchall()
-        for index, *old in rows:
-            new = [text(v) for v in old[:3]] + [tree(v) for v in old[3:]]
-            if new != old:
+        async with self._writing:     # its updates are one transaction, committed below
+            async with self._db.execute(
+                    'SELECT "index", prompt, raw_output, error, observation, action, result '
+                    "FROM steps WHERE episode_id=?", (episode_id,)) as cursor:
+                rows = await cursor.fetchall()
+            for index, *old in rows:
+                new = [text(v) for v in old[:3]] + [tree(v) for v in old[3:]]
+                if new != old:     # a sampler record is of the prompt and output it drew from
+                    await self._db.execute(
+                        "UPDATE steps SET prompt=?, raw_output=?, error=?, observation=?, "
+                        "action=?, result=?, sampled=CASE WHEN ? THEN NULL ELSE sampled END "
+                        'WHERE episode_id=? AND "index"=?',
+                        (*new, new[:2] != old[:2], episode_id, index))
+            async with self._db.execute("SELECT task, final_answer, final_observation "
+                                        "FROM episodes WHERE id=?", (episode_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row:
                 await self._db.execute(
-                    "UPDATE steps SET prompt=?, raw_output=?, error=?, observation=?, action=?, "
-                    'result=? WHERE episode_id=? AND "index"=?', (*new, episode_id, index))
-        async with self._db.execute("SELECT task, final_answer, final_observation FROM episodes "
-                                    "WHERE id=?", (episode_id,)) as cursor:
-            row = await cursor.fetchone()
-        if row:
-            await self._db.execute(
-                "UPDATE episodes SET task=?, final_answer=?, final_observation=? WHERE id=?",
-                (text(row[0]), text(row[1]), tree(row[2]), episode_id))
-        await self._db.commit()
+                    "UPDATE episodes SET task=?, final_answer=?, final_observation=? WHERE id=?",
+                    (text(row[0]), text(row[1]), tree(row[2]), episode_id))
+            try:
+                await self._db.commit()
+            except sqlite3.OperationalError as exc:
+                raise await self._unwritable(exc) from exc
         await self._purge_wal()
 
     async def _purge_wal(self, tries: int = 20) -> None:
@@ -345,7 +424,8 @@ class Store:
         (tried again while another statement of this connection is still reading)."""
         for attempt in range(tries):
             try:
-                await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                async with self._writing:
+                    await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or attempt == tries - 1:
@@ -353,19 +433,21 @@ class Store:
                 await asyncio.sleep(0.05)
 
     async def delete_episodes(self, ids: list[int] | None = None, *,
-                              before: str | None = None) -> int:
+                              before: str | None = None, purge: bool = True) -> int:
         """Delete episodes (with their steps, rewards and screenshots) by id, or started before
-        `before`; how many went."""
+        `before`; how many went. With `purge` (unless the file itself is about to go, as a Ray
+        actor's scratch store is), no old version of their rows stays in the WAL."""
         if ids:
             where, params = f"id IN ({', '.join('?' * len(ids))})", tuple(ids)
         elif before:
             where, params = "started_at < ?", (before,)
         else:
-            raise ValueError("say which episodes to delete")
+            raise UsageError("say which episodes to delete")
         async with self._db.execute(f"SELECT id FROM episodes WHERE {where}", params) as cur:
             gone = [row[0] for row in await cur.fetchall()]
         await self._write(f"DELETE FROM episodes WHERE {where}", params)
-        await self._purge_wal()
+        if purge:
+            await self._purge_wal()
         self.screenshots.delete(gone)
         return len(gone)
 
@@ -378,10 +460,21 @@ class Store:
     _EPISODE_SELECT = ("SELECT e.*, (SELECT count(*) FROM steps s WHERE s.episode_id = e.id) "
                        "AS n_steps FROM episodes e")
 
-    async def episodes(self, limit: int | None = None) -> list[Episode]:
-        """Newest first."""
-        return await self._fetch(Episode, self._EPISODE_SELECT + " ORDER BY e.id DESC LIMIT ?",
-                                 (-1 if limit is None else limit,))
+    async def episodes(self, limit: int | None = None, before: int | None = None
+                       ) -> list[Episode]:
+        """Newest first; at most `limit`, those with ids below `before` (the next page)."""
+        return await self._fetch(Episode, self._EPISODE_SELECT + " WHERE e.id < coalesce(?, "
+                                 "e.id + 1) ORDER BY e.id DESC LIMIT ?",
+                                 (before, -1 if limit is None else limit))
+
+    async def episodes_after(self, after: int, upto: int | None = None,
+                             sources: tuple[str, ...] = ()) -> list[Episode]:
+        """The episodes with ids above `after` (up to `upto`; of `sources`, when given),
+        oldest first: a night's."""
+        where = " AND e.source IN (%s)" % ", ".join("?" * len(sources)) if sources else ""
+        return await self._fetch(Episode, self._EPISODE_SELECT + " WHERE e.id > ? AND "
+                                 "e.id <= coalesce(?, e.id)" + where + " ORDER BY e.id",
+                                 (after, upto, *sources))
 
     async def demonstrations(self) -> list[Episode]:
         """The user's demonstrations that they said worked (a user reward above 0), newest
@@ -404,10 +497,10 @@ class Store:
                                  (episode_id,))
 
     async def unrated(self, *, sources: tuple[str, ...] = (), since: str | None = None,
-                      task: str | None = None) -> list[Episode]:
+                      task: str | None = None, limit: int | None = None) -> list[Episode]:
         """Finished episodes with no verdict of the user's (no ``user`` reward), newest first;
         only those of `sources` (all when empty), started at or after `since`, whose task
-        contains `task`."""
+        contains `task`; at most `limit`."""
         where = ["e.status != 'running'", "NOT EXISTS (SELECT 1 FROM rewards r WHERE "
                  "r.episode_id = e.id AND r.kind = 'user')"]
         params: list[Any] = list(sources)
@@ -419,15 +512,18 @@ class Store:
                 where.append(clause)
                 params.append(value)
         return await self._fetch(Episode, self._EPISODE_SELECT + " WHERE " + " AND ".join(where)
-                                 + " ORDER BY e.id DESC", params)
+                                 + " ORDER BY e.id DESC LIMIT ?",
+                                 (*params, -1 if limit is None else limit))
 
-    async def unjudged(self) -> list[int]:
-        """Ids of finished episodes the judge has yet to score, oldest first: those without a
-        ``judge`` reward and without ground truth or a replay's verdict (they need no judge)."""
+    async def unjudged(self, after: int = 0, limit: int | None = None) -> list[int]:
+        """Ids above `after` of finished episodes the judge has yet to score, oldest first
+        (at most `limit`): those without a ``judge`` reward and without ground truth or a
+        replay's verdict (they need no judge)."""
         async with self._db.execute(
-                "SELECT id FROM episodes e WHERE status != 'running' AND NOT EXISTS "
+                "SELECT id FROM episodes e WHERE id > ? AND status != 'running' AND NOT EXISTS "
                 "(SELECT 1 FROM rewards r WHERE r.episode_id = e.id AND r.kind IN "
-                "('judge', 'ground_truth', 'replay')) ORDER BY id") as cur:
+                "('judge', 'ground_truth', 'replay')) ORDER BY id LIMIT ?",
+                (after, -1 if limit is None else limit)) as cur:
             return [row[0] for row in await cur.fetchall()]
 
     async def unjudged_with_truth(self, after: int = 0) -> list[int]:
@@ -503,13 +599,18 @@ class Store:
         async with self._transaction():
             await self._set_adapter_status(adapter_id, status, metrics)
 
-    async def rollback_adapter(self) -> tuple[Adapter, Adapter | None]:
+    async def rollback_adapter(self, expected: int | None = None
+                               ) -> tuple[Adapter, Adapter | None]:
         """Retire the serving adapter and promote its parent, in one transaction: (the retired
-        one, the one serving now; None: the base model). ValueError when none is promoted."""
+        one, the one serving now; None: the base model). UsageError when none is promoted, or
+        when `expected` is given and another one serves."""
         async with self._transaction():
             serving = await self.promoted_adapter()
             if serving is None:
-                raise ValueError("no adapter is promoted: the base model serves")
+                raise UsageError("no adapter is promoted: the base model serves")
+            if expected is not None and serving.id != expected:
+                raise UsageError(f"adapter {expected} no longer serves (adapter {serving.id} "
+                                 "does): nothing was rolled back")
             await self._set_adapter_status(serving.id, "retired")
             if serving.parent:
                 await self._set_adapter_status(serving.parent, "promoted")
@@ -527,6 +628,32 @@ class Store:
             "ELSE promoted_at END, metrics = coalesce(?, metrics) WHERE id = ?",
             (status, status, now(), json.dumps(metrics) if metrics is not None else None,
              adapter_id))
+
+    # -- nights -----------------------------------------------------------------------------
+
+    async def start_night(self, night: Night) -> Night:
+        return await self._insert("nights", night)
+
+    async def update_night(self, night_id: int, **changes: Any) -> None:
+        """Set some of a night's fields (Night's names; JSON fields as Python values)."""
+        unknown = changes.keys() - ({f.name for f in dataclasses.fields(Night)} - {"id"})
+        if unknown:
+            raise ValueError(f"not a night's field: {', '.join(sorted(unknown))}")
+        if changes.get("status", "running") not in NIGHT_STATUSES:
+            raise ValueError(f"not a night's status: {changes['status']!r}")
+        values = {k: json.dumps(v, ensure_ascii=False) if k in _JSON_COLUMNS and v is not None
+                  else v for k, v in changes.items()}
+        await self._write(f"UPDATE nights SET {', '.join(f'{k} = ?' for k in values)} "
+                          "WHERE id = ?", (*values.values(), night_id))
+
+    async def nights(self, limit: int | None = None) -> list[Night]:
+        """Newest first."""
+        return await self._fetch(Night, "SELECT * FROM nights ORDER BY id DESC LIMIT ?",
+                                 (-1 if limit is None else limit,))
+
+    async def night(self, night_id: int) -> Night | None:
+        rows = await self._fetch(Night, "SELECT * FROM nights WHERE id = ?", (night_id,))
+        return rows[0] if rows else None
 
     async def allow_practice(self, rule: PracticeRule) -> PracticeRule:
         """Record the rule (idempotent); the stored row."""
@@ -556,10 +683,14 @@ class StoreError(NightloopError):
     """The database file cannot be used (corrupt, not SQLite, or from a newer version)."""
 
 
+class StoreFull(StoreError):
+    """A write did not fit: the disk is full (or the file grew past what the system allows)."""
+
+
 def _replaced(value: Any, secret: str, mask: str) -> Any:
     """`value` (decoded JSON) with `secret` masked in every string in it."""
     if isinstance(value, str):
-        return value.replace(secret, mask)
+        return masked(value, secret, mask)
     if isinstance(value, list):
         return [_replaced(v, secret, mask) for v in value]
     if isinstance(value, dict):

@@ -15,24 +15,9 @@ import types
 import typing
 from typing import Any, Literal, TypeVar, Union
 
+from .errors import InvalidMessage
+
 T = TypeVar("T")
-
-
-class NightloopError(Exception):
-    """Base of every error nightloop raises on purpose.
-
-    NightloopError
-     ├── InvalidMessage   a message or action is malformed (answer with an error, keep going)
-     └── Refused          the peer may not talk to us (close the connection)
-    """
-
-
-class InvalidMessage(NightloopError):
-    """A message, or a field of it, does not match the protocol."""
-
-
-class Refused(NightloopError):
-    """The peer failed pairing, origin or version checks; the connection must close."""
 
 
 def _type_name(tp: Any) -> str:

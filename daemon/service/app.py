@@ -15,9 +15,11 @@ from daemon.agent.episode import Limits
 from daemon.agent.policy import Policy, ScriptedPolicy
 from daemon.bridge import launch as browser
 from daemon.bridge.pairing import extension_origin, load_or_create_token
+from daemon.core import maintenance
+from daemon.core.errors import NightloopError
 from daemon.core.settings import Settings, config_dir
 from daemon.core.store import Store
-from daemon.core.wire import NightloopError
+from daemon.core.vault import Vault
 from daemon.tasks.sites import serve_sites
 from trainer.starting import with_serving_adapter
 
@@ -26,6 +28,7 @@ from .judging import JudgeQueue
 from .server import Daemon
 
 log = logging.getLogger(__name__)
+RETENTION_SECONDS = 24 * 3600           # how often the daemon applies screenshot retention
 
 
 @dataclass
@@ -74,12 +77,17 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
                     reload_policy=promoted_policy if settings.policy == "llm" else None,
                     approvals=settings.approvals, approval_timeout=settings.approval_timeout,
                     approval_words=settings.approval_words,
-                    screenshots=settings.screenshots == "on")
+                    screenshots=settings.screenshots == "on",
+                    next_night=lambda: schedule.upcoming(settings),
+                    notify_after_night=settings.notify_after_night, vault=Vault())
     judging: JudgeQueue | None = None
     if settings.judge == "on":
         from judge.judge import judge_from_settings
         judging = JudgeQueue(store, lambda: judge_from_settings(settings), daemon.idle)
         daemon.finished.append(judging.submit)
+    retention: asyncio.Task | None = None
+    if settings.screenshots_keep_days or settings.screenshots_max_mb:
+        retention = asyncio.create_task(keep_screenshots(settings))
     nightly: asyncio.Task | None = None
     if settings.train_at:
         nightly = asyncio.create_task(schedule.nightly(
@@ -122,6 +130,8 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
             await judging.close()
         if nightly:
             nightly.cancel()
+        if retention:
+            retention.cancel()
         await daemon.close()
         await store.close()
         served.close()
@@ -130,6 +140,18 @@ async def run_daemon(settings: Settings, with_browser: BrowserOptions | None = N
                 chromium.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 chromium.kill()
+
+
+async def keep_screenshots(settings: Settings) -> None:
+    """Apply the screenshot retention settings now and once a day."""
+    while True:
+        folders, freed = await asyncio.to_thread(
+            maintenance.prune_screenshots, settings.db_path,
+            keep_days=settings.screenshots_keep_days, max_mb=settings.screenshots_max_mb)
+        if folders:
+            log.info("screenshots of %d episodes deleted (%.1f MB), as retention asks",
+                     folders, freed / maintenance.MB)
+        await asyncio.sleep(RETENTION_SECONDS)
 
 
 async def _until_signalled() -> None:

@@ -11,7 +11,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from daemon.core import protocol as p
-from daemon.core.wire import NightloopError
+from daemon.core.errors import NightloopError
 
 
 class DaemonUnavailable(NightloopError):

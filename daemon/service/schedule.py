@@ -55,6 +55,14 @@ def next_run(now: datetime, at: str, last_run: datetime | None = None) -> dateti
     return today + timedelta(days=1)
 
 
+def upcoming(settings: Settings, now: datetime | None = None) -> datetime | None:
+    """When the daemon's next cycle may start: the next window after the last run on record
+    (None: `train_at` is off)."""
+    last = last_result()
+    return next_run(now or datetime.now(), settings.train_at,
+                    datetime.fromisoformat(last["started"]) if last else None)
+
+
 def last_result() -> dict | None:
     try:
         return json.loads(state_file().read_text())
@@ -67,9 +75,7 @@ async def nightly(settings: Settings, idle_since: Callable[[], float]) -> None:
     `idle_since()`: time.monotonic() of the last episode's end (now while one runs)."""
     parse_at(settings.train_at)
     while True:
-        last = last_result()
-        last_run = datetime.fromisoformat(last["started"]) if last else None
-        due = next_run(datetime.now(), settings.train_at, last_run)
+        due = upcoming(settings)
         if due and datetime.now() >= due and \
                 time.monotonic() - idle_since() >= settings.train_idle * 60:
             await run_once(settings)

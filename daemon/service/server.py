@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Awaitable, Callable
 
 from daemon.agent.approvals import ApprovalRequest, Verdict
@@ -22,17 +23,20 @@ from daemon.agent.camera import Camera
 from daemon.agent.descriptors import describe
 from daemon.agent.episode import Limits, run_episode
 from daemon.agent.policy import Policy
-from daemon.agent.privacy import EpisodeSecrets
+from daemon.agent.privacy import EpisodeSecrets, secret_in_task
 from daemon.agent.replay import ReplayPolicy, fitting, recorded_demonstrations
 from daemon.agent.values import Unmatched, rebind
 from daemon.bridge.endpoint import Client, Endpoint
 from daemon.core import protocol as p
 from daemon.core.actions import Action
-from daemon.core.observation import MASK, Observation
+from daemon.core.errors import InvalidMessage, NotFound, SecretInTask
+from daemon.core.observation import Observation
 from daemon.core.settings import DEFAULTS
 from daemon.core.store import Episode, Reward, Step, Store
-from daemon.core.wire import InvalidMessage, to_json
+from daemon.core.vault import Vault, placeholders
+from daemon.core.wire import to_json
 from daemon.tasks.practice import rule_for, set_rule
+from trainer.night import last_report
 
 from .adapters import change_adapter
 
@@ -47,6 +51,7 @@ class Running:
     resume: asyncio.Event = field(default_factory=asyncio.Event)
     recorded: int = 0                       # demonstration steps received so far
     secrets: EpisodeSecrets = field(default_factory=EpisodeSecrets)     # typed while recording
+    in_clear: tuple[str, ...] = ()          # secrets its task holds (the user insisted)
 
 
 def step_json(step: Step) -> dict[str, Any]:
@@ -63,9 +68,12 @@ class Daemon(Endpoint):
                  reload_policy: Callable[[], Awaitable[Policy]] | None = None,
                  approvals: str = "ask", approval_timeout: float = 60.0,
                  approval_words: tuple[str, ...] = DEFAULTS.approval_words,
-                 screenshots: bool = True):
+                 screenshots: bool = True,
+                 next_night: Callable[[], datetime | None] = lambda: None,
+                 notify_after_night: bool = False, vault: Vault | None = None):
         super().__init__(token=token, extension_origin=extension_origin, host=host, port=port,
-                         step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes)
+                         step_timeout=limits.step_timeout, max_frame_bytes=max_frame_bytes,
+                         reconnect=limits.reconnect)
         self.store = store
         self.policy = policy
         self.reload_policy = reload_policy      # builds the policy with the promoted adapter
@@ -79,6 +87,8 @@ class Daemon(Endpoint):
         self.approval_words = approval_words
         self.asked: dict[str, asyncio.Future] = {}    # approval_ask request id → the verdict
         self.camera = Camera(self.browser, store) if screenshots else None
+        self.next_night, self.notify_after_night = next_night, notify_after_night
+        self.vault = vault                      # the secrets a task names as {{NAME}}
 
     async def close(self) -> None:
         """Stop the running episode (it is recorded as interrupted) and the server."""
@@ -93,71 +103,66 @@ class Daemon(Endpoint):
     # -- messages -------------------------------------------------------------------------
 
     async def handle(self, client: Client, message: p.Message) -> None:
-        if isinstance(message, p.Task):
-            await self._start_episode(client, message)
-        elif isinstance(message, p.Replay):
-            await self._start_replay(client, message)
-        elif isinstance(message, p.RecordStart):
-            await self._start_recording(client, message)
-        elif isinstance(message, p.RecordStep):
-            await self._record_step(message)
-        elif isinstance(message, p.RecordStop):
-            await self._stop_recording(client, message)
-        elif isinstance(message, p.Resume):
-            self._running(message.episode_id).resume.set()
-        elif isinstance(message, p.Reload):
-            await self._reload()
-            await client.send(await self.status(message.request_id))
-        elif isinstance(message, p.Practice):
-            await client.send(await self._practice(message))
-        elif isinstance(message, p.AdapterChange):
-            await client.send(await self._change_adapter(message))
-        elif isinstance(message, p.Approval):
-            self._approval(message)
-        elif isinstance(message, p.Fits):
-            found = await self._demonstration_for(message.task)
-            await client.send(p.Fits(message.task, message.request_id,
-                                     *((found[0].id, found[0].task) if found else ())))
-        elif isinstance(message, p.Stop):
-            self._stop(message)
-        elif isinstance(message, p.Feedback):
-            await self._feedback(client, message)
-        elif isinstance(message, p.Status):
-            await client.send(await self.status(message.request_id))
-        elif isinstance(message, (p.Observe, p.Act)):
-            await self._relay(client, message)
-        else:
+        """Answer `message` with the handler its type has in HANDLERS (end of the class)."""
+        handler = self.HANDLERS.get(type(message))
+        if handler is None:
             raise InvalidMessage(f"the daemon does not handle {message.type!r}")
+        await handler(self, client, message)
 
-    async def _begin(self, client: Client, episode: Episode,
-                     request_id: str | None) -> Running:
-        """Store a new episode as the running one and tell every client."""
+    async def _begin(self, client: Client, episode: Episode, request_id: str | None,
+                     in_clear: tuple[str, ...] = ()) -> Running:
+        """Store a new episode as the running one and tell every client (`in_clear`: secrets
+        its task holds, which the episode masks at once)."""
         if self.running:
             raise InvalidMessage(f"episode {self.running.episode.id} is still running; "
                                  "stop it first")
         if self.extension is None:
             raise InvalidMessage("no browser is connected: start one with `nightloop browser`, "
                                  "or load the extension and pair it (`nightloop pair`)")
-        running = self.running = Running(await self.store.start_episode(episode))
+        running = self.running = Running(await self.store.start_episode(episode),
+                                         in_clear=in_clear)
         self.idle.clear()
         update = p.EpisodeUpdate(to_json(running.episode))
         await client.send(dataclasses.replace(update, request_id=request_id))
         await self.broadcast(update, skip=client)
         return running
 
+    def _secrets_of(self, task: p.Task) -> tuple[str, ...]:
+        """The secrets `task` holds in clear (those the user insisted on); refused with the
+        hint to name them instead, and refused when it names a secret that is not saved."""
+        clear = secret_in_task(task.task)
+        if clear and not task.allow_secret:
+            raise SecretInTask(
+                "this task seems to hold a secret in clear (after a word such as password, PIN "
+                "or code, or a card number): save it once with `nightloop secrets set NAME` and "
+                "write {{NAME}} in the task instead; or run it anyway, and it is masked in what "
+                "is stored")
+        missing = self.vault.missing(task.task) if self.vault else placeholders(task.task)
+        if missing:
+            raise NotFound(f"{', '.join(f'{{{{{n}}}}}' for n in missing)}: no such saved "
+                           f"secret here (`nightloop secrets set {missing[0]}`)")
+        return (clear,) if clear else ()
+
     async def _start_episode(self, client: Client, task: p.Task) -> None:
+        in_clear = self._secrets_of(task)
         if task.replay == "auto":
             found = await self._demonstration_for(task.task)
             if found:
                 demo, steps = found
                 return await self._replay(client, demo, steps, task.task, fallback=self.policy,
                                           url=task.url, tab_id=task.tab_id,
-                                          request_id=task.request_id, approve=task.approve)
+                                          request_id=task.request_id, approve=task.approve,
+                                          in_clear=in_clear)
         running = await self._begin(client, Episode(
             task=task.task, source=task.source, start_url=task.url, policy=self.policy.name,
-            adapter=self.policy.adapter), task.request_id)
+            adapter=self.policy.adapter), task.request_id, in_clear)
         running.task = asyncio.create_task(self._run(running, task.tab_id, self.policy,
                                                      self.limits, approve_all=task.approve))
+
+    async def _fits(self, client: Client, message: p.Fits) -> None:
+        found = await self._demonstration_for(message.task)
+        await client.send(p.Fits(message.task, message.request_id,
+                                 *((found[0].id, found[0].task) if found else ())))
 
     async def _demonstration_for(self, task: str) -> tuple[Episode, list[Step]] | None:
         """The newest good demonstration whose task `task` fits, with its steps for `task`."""
@@ -188,7 +193,8 @@ class Daemon(Endpoint):
 
     async def _replay(self, client: Client, source: Episode, recorded: list[Step], task: str, *,
                       fallback: Policy | None, url: str | None, tab_id: int | None,
-                      request_id: str | None, approve: bool = False) -> None:
+                      request_id: str | None, approve: bool = False,
+                      in_clear: tuple[str, ...] = ()) -> None:
         """Run `recorded` (episode `source`'s steps, rebound to `task`) as a new episode
         (`approve`: its sensitive actions are approved, as `nightloop run --yes` asks)."""
         running: Running | None = None
@@ -205,7 +211,8 @@ class Daemon(Endpoint):
         policy = ReplayPolicy(recorded, fallback=fallback, ask_user=ask_user)
         running = await self._begin(client, Episode(
             task=task, source="replay", start_url=url or source.start_url,
-            policy=policy.name, adapter=policy.adapter, replay_of=source.id), request_id)
+            policy=policy.name, adapter=policy.adapter, replay_of=source.id), request_id,
+            in_clear)
         limits = dataclasses.replace(self.limits, max_steps=2 * len(policy.plan) + 5)
         running.task = asyncio.create_task(self._run(running, tab_id, policy, limits,
                                                      approve_all=approve))
@@ -221,7 +228,8 @@ class Daemon(Endpoint):
                                       limits=limits, tab_id=tab_id,
                                       approver=_Asking(self, approve_all),
                                       approval_words=self.approval_words,
-                                      camera=self.camera)
+                                      camera=self.camera, vault=self.vault,
+                                      known_secrets=running.in_clear)
             await self.broadcast(p.EpisodeUpdate(to_json(final)))
         except Exception:
             log.exception("episode %s crashed", running.episode.id)
@@ -255,7 +263,7 @@ class Daemon(Endpoint):
             raise InvalidMessage(f"episode {episode_id} is not a recording")
         return running
 
-    async def _record_step(self, message: p.RecordStep) -> None:
+    async def _record_step(self, client: Client, message: p.RecordStep) -> None:
         running = self._recording(message.episode_id)
         obs = Observation.from_json(message.observation) if message.observation else None
         # The agent's own sanitiser: secret values out of the page, a typed secret masked
@@ -272,8 +280,7 @@ class Daemon(Endpoint):
                                                action.element_id)
         running.recorded += 1
         await self.store.add_step(step)
-        for secret in running.secrets.take_new():
-            await self.store.redact(running.episode.id, secret, MASK)
+        await running.secrets.redact(self.store, running.episode.id)
         await self.broadcast(p.StepUpdate(step.episode_id, step_json(step)))
 
     async def _stop_recording(self, client: Client, message: p.RecordStop) -> None:
@@ -284,8 +291,8 @@ class Daemon(Endpoint):
             await self.store.add_step(Step(
                 episode_id, running.recorded, Action("done").to_json(), True, url=obs.url,
                 observation=dataclasses.asdict(obs), mode="demonstration"))
-            for secret in running.secrets.secrets:      # a secret the page shows elsewhere
-                await self.store.redact(episode_id, secret, MASK)
+            # the last page may show a secret anew: every one is redacted again
+            await running.secrets.redact(self.store, episode_id, every=True)
         await self.store.finish_episode(episode_id, "done" if message.success else "stopped")
         await self.store.add_reward(Reward.verdict(episode_id, message.success, client.kind,
                                                    demonstration=True))
@@ -295,18 +302,21 @@ class Daemon(Endpoint):
         await client.send(dataclasses.replace(update, request_id=message.request_id))
         await self.broadcast(update, skip=client)
 
-    def _approval(self, message: p.Approval) -> None:
+    async def _approval(self, client: Client, message: p.Approval) -> None:
         pending = self.asked.get(message.request_id)
         if pending is None or pending.done():
             raise InvalidMessage(f"no approval is pending under {message.request_id!r}")
         pending.set_result(message.verdict)
 
-    def _stop(self, stop: p.Stop) -> None:
+    async def _stop(self, client: Client, stop: p.Stop) -> None:
         running = self._running(stop.episode_id)
         if running.task is None:
             raise InvalidMessage("a recording is stopped from the toolbar popup (it asks "
                                  "whether the task worked)")
         running.stop.set()
+
+    async def _resume(self, client: Client, message: p.Resume) -> None:
+        self._running(message.episode_id).resume.set()
 
     async def _feedback(self, client: Client, feedback: p.Feedback) -> None:
         episode = await self.store.episode(feedback.episode_id)
@@ -315,37 +325,54 @@ class Daemon(Endpoint):
         await self.store.add_reward(Reward.verdict(episode.id, feedback.value > 0, client.kind))
         await client.send(p.EpisodeUpdate(to_json(episode), feedback.request_id))
 
-    async def _practice(self, message: p.Practice) -> p.Practice:
+    async def _practice(self, client: Client, message: p.Practice) -> None:
         """Set (allowed given) and report one practice rule."""
-        try:
-            rule = await rule_for(self.store, site=message.site, episode_id=message.episode_id)
-        except ValueError as exc:
-            raise InvalidMessage(str(exc)) from None
+        rule = await rule_for(self.store, site=message.site, episode_id=message.episode_id)
         _, allowed = await set_rule(self.store, rule, message.allowed)
         if message.allowed is not None:
             log.info("practice %s: %s on %s", "allowed" if allowed else "denied",
                      rule.task or "any task", rule.site)
-        return dataclasses.replace(message, site=rule.site, task=rule.task, allowed=allowed)
+        await client.send(dataclasses.replace(message, site=rule.site, task=rule.task,
+                                              allowed=allowed))
 
-    async def _change_adapter(self, message: p.AdapterChange) -> p.AdapterChange:
+    async def _change_adapter(self, client: Client, message: p.AdapterChange) -> None:
         """Promote or roll back in the store, then serve what is promoted now."""
-        try:
-            done = await change_adapter(self.store, message)
-        except ValueError as exc:
-            raise InvalidMessage(str(exc)) from None
+        done = await change_adapter(self.store, message)
         log.info("adapter %s: now serving %s", message.change,
                  f"adapter {done.serving}" if done.serving else "the base model")
         if self.reload_policy is not None:
             await self._reload()
-        return done
+        await client.send(done)
+
+    async def _last_night(self, client: Client, message: p.LastNight) -> None:
+        """The last night's morning report, when the next may start, whether to notify."""
+        found = await last_report(self.store)
+        due = self.next_night()
+        await client.send(p.LastNight(message.request_id, found.to_json() if found else None,
+                                      due.isoformat(timespec="minutes") if due else None,
+                                      self.notify_after_night))
+
+    async def _secret_names(self, client: Client, message: p.SecretNames) -> None:
+        await client.send(p.SecretNames(message.request_id,
+                                        self.vault.names() if self.vault else []))
 
     async def _relay(self, client: Client, message: p.Observe | p.Act) -> None:
         """Pass one CLI observe/act to the browser and its reply back, under our own id."""
         if isinstance(message, p.Act) and Action.parse(message.action).spec.runs == "episode":
             raise InvalidMessage(f"{message.action['action']!r} is not a browser action")
+        if self.extension is None:      # a person waits: no grace for a reconnect here
+            raise InvalidMessage("no browser is connected: start one with `nightloop browser`")
         ours = dataclasses.replace(message, request_id=self.browser.next_id())
         reply = await self.browser.request(ours)
         await client.send(dataclasses.replace(reply, request_id=message.request_id))
+
+    async def _status(self, client: Client, message: p.Status | p.Reload) -> None:
+        await client.send(await self.status(message.request_id))
+
+    async def _switch(self, client: Client, message: p.Reload) -> None:
+        """`reload`: serve the promoted adapter now, then report the status."""
+        await self._reload()
+        await self._status(client, message)
 
     async def status(self, request_id: str | None = None) -> p.Status:
         return p.Status(request_id=request_id, address=self.address, db=str(self.store.path),
@@ -360,6 +387,14 @@ class Daemon(Endpoint):
             raise InvalidMessage("this daemon's policy has no adapters to switch")
         self.policy = await self.reload_policy()
         log.info("now serving %s with adapter %s", self.policy.name, self.policy.adapter)
+
+    HANDLERS: dict[type, Callable[..., Awaitable[None]]] = {
+        p.Task: _start_episode, p.Replay: _start_replay, p.Stop: _stop, p.Resume: _resume,
+        p.RecordStart: _start_recording, p.RecordStep: _record_step,
+        p.RecordStop: _stop_recording, p.Fits: _fits, p.Approval: _approval,
+        p.Feedback: _feedback, p.Practice: _practice, p.AdapterChange: _change_adapter,
+        p.LastNight: _last_night, p.SecretNames: _secret_names,
+        p.Status: _status, p.Reload: _switch, p.Observe: _relay, p.Act: _relay}
 
 
 class _Asking:

@@ -42,6 +42,8 @@ class EvalPlan:
     source: str = "eval"            # "practice" when the trainer asks
     by_seed: bool = False           # run every task on a seed before the next seed (a run cut
                                     # short then leaves no task unmeasured); else task by task
+    attempts: int = 1               # runs of each (task, seed), back to back (a group's first
+                                    # prompt then comes from llama.cpp's prefix cache)
     benchmark: Benchmark = field(default_factory=MiniWoB)
     screenshots: bool = False       # keep a screenshot of each step (slower: two a second)
 
@@ -53,8 +55,10 @@ class EvalPlan:
     def jobs(self) -> list[tuple[str, int]]:
         """(task, seed) in the order they run."""
         if self.by_seed:
-            return [(task, seed) for seed in self.seeds for task in self.tasks]
-        return [(task, seed) for task in self.tasks for seed in self.seeds]
+            pairs = [(task, seed) for seed in self.seeds for task in self.tasks]
+        else:
+            pairs = [(task, seed) for task in self.tasks for seed in self.seeds]
+        return [pair for pair in pairs for _ in range(self.attempts)]
 
     @property
     def episode_timeout(self) -> float:
@@ -88,13 +92,16 @@ async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
     as each finishes, so an interrupted run keeps what it finished)."""
     with plan.benchmark.serve() as base_url:
         async with harness(db, plan.step_timeout, headless) as (endpoint, store):
-            return await _Runner(plan, endpoint.browser, store, policy, base_url,
-                                 on_result).run_all()
+            return await Runner(plan, endpoint.browser, store, policy, base_url,
+                                on_result).run_all()
 
 
-class _Runner:
+class Runner:
+    """Runs a plan's episodes in one browser, recording into `store` (cluster.py's actors
+    run one each)."""
+
     def __init__(self, plan: EvalPlan, browser: ExtensionBrowser, store: Store, policy: Policy,
-                 base_url: str, on_result: Callable[[EpisodeResult], None]):
+                 base_url: str, on_result: Callable[[EpisodeResult], None] = lambda r: None):
         self.plan, self.browser, self.store, self.policy = plan, browser, store, policy
         self.base_url, self.on_result = base_url, on_result
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from daemon.agent.episode import BrowserError
 from daemon.bridge.extension_browser import ExtensionBrowser
+from daemon.core.errors import MissingFile, UsageError
 
 from .benchmark import Opened, Outcome, open_started
 from .static import serve_directory
@@ -53,10 +54,10 @@ def html_dir() -> Path:
     try:
         path = Path(distribution("miniwob").locate_file("miniwob/html"))
     except PackageNotFoundError:
-        raise FileNotFoundError("the `miniwob` package is not installed; run `make setup`") \
+        raise MissingFile("the `miniwob` package is not installed; run `make setup`") \
             from None
     if not (path / "miniwob").is_dir():
-        raise FileNotFoundError(f"{path} has no miniwob/ folder; reinstall the miniwob package")
+        raise MissingFile(f"{path} has no miniwob/ folder; reinstall the miniwob package")
     return path
 
 
@@ -72,17 +73,17 @@ def suite(name: str) -> list[str]:
         return list(CORE)
     if name == "all":
         return all_tasks()
-    raise ValueError(f"unknown suite {name!r}; choose smoke, core or all")
+    raise UsageError(f"unknown suite {name!r}; choose smoke, core or all")
 
 
 def check_tasks(names: list[str]) -> list[str]:
     """`names` if they are all MiniWoB++ tasks (and there is one at least), else ValueError."""
     if not names:
-        raise ValueError("no MiniWoB++ task named")
+        raise UsageError("no MiniWoB++ task named")
     known = {p.stem for p in (html_dir() / "miniwob").glob("*.html")}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown MiniWoB++ task {', '.join(map(repr, unknown))}; "
+        raise UsageError(f"unknown MiniWoB++ task {', '.join(map(repr, unknown))}; "
                          "see `nightloop eval miniwob --help` for the suites")
     return names
 

@@ -24,8 +24,10 @@ from daemon.agent.episode import ActOutcome, Limits, run_episode
 from daemon.agent.policy import Policy
 from daemon.agent.replay import ReplayPolicy, unattended
 from daemon.core.actions import Action
+from daemon.core.errors import NotFound, UsageError
 from daemon.core.observation import MASK, Observation
 from daemon.core.store import Episode, PracticeRule, Reward, Store
+from daemon.core.vault import Vault
 
 from .harness import harness
 
@@ -41,10 +43,10 @@ def site_of(url: str | None) -> str | None:
 
 def parse_site(text: str) -> str:
     """A site the user typed (``example.com``, ``https://example.com/path``) as rules store it;
-    ValueError when it names none."""
+    UsageError when it names none."""
     site = site_of(text if "://" in text else f"https://{text}")
     if not site or any(c.isspace() for c in site):
-        raise ValueError(f"{text!r} is not a site: give a host such as example.com or a URL")
+        raise UsageError(f"{text!r} is not a site: give a host such as example.com or a URL")
     return site
 
 
@@ -99,16 +101,16 @@ async def start_url(store: Store, episode: Episode) -> str | None:
 
 async def rule_for(store: Store, *, site: str | None = None,
                    episode_id: int | None = None) -> PracticeRule:
-    """The rule for a site, or for an episode's task on its start page's site; ValueError
-    when there is none to make."""
+    """The rule for a site, or for an episode's task on its start page's site; NotFound when
+    there is no such episode, UsageError when there is no rule to make."""
     if episode_id is None:
         return PracticeRule(parse_site(site or ""))
     episode = await store.episode(episode_id)
     if episode is None:
-        raise ValueError(f"there is no episode {episode_id}")
+        raise NotFound(f"there is no episode {episode_id}")
     found = site_of(await start_url(store, episode))
     if found is None:
-        raise ValueError(f"episode {episode_id} did not start on a web page; only tasks on "
+        raise UsageError(f"episode {episode_id} did not start on a web page; only tasks on "
                          "http(s) sites can be practised")
     return PracticeRule(found, episode.task)
 
@@ -203,7 +205,7 @@ async def practise(tasks: list[PracticeTask], attempts: int, *,
                 try:
                     final = await run_episode(episode, store=store, browser=guard, policy=acting,
                                               stop=asyncio.Event(), limits=limits,
-                                              camera=camera)
+                                              camera=camera, vault=Vault())
                 finally:
                     for tab_id in guard.urls.keys() - {None}:
                         await endpoint.browser.close_tab(tab_id)

@@ -15,19 +15,24 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.core.errors import MissingFile, UsageError
+
 from .evaluation import EpisodeResult
 
 RESULTS = "results.json"
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval for a success rate (95% by default)."""
+    """The Wilson score interval for a success rate (95% by default). Its ends are exactly 0
+    with no success and 1 with every one (the formula's floats miss them: 6 of 6 gave an
+    upper end below the rate, and the report's chart a negative error bar)."""
     if n == 0:
         return 0.0, 0.0
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if successes == 0 else max(0.0, centre - half),
+            1.0 if successes == n else min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -106,10 +111,10 @@ def load_run(folder: Path) -> tuple[dict, list[EpisodeResult]]:
         data = json.loads(path.read_text())
         return data["meta"], [EpisodeResult(**e) for e in data["episodes"]]
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path} does not exist: give the --out folder of an "
+        raise MissingFile(f"{path} does not exist: give the --out folder of an "
                                 "evaluation run") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} is not an evaluation result ({exc})") from None
+        raise UsageError(f"{path} is not an evaluation result ({exc})") from None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemon.core.errors import UsageError
+
 from .worlds import CITIES, FIRST, LANGUAGES, LAST, person, world
 
 
@@ -204,10 +206,10 @@ def parse_templates(text: str | None, templates: Mapping[str, object] = TEMPLATE
     for part in (p.strip() for p in text.split(",") if p.strip()):
         found = [t for t in templates if t == part or t.split(".")[0] == part]
         if not found:
-            raise ValueError(f"unknown template {part!r}; choose from {', '.join(templates)} "
+            raise UsageError(f"unknown template {part!r}; choose from {', '.join(templates)} "
                              "(or a site's name for all of its templates)")
         names += [t for t in found if t not in names]
     if not names:
-        raise ValueError("no template named")
+        raise UsageError("no template named")
     return names
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from daemon.core.errors import UsageError
+
 SITES = ("shop", "contact", "booking", "inbox", "settings")
 
 _COLORS = ("blue", "red", "green", "black", "white", "yellow")
@@ -38,7 +40,7 @@ PREFERENCES = ("Email notifications", "Weekly summary", "Dark mode", "Show my pr
 def world(site: str, seed: int) -> dict[str, Any]:
     """The world of `site` for `seed` (the same for the same pair, everywhere)."""
     if site not in SITES:
-        raise ValueError(f"unknown site {site!r}; the sites are {', '.join(SITES)}")
+        raise UsageError(f"unknown site {site!r}; the sites are {', '.join(SITES)}")
     return _BUILDERS[site](random.Random(f"{site}:{seed}"))
 
 
