@@ -136,6 +136,8 @@ function renderNight(night, connected) {
   $("night").hidden = !report;
   if (!report) return;
   $("night-outcome").textContent = report.outcome;
+  $("night-short").textContent = report.short || "";
+  $("night-short").hidden = !report.short;
   $("night-tasks").replaceChildren(...report.changes.filter((c) => c.yours).map((c) => {
     const li = document.createElement("li");
     li.dataset.mark = c.mark;

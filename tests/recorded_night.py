@@ -26,7 +26,8 @@ async def _practice(store: Store, task: str, url: str, judged: list[float]) -> l
 
 
 async def record_nights(db, url: str) -> dict:
-    """Night 1 (not promoted) and night 2 (adapter 3 promoted over adapter 1); what each holds."""
+    """Night 1 (not promoted) and night 2 (adapter 3 promoted over adapter 1, a short night:
+    GRPO ran 10 of its 180 steps); what each holds."""
     async with await Store.open(db) as store:
         shipped = await store.add_adapter(Adapter("shipped.gguf", "s", "m", status="promoted"))
         night_ids, practice = [], {}
@@ -53,7 +54,11 @@ async def record_nights(db, url: str) -> dict:
                 judge={"judged": 2 * len(values), "calibration": "judge calibration kept"},
                 phase="train")
             await store.update_night(night.id, candidate=candidate.id, phase="gate",
-                                     training=await trained_on(store, data))
+                                     training=await trained_on(store, data) | {
+                                         "sft": {"steps": 4, "total_steps": 4,
+                                                 "stopped_early": False},
+                                         "grpo": {"steps": 170 - 160 * n, "total_steps": 180,
+                                                  "stopped_early": True}})
             await store.set_adapter_status(candidate.id, "promoted" if promote else "rejected")
             await store.update_night(
                 night.id, gate=dataclasses.asdict(gate), promoted=promote, status="finished",

@@ -40,6 +40,8 @@ def test_the_popup_shows_last_night_and_undo_serves_the_adapter_from_before(
             popup.wait_for_selector("#night:not([hidden])")
             assert popup.text_content("#night-outcome") == \
                 "learned: 2 tasks better, 1 worse — adapter 3 serving"
+            assert popup.text_content("#night-short").startswith(
+                "a short night: GRPO ran 10 of its 180 steps in its time")
             tasks = popup.locator("#night-tasks li")
             assert tasks.all_text_contents() == [
                 f"▲ {MINE[0]}: 30% → 80%", f"▼ {MINE[1]}: 60% → 40%",
@@ -94,6 +96,7 @@ def test_the_night_report_opens_offline_and_draws_what_the_store_holds(playwrigh
         assert {u.split(":", 1)[0] for u in requests} <= {"file", "data"}, requests
         text = page.inner_text("body")
         assert "learned: 2 tasks better, 1 worse — adapter 3 serving" in text
+        assert "A short night: GRPO ran 10 of its 180 steps in its time" in text
         assert "promoted: won 1 / lost 0 paired seeds" in text and "held out" in text
 
         # Each bar is as long as its figure: the first task's judge p went 30% → 80%.

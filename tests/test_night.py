@@ -10,6 +10,7 @@ import pytest
 from conftest import nightloop, run_async
 from recorded_night import HELD, MINE, record_nights
 
+from daemon.cli.nights import describe
 from daemon.core.store import Adapter, Episode, Night, Reward, Store
 from trainer.data import Sample, TrainingSet
 from trainer.gate import compare
@@ -167,6 +168,42 @@ def test_a_night_a_later_one_built_on_is_superseded_not_undone(tmp_path):
                 parent = candidate.id
             return [(await last_report(store, n)).state for n in nights]
     assert run_async(go()) == ["superseded", "serving"]
+
+
+def test_a_night_whose_training_ran_far_short_of_its_steps_says_so(tmp_path):
+    """As a night that shared the machine did (GRPO 65 of 181 steps); a night alone that
+    stops GRPO near its end, or one recorded before phases kept their planned steps, does
+    not."""
+    def phase(steps, total, stopped=True):
+        return {"steps": steps, "total_steps": total, "stopped_early": stopped}
+
+    learnt_from = {"sft_samples": 229, "sft_episodes": {"verified": 120}, "groups": 37,
+                   "thumbs_up": 0, "thumbs_down": 0}
+
+    async def go(phases):
+        training = phases and learnt_from | phases
+        async with await Store.open(tmp_path / f"{len(seen)}.db") as store:
+            first = await store.add_adapter(Adapter("a1.gguf", "1", "m", status="promoted"))
+            night = await store.start_night(Night(0, serving=first.id))
+            await store.update_night(night.id, status="finished", promoted=False, gate=GATE,
+                                     training=training)
+            seen.append(await last_report(store))
+            return seen[-1]
+    seen = []
+    starved = run_async(go({"sft": phase(93, 116), "grpo": phase(65, 181)}))
+    assert starved.short == "a short night: GRPO ran 65 of its 181 steps in its time; a " \
+        "machine busy at night trains less (leave it free then, or give train_budget more " \
+        "minutes)"
+    assert starved.to_json()["short"] == starved.short
+    assert describe(starved, None)[2] == f"  {starved.short}"
+    both = run_async(go({"sft": phase(10, 116), "grpo": phase(0, 181)}))
+    assert both.short.startswith("a short night: SFT ran 10 of its 116 steps and GRPO ran 0 "
+                                 "of its 181 steps in its time")
+    for fine in ({"sft": phase(86, 86, False), "grpo": phase(179, 211)},
+                 {"grpo": phase(40, 181, stopped=False)},       # it had no more to do
+                 {"grpo": {"steps": 65, "stopped_early": True}},         # an older night
+                 None):
+        assert run_async(go(fine)).short is None
 
 
 def test_the_curve_follows_what_served_after_each_night_and_history_each_task(tmp_path):

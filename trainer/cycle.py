@@ -489,7 +489,8 @@ class _Cycle:
                              "held_out_tasks": sorted(data.held)}))
         self.say(f"adapter {candidate.id} written: {gguf}")
         await self.record(candidate=candidate.id, training={
-            **learnt_from, **{r["phase"]: {k: r[k] for k in ("steps", "stopped_early", "seconds")}
+            **learnt_from, **{r["phase"]: {k: r[k] for k in ("steps", "total_steps",
+                                                             "stopped_early", "seconds")}
                               | {"final_loss": r["losses"][-1] if r["losses"] else None}
                               for r in self.result.training}})
         return candidate.id

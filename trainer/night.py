@@ -6,7 +6,8 @@ Contract:
   them in the night's row, so any past night's report can be rebuilt (no log is read).
 - `report` turns a night's row (and the adapters' state now) into a `NightReport`: one line
   of outcome, the gate per task (candidate vs serving), the user's tasks before → after,
-  whether the night's adapter serves, was undone or never promoted, and what failed.
+  whether the night's adapter serves, was undone or never promoted, what failed, and whether
+  the night was short (`shortfall`).
 - `curve` is the learning curve over every night: the gate's success on its validation seeds
   of what served after each night (they are the same seeds each night, so the points compare).
 - `history` is each practice-safe task's record per night: practice attempts, successes, the
@@ -138,6 +139,26 @@ class Change:
             "worse" if self.after < self.before else "same"
 
 
+# A training phase that ran under this share of its steps before its time ran out made the
+# night a short one (a night alone stops GRPO at about 85% of its steps; one that shared the
+# machine, at a third, and its candidate undid what the night before had learnt).
+SHORT_SHARE = 0.5
+
+
+def shortfall(training: dict | None) -> str | None:
+    """A sentence when a training phase of the night stopped at its time with under
+    SHORT_SHARE of its steps done, else None (nights recorded before the phases kept their
+    planned steps say nothing)."""
+    cut = [f"{phase.upper()} ran {done['steps']} of its {done['total_steps']} steps"
+           for phase in ("sft", "grpo")
+           if (done := (training or {}).get(phase)) and done.get("stopped_early")
+           and done.get("total_steps") and done["steps"] < SHORT_SHARE * done["total_steps"]]
+    if not cut:
+        return None
+    return (f"a short night: {' and '.join(cut)} in its time; a machine busy at night trains "
+            "less (leave it free then, or give train_budget more minutes)")
+
+
 @dataclass
 class NightReport:
     night: Night
@@ -146,6 +167,7 @@ class NightReport:
     serving_now: int | None         # the adapter serving now (None: the base model)
     changes: list[Change] = field(default_factory=list)
     can_undo: bool = False          # its adapter serves now: rolling back undoes the night
+    short: str | None = None        # `shortfall`: training ran far short of its steps
 
     @property
     def yours(self) -> list[Change]:
@@ -199,7 +221,8 @@ async def report(store: Store, night: Night) -> NightReport:
         state, outcome = "serving", f"learned: {better} tasks better, {worse} worse — {serves}"
     return NightReport(night, outcome, state, serving_id, found,
                        can_undo=bool(night.promoted and serving_id is not None
-                                     and serving_id == night.candidate))
+                                     and serving_id == night.candidate),
+                       short=shortfall(night.training))
 
 
 async def last_report(store: Store, night_id: int | None = None) -> NightReport | None:

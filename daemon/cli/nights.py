@@ -109,6 +109,8 @@ def describe(found: NightReport, next_run: str | None) -> list[str]:
     night = found.night
     lines = [f"night {night.id}: {_when(night.started_at, night.ended_at)}, {night.status}",
              found.outcome]
+    if found.short:
+        lines.append(f"  {found.short}")
     practice = night.practice or {}
     for entry in practice.get("yours", []):
         lines.append(f"  practised {entry['task']!r}: {entry['succeeded']} of "
