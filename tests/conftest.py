@@ -69,6 +69,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("CI's time for the slow suites ran out before this test")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def matplotlib_font_cache() -> None:
+    """matplotlib runs fc-list once per machine to build its font cache, on first import:
+    done before any test, so a unit test that draws a chart starts no process of its own."""
+    import matplotlib.font_manager  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def unit_tier_stays_in_process(request: pytest.FixtureRequest,
                                monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
