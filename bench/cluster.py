@@ -36,6 +36,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 from harness import free_port
 
 ROWS = ("local", "local2", "ray1", "ray2", "ray4", "server2", "server4", "faults2")
@@ -97,17 +98,7 @@ def processes() -> list[tuple[int, bytes]]:
 
 
 def descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError):
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+    return {p.pid for p in psutil.Process(pid).children(recursive=True)}
 
 
 async def measure(name: str, run) -> Row:

@@ -14,6 +14,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import nightloop, run_async
 
@@ -78,19 +79,7 @@ class KillsItsBrowser(OraclePolicy):
 
 
 def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
 
 
 def actors_alive(ray) -> int:
