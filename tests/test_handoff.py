@@ -115,6 +115,7 @@ def peft_folder(path):
     return path
 
 
+@pytest.mark.slow                    # two and a half minutes: the gate runs both adapters
 @pytest.mark.browser
 def test_an_adapter_trained_elsewhere_is_imported_and_gated_like_the_cycles_own(home, tmp_path):
     db = home / "s.db"

@@ -109,6 +109,7 @@ FLOOR_TEMPLATES = ("click-button", "click-dialog-2", "click-tab-2", "click-widge
 FLIP_AUC_PER_TASK_FLOOR, FLIP_AUC_FLOOR = 0.72, 0.58
 
 
+@pytest.mark.slow                    # the whole labelled set through the judge
 @pytest.mark.model
 @pytest.mark.timeout(900)
 def test_flip_auc_on_the_labelled_set_stays_above_the_floor(tmp_path):

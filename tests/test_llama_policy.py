@@ -150,7 +150,7 @@ def test_the_sampling_cuts_are_settings_and_take_effect():
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("temperature", [0.0, 1.0])
+@pytest.mark.parametrize("temperature", [pytest.param(0.0, marks=pytest.mark.slow), 1.0])
 def test_grammar_sampling_draws_as_llama_cpp_would_and_records_its_own_probabilities(
         temperature):
     """The grammar runs as a logits processor so the draw can be recorded: the output is the

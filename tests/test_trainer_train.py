@@ -114,6 +114,7 @@ class Interrupted(Exception):
     pass
 
 
+@pytest.mark.slow                    # thirteen SFT steps over five runs
 @pytest.mark.timeout(600)
 def test_an_interrupted_phase_goes_on_from_its_saved_state_to_the_same_weights(tmp_path):
     from peft import get_peft_model_state_dict
