@@ -43,7 +43,7 @@ from daemon.core.settings import Settings
 from daemon.core.store import Episode, Reward, Step, Store, now
 
 from . import splits
-from .evaluation import EpisodeResult, EvalPlan, Runner
+from .evaluation import EpisodeResult, EvalPlan, Runner, share_out
 from .harness import harness
 
 log = logging.getLogger(__name__)
@@ -216,18 +216,8 @@ class _Driver:
 
     async def run(self, actors: list) -> list[EpisodeResult]:
         groups = list(dict.fromkeys(self.plan.jobs))        # (task, seed) once, in plan order
-        done: dict[tuple[str, int], list[EpisodeResult]] = {}
-        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-        for group in groups:
-            queue.put_nowait(group)
-
-        async def serve(actor) -> None:
-            while not queue.empty():
-                task, seed = queue.get_nowait()
-                done[task, seed] = await self.group(actor, task, seed)
-
-        await asyncio.gather(*(serve(actor) for actor in actors))
-        return [r for group in groups for r in done.get(group, [])]
+        done = await share_out(groups, actors, lambda actor, group: self.group(actor, *group))
+        return [r for results in done for r in results]
 
     async def group(self, actor, task: str, seed: int) -> list[EpisodeResult]:
         started = time.perf_counter()

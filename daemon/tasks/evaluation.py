@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from daemon.agent.camera import Camera
 from daemon.agent.episode import BrowserError, Limits, run_episode
@@ -96,6 +97,27 @@ async def evaluate(plan: EvalPlan, *, policy: Policy, db: Path,
                                 on_result).run_all()
 
 
+W, T, R = TypeVar("W"), TypeVar("T"), TypeVar("R")
+
+
+async def share_out(items: Sequence[T], workers: Iterable[W],
+                    run: Callable[[W, T], Awaitable[R]]) -> list[R]:
+    """`run(worker, item)` for every item, each worker taking the next item as it comes free
+    (one at a time per worker); the results in the items' order."""
+    queue: asyncio.Queue[tuple[int, T]] = asyncio.Queue()
+    for numbered in enumerate(items):
+        queue.put_nowait(numbered)
+    results: dict[int, R] = {}
+
+    async def serve(worker: W) -> None:
+        while not queue.empty():
+            i, item = queue.get_nowait()
+            results[i] = await run(worker, item)
+
+    await asyncio.gather(*(serve(worker) for worker in workers))
+    return [results[i] for i in sorted(results)]
+
+
 class Runner:
     """Runs a plan's episodes in one browser, recording into `store` (cluster.py's actors
     run one each)."""
@@ -106,20 +128,11 @@ class Runner:
         self.base_url, self.on_result = base_url, on_result
 
     async def run_all(self) -> list[EpisodeResult]:
-        jobs = self.plan.jobs
-        results: list[EpisodeResult | None] = [None] * len(jobs)
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(len(jobs)):
-            queue.put_nowait(i)
-
-        async def worker() -> None:
-            while not queue.empty():
-                i = queue.get_nowait()
-                results[i] = await self.run_one(*jobs[i])
-                self.on_result(results[i])
-
-        await asyncio.gather(*(worker() for _ in range(max(1, self.plan.parallel))))
-        return [r for r in results if r is not None]
+        async def one(_tab: int, job: tuple[str, int]) -> EpisodeResult:
+            result = await self.run_one(*job)
+            self.on_result(result)
+            return result
+        return await share_out(self.plan.jobs, range(max(1, self.plan.parallel)), one)
 
     async def run_one(self, task: str, seed: int) -> EpisodeResult:
         result = EpisodeResult(task, seed, splits.split_of(seed), success=False,
