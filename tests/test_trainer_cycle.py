@@ -16,6 +16,7 @@ from daemon.core.settings import Settings
 from daemon.core.store import Episode, PracticeRule, Store
 from daemon.tasks import splits
 from daemon.tasks.practice import PracticeTask, site_of
+from trainer.clock import Clock
 from trainer.config import CyclePlan, TrainConfig
 from trainer.cycle import (
     GATE_SETUP_SECONDS,
@@ -108,17 +109,18 @@ def test_earlier_gate_outcomes_count_only_for_the_same_greedy_policy(tmp_path):
     assert GateResults.beside(db).runs == {}
 
 
-def test_a_resumed_cycle_spends_only_the_shares_of_the_phases_it_has_left(home):
-    from daemon.core.settings import load_settings
-    config = TrainConfig()           # practice 0.3, judge 0.05, train 0.45, gate 0.2
-    cycle = _Cycle(load_settings({"db": str(home / "a.db")}).settings, config,
-                   CyclePlan(tasks=("click-button",)), 1000, print, lambda *a: None)
-    assert cycle.left("judge") == pytest.approx(350, abs=2)
-    assert cycle.left("gate") == pytest.approx(1000, abs=2)
-    cycle.plan_time("train")        # resumed after practice and judging
-    assert cycle.left("practice") <= 0 and cycle.left("judge") <= 0
-    assert cycle.left("train") == pytest.approx(450, abs=2)
-    assert cycle.left("gate") == pytest.approx(650, abs=2)
+def test_a_resumed_cycle_spends_only_the_shares_of_the_phases_it_has_left():
+    now = [100.0]
+    clock = Clock(1000, TrainConfig().shares, now=lambda: now[0])  # 0.3, 0.05, 0.45, 0.2
+    clock.plan("practice")
+    assert {p: clock.left(p) for p in clock.deadline} == {
+        "practice": 300, "judge": 350, "train": 800, "gate": 1000}
+    now[0] = 500.0
+    clock.plan("train")              # resumed after practice and judging
+    assert {p: clock.left(p) for p in clock.deadline} == {
+        "practice": 0, "judge": 0, "train": 450, "gate": 650}
+    now[0] = 1200.0
+    assert clock.left("gate") == -50                # past its deadline
 
 
 def test_practice_gets_what_a_gate_sized_to_its_episodes_leaves(home):
@@ -146,13 +148,12 @@ def test_practice_gets_what_a_gate_sized_to_its_episodes_leaves(home):
     assert cycle._gate_need() == setup + (8 - 2) * 5.0      # the serving's known: not again
     cycle.yours = [PracticeTask("buy milk", "http://shop.test/", 1)] * 2
     assert cycle._gate_need() == setup + (8 - 2 + 2 * 2) * 5.0   # each of yours, both adapters
-    cycle.yours = []
-    cycle.plan_time("practice", gate_seconds=30)
-    assert cycle.left("practice") == pytest.approx(300 + 200 - 30, abs=2)
-    assert cycle.left("gate") == pytest.approx(1000, abs=2)
-    assert cycle.left("train") == pytest.approx(970, abs=2)
-    cycle.plan_time("practice", gate_seconds=5000)          # never more than its share
-    assert cycle.left("practice") == pytest.approx(300, abs=2)
+    clock = Clock(1000, config.shares, now=lambda: 0.0)
+    clock.plan("practice", gate_seconds=30)
+    assert clock.left("practice") == 300 + 200 - 30
+    assert (clock.left("train"), clock.left("gate")) == (970, 1000)
+    clock.plan("practice", gate_seconds=5000)               # never more than its share
+    assert clock.left("practice") == 300
 
 
 def test_practice_leaves_out_the_tasks_last_nights_practice_solved_every_time(home):

@@ -86,6 +86,7 @@ from daemon.tasks.practice import (
 from daemon.tasks.sites import Sites
 from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_values
 
+from .clock import Clock
 from .config import CyclePlan, TrainConfig
 from .data import mastered, practice_outcomes, training_set
 from .gate import GateOutcome, compare, decide
@@ -181,7 +182,10 @@ def _counter(progress: Progress, what: str, total: int) -> Callable[[object], No
 
 
 class _Cycle:
-    """One cycle's run; each phase is a method, `run` chains them from the saved phase."""
+    """One cycle's context, built once by `prepare`; each phase is a method of it (PHASES, in
+    order), and `run` goes through them from the phase the cycle's state is in."""
+
+    PHASES = ("practice", "judge", "train", "gate")     # TrainConfig.shares' phases
 
     def __init__(self, settings: Settings, config: TrainConfig, plan: CyclePlan, budget: float,
                  say: Say, progress: Progress):
@@ -191,29 +195,23 @@ class _Cycle:
         self.db = settings.db_path
         self.result = CycleResult()
         self.start, self.budget = time.monotonic(), budget
-        self.plan_time("practice")
-
-    def plan_time(self, first: str, gate_seconds: float | None = None) -> None:
-        """Deadlines from now for phase `first` and those after it, each at its share of the
-        budget (a resumed cycle spends only the shares of the phases it has left). With
-        `gate_seconds` (what the gate needs), the gate's share is no more than that and
-        practice gets what it leaves."""
-        shares = dict(self.config.shares)
-        if gate_seconds is not None:
-            gate = min(shares["gate"], gate_seconds / self.budget)
-            shares["practice"] += shares["gate"] - gate
-            shares["gate"] = gate
-        phases = list(shares)
-        end = time.monotonic()
-        self.deadline = dict.fromkeys(phases, end)
-        for name in phases[phases.index(first):]:
-            end += self.budget * shares[name]
-            self.deadline[name] = end
-
-    def left(self, phase: str) -> float:
-        return self.deadline[phase] - time.monotonic()
+        self.clock = Clock(budget, config.shares)
+        self.clock.plan("practice")
 
     async def run(self, fresh: bool) -> CycleResult:
+        await self.prepare(fresh)
+        phases = {"practice": self.practise, "judge": self.judge, "train": self.train,
+                  "gate": self.gate}
+        for phase in self.PHASES[self.PHASES.index(self.state.phase):]:
+            await self.set_phase(phase)
+            await phases[phase]()
+        self.state.done()
+        return self.result
+
+    async def prepare(self, fresh: bool) -> None:
+        """The context every phase reads: the serving adapter, the cycle's state (an
+        unfinished one's, to go on with), its night row, the user's tasks, demonstrations and
+        rules, the practice policy, and the deadlines of the phases left."""
         from daemon.agent.llama_policy import LlamaPolicy
         async with await Store.open(self.db, recover=False) as store:
             self.serving = await serving_adapter(store, self.settings)
@@ -221,7 +219,6 @@ class _Cycle:
             state = None if fresh else CycleState.load(self.db)
             if state and state.serving == serving_id:
                 self.result.resumed = state.phase
-                self.plan_time(state.phase)
                 self.say(f"going on with the cycle started {state.started} at its "
                          f"{state.phase} phase (--fresh starts over)")
             else:
@@ -263,16 +260,7 @@ class _Cycle:
                                 top_k=0, top_p=1.0, min_p=0.0, seed=-1,
                                 explore=self.config.practice_explore))
         self.policy = self.recipe.build()       # your tasks, and the training data's prompts
-        self.plan_time(state.phase, self._gate_need())
-        if state.phase == "practice":
-            await self.practise()
-            await self.set_phase("train")
-        if state.phase == "train":
-            state.candidate = await self.train()
-            await self.set_phase("gate")
-        await self.gate()
-        state.done()
-        return self.result
+        self.clock.plan(state.phase, self._gate_need())
 
     async def episodes(self, plan: EvalPlan, recipe: Recipe, db: Path,
                        on_result: Callable[[EpisodeResult], None] = lambda r: None,
@@ -286,6 +274,7 @@ class _Cycle:
                               on_result=on_result)
 
     async def set_phase(self, phase: str) -> None:
+        """The cycle is in `phase` now: on record in its state and its night row."""
         self.state.phase = phase
         self.state.save()
         await self.record(phase=phase)
@@ -304,7 +293,7 @@ class _Cycle:
                           error=self.result.error, ended_at=now(),
                           seconds=self.result.seconds)
 
-    # -- practice and the judge ---------------------------------------------------------------
+    # -- practice -----------------------------------------------------------------------------
 
     async def _mastered_last_night(self, store: Store, state: CycleState) -> set[str]:
         """The benchmark tasks (`benchmark:task`) last night's practice solved in every
@@ -336,7 +325,7 @@ class _Cycle:
             await _bounded(self.episodes(EvalPlan(taught, teach, plan.max_steps,
                                                   source="practice", by_seed=True),
                                          Recipe(lambda _: OraclePolicy()), self.db),
-                           self.left("practice"), self.say, "teacher")
+                           self.clock.left("practice"), self.say, "teacher")
         name = f"{self.policy.name} (adapter {self.state.serving or 'none'})"
         self.say(f"practice: {name} on {len(plan.tasks)} tasks x "
                  + (f"{len(seeds)} seeds" if plan.practice_seeds else
@@ -351,6 +340,8 @@ class _Cycle:
         def count(done: object) -> None:
             self.result.practice_episodes += 1
             tick(done)
+        # of practice's time left, the benchmarks' share when the user's tasks follow them
+        benchmarks_share = self.config.miniwob_practice_share if self.mine else 1
         # Replays first: they need no model and take seconds, whatever practice leaves.
         if self.demos and self.config.demo_replays:
             self.say(f"practice: {len(self.demos)} of your demonstrations replayed "
@@ -358,20 +349,19 @@ class _Cycle:
             await _bounded(replay_demonstrations(self.demos, self.config.demo_replays,
                                                  db=self.db, rules=self.rules,
                                                  screenshots=plan.screenshots, on_episode=count),
-                           self.left("practice"), self.say, "replays of your demonstrations")
+                           self.clock.left("practice"), self.say, "replays of your demonstrations")
         if site_replays:
             self.say(f"practice: your demonstrations replayed with the values of "
                      f"{sum(map(len, site_replays.values()))} site tasks (no model)")
             await _bounded(replay_with_values(self.recorded, site_replays, db=self.db,
                                               max_steps=2 * plan.max_steps,
                                               screenshots=plan.screenshots, on_result=count),
-                           self.left("practice"), self.say, "replays with the sites' values")
+                           self.clock.left("practice"), self.say, "replays with the sites' values")
         await _bounded(self.episodes(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
                                               source="practice", by_seed=True, attempts=k,
                                               screenshots=plan.screenshots),
                                      self.recipe, self.db, count, self.policy),
-                       self.left("practice") * (self.config.miniwob_practice_share if self.mine
-                                                else 1) * (0.5 if plan.sites else 1),
+                       self.clock.left("practice") * benchmarks_share * (0.5 if plan.sites else 1),
                        self.say, "practice")      # with sites to practise, MiniWoB++ gets half
         if plan.sites:
             self.say(f"practice: {len(plan.sites)} site templates x {len(seeds)} seeds x {k}")
@@ -380,8 +370,7 @@ class _Cycle:
                                                   benchmark=Sites(),
                                                   screenshots=plan.screenshots),
                                          self.recipe, self.db, count, self.policy),
-                           self.left("practice") * (self.config.miniwob_practice_share
-                                                    if self.mine else 1),
+                           self.clock.left("practice") * benchmarks_share,
                            self.say, "practice on the bundled sites")
         if self.mine:
             self.say(f"practice: {len(self.mine)} of your tasks x {k}"
@@ -389,19 +378,30 @@ class _Cycle:
             await _bounded(practise(self.mine, k, policy=self.policy, db=self.db,
                                     rules=self.rules, limits=Limits.of(self.settings),
                                     screenshots=plan.screenshots, on_episode=count),
-                           self.left("practice"), self.say, "practice on your tasks")
+                           self.clock.left("practice"), self.say, "practice on your tasks")
+        async with await Store.open(self.db, recover=False) as store:
+            last = max((e.id for e in await store.episodes(1)), default=self.state.first_id)
+            await store.update_night(
+                self.state.night, practice=await practised(store, self.state.first_id, last,
+                                                           {t.task for t in self.mine}),
+                last_episode=last)
+        self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
+
+    # -- the judge ----------------------------------------------------------------------------
+
+    async def judge(self) -> None:
+        """The judge scores the cycle's episodes that have no other reward, then (with
+        `judge_refit_episodes`) some with ground truth to refit its calibration; what is left
+        when its time ends, the daemon's queue judges."""
+        t0 = time.monotonic()
         async with await Store.open(self.db, recover=False) as store:
             pending = await store.unjudged(after=self.state.first_id)
             self.result.judged = await self._judge(store, pending)
             if self.config.judge_refit_episodes:
                 await self._refit_judge(store)
-            last = max((e.id for e in await store.episodes(1)), default=self.state.first_id)
-            await store.update_night(
-                self.state.night, practice=await practised(store, self.state.first_id, last,
-                                                           {t.task for t in self.mine}),
-                last_episode=last, judge={"judged": self.result.judged,
-                                          "calibration": self.result.calibration})
-        self.result.seconds["practice"] = round(time.monotonic() - t0, 1)
+            await store.update_night(self.state.night, judge={
+                "judged": self.result.judged, "calibration": self.result.calibration})
+        self.result.seconds["judge"] = round(time.monotonic() - t0, 1)
 
     async def _refit_judge(self, store: Store) -> None:
         """Let the judge score some of the cycle's episodes with ground truth, spread over the
@@ -429,7 +429,7 @@ class _Cycle:
         judge = judge_from_settings(self.settings)
         tick = _counter(self.progress, "judge", len(episode_ids))
         for done, episode_id in enumerate(episode_ids):
-            if self.left(phase) <= 0:
+            if self.clock.left(phase) <= 0:
                 self.say(f"judge: budget reached after {done} of {len(episode_ids)}; the "
                          "daemon's queue judges the rest")
                 return done
@@ -439,7 +439,9 @@ class _Cycle:
 
     # -- training and export ------------------------------------------------------------------
 
-    async def train(self) -> int:
+    async def train(self) -> None:
+        """SFT then GRPO from the serving adapter on the cycle's training set, exported to GGUF
+        and recorded as the candidate (in the cycle's state for the gate)."""
         t0, config = time.monotonic(), self.config
         async with await Store.open(self.db, recover=False) as store:
             data = await training_set(store, config, self.policy.render,
@@ -461,8 +463,9 @@ class _Cycle:
         # SFT may use at most sft_share of the training time when GRPO has groups to learn
         # from (unsplit, SFT used all of it and GRPO never ran: bench/learning.py, first run).
         share = config.sft_share if grpo and config.grpo_epochs else 1.0
-        sft_end = time.monotonic() + self.left("train") * share
-        for phase, samples, end in (("sft", sft, sft_end), ("grpo", grpo, self.deadline["train"])):
+        sft_end = time.monotonic() + self.clock.left("train") * share
+        grpo_end = self.clock.deadline["train"]
+        for phase, samples, end in (("sft", sft, sft_end), ("grpo", grpo, grpo_end)):
             report: Report = await asyncio.to_thread(
                 train, model, tokenizer, samples, config, phase, end,
                 lambda r: self.progress(r.phase, r.steps, r.total_steps),
@@ -493,7 +496,7 @@ class _Cycle:
                                                              "stopped_early", "seconds")}
                               | {"final_loss": r["losses"][-1] if r["losses"] else None}
                               for r in self.result.training}})
-        return candidate.id
+        self.state.candidate = candidate.id
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -538,12 +541,12 @@ class _Cycle:
                 await _bounded(self.episodes(EvalPlan(list(plan.tasks), seeds, plan.max_steps,
                                                       by_seed=True), recipe,
                                              self.folder / "gate.db", record, policy),
-                               self.left("gate") * share * (self.config.miniwob_gate_share
+                               self.clock.left("gate") * share * (self.config.miniwob_gate_share
                                                             if self.yours else 1),
                                self.say, "gate")
             if self.yours:
                 seen[name].update(await self._your_rewards(policy, tick,
-                                                           self.left("gate") * share))
+                                                           self.clock.left("gate") * share))
             earlier.add(keys[name], seen[name])
         earlier.paced(pace)
         outcome = compare(seen["candidate"], seen["serving"], plan.tasks, known=len(known),
@@ -599,7 +602,7 @@ class _Cycle:
         practised = self.result.practice_episodes
         per_episode = self.result.seconds.get("practice", 0) / practised if practised else \
             self.plan.max_steps * STEP_SECONDS
-        seconds = self.left("gate") * (config.miniwob_gate_share if self.yours else 1) / 2
+        seconds = self.clock.left("gate") * (config.miniwob_gate_share if self.yours else 1) / 2
         fits = int(seconds / (tasks * per_episode))
         seeds = max(1, min(wanted, fits))
         self.say(f"gate: {seeds} validation seeds x {tasks} tasks = {seeds * tasks} episodes per "
