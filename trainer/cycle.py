@@ -88,7 +88,7 @@ from daemon.tasks.sites.replays import demonstrated, fitting_seeds, replay_with_
 
 from .clock import Clock
 from .config import CyclePlan, TrainConfig
-from .data import mastered, practice_outcomes, training_set
+from .data import mastered, practice_outcomes, training_set, windows
 from .gate import GateOutcome, compare, decide
 from .gate_results import GateResults, policy_key
 from .night import practised, trained_on
@@ -300,8 +300,7 @@ class _Cycle:
         attempt of every seed (with `sft_skip_solved`): tonight's practice leaves them out."""
         if not self.config.sft_skip_solved:
             return set()
-        starts = [a.data_window["after_episode"] for a in await store.adapters()
-                  if a.data_window and a.data_window["after_episode"] < state.first_id]
+        starts = await windows(store, before=state.first_id)
         if not starts:
             return set()
         return mastered(await practice_outcomes(store, max(starts), before=state.first_id + 1))

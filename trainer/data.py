@@ -342,6 +342,15 @@ def grpo_samples(samples: list[Sample], config: TrainConfig) -> list[Sample]:
             if s.episode_id in advantage]
 
 
+async def windows(store: Store, before: int | None = None) -> list[int]:
+    """Where the windows of the nights that trained an adapter began (the last episode id
+    before each), oldest first; with `before`, only those that began before that id. The
+    newest is the last night's: `nightloop train export` writes from there by default."""
+    starts = sorted(a.data_window["after_episode"] for a in await store.adapters()
+                    if a.data_window)
+    return [start for start in starts if before is None or start < before]
+
+
 def nights_since(cycle_starts: list[int]) -> Callable[[int], int]:
     """Episode id → how many cycles started after it (`cycle_starts`: the last episode id
     before each cycle, tonight's included): 0 for tonight's episodes."""
@@ -443,8 +452,7 @@ async def training_set(store: Store, config: TrainConfig, render: RenderPrompt, 
     def skip(episode: Episode) -> bool:
         return episode.task in held
     practice = await load_samples(store, config, ("practice",), render, skip=skip, after=after)
-    age = nights_since([a.data_window["after_episode"] for a in await store.adapters()
-                        if a.data_window] + [after])
+    age = nights_since(await windows(store) + [after])
     learnt = demonstrations_learnt(age, config.demo_nights)
     users = await load_samples(store, config, USER_SOURCES, render,
                                skip=lambda e: skip(e) or learnt(e))

@@ -154,8 +154,8 @@ def _cycle(settings, config: TrainConfig, plan: CyclePlan, seconds: float, bars:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default=Path("nightloop-dataset"), show_default=True, help="Folder to write.")
 @click.option("--after", "after", type=click.IntRange(0), default=None,
-              help="This night's window: episodes after this id [default: after the newest "
-                   "adapter's window, as the next cycle would].")
+              help="The window's practice: episodes after this id [default: from where the "
+                   "last night's window began, so its practice and what came since].")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False,
                                                          path_type=Path), default=None,
               help="TOML file overriding training settings (what is selected, and how).")
@@ -169,17 +169,13 @@ def train_export(fmt: str, out: Path, after: int | None, config_file: Path | Non
     """
     from daemon.agent.llama_policy import LlamaPolicy  # renders teacher samples' prompts
     from trainer import handoff
-    from trainer.data import training_set
+    from trainer.data import training_set, windows
     config = TrainConfig.from_toml(config_file) if config_file else TrainConfig()
     settings = settings_from(**flags)
 
     @with_store(flags["db"])
     async def go(store: Store) -> dict:
-        start = after
-        if start is None:
-            windows = [a.data_window["after_episode"] for a in await store.adapters()
-                       if a.data_window]
-            start = max(windows, default=0)
+        start = after if after is not None else (await windows(store) or [0])[-1]
         policy = LlamaPolicy(settings)
         data = await training_set(store, config, policy.render, after=start)
         return handoff.write(out, data.sft, data.grpo, fmt=fmt, meta={
