@@ -195,8 +195,7 @@ class _Cycle:
         self.db = settings.db_path
         self.result = CycleResult()
         self.start, self.budget = time.monotonic(), budget
-        self.clock = Clock(budget, config.shares)
-        self.clock.plan("practice")
+        self.clock = Clock(budget, config.shares)      # planned once the phase is known
 
     async def run(self, fresh: bool) -> CycleResult:
         await self.prepare(fresh)
