@@ -39,6 +39,13 @@ error              daemon → client            the last message was not underst
 
 Requests that expect a reply carry a ``request_id`` (a string chosen by the sender) that the
 reply echoes; an ``error`` caused by a request echoes it too.
+
+A field typed ``dict`` is a record another module owns, validated there, not here: an action
+by `actions.Action.parse`, an observation by `observation.Observation.from_json`, an episode or
+step as the store's row (`store.Episode` / `store.Step` as JSON), a probe's arguments and
+result by the harness that named the probe, an action's `detail` (what the page reported:
+the URL after it, whether it navigated, the target's descriptor) by the episode loop that
+records it, and the night report by `trainer.night.NightReport.to_json`.
 """
 
 from __future__ import annotations
