@@ -45,7 +45,8 @@ by `actions.Action.parse`, an observation by `observation.Observation.from_json`
 step as the store's row (`store.Episode` / `store.Step` as JSON), a probe's arguments and
 result by the harness that named the probe, an action's `detail` (what the page reported:
 the URL after it, whether it navigated, the target's descriptor) by the episode loop that
-records it, and the night report by `trainer.night.NightReport.to_json`.
+records it, the night report by `trainer.night.NightReport.to_json`, and a status's
+`counts` (episodes per status) by `Store.counts`.
 """
 
 from __future__ import annotations
