@@ -191,9 +191,9 @@ def test_a_night_whose_training_ran_far_short_of_its_steps_says_so(tmp_path):
             return seen[-1]
     seen = []
     starved = run_async(go({"sft": phase(93, 116), "grpo": phase(65, 181)}))
-    assert starved.short == "a short night: GRPO ran 65 of its 181 steps in its time; a " \
-        "machine busy at night trains less (leave it free then, or give train_budget more " \
-        "minutes)"
+    assert starved.short == "a short night: GRPO ran 65 of its 181 steps in its time (a " \
+        "machine busy with other work, or more to learn than the budget fits: give " \
+        "train_budget more minutes)"
     assert starved.to_json()["short"] == starved.short
     assert describe(starved, None)[2] == f"  {starved.short}"
     both = run_async(go({"sft": phase(10, 116), "grpo": phase(0, 181)}))

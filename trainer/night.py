@@ -155,8 +155,8 @@ def shortfall(training: dict | None) -> str | None:
            and done.get("total_steps") and done["steps"] < SHORT_SHARE * done["total_steps"]]
     if not cut:
         return None
-    return (f"a short night: {' and '.join(cut)} in its time; a machine busy at night trains "
-            "less (leave it free then, or give train_budget more minutes)")
+    return (f"a short night: {' and '.join(cut)} in its time (a machine busy with other work, "
+            "or more to learn than the budget fits: give train_budget more minutes)")
 
 
 @dataclass
