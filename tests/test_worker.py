@@ -38,7 +38,8 @@ def test_a_stopped_service_worker_reconnects_and_the_episode_goes_on(browser, da
         'fill "Name" with "Ada"; wait 4; fill "Email" with "ada@example.com"; done',
         timeout=120)))
     run.start()
-    wait_until(lambda: "step 1: wait" in log.read_text()[seen:], timeout=30,
+    # A step is logged when it ends: once the first is, the four-second wait has begun.
+    wait_until(lambda: "step 0: fill" in log.read_text()[seen:], timeout=30,
                what="the episode to reach its wait")
     t0 = time.monotonic()
     stop_workers(browser)
