@@ -182,10 +182,8 @@ def _counter(progress: Progress, what: str, total: int) -> Callable[[object], No
 
 
 class _Cycle:
-    """One cycle's context, built once by `prepare`; each phase is a method of it (PHASES, in
-    order), and `run` goes through them from the phase the cycle's state is in."""
-
-    PHASES = ("practice", "judge", "train", "gate")     # TrainConfig.shares' phases
+    """One cycle's context, built once by `prepare`; each phase is a method of it, and `run`
+    goes through them in order (TrainConfig.shares') from the phase the cycle's state is in."""
 
     def __init__(self, settings: Settings, config: TrainConfig, plan: CyclePlan, budget: float,
                  say: Say, progress: Progress):
@@ -201,7 +199,8 @@ class _Cycle:
         await self.prepare(fresh)
         phases = {"practice": self.practise, "judge": self.judge, "train": self.train,
                   "gate": self.gate}
-        for phase in self.PHASES[self.PHASES.index(self.state.phase):]:
+        names = list(phases)
+        for phase in names[names.index(self.state.phase):]:
             await self.set_phase(phase)
             await phases[phase]()
         self.state.done()
