@@ -140,8 +140,8 @@ class Change:
 
 
 # A training phase that ran under this share of its steps before its time ran out made the
-# night a short one (a night alone stops GRPO at about 85% of its steps; one that shared the
-# machine, at a third, and its candidate undid what the night before had learnt).
+# night a short one (nights alone stopped GRPO at 59% and 85% of its steps; one that shared
+# the machine, at a third, and its candidate undid what the night before had learnt).
 SHORT_SHARE = 0.5
 
 
