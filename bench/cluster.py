@@ -6,8 +6,10 @@ The same plan (a suite's tasks on the first N test seeds) runs as:
 - `local K tabs`: one process, K tabs sharing its model (`--parallel K`);
 - `ray A actors`: a Ray instance on this machine, A actors, each its own Chromium and llama.cpp
   (threads: the cores shared out);
-- `ray A actors, one server`: A actors whose policies share one OpenAI-compatible server
-  (llama-cpp-python's, `backend = "openai"`), the batching question.
+- `ray A actors, one server` (`serverA`): A actors whose policies share one OpenAI-compatible
+  server (`backend = "openai"`): llama-cpp-python's, which answers one request at a time, or
+  with `--llama-server PATH` llama.cpp's own with A parallel slots (`--parallel A`, each slot
+  the context a local run has), which decodes them in one batch: the batching question.
 `faults2` is `ray2` with one actor's process and one actor's Chromium killed mid-run; it
 says how every planned episode ended. The model runs without an adapter in every row (the
 server takes none here), so only where the episodes run differs. Episodes per minute are
@@ -16,7 +18,8 @@ column); with `--policy oracle` no model runs, and the difference per episode to
 run is Ray's own overhead.
 
 Usage: python bench/cluster.py [--suite core] [--seeds 1] [--policy llm|oracle]
-       [--rows local,local2,ray1,ray2,ray4,server2,server4,faults2].
+       [--rows local,local2,ray1,ray2,ray4,server1,server2,server4,faults2]
+       [--llama-server PATH].
 Prints a table; asserts nothing.
 """
 
@@ -39,7 +42,8 @@ from pathlib import Path
 import psutil
 from harness import free_port
 
-ROWS = ("local", "local2", "ray1", "ray2", "ray4", "server2", "server4", "faults2")
+ROWS = ("local", "local2", "ray1", "ray2", "ray4", "server1", "server2", "server4", "faults2")
+CONTEXT = 4096                  # tokens of context per sequence, as a local run's model has
 
 
 @dataclasses.dataclass
@@ -112,14 +116,19 @@ async def measure(name: str, run) -> Row:
 
 
 @contextlib.contextmanager
-def model_server(threads: int):
-    """llama-cpp-python's OpenAI-compatible server on the shipped model: its API's URL."""
+def model_server(threads: int, slots: int, binary: Path | None):
+    """An OpenAI-compatible server on the shipped model: llama.cpp's `binary` with `slots`
+    sequences decoded together, or llama-cpp-python's (one at a time); its API's URL."""
     from daemon.core.models import shipped_model
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model",
-                               str(shipped_model()), "--port", str(port), "--n_ctx", "4096",
-                               "--n_threads", str(threads)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if binary:
+        command = [str(binary), "--model", str(shipped_model()), "--port", str(port),
+                   "--ctx-size", str(CONTEXT * slots), "--parallel", str(slots),
+                   "--threads", str(threads)]
+    else:
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model()),
+                   "--port", str(port), "--n_ctx", str(CONTEXT), "--n_threads", str(threads)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
@@ -134,7 +143,8 @@ def model_server(threads: int):
         server.wait(15)
 
 
-async def main(suite: str, n_seeds: int, policy_name: str, rows: list[str]) -> None:
+async def main(suite: str, n_seeds: int, policy_name: str, rows: list[str],
+               llama_server: Path | None) -> None:
     import ray
 
     from daemon.core.settings import Settings
@@ -161,7 +171,8 @@ async def main(suite: str, n_seeds: int, policy_name: str, rows: list[str]) -> N
         return Recipe(make_policy, settings)
 
     print(f"# nightloop on Ray: {suite} ({len(tasks)} tasks) x {len(seeds)} test seeds, policy "
-          f"{policy_name}, {cores} cores, Ray {ray.__version__}\n")
+          f"{policy_name}, {cores} cores, Ray {ray.__version__}, server "
+          f"{llama_server or 'llama-cpp-python'}\n")
     measured: list[Row] = []
     accounts: list[tuple[str, str]] = []
     for name in rows:
@@ -174,8 +185,8 @@ async def main(suite: str, n_seeds: int, policy_name: str, rows: list[str]) -> N
                                                             on_result=tell))
         else:
             faults = Faults() if name.startswith("faults") else None
-            serving = model_server(cores) if name.startswith("server") else \
-                contextlib.nullcontext()
+            serving = model_server(cores, actors, llama_server) \
+                if name.startswith("server") else contextlib.nullcontext()
             with serving as url:
                 ray.init(num_cpus=actors, include_dashboard=False, object_store_memory=2**28)
                 try:
@@ -212,9 +223,14 @@ if __name__ == "__main__":
     parser.add_argument("--policy", choices=("llm", "oracle"), default="llm")
     parser.add_argument("--rows", default=",".join(ROWS),
                         help=f"which runs, in order (the first should be local): {ROWS}")
+    parser.add_argument("--llama-server", type=Path,
+                        help="llama.cpp's llama-server binary for the server rows (default: "
+                             "llama-cpp-python's server, which does not batch)")
     args = parser.parse_args()
+    if args.llama_server and not args.llama_server.is_file():
+        parser.error(f"--llama-server: no such file {args.llama_server}")
     rows = args.rows.split(",")
     unknown = set(rows) - set(ROWS)
     if unknown:
         parser.error(f"unknown rows {sorted(unknown)}: choose from {ROWS}")
-    asyncio.run(main(args.suite, args.seeds, args.policy, rows))
+    asyncio.run(main(args.suite, args.seeds, args.policy, rows, args.llama_server))
