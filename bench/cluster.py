@@ -43,7 +43,6 @@ import psutil
 from harness import free_port
 
 ROWS = ("local", "local2", "ray1", "ray2", "ray4", "server1", "server2", "server4", "faults2")
-CONTEXT = 4096                  # tokens of context per sequence, as a local run's model has
 
 
 @dataclasses.dataclass
@@ -120,14 +119,16 @@ def model_server(threads: int, slots: int, binary: Path | None):
     """An OpenAI-compatible server on the shipped model: llama.cpp's `binary` with `slots`
     sequences decoded together, or llama-cpp-python's (one at a time); its API's URL."""
     from daemon.core.models import shipped_model
+    from daemon.core.settings import Settings
+    context = Settings().n_ctx          # per sequence, as a local run's model has
     port = free_port()
     if binary:
         command = [str(binary), "--model", str(shipped_model()), "--port", str(port),
-                   "--ctx-size", str(CONTEXT * slots), "--parallel", str(slots),
+                   "--ctx-size", str(context * slots), "--parallel", str(slots),
                    "--threads", str(threads)]
     else:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(shipped_model()),
-                   "--port", str(port), "--n_ctx", str(CONTEXT), "--n_threads", str(threads)]
+                   "--port", str(port), "--n_ctx", str(context), "--n_threads", str(threads)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     try:
